@@ -1,0 +1,3 @@
+"""tenantgate: a multi-tenant LLM inference gateway."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from tenantgate.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP edge: thin handlers that parse, call one service, and render."""

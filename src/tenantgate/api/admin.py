@@ -1,0 +1,136 @@
+"""Platform-admin REST API under /admin: tenants, users, keys, usage. Bearer TENANTGATE_ADMIN_TOKEN."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+
+from tenantgate.api.admin_schemas import (
+    KeyCreated,
+    KeyIn,
+    KeyOut,
+    ModelUsage,
+    TenantIn,
+    TenantOut,
+    TenantPatch,
+    UsageOut,
+    UserIn,
+    UserOut,
+)
+from tenantgate.clock import utcnow
+from tenantgate.domain import UsageTotals
+from tenantgate.errors import AuthenticationFailed, InvalidRequest
+from tenantgate.runtime import Gateway
+from tenantgate.tenancy import TenancyService
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def tenancy(request: Request) -> TenancyService:
+    service: TenancyService = request.app.state.tenancy
+    return service
+
+
+def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    expected = gateway(request).settings.admin_token
+    if expected is None:
+        raise AuthenticationFailed("The admin API is disabled: start the gateway with TENANTGATE_ADMIN_TOKEN set.")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected.get_secret_value()):
+        raise AuthenticationFailed("Missing or wrong admin token (Authorization: Bearer <TENANTGATE_ADMIN_TOKEN>).")
+
+
+Service = Annotated[TenancyService, Depends(tenancy)]
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+@router.get("/tenants")
+async def list_tenants(service: Service) -> list[TenantOut]:
+    return [TenantOut.of(t) for t in await service.list_tenants()]
+
+
+@router.post("/tenants", status_code=201)
+async def create_tenant(body: TenantIn, service: Service) -> TenantOut:
+    models = None if body.allowed_models is None else tuple(body.allowed_models)
+    tenant = await service.create_tenant(
+        body.slug, name=body.name, plan=body.plan, mode=body.mode, region=body.region, allowed_models=models
+    )
+    return TenantOut.of(tenant)
+
+
+@router.get("/tenants/{slug}")
+async def get_tenant(slug: str, service: Service) -> TenantOut:
+    return TenantOut.of(await service.tenant(slug))
+
+
+@router.patch("/tenants/{slug}")
+async def update_tenant(slug: str, body: TenantPatch, service: Service) -> TenantOut:
+    tenant = await service.update_tenant(slug, plan=body.plan, status=body.status, name=body.name, region=body.region)
+    return TenantOut.of(tenant)
+
+
+@router.post("/tenants/{slug}/users", status_code=201)
+async def add_user(slug: str, body: UserIn, service: Service) -> UserOut:
+    return UserOut.of(await service.add_user(slug, body.email, body.name, body.role))
+
+
+@router.get("/tenants/{slug}/users")
+async def list_users(slug: str, service: Service) -> list[UserOut]:
+    return [UserOut.of(u) for u in await service.users(slug)]
+
+
+@router.post("/tenants/{slug}/keys", status_code=201)
+async def create_key(slug: str, body: KeyIn, service: Service) -> KeyCreated:
+    models = None if body.models is None else tuple(body.models)
+    created = await service.create_key(
+        slug, name=body.name, models=models, user_id=body.user_id, expires_at=body.expires_at
+    )
+    return KeyCreated(**KeyOut.of(created.key).model_dump(), key=created.plaintext)
+
+
+@router.get("/tenants/{slug}/keys")
+async def list_keys(slug: str, service: Service) -> list[KeyOut]:
+    return [KeyOut.of(k) for k in await service.keys(slug)]
+
+
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(key_id: str, service: Service) -> KeyOut:
+    return KeyOut.of(await service.revoke_key(key_id))
+
+
+@router.get("/tenants/{slug}/usage")
+async def usage(
+    slug: str,
+    request: Request,
+    service: Service,
+    since: Annotated[datetime | None, Query(description="Start (inclusive, UTC); default 30 days ago")] = None,
+    until: Annotated[datetime | None, Query(description="End (exclusive, UTC); default now")] = None,
+) -> UsageOut:
+    gw = gateway(request)
+    tenant = await service.tenant(slug)
+    until = _utc(until) if until else utcnow() + timedelta(seconds=1)
+    since = _utc(since) if since else until - timedelta(days=30)
+    if since >= until:
+        raise InvalidRequest("'since' must be before 'until'.", param="since")
+    await gw.recorder.flush()  # what was served up to now counts, even if not yet written
+    totals = await gw.store.usage_totals(tenant.id, since, until)
+    total = UsageTotals(
+        "*",
+        sum(t.requests for t in totals),
+        sum(t.prompt_tokens for t in totals),
+        sum(t.completion_tokens for t in totals),
+        sum(t.errors for t in totals),
+    )
+    return UsageOut(
+        tenant=slug, since=since, until=until, models=[ModelUsage.of(t) for t in totals], total=ModelUsage.of(total)
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,100 @@
+"""The OpenAI-compatible data plane as a plain ASGI app: no framework work per token.
+
+Paths: /v1/{chat/completions,completions,embeddings,models} and the same under
+/tenants/{tenant}/v1/..., where the key must belong to {tenant}.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import orjson
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tenantgate.api.errors import error_response, internal_error_response
+from tenantgate.errors import BodyTooLarge, GatewayError, InvalidRequest, NotFound
+from tenantgate.inference_request import Endpoint
+from tenantgate.pipeline import InferenceCall, check_namespace, handle_inference
+from tenantgate.routing.policy import visible_models
+from tenantgate.runtime import Gateway
+
+log = logging.getLogger(__name__)
+
+_POST_ROUTES = {"/v1/" + e.value: e for e in Endpoint}
+
+
+class ClientGone(Exception):
+    """The client disconnected while sending its request."""
+
+
+def split_namespace(path: str) -> tuple[str | None, str]:
+    """'/tenants/acme/v1/models' → ('acme', '/v1/models')."""
+    if not path.startswith("/tenants/"):
+        return None, path
+    tenant, _, rest = path[len("/tenants/") :].partition("/")
+    return tenant or None, "/" + rest
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise BodyTooLarge(f"The request body exceeds the {limit}-byte limit.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"The request body exceeds the {limit}-byte limit.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def authorization_of(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
+
+
+class DataPlane:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = os.urandom(12).hex()
+        app: ASGIApp
+        try:
+            app = await self._route(scope, receive, request_id)
+        except GatewayError as exc:
+            app = error_response(exc, request_id)
+        except ClientGone:
+            return
+        except Exception:
+            log.exception("unhandled error in request %s", request_id)
+            app = internal_error_response(request_id)
+        await app(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, request_id: str) -> ASGIApp:
+        namespace, path = split_namespace(scope["path"])
+        method = scope["method"]
+        endpoint = _POST_ROUTES.get(path)
+        if endpoint is not None:
+            if method != "POST":
+                raise InvalidRequest(f"Use POST for {path}.", code="method_not_allowed")
+            body = await read_body(scope, receive, self.gateway.settings.max_body_bytes)
+            call = InferenceCall(endpoint, body, authorization_of(scope), namespace, request_id)
+            return await handle_inference(self.gateway, call)
+        if path == "/v1/models" and method == "GET":
+            principal = await self.gateway.keys.authenticate(authorization_of(scope))
+            check_namespace(principal, namespace)
+            models = visible_models(self.gateway.catalog, principal)
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "tenantgate"} for m in models]
+            return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+        raise NotFound(f"Unknown endpoint {method} {scope['path']}.")

@@ -1,0 +1,68 @@
+"""Render any GatewayError as the OpenAI error shape; nothing else ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from tenantgate.errors import GatewayError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type_, "code": code, "param": param}})
+
+
+def error_response(error: GatewayError, request_id: str | None = None) -> Response:
+    response = Response(
+        error_body(error.message, error.type, error.code, error.param),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers,
+    )
+    if request_id:
+        response.headers["x-request-id"] = request_id
+    return response
+
+
+def internal_error_response(request_id: str | None = None) -> Response:
+    message = "The gateway failed to handle this request; it has been logged"
+    message += f" as {request_id}." if request_id else "."
+    return error_response(GatewayError(message), request_id)
+
+
+async def on_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    type_ = "invalid_request_error" if exc.status_code < 500 else "internal_error"
+    code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    return Response(
+        error_body(str(exc.detail), type_, code), status_code=exc.status_code, media_type="application/json"
+    )
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    location = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    message = f"Invalid request: {location or 'body'}: {first.get('msg', 'invalid value')}."
+    return Response(
+        error_body(message, "invalid_request_error", "invalid_request", location or None),
+        status_code=400,
+        media_type="application/json",
+    )
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return internal_error_response()

@@ -1,0 +1,65 @@
+"""Health, readiness, version and the caller's model settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+
+from tenantgate import __version__
+from tenantgate.api.admin import gateway
+from tenantgate.routing.policy import visible_models
+
+router = APIRouter(tags=["public"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(request: Request) -> dict[str, Any] | JSONResponse:
+    """Readiness: the store answers and at least one deployment is registered."""
+    gw = gateway(request)
+    checks = {"store": "ok", "deployments": len(gw.catalog.deployments)}
+    try:
+        await gw.store.ping()
+    except Exception:  # noqa: BLE001 - any driver error means not ready
+        checks["store"] = "unreachable"
+    ready = checks["store"] == "ok" and len(gw.catalog.deployments) > 0
+    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    return body if ready else JSONResponse(body, status_code=503)
+
+
+@router.get("/version")
+async def version() -> dict[str, str]:
+    return {"version": __version__}
+
+
+@router.get("/model-settings")
+async def model_settings(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> dict[str, list[dict[str, Any]]]:
+    """For the caller's tenant: each model it may use, what serves it, and where."""
+    gw = gateway(request)
+    principal = await gw.keys.authenticate(authorization)
+    data = []
+    for model in visible_models(gw.catalog, principal):
+        served = gw.catalog.target(model)
+        deployments = gw.catalog.by_model[served]
+        if principal.region is not None:
+            deployments = tuple(d for d in deployments if d.region == principal.region)
+        data.append(
+            {
+                "id": model,
+                "served_model": served,
+                "pools": sorted({d.pool for d in deployments}),
+                "regions": sorted({d.region for d in deployments}),
+                "deployments": len(deployments),
+                "max_in_flight": sum(d.max_in_flight for d in deployments),
+            }
+        )
+    return {"data": data}

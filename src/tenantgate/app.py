@@ -1,0 +1,87 @@
+"""The composition root: `create_app(settings)` builds every part and the order requests flow through."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
+
+from tenantgate import __version__
+from tenantgate.api import admin, public
+from tenantgate.api.dataplane import DataPlane
+from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
+from tenantgate.auth.directory import KeyDirectory
+from tenantgate.builtin_engine import builtin_engine
+from tenantgate.discovery import build_catalog
+from tenantgate.errors import GatewayError
+from tenantgate.metering.recorder import UsageRecorder
+from tenantgate.providers.openai_compat import OpenAICompatProvider
+from tenantgate.runtime import Gateway, running
+from tenantgate.settings import Settings
+from tenantgate.storage.sql import SqlStore
+from tenantgate.tenancy import TenancyService
+
+log = logging.getLogger(__name__)
+
+
+class GatewayApp:
+    """Top-level ASGI app: data-plane paths go straight to the lean handler, the rest to FastAPI."""
+
+    def __init__(self, admin_app: FastAPI) -> None:
+        self.admin_app = admin_app
+        self.data_plane: DataPlane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.data_plane is not None:
+            path: str = scope["path"]
+            if path.startswith(("/v1/", "/tenants/")):
+                await self.data_plane(scope, receive, send)
+                return
+        await self.admin_app(scope, receive, send)
+
+
+def create_app(settings: Settings) -> GatewayApp:
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            store = SqlStore.from_url(settings.database_url)
+            stack.push_async_callback(store.close)
+            provider = OpenAICompatProvider(
+                connect_timeout_s=settings.upstream_connect_timeout_s,
+                read_timeout_s=settings.upstream_read_timeout_s,
+            )
+            stack.push_async_callback(provider.aclose)
+            engine_url = await stack.enter_async_context(builtin_engine(settings))
+            catalog = await build_catalog(settings, provider, engine_url)
+            keys = KeyDirectory(store, negative_ttl_s=settings.negative_key_ttl_s)
+            recorder = UsageRecorder(
+                store,
+                flush_s=settings.usage_flush_s,
+                batch_size=settings.usage_batch_size,
+                buffer_limit=settings.usage_buffer_limit,
+            )
+            gw = Gateway(settings, store, keys, catalog, provider, recorder)
+            await stack.enter_async_context(running(gw))
+            plans = frozenset(p.name for p in settings.catalog.plans)
+            api.state.gateway = gw
+            api.state.tenancy = TenancyService(store, keys, plans)
+            app.data_plane = DataPlane(gw)
+            try:
+                yield
+            finally:
+                app.data_plane = None
+
+    api = FastAPI(title="tenantgate", version=__version__, lifespan=lifespan)
+    api.include_router(public.router)
+    api.include_router(admin.router)
+    api.add_exception_handler(GatewayError, on_gateway_error)
+    api.add_exception_handler(HTTPException, on_http_exception)
+    api.add_exception_handler(RequestValidationError, on_validation_error)
+    api.add_exception_handler(Exception, on_unexpected)
+    app = GatewayApp(api)
+    return app

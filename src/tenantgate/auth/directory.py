@@ -1,0 +1,142 @@
+"""Bearer key → Principal, from an in-memory directory kept fresh by polling the store.
+
+The database is read only on a cold miss (single-flight per key id) and by one background poll
+every `key_refresh_s`, so revocations reach every instance within that interval and take effect
+at once on the instance that revoked (it calls `apply_key`). Unknown ids are cached briefly so a
+stream of made-up keys cannot hammer the database. If the store is down, cached keys keep working
+and a cold miss answers 503, never 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+
+from tenantgate.auth.keys import parse_key, secret_matches
+from tenantgate.clock import utcnow
+from tenantgate.domain import ApiKey, Principal, Tenant, TenantStatus
+from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
+from tenantgate.storage.base import TenancyStore
+
+# Rows written by another instance with a slightly slower clock must not be missed by the poll.
+POLL_OVERLAP = timedelta(seconds=10)
+
+
+def _principal(key: ApiKey, tenant: Tenant) -> Principal:
+    allowed: frozenset[str] | None = None
+    if tenant.allowed_models is not None:
+        allowed = frozenset(tenant.allowed_models)
+    if key.models is not None:
+        allowed = frozenset(key.models) if allowed is None else allowed & frozenset(key.models)
+    return Principal(
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        key_id=key.id,
+        user_id=key.user_id,
+        plan=tenant.plan,
+        region=tenant.region,
+        allowed_models=allowed,
+    )
+
+
+class KeyDirectory:
+    def __init__(self, store: TenancyStore, *, negative_ttl_s: float = 2.0) -> None:
+        self._store = store
+        self._negative_ttl_s = negative_ttl_s
+        self._keys: dict[str, ApiKey] = {}
+        self._tenants: dict[str, Tenant] = {}
+        self._principals: dict[str, Principal] = {}
+        self._unknown: dict[str, float] = {}
+        self._loading: dict[str, asyncio.Future[ApiKey | None]] = {}
+        self._watermark = utcnow()
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise AuthenticationFailed(
+                "Missing API key. Send it as 'Authorization: Bearer tg-...'.", code="missing_api_key"
+            )
+        scheme, _, token = authorization.partition(" ")
+        parsed = parse_key(token.strip()) if scheme.lower() == "bearer" else None
+        if parsed is None:
+            raise AuthenticationFailed("Malformed API key: tenantgate keys look like 'Bearer tg-<id>-<secret>'.")
+        key_id, secret = parsed
+        key = self._keys.get(key_id)
+        if key is None:
+            key = await self._load(key_id)
+        if key is None or not secret_matches(secret, key.secret_hash):
+            raise AuthenticationFailed("Incorrect API key provided.")
+        if key.revoked_at is not None:
+            raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
+        if key.expires_at is not None and key.expires_at <= utcnow():
+            raise AuthenticationFailed(f"This API key expired at {key.expires_at.isoformat()}.", code="expired_api_key")
+        principal = self._principals.get(key_id)
+        if principal is None:
+            principal = _principal(key, self._tenants[key.tenant_id])
+            self._principals[key_id] = principal
+        if self._tenants[key.tenant_id].status is not TenantStatus.ACTIVE:
+            raise PermissionDenied("This tenant is suspended; contact your platform operator.", code="tenant_suspended")
+        return principal
+
+    async def _load(self, key_id: str) -> ApiKey | None:
+        expiry = self._unknown.get(key_id)
+        if expiry is not None and expiry > time.monotonic():
+            return None
+        pending = self._loading.get(key_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[ApiKey | None] = asyncio.get_running_loop().create_future()
+        self._loading[key_id] = future
+        try:
+            key = await self._fetch(key_id)
+        except StoreUnavailable as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters may be none
+            raise
+        finally:
+            del self._loading[key_id]
+        future.set_result(key)
+        return key
+
+    async def _fetch(self, key_id: str) -> ApiKey | None:
+        try:
+            key = await self._store.get_key(key_id)
+            tenant = None if key is None else await self._store.get_tenant(key.tenant_id)
+        except Exception as exc:
+            raise StoreUnavailable("The key store is unreachable; retry in a few seconds.") from exc
+        if key is None or tenant is None:
+            self._unknown[key_id] = time.monotonic() + self._negative_ttl_s
+            if len(self._unknown) > 100_000:
+                self._unknown.clear()
+            return None
+        self._tenants[tenant.id] = tenant
+        self.apply_key(key)
+        return key
+
+    def apply_key(self, key: ApiKey) -> None:
+        """Take a key change into effect now (create, revoke, update)."""
+        self._unknown.pop(key.id, None)
+        if key.tenant_id in self._tenants:
+            self._keys[key.id] = key
+            self._principals.pop(key.id, None)
+
+    def apply_tenant(self, tenant: Tenant) -> None:
+        if tenant.id not in self._tenants:
+            return
+        self._tenants[tenant.id] = tenant
+        for key_id in [k for k, p in self._principals.items() if p.tenant_id == tenant.id]:
+            del self._principals[key_id]
+
+    async def refresh(self) -> None:
+        """Pull every key and tenant changed since the last poll (one round trip each)."""
+        started = utcnow()
+        changes = await self._store.changes_since(self._watermark - POLL_OVERLAP)
+        for tenant in changes.tenants:
+            self.apply_tenant(tenant)
+        for key in changes.keys:
+            if key.id in self._keys or key.id in self._unknown:
+                self.apply_key(key)
+        self._watermark = started
+
+    def last_refresh(self) -> datetime:
+        return self._watermark

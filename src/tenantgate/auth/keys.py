@@ -1,0 +1,42 @@
+"""Key format `tg-<public id>-<secret>`: the id is looked up, the secret is only ever hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+PREFIX = "tg"
+ID_BYTES = 6  # 12 hex characters: short enough to show, long enough never to collide in practice
+SECRET_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    id: str
+    plaintext: str
+    secret_hash: str
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_key() -> IssuedKey:
+    key_id = secrets.token_hex(ID_BYTES)
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    return IssuedKey(id=key_id, plaintext=f"{PREFIX}-{key_id}-{secret}", secret_hash=hash_secret(secret))
+
+
+def parse_key(token: str) -> tuple[str, str] | None:
+    """Split a presented key into (id, secret); None when it is not shaped like one of ours."""
+    prefix, _, rest = token.partition("-")
+    key_id, _, secret = rest.partition("-")
+    if prefix != PREFIX or len(key_id) != 2 * ID_BYTES or not secret:
+        return None
+    return key_id, secret
+
+
+def secret_matches(secret: str, secret_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), secret_hash)

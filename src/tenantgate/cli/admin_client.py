@@ -1,0 +1,40 @@
+"""A small synchronous client of the admin API, used by the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import typer
+
+from tenantgate.settings import ClientSettings
+
+
+class AdminClient:
+    def __init__(self, url: str | None, token: str | None) -> None:
+        defaults = ClientSettings()
+        self.url = (url or defaults.url).rstrip("/")
+        secret = token or (defaults.admin_token.get_secret_value() if defaults.admin_token else None)
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=json, params=params)
+        except httpx.TransportError as exc:
+            raise SystemExit(f"error: cannot reach tenantgate at {self.url} ({exc}). Is it running?") from None
+        if response.status_code >= 400:
+            raise SystemExit(f"error: {error_message(response)}")
+        return response.json()
+
+
+def error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def client(ctx: typer.Context) -> AdminClient:
+    obj: dict[str, str | None] = ctx.obj or {}
+    return AdminClient(obj.get("url"), obj.get("token"))

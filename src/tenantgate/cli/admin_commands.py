@@ -1,0 +1,140 @@
+"""`tenantgate tenants ...`, `keys ...` and `usage`: they talk to a running gateway's admin API."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+
+from tenantgate.cli.admin_client import client
+
+tenants = typer.Typer(no_args_is_help=True, help="Create, list and update tenants.")
+keys = typer.Typer(no_args_is_help=True, help="Issue, list and revoke API keys.")
+
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def register(app: typer.Typer) -> None:
+    app.callback()(connection)
+    app.add_typer(tenants, name="tenants")
+    app.add_typer(keys, name="keys")
+    app.command("usage")(usage)
+
+
+def connection(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option("--url", help="Gateway URL [env TENANTGATE_URL]")] = None,
+    token: Annotated[str | None, typer.Option("--token", help="Admin token [env TENANTGATE_ADMIN_TOKEN]")] = None,
+) -> None:
+    """Multi-tenant LLM inference gateway."""
+    ctx.obj = {"url": url, "token": token}
+
+
+def emit(data: Any, as_json: bool, lines: list[str]) -> None:
+    typer.echo(json.dumps(data, indent=2) if as_json else "\n".join(lines))
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+@tenants.command("create")
+def tenants_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant slug (lowercase, digits, '-')")],
+    plan: Annotated[str, typer.Option(help="Plan name")] = "starter",
+    mode: Annotated[str, typer.Option(help="enterprise or retail")] = "enterprise",
+    region: Annotated[str | None, typer.Option(help="Data-residency region")] = None,
+    display_name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated model allowlist")] = None,
+    as_json: Json = False,
+) -> None:
+    body: dict[str, Any] = {"slug": name, "name": display_name, "plan": plan, "mode": mode, "region": region}
+    body["allowed_models"] = _csv(models)
+    tenant = client(ctx).call("POST", "/admin/tenants", json=body)
+    emit(tenant, as_json, [f"created tenant {tenant['slug']} (plan {tenant['plan']}, {tenant['mode']})"])
+
+
+@tenants.command("list")
+def tenants_list(ctx: typer.Context, as_json: Json = False) -> None:
+    rows = client(ctx).call("GET", "/admin/tenants")
+    lines = [f"{'SLUG':<20} {'PLAN':<10} {'MODE':<11} {'STATUS':<10} NAME"]
+    lines += [f"{t['slug']:<20} {t['plan']:<10} {t['mode']:<11} {t['status']:<10} {t['name']}" for t in rows]
+    emit(rows, as_json, lines)
+
+
+@tenants.command("update")
+def tenants_update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant slug")],
+    plan: Annotated[str | None, typer.Option(help="New plan")] = None,
+    status: Annotated[str | None, typer.Option(help="active or suspended")] = None,
+    as_json: Json = False,
+) -> None:
+    body = {k: v for k, v in {"plan": plan, "status": status}.items() if v is not None}
+    tenant = client(ctx).call("PATCH", f"/admin/tenants/{name}", json=body)
+    emit(tenant, as_json, [f"updated tenant {tenant['slug']} (plan {tenant['plan']}, {tenant['status']})"])
+
+
+@keys.command("create")
+def keys_create(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug")],
+    name: Annotated[str, typer.Option(help="Key name")] = "default",
+    models: Annotated[str | None, typer.Option(help="Comma-separated model allowlist")] = None,
+    user: Annotated[str | None, typer.Option(help="Bind the key to this user id")] = None,
+    expires_in_days: Annotated[float | None, typer.Option(help="Expire after this many days")] = None,
+    as_json: Json = False,
+) -> None:
+    expires = None
+    if expires_in_days is not None:
+        expires = (datetime.now(UTC) + timedelta(days=expires_in_days)).isoformat()
+    body = {"name": name, "models": _csv(models), "user_id": user, "expires_at": expires}
+    key = client(ctx).call("POST", f"/admin/tenants/{tenant}/keys", json=body)
+    emit(key, as_json, [f"created key {key['id']} for {tenant}; store it now, it is not shown again:", key["key"]])
+
+
+@keys.command("list")
+def keys_list(
+    ctx: typer.Context, tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug")], as_json: Json = False
+) -> None:
+    rows = client(ctx).call("GET", f"/admin/tenants/{tenant}/keys")
+    lines = [f"{'ID':<14} {'NAME':<16} {'STATE':<8} {'MODELS':<24} LAST USED"]
+    for k in rows:
+        state = "revoked" if k["revoked_at"] else "active"
+        models = ",".join(k["models"]) if k["models"] else "(all)"
+        lines.append(f"{k['id']:<14} {k['name']:<16} {state:<8} {models:<24} {k['last_used_at'] or '-'}")
+    emit(rows, as_json, lines)
+
+
+@keys.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="Key id (the part after 'tg-')")],
+    as_json: Json = False,
+) -> None:
+    key = client(ctx).call("POST", f"/admin/keys/{key_id}/revoke")
+    emit(key, as_json, [f"revoked key {key['id']}"])
+
+
+def usage(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug")],
+    since: Annotated[str | None, typer.Option(help="ISO-8601 start (default: 30 days ago)")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO-8601 end (default: now)")] = None,
+    as_json: Json = False,
+) -> None:
+    """Print a tenant's token totals per model."""
+    params = {k: v for k, v in {"since": since, "until": until}.items() if v is not None}
+    data = client(ctx).call("GET", f"/admin/tenants/{tenant}/usage", params=params)
+    lines = [f"usage of {tenant} from {data['since']} to {data['until']}"]
+    lines.append(f"{'MODEL':<24} {'REQUESTS':>9} {'ERRORS':>7} {'PROMPT':>10} {'COMPLETION':>11} {'TOTAL':>10}")
+    for row in [*data["models"], data["total"]]:
+        label = "total" if row["model"] == "*" else row["model"]
+        lines.append(
+            f"{label:<24} {row['requests']:>9} {row['errors']:>7} {row['prompt_tokens']:>10}"
+            f" {row['completion_tokens']:>11} {row['total_tokens']:>10}"
+        )
+    emit(data, as_json, lines)

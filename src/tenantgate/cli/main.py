@@ -1,0 +1,93 @@
+"""`tenantgate serve | migrate | sim-engine` and the admin commands (tenants, keys, usage)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from pydantic import SecretStr
+
+from tenantgate.app import create_app
+from tenantgate.cli import admin_commands
+from tenantgate.seed import banner, load_saved_keys, save_keys, seed_demo
+from tenantgate.settings import Settings, load_settings
+from tenantgate.sim.command import sim_engine_command
+from tenantgate.storage.migrate import upgrade
+from tenantgate.storage.sql import SqlStore
+from tenantgate.tenancy import TenancyService
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-tenant LLM inference gateway.")
+admin_commands.register(app)
+app.command("sim-engine", help="Run the simulated OpenAI-compatible engine.")(sim_engine_command)
+
+
+def _demo_admin_token(data_dir: Path) -> str:
+    path = data_dir / "admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = "tgadmin-" + secrets.token_urlsafe(24)
+    path.touch(mode=0o600)
+    path.write_text(token)
+    return token
+
+
+async def _seed(settings: Settings) -> str:
+    store = SqlStore.from_url(settings.database_url)
+    try:
+        plans = frozenset(p.name for p in settings.catalog.plans)
+        keys = await seed_demo(TenancyService(store, None, plans), load_saved_keys(settings.data_dir))
+    finally:
+        await store.close()
+    save_keys(settings.data_dir, keys)
+    token = "" if settings.admin_token is None else settings.admin_token.get_secret_value()
+    return banner(keys, f"http://{settings.host}:{settings.port}", token)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML with pools, deployments, aliases")] = None,
+    upstream: Annotated[
+        list[str] | None, typer.Option("--upstream", help="OpenAI-compatible base URL (repeatable)")
+    ] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL; sqlite:/// or postgresql://")] = None,
+    demo: Annotated[bool | None, typer.Option("--demo/--no-demo", help="Seed demo tenants and print keys")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
+) -> None:
+    """Migrate the database and serve the gateway."""
+    settings = load_settings(
+        host=host, port=port, config=config, upstreams=tuple(upstream or ()), database_url=database_url, demo=demo
+    )
+    if settings.demo and settings.admin_token is None:
+        settings = settings.model_copy(update={"admin_token": SecretStr(_demo_admin_token(settings.data_dir))})
+    upgrade(settings.database_url)
+    if settings.demo:
+        typer.echo(asyncio.run(_seed(settings)))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=access_log,
+        log_level="info",
+    )
+
+
+@app.command()
+def migrate(database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL")] = None) -> None:
+    """Bring the database schema up to date."""
+    settings = load_settings(database_url=database_url)
+    upgrade(settings.database_url)
+    typer.echo("database is up to date")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,123 @@
+"""Records shared by storage, services and the request path. Plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class TenantMode(StrEnum):
+    ENTERPRISE = "enterprise"
+    RETAIL = "retail"
+
+
+class TenantStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    DEVELOPER = "developer"
+    ANALYST = "analyst"
+    READ_ONLY = "read_only"
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    slug: str
+    name: str
+    mode: TenantMode
+    plan: str
+    region: str | None
+    status: TenantStatus
+    allowed_models: tuple[str, ...] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    tenant_id: str
+    email: str
+    name: str
+    role: Role
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored key. `id` is the public id inside `tg-<id>-<secret>`; only the secret's SHA-256 is kept."""
+
+    id: str
+    tenant_id: str
+    name: str
+    secret_hash: str
+    user_id: str | None
+    models: tuple[str, ...] | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: resolved from a key on every data-plane request."""
+
+    tenant_id: str
+    tenant_slug: str
+    key_id: str
+    user_id: str | None
+    plan: str
+    region: str | None
+    allowed_models: frozenset[str] | None  # tenant ∩ key; None = everything in the catalog
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    request_id: str
+    tenant_id: str
+    key_id: str
+    user_id: str | None
+    model: str
+    deployment: str | None
+    endpoint: str
+    status: int
+    error_type: str | None
+    usage: Usage
+    ttft_ms: float | None
+    latency_ms: float
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChanges:
+    """What changed since a watermark: lets every instance refresh its key cache."""
+
+    keys: tuple[ApiKey, ...] = ()
+    tenants: tuple[Tenant, ...] = field(default=())

@@ -1,0 +1,96 @@
+"""The one error tree. Each class knows its HTTP status and OpenAI error `type`/`code`.
+
+    GatewayError                      500 internal_error
+    ├── InvalidRequest                400 invalid_request_error
+    │   └── BodyTooLarge              413
+    ├── AuthenticationFailed          401 invalid_api_key
+    ├── PermissionDenied              403 permission_error
+    ├── NotFound                      404 not_found
+    │   └── ModelNotFound             404 model_not_found
+    ├── Conflict                      409 conflict
+    ├── UpstreamError                 502 upstream_error
+    ├── NoCapacity                    503 no_capacity
+    ├── StoreUnavailable              503 service_unavailable
+    └── UpstreamTimeout               504 timeout
+
+The edge (`api/errors.py`) renders them as `{"error": {"message", "type", "code", "param"}}`.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "internal_error"
+    code: str | None = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.param = param
+        self.headers: dict[str, str] = {}
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class BodyTooLarge(InvalidRequest):
+    status = 413
+    code = "request_too_large"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class Conflict(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+
+class NoCapacity(GatewayError):
+    status = 503
+    type = "service_unavailable"
+    code = "no_capacity"
+
+
+class StoreUnavailable(GatewayError):
+    status = 503
+    type = "service_unavailable"
+    code = "store_unavailable"
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    type = "timeout"
+    code = "upstream_timeout"

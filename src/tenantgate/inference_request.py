@@ -1,0 +1,92 @@
+"""Parse a data-plane request body once, check what the gateway relies on, leave the rest to the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from tenantgate.errors import InvalidRequest
+
+
+class Endpoint(StrEnum):
+    CHAT = "chat/completions"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+
+# The field each endpoint cannot do without, and what it may hold.
+_REQUIRED: dict[Endpoint, tuple[str, tuple[type, ...]]] = {
+    Endpoint.CHAT: ("messages", (list,)),
+    Endpoint.COMPLETIONS: ("prompt", (str, list)),
+    Endpoint.EMBEDDINGS: ("input", (str, list)),
+}
+
+
+@dataclass(slots=True)
+class InferenceRequest:
+    endpoint: Endpoint
+    model: str
+    stream: bool
+    wants_usage: bool
+    payload: dict[str, Any]
+    body: bytes
+
+    def upstream_body(self, served_model: str) -> bytes:
+        """The bytes to send upstream: the client's own unless the model or usage request must change."""
+        rewrite_model = served_model != self.model
+        ask_usage = self.stream and not self.wants_usage
+        if not rewrite_model and not ask_usage:
+            return self.body
+        payload = dict(self.payload)
+        if rewrite_model:
+            payload["model"] = served_model
+        if ask_usage:
+            payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
+        return orjson.dumps(payload)
+
+
+def _check_messages(messages: list[Any]) -> None:
+    if not messages:
+        raise InvalidRequest("'messages' must contain at least one message.", param="messages")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(f"messages[{index}] must be an object with a string 'role'.", param="messages")
+
+
+def parse_request(endpoint: Endpoint, body: bytes) -> InferenceRequest:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON ({exc}).", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
+    field, kinds = _REQUIRED[endpoint]
+    value = payload.get(field)
+    if value is None:
+        raise InvalidRequest(f"'{field}' is required.", param=field)
+    if not isinstance(value, kinds):
+        names = " or ".join("array" if k is list else "string" for k in kinds)
+        raise InvalidRequest(f"'{field}' must be {names}.", param=field)
+    if endpoint is Endpoint.CHAT:
+        assert isinstance(value, list)
+        _check_messages(value)
+    stream = payload.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool) or (stream and endpoint is Endpoint.EMBEDDINGS):
+        raise InvalidRequest("'stream' must be true or false (and embeddings do not stream).", param="stream")
+    options = payload.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+    for limit in ("max_tokens", "max_completion_tokens"):
+        tokens = payload.get(limit)
+        if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
+            raise InvalidRequest(f"'{limit}' must be a positive integer.", param=limit)
+    wants_usage = bool(options and options.get("include_usage"))
+    return InferenceRequest(endpoint, model, stream, wants_usage, payload, body)

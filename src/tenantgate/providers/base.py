@@ -1,0 +1,30 @@
+"""The provider seam: send one request to one deployment, get a response to relay."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from tenantgate.routing.catalog import Deployment
+
+
+class UpstreamResponse(Protocol):
+    status: int
+    content_type: str
+
+    async def read(self) -> bytes: ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive (OpenAI-dialect SSE for streams)."""
+
+    def close(self) -> None:
+        """Drop the upstream connection; cancels generation on engines that watch for it."""
+
+
+class Provider(Protocol):
+    async def send(self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
+        """POST to the deployment. Raises UpstreamError / UpstreamTimeout before any byte arrived."""
+
+    async def list_models(self, base_url: str, api_key: str | None) -> list[str]: ...
+
+    async def aclose(self) -> None: ...

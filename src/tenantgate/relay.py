@@ -1,0 +1,86 @@
+"""Relay an upstream SSE stream to the client as it arrives.
+
+The pump races a watcher of the client's connection: when the client leaves, the pump is
+cancelled and the upstream connection dropped, which stops generation on the engine. The
+outcome callback is synchronous, so cancellation cannot skip settlement or metering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from tenantgate.domain import Usage
+from tenantgate.errors import GatewayError
+from tenantgate.providers.base import UpstreamResponse
+from tenantgate.usage_sniffer import SseUsageSniffer
+
+Outcome = Callable[[int, str | None, Usage | None], None]
+CLIENT_CLOSED = 499  # nginx's convention for "client closed the connection"
+
+
+def sse_error_event(error: GatewayError) -> bytes:
+    body = {"error": {"message": error.message, "type": error.type, "code": error.code, "param": None}}
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+class StreamRelay:
+    def __init__(
+        self,
+        upstream: UpstreamResponse,
+        sniffer: SseUsageSniffer,
+        headers: list[tuple[bytes, bytes]],
+        on_first_byte: Callable[[], None],
+        on_outcome: Outcome,
+    ) -> None:
+        self._upstream = upstream
+        self._sniffer = sniffer
+        self._headers = headers
+        self._on_first_byte = on_first_byte
+        self._on_outcome = on_outcome
+        self._client_gone = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status, error = 200, None
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._watch_client, receive, group.cancel_scope)
+                status, error = await self._pump(send)
+                group.cancel_scope.cancel()
+        except OSError:
+            self._client_gone = True
+        finally:
+            self._upstream.close()
+            if self._client_gone:
+                status, error = CLIENT_CLOSED, "client_disconnected"
+            self._on_outcome(status, error, self._sniffer.usage)
+
+    async def _watch_client(self, receive: Receive, scope: anyio.CancelScope) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._client_gone = True
+        scope.cancel()
+
+    async def _pump(self, send: Send) -> tuple[int, str | None]:
+        sniffer = self._sniffer
+        first = True
+        outcome: tuple[int, str | None] = (200, None)
+        tail = b""
+        try:
+            async for data in self._upstream.chunks():
+                out = sniffer.feed(data)
+                if out:
+                    if first:
+                        self._on_first_byte()
+                        first = False
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        except GatewayError as exc:
+            # Bytes already reached the client: the status cannot change, so say it in-band.
+            tail = sse_error_event(exc)
+            outcome = (exc.status, exc.code)
+        await send({"type": "http.response.body", "body": sniffer.flush() + tail, "more_body": False})
+        return outcome

@@ -1,0 +1,46 @@
+"""May this principal use this model, and which deployments may serve it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tenantgate.domain import Principal
+from tenantgate.errors import ModelNotFound, NoCapacity, PermissionDenied
+from tenantgate.routing.catalog import Catalog, Deployment
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    requested: str
+    served: str
+    deployments: tuple[Deployment, ...]
+
+
+def may_use(principal: Principal, model: str, served: str) -> bool:
+    allowed = principal.allowed_models
+    return allowed is None or model in allowed or served in allowed
+
+
+def resolve_route(catalog: Catalog, principal: Principal, model: str) -> Route:
+    served = catalog.target(model)
+    deployments = catalog.by_model.get(served)
+    if deployments is None:
+        raise ModelNotFound(
+            f"The model '{model}' does not exist. GET /v1/models lists the models you can use.", param="model"
+        )
+    if not may_use(principal, model, served):
+        raise PermissionDenied(
+            f"Your API key or tenant is not allowed to use model '{model}'.", code="model_not_allowed", param="model"
+        )
+    if principal.region is not None:
+        deployments = tuple(d for d in deployments if d.region == principal.region)
+        if not deployments:
+            raise NoCapacity(
+                f"No deployment in region '{principal.region}' serves model '{model}'; "
+                "requests are not sent to other regions."
+            )
+    return Route(requested=model, served=served, deployments=deployments)
+
+
+def visible_models(catalog: Catalog, principal: Principal) -> list[str]:
+    return [m for m in catalog.model_names() if may_use(principal, m, catalog.target(m))]

@@ -1,0 +1,60 @@
+"""The running gateway's parts, built once at start-up and closed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenantgate.auth.directory import KeyDirectory
+from tenantgate.metering.recorder import UsageRecorder
+from tenantgate.providers.base import Provider
+from tenantgate.routing.catalog import Catalog
+from tenantgate.settings import Settings
+from tenantgate.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    store: Store
+    keys: KeyDirectory
+    catalog: Catalog
+    provider: Provider
+    recorder: UsageRecorder
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """The only way to start a background task: tracked, and cancelled at shutdown."""
+        self.background.append(asyncio.get_running_loop().create_task(coro, name=name))
+
+
+async def poll_key_changes(gw: Gateway) -> None:
+    while True:
+        await asyncio.sleep(gw.settings.key_refresh_s)
+        try:
+            await gw.keys.refresh()
+        except Exception:
+            log.warning("key refresh failed; serving cached keys", exc_info=True)
+
+
+@asynccontextmanager
+async def running(gw: Gateway) -> AsyncIterator[Gateway]:
+    """Start the background loops; on exit stop them, flush usage and close connections."""
+    gw.spawn(poll_key_changes(gw), "key-refresh")
+    gw.spawn(gw.recorder.run(), "usage-flush")
+    try:
+        yield gw
+    finally:
+        for task in gw.background:
+            task.cancel()
+        await asyncio.gather(*gw.background, return_exceptions=True)
+        gw.background.clear()
+        await gw.recorder.flush()
+        await gw.provider.aclose()
+        await gw.store.close()

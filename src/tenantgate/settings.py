@@ -1,0 +1,148 @@
+"""The one place that reads the environment and config files.
+
+Precedence: explicit arguments (CLI flags) > `TENANTGATE_*` environment > YAML file > defaults.
+Everything is validated at start-up and frozen; unknown keys in the YAML file are errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderKind = Literal["openai"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeploymentConfig(_Strict):
+    """One upstream engine endpoint."""
+
+    name: str
+    provider: ProviderKind = "openai"
+    base_url: str = Field(description="Base URL including /v1, e.g. http://10.0.0.5:8000/v1")
+    models: tuple[str, ...] = Field(default=(), description="Model names this deployment serves; empty = discover")
+    api_key: SecretStr | None = None
+    max_in_flight: int = Field(default=64, ge=1, description="Concurrent requests the engine may run")
+    region: str | None = Field(default=None, description="Overrides the pool's region")
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class PoolConfig(_Strict):
+    """Deployments that share a region and tier."""
+
+    name: str
+    region: str = "default"
+    deployments: tuple[DeploymentConfig, ...]
+
+
+class PlanConfig(_Strict):
+    """A commercial plan; limits and queue weights are added by admission and scheduling."""
+
+    name: str
+    display_name: str
+
+
+DEFAULT_PLANS = (
+    PlanConfig(name="starter", display_name="Starter"),
+    PlanConfig(name="growth", display_name="Growth"),
+    PlanConfig(name="scale", display_name="Scale"),
+)
+
+
+class CatalogConfig(_Strict):
+    """What the YAML file (`--config`) may contain."""
+
+    pools: tuple[PoolConfig, ...] = ()
+    aliases: dict[str, str] = Field(default_factory=dict, description="alias -> served model name")
+    plans: tuple[PlanConfig, ...] = DEFAULT_PLANS
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CatalogConfig:
+        names = [d.name for p in self.pools for d in p.deployments]
+        if len(names) != len(set(names)):
+            raise ValueError("deployment names must be unique across pools")
+        return self
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain `sqlite:///` and `postgresql://` URLs and pick the async drivers."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    return url
+
+
+class Settings(BaseSettings):
+    """Gateway settings; every field can be set as `TENANTGATE_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="TENANTGATE_", frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = "sqlite+aiosqlite:///data/tenantgate.db"
+    admin_token: SecretStr | None = Field(default=None, description="Platform-admin bearer token")
+    config: Path | None = Field(default=None, description="YAML file with pools, deployments, aliases, plans")
+    upstreams: tuple[str, ...] = Field(default=(), description="OpenAI-compatible base URLs; models discovered")
+    demo: bool = Field(default=False, description="Seed demo tenants and keys when the database is empty")
+    data_dir: Path = Path("data")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    upstream_connect_timeout_s: float = 5.0
+    upstream_read_timeout_s: float = 300.0
+    key_refresh_s: float = Field(default=1.0, gt=0, description="How often each instance polls for key changes")
+    negative_key_ttl_s: float = Field(default=2.0, gt=0, description="How long an unknown key id stays cached")
+    usage_flush_s: float = Field(default=0.5, gt=0)
+    usage_batch_size: int = Field(default=500, ge=1)
+    usage_buffer_limit: int = Field(default=200_000, ge=1000)
+    sim_speed: float = Field(default=1.0, gt=0, description="Speed of the built-in simulated engine")
+    sim_max_num_seqs: int = Field(default=64, ge=1)
+    catalog: CatalogConfig = Field(default_factory=CatalogConfig, exclude=True)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("upstreams", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip().rstrip("/") for v in value.split(",") if v.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _load_catalog(self) -> Settings:
+        if self.config is not None and not self.catalog.pools:
+            raw = yaml.safe_load(self.config.read_text()) or {}
+            object.__setattr__(self, "catalog", CatalogConfig.model_validate(raw))
+        return self
+
+    @property
+    def uses_builtin_engine(self) -> bool:
+        return not self.catalog.pools and not self.upstreams
+
+
+class ClientSettings(BaseSettings):
+    """What the admin CLI needs to reach a running gateway."""
+
+    model_config = SettingsConfigDict(env_prefix="TENANTGATE_", frozen=True, extra="ignore")
+
+    url: str = "http://127.0.0.1:8080"
+    admin_token: SecretStr | None = None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, letting explicit values (CLI flags) win over env and file."""
+    clean = {k: v for k, v in overrides.items() if v is not None and v != ()}
+    return Settings(**clean)

@@ -1,0 +1,1 @@
+"""Persistent state behind small interfaces: `base.Store`, with `memory` and `sql` implementations."""

@@ -1,0 +1,89 @@
+"""In-memory store: the reference implementation the SQL store is tested against."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from tenantgate.domain import ApiKey, KeyChanges, Tenant, UsageEvent, UsageTotals, User
+from tenantgate.errors import Conflict
+from tenantgate.storage.base import totals_by_model
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._tenants: dict[str, Tenant] = {}
+        self._users: dict[str, User] = {}
+        self._keys: dict[str, ApiKey] = {}
+        self._usage: dict[str, UsageEvent] = {}
+
+    async def create_tenant(self, tenant: Tenant) -> None:
+        if any(t.slug == tenant.slug for t in self._tenants.values()):
+            raise Conflict(f"tenant {tenant.slug!r} already exists", code="tenant_exists")
+        self._tenants[tenant.id] = tenant
+
+    async def update_tenant(self, tenant: Tenant) -> None:
+        self._tenants[tenant.id] = tenant
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return self._tenants.get(tenant_id)
+
+    async def get_tenant_by_slug(self, slug: str) -> Tenant | None:
+        return next((t for t in self._tenants.values() if t.slug == slug), None)
+
+    async def list_tenants(self) -> list[Tenant]:
+        return sorted(self._tenants.values(), key=lambda t: t.slug)
+
+    async def create_user(self, user: User) -> None:
+        if any(u.tenant_id == user.tenant_id and u.email == user.email for u in self._users.values()):
+            raise Conflict(f"user {user.email!r} already exists in this tenant", code="user_exists")
+        self._users[user.id] = user
+
+    async def list_users(self, tenant_id: str) -> list[User]:
+        return sorted((u for u in self._users.values() if u.tenant_id == tenant_id), key=lambda u: u.email)
+
+    async def create_key(self, key: ApiKey) -> None:
+        self._keys[key.id] = key
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        return self._keys.get(key_id)
+
+    async def list_keys(self, tenant_id: str) -> list[ApiKey]:
+        return sorted((k for k in self._keys.values() if k.tenant_id == tenant_id), key=lambda k: k.created_at)
+
+    async def revoke_key(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        key = self._keys.get(key_id)
+        if key is None or key.tenant_id != tenant_id:
+            return None
+        if key.revoked_at is None:
+            key = dataclasses.replace(key, revoked_at=at, updated_at=at)
+            self._keys[key_id] = key
+        return key
+
+    async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
+        for key_id, at in last_used.items():
+            key = self._keys.get(key_id)
+            if key is not None and (key.last_used_at is None or key.last_used_at < at):
+                self._keys[key_id] = dataclasses.replace(key, last_used_at=at)
+
+    async def changes_since(self, since: datetime) -> KeyChanges:
+        return KeyChanges(
+            keys=tuple(k for k in self._keys.values() if k.updated_at >= since),
+            tenants=tuple(t for t in self._tenants.values() if t.updated_at >= since),
+        )
+
+    async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
+        for event in events:
+            self._usage.setdefault(event.request_id, event)
+
+    async def usage_totals(self, tenant_id: str, since: datetime, until: datetime) -> list[UsageTotals]:
+        return totals_by_model(
+            e for e in self._usage.values() if e.tenant_id == tenant_id and since <= e.created_at < until
+        )
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

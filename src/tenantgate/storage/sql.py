@@ -1,0 +1,252 @@
+"""SQLAlchemy Core store for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tenantgate.domain import (
+    ApiKey,
+    KeyChanges,
+    Role,
+    Tenant,
+    TenantMode,
+    TenantStatus,
+    UsageEvent,
+    UsageTotals,
+    User,
+)
+from tenantgate.errors import Conflict
+from tenantgate.storage.tables import api_keys, tenants, usage_events, users
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _tuple(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _tenant(row: Any) -> Tenant:
+    return Tenant(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        mode=TenantMode(row.mode),
+        plan=row.plan,
+        region=row.region,
+        status=TenantStatus(row.status),
+        allowed_models=_tuple(row.allowed_models),
+        created_at=_aware(row.created_at) or row.created_at,
+        updated_at=_aware(row.updated_at) or row.updated_at,
+    )
+
+
+def _key(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        name=row.name,
+        secret_hash=row.secret_hash,
+        user_id=row.user_id,
+        models=_tuple(row.models),
+        expires_at=_aware(row.expires_at),
+        revoked_at=_aware(row.revoked_at),
+        last_used_at=_aware(row.last_used_at),
+        created_at=_aware(row.created_at) or row.created_at,
+        updated_at=_aware(row.updated_at) or row.updated_at,
+    )
+
+
+def _tenant_values(t: Tenant) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "slug": t.slug,
+        "name": t.name,
+        "mode": t.mode.value,
+        "plan": t.plan,
+        "region": t.region,
+        "status": t.status.value,
+        "allowed_models": None if t.allowed_models is None else list(t.allowed_models),
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+    }
+
+
+def _usage_values(e: UsageEvent) -> dict[str, Any]:
+    return {
+        "request_id": e.request_id,
+        "tenant_id": e.tenant_id,
+        "key_id": e.key_id,
+        "user_id": e.user_id,
+        "model": e.model,
+        "deployment": e.deployment,
+        "endpoint": e.endpoint,
+        "status": e.status,
+        "error_type": e.error_type,
+        "prompt_tokens": e.usage.prompt_tokens,
+        "completion_tokens": e.usage.completion_tokens,
+        "cached_tokens": e.usage.cached_tokens,
+        "ttft_ms": e.ttft_ms,
+        "latency_ms": e.latency_ms,
+        "created_at": e.created_at,
+    }
+
+
+class SqlStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlStore:
+        return cls(create_async_engine(url, pool_pre_ping=True))
+
+    async def create_tenant(self, tenant: Tenant) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(tenants.insert().values(**_tenant_values(tenant)))
+        except IntegrityError as exc:
+            raise Conflict(f"tenant {tenant.slug!r} already exists", code="tenant_exists") from exc
+
+    async def update_tenant(self, tenant: Tenant) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(tenants.update().where(tenants.c.id == tenant.id).values(**_tenant_values(tenant)))
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return await self._one_tenant(tenants.c.id == tenant_id)
+
+    async def get_tenant_by_slug(self, slug: str) -> Tenant | None:
+        return await self._one_tenant(tenants.c.slug == slug)
+
+    async def _one_tenant(self, where: sa.ColumnElement[bool]) -> Tenant | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(tenants.select().where(where))).first()
+        return None if row is None else _tenant(row)
+
+    async def list_tenants(self) -> list[Tenant]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(tenants.select().order_by(tenants.c.slug))).all()
+        return [_tenant(r) for r in rows]
+
+    async def create_user(self, user: User) -> None:
+        values = {
+            "id": user.id,
+            "tenant_id": user.tenant_id,
+            "email": user.email,
+            "name": user.name,
+            "role": user.role.value,
+            "created_at": user.created_at,
+        }
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(users.insert().values(**values))
+        except IntegrityError as exc:
+            raise Conflict(f"user {user.email!r} already exists in this tenant", code="user_exists") from exc
+
+    async def list_users(self, tenant_id: str) -> list[User]:
+        query = users.select().where(users.c.tenant_id == tenant_id).order_by(users.c.email)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            User(r.id, r.tenant_id, r.email, r.name, Role(r.role), _aware(r.created_at) or r.created_at) for r in rows
+        ]
+
+    async def create_key(self, key: ApiKey) -> None:
+        values = {
+            "id": key.id,
+            "tenant_id": key.tenant_id,
+            "name": key.name,
+            "secret_hash": key.secret_hash,
+            "user_id": key.user_id,
+            "models": None if key.models is None else list(key.models),
+            "expires_at": key.expires_at,
+            "revoked_at": key.revoked_at,
+            "last_used_at": key.last_used_at,
+            "created_at": key.created_at,
+            "updated_at": key.updated_at,
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(api_keys.insert().values(**values))
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(api_keys.select().where(api_keys.c.id == key_id))).first()
+        return None if row is None else _key(row)
+
+    async def list_keys(self, tenant_id: str) -> list[ApiKey]:
+        query = api_keys.select().where(api_keys.c.tenant_id == tenant_id).order_by(api_keys.c.created_at)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_key(r) for r in rows]
+
+    async def revoke_key(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        scope = (api_keys.c.id == key_id) & (api_keys.c.tenant_id == tenant_id)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                api_keys.update().where(scope & api_keys.c.revoked_at.is_(None)).values(revoked_at=at, updated_at=at)
+            )
+            row = (await conn.execute(api_keys.select().where(scope))).first()
+        return None if row is None else _key(row)
+
+    async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
+        if not last_used:
+            return
+        async with self._engine.begin() as conn:
+            for key_id, at in last_used.items():
+                await conn.execute(
+                    api_keys.update()
+                    .where(api_keys.c.id == key_id)
+                    .where(sa.or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < at))
+                    .values(last_used_at=at)
+                )
+
+    async def changes_since(self, since: datetime) -> KeyChanges:
+        async with self._engine.connect() as conn:
+            keys = (await conn.execute(api_keys.select().where(api_keys.c.updated_at >= since))).all()
+            ts = (await conn.execute(tenants.select().where(tenants.c.updated_at >= since))).all()
+        return KeyChanges(keys=tuple(_key(r) for r in keys), tenants=tuple(_tenant(r) for r in ts))
+
+    async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
+        if not events:
+            return
+        rows = [_usage_values(e) for e in events]
+        dialect = self._engine.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(usage_events).values(rows).on_conflict_do_nothing(index_elements=["request_id"])
+        async with self._engine.begin() as conn:
+            await conn.execute(statement)
+
+    async def usage_totals(self, tenant_id: str, since: datetime, until: datetime) -> list[UsageTotals]:
+        u = usage_events.c
+        query = (
+            sa.select(
+                u.model,
+                sa.func.count(),
+                sa.func.sum(u.prompt_tokens),
+                sa.func.sum(u.completion_tokens),
+                sa.func.sum(sa.case((u.status >= 400, 1), else_=0)),
+            )
+            .where(u.tenant_id == tenant_id, u.created_at >= since, u.created_at < until)
+            .group_by(u.model)
+            .order_by(u.model)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [UsageTotals(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows]
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self._engine.dispose()

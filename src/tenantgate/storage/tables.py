@@ -1,0 +1,72 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations create exactly this."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+TS = sa.DateTime(timezone=True)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("slug", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("plan", sa.String(64), nullable=False),
+    sa.Column("region", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("allowed_models", sa.JSON),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False, index=True),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "email", name="uq_users_tenant_email"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id")),
+    sa.Column("models", sa.JSON),
+    sa.Column("expires_at", TS),
+    sa.Column("revoked_at", TS),
+    sa.Column("last_used_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False, index=True),
+)
+
+usage_events = sa.Table(
+    "usage_events",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("user_id", sa.String(32)),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("deployment", sa.String(200)),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("error_type", sa.String(64)),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("cached_tokens", sa.Integer, nullable=False),
+    sa.Column("ttft_ms", sa.Float),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_usage_tenant_time", "tenant_id", "created_at"),
+)

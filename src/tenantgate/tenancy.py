@@ -1,0 +1,162 @@
+"""Tenant, user and key management: the service layer behind the admin API and the demo seed.
+
+IDs and timestamps are made here; storage writes what it is given. Key changes go straight into
+this instance's key directory so they take effect here at once (other instances poll).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from tenantgate.auth.directory import KeyDirectory
+from tenantgate.auth.keys import issue_key
+from tenantgate.clock import utcnow
+from tenantgate.domain import ApiKey, Role, Tenant, TenantMode, TenantStatus, User
+from tenantgate.errors import InvalidRequest, NotFound
+from tenantgate.storage.base import TenancyStore
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    key: ApiKey
+    plaintext: str  # shown once, never stored
+
+
+class TenancyService:
+    def __init__(self, store: TenancyStore, directory: KeyDirectory | None, plans: frozenset[str]) -> None:
+        self._store = store
+        self._directory = directory
+        self._plans = plans
+
+    async def create_tenant(
+        self,
+        slug: str,
+        *,
+        name: str | None = None,
+        plan: str = "starter",
+        mode: TenantMode = TenantMode.ENTERPRISE,
+        region: str | None = None,
+        allowed_models: tuple[str, ...] | None = None,
+    ) -> Tenant:
+        if not SLUG.match(slug):
+            raise InvalidRequest(
+                "Tenant names are 1-63 characters of lowercase letters, digits and '-', starting alphanumeric.",
+                param="slug",
+            )
+        self._check_plan(plan)
+        now = utcnow()
+        tenant = Tenant(
+            id=new_id(),
+            slug=slug,
+            name=name or slug,
+            mode=mode,
+            plan=plan,
+            region=region,
+            status=TenantStatus.ACTIVE,
+            allowed_models=allowed_models,
+            created_at=now,
+            updated_at=now,
+        )
+        await self._store.create_tenant(tenant)
+        return tenant
+
+    async def tenant(self, slug: str) -> Tenant:
+        tenant = await self._store.get_tenant_by_slug(slug)
+        if tenant is None:
+            raise NotFound(f"No tenant named '{slug}'.", code="tenant_not_found")
+        return tenant
+
+    async def list_tenants(self) -> list[Tenant]:
+        return await self._store.list_tenants()
+
+    async def update_tenant(
+        self,
+        slug: str,
+        *,
+        plan: str | None = None,
+        status: TenantStatus | None = None,
+        name: str | None = None,
+        region: str | None = None,
+    ) -> Tenant:
+        tenant = await self.tenant(slug)
+        if plan is not None:
+            self._check_plan(plan)
+        tenant = dataclasses.replace(
+            tenant,
+            plan=plan or tenant.plan,
+            status=status or tenant.status,
+            name=name or tenant.name,
+            region=region or tenant.region,
+            updated_at=utcnow(),
+        )
+        await self._store.update_tenant(tenant)
+        if self._directory is not None:
+            self._directory.apply_tenant(tenant)
+        return tenant
+
+    async def add_user(self, slug: str, email: str, name: str, role: Role) -> User:
+        tenant = await self.tenant(slug)
+        user = User(id=new_id(), tenant_id=tenant.id, email=email, name=name, role=role, created_at=utcnow())
+        await self._store.create_user(user)
+        return user
+
+    async def users(self, slug: str) -> list[User]:
+        return await self._store.list_users((await self.tenant(slug)).id)
+
+    async def create_key(
+        self,
+        slug: str,
+        *,
+        name: str = "default",
+        models: tuple[str, ...] | None = None,
+        user_id: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> CreatedKey:
+        tenant = await self.tenant(slug)
+        if user_id is not None and user_id not in {u.id for u in await self._store.list_users(tenant.id)}:
+            raise NotFound(f"No user '{user_id}' in tenant '{slug}'.", code="user_not_found", param="user_id")
+        issued = issue_key()
+        now = utcnow()
+        key = ApiKey(
+            id=issued.id,
+            tenant_id=tenant.id,
+            name=name,
+            secret_hash=issued.secret_hash,
+            user_id=user_id,
+            models=models,
+            expires_at=expires_at,
+            revoked_at=None,
+            last_used_at=None,
+            created_at=now,
+            updated_at=now,
+        )
+        await self._store.create_key(key)
+        if self._directory is not None:
+            self._directory.apply_key(key)
+        return CreatedKey(key=key, plaintext=issued.plaintext)
+
+    async def keys(self, slug: str) -> list[ApiKey]:
+        return await self._store.list_keys((await self.tenant(slug)).id)
+
+    async def revoke_key(self, key_id: str) -> ApiKey:
+        found = await self._store.get_key(key_id)
+        revoked = None if found is None else await self._store.revoke_key(found.tenant_id, key_id, utcnow())
+        if revoked is None:
+            raise NotFound(f"No API key with id '{key_id}'.", code="key_not_found")
+        if self._directory is not None:
+            self._directory.apply_key(revoked)
+        return revoked
+
+    def _check_plan(self, plan: str) -> None:
+        if plan not in self._plans:
+            raise InvalidRequest(f"Unknown plan '{plan}'; known plans: {', '.join(sorted(self._plans))}.", param="plan")

@@ -1,0 +1,72 @@
+"""Find `usage` in OpenAI-dialect SSE without parsing every chunk, and strip the usage chunk we added.
+
+Upstream bytes are forwarded as they arrive, cut at event boundaries. Only events whose bytes
+contain `"usage"` are parsed; with engines that omit usage until the end that is one parse per stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tenantgate.domain import Usage
+
+_EVENT_END = b"\n\n"
+_USAGE = b'"usage"'
+_DATA = b"data:"
+
+
+def usage_from(payload: Any) -> Usage | None:
+    """Read an OpenAI `usage` object; None when absent or null."""
+    raw = payload.get("usage") if isinstance(payload, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+        cached_tokens=int(cached or 0),
+    )
+
+
+class SseUsageSniffer:
+    def __init__(self, *, strip_usage_chunk: bool) -> None:
+        self._strip = strip_usage_chunk
+        self._pending = b""
+        self.usage: Usage | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        """Take upstream bytes; return the complete events to forward now."""
+        buffer = self._pending + data if self._pending else data
+        end = buffer.rfind(_EVENT_END)
+        if end < 0:
+            self._pending = buffer
+            return b""
+        cut = end + len(_EVENT_END)
+        ready, self._pending = buffer[:cut], buffer[cut:]
+        if _USAGE not in ready:
+            return ready
+        return b"".join(self._inspect(event) for event in ready.split(_EVENT_END)[:-1])
+
+    def flush(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return rest
+
+    def _inspect(self, event: bytes) -> bytes:
+        whole = event + _EVENT_END
+        start = event.find(_DATA)
+        if _USAGE not in event or start < 0:
+            return whole
+        try:
+            payload = orjson.loads(event[start + len(_DATA) :])
+        except orjson.JSONDecodeError:
+            return whole
+        usage = usage_from(payload)
+        if usage is None:
+            return whole
+        self.usage = usage
+        if self._strip and not payload.get("choices"):
+            return b""
+        return whole
