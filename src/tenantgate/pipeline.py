@@ -17,11 +17,11 @@ from tenantgate.domain import Principal, Usage
 from tenantgate.errors import GatewayError, PermissionDenied, UpstreamError
 from tenantgate.inference_request import Endpoint, InferenceRequest, parse_request
 from tenantgate.metering.meter import RequestMeter
-from tenantgate.routing.policy import Route, resolve_route
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.relay import Outcome, StreamRelay
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.placement import placement_order
+from tenantgate.routing.policy import Route, resolve_route
 from tenantgate.runtime import Gateway
 from tenantgate.usage_sniffer import SseUsageSniffer, usage_from
 

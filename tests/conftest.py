@@ -1,0 +1,75 @@
+"""Shared fixtures: real PostgreSQL databases, migrated SQLite files, and the store implementations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tenantgate.storage.memory import MemoryStore
+from tenantgate.storage.migrate import upgrade
+from tenantgate.storage.sql import SqlStore
+
+POSTGRES_ADMIN_URL = os.environ.get("TENANTGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(reason: str) -> None:
+    """Without CI a missing server skips; in CI it fails, because CI must test the real thing."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: tests that need it must not be skipped)")
+    pytest.skip(reason)
+
+
+async def _admin_async(sql: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _admin(sql: str) -> None:
+    """Run one statement on the server's admin database, from sync or async test code alike."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _admin_async(sql)).result()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test, dropped afterwards."""
+    name = "tg_test_" + secrets.token_hex(4)
+    try:
+        _admin(f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError) as exc:
+        _unavailable(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {exc}")
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    url = f"{base}/{name}"
+    upgrade(url)
+    yield url
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'tenantgate.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[MemoryStore | SqlStore]:
+    """The same suite runs against every store implementation."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    sql = SqlStore.from_url(url)
+    yield sql
+    await sql.close()

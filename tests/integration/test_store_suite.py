@@ -1,0 +1,118 @@
+"""One behavioural suite for every store: in-memory, SQLite and real PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tenantgate.domain import ApiKey, Role, Tenant, TenantMode, TenantStatus, Usage, UsageEvent, User
+from tenantgate.errors import Conflict
+from tenantgate.storage.base import Store
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def tenant(slug: str, at: datetime = T0) -> Tenant:
+    return Tenant(
+        id="t-" + slug, slug=slug, name=slug.title(), mode=TenantMode.ENTERPRISE, plan="growth", region=None,
+        status=TenantStatus.ACTIVE, allowed_models=("sim-small",), created_at=at, updated_at=at,
+    )  # fmt: skip
+
+
+def key(key_id: str, tenant_id: str, at: datetime = T0) -> ApiKey:
+    return ApiKey(
+        id=key_id, tenant_id=tenant_id, name="k", secret_hash="0" * 64, user_id=None, models=None,
+        expires_at=None, revoked_at=None, last_used_at=None, created_at=at, updated_at=at,
+    )  # fmt: skip
+
+
+def event(request_id: str, tenant_id: str, model: str, prompt: int, completion: int, status: int = 200) -> UsageEvent:
+    return UsageEvent(
+        request_id=request_id, tenant_id=tenant_id, key_id="k1", user_id=None, model=model, deployment="d",
+        endpoint="chat/completions", status=status, error_type=None if status < 400 else "upstream_error",
+        usage=Usage(prompt, completion), ttft_ms=1.0, latency_ms=2.0, created_at=T0,
+    )  # fmt: skip
+
+
+async def test_tenants_round_trip_and_unique_slug(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    await store.create_tenant(tenant("solo"))
+    assert [t.slug for t in await store.list_tenants()] == ["acme", "solo"]
+    loaded = await store.get_tenant_by_slug("acme")
+    assert loaded == tenant("acme")
+    assert await store.get_tenant("t-solo") == tenant("solo")
+    assert await store.get_tenant_by_slug("nope") is None
+    with pytest.raises(Conflict):
+        await store.create_tenant(replace(tenant("acme"), id="t-other"))
+
+
+async def test_update_tenant(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    later = T0 + timedelta(minutes=5)
+    await store.update_tenant(replace(tenant("acme"), status=TenantStatus.SUSPENDED, updated_at=later))
+    loaded = await store.get_tenant("t-acme")
+    assert loaded is not None and loaded.status is TenantStatus.SUSPENDED and loaded.updated_at == later
+
+
+async def test_users_scoped_by_tenant(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    await store.create_tenant(tenant("solo"))
+    alice = User("u1", "t-acme", "alice@acme.test", "Alice", Role.OWNER, T0)
+    await store.create_user(alice)
+    await store.create_user(User("u2", "t-solo", "alice@acme.test", "Alice", Role.DEVELOPER, T0))
+    assert await store.list_users("t-acme") == [alice]
+    with pytest.raises(Conflict):
+        await store.create_user(User("u3", "t-acme", "alice@acme.test", "Again", Role.ANALYST, T0))
+
+
+async def test_keys_lookup_list_and_revoke_is_tenant_scoped(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    await store.create_tenant(tenant("solo"))
+    await store.create_key(key("aaaaaaaaaaaa", "t-acme"))
+    await store.create_key(key("bbbbbbbbbbbb", "t-solo"))
+    assert (await store.get_key("aaaaaaaaaaaa")) == key("aaaaaaaaaaaa", "t-acme")
+    assert [k.id for k in await store.list_keys("t-acme")] == ["aaaaaaaaaaaa"]
+    revoke_at = T0 + timedelta(hours=1)
+    assert await store.revoke_key("t-solo", "aaaaaaaaaaaa", revoke_at) is None  # another tenant's key
+    revoked = await store.revoke_key("t-acme", "aaaaaaaaaaaa", revoke_at)
+    assert revoked is not None and revoked.revoked_at == revoke_at and revoked.updated_at == revoke_at
+    again = await store.revoke_key("t-acme", "aaaaaaaaaaaa", revoke_at + timedelta(hours=1))
+    assert again is not None and again.revoked_at == revoke_at  # first revocation time is kept
+
+
+async def test_changes_since_returns_only_newer_rows(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    await store.create_key(key("aaaaaaaaaaaa", "t-acme"))
+    later = T0 + timedelta(minutes=10)
+    await store.create_key(key("cccccccccccc", "t-acme", at=later))
+    changes = await store.changes_since(T0 + timedelta(minutes=1))
+    assert [k.id for k in changes.keys] == ["cccccccccccc"]
+    assert changes.tenants == ()
+
+
+async def test_touch_keys_keeps_latest(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    await store.create_key(key("aaaaaaaaaaaa", "t-acme"))
+    await store.touch_keys({"aaaaaaaaaaaa": T0 + timedelta(minutes=2)})
+    await store.touch_keys({"aaaaaaaaaaaa": T0 + timedelta(minutes=1)})
+    loaded = await store.get_key("aaaaaaaaaaaa")
+    assert loaded is not None and loaded.last_used_at == T0 + timedelta(minutes=2)
+
+
+async def test_usage_is_idempotent_and_totals_per_model(store: Store) -> None:
+    batch = [
+        event("r1", "t-acme", "sim-small", 10, 5),
+        event("r2", "t-acme", "sim-large", 7, 3),
+        event("r3", "t-acme", "sim-small", 1, 1, status=502),
+        event("r4", "t-solo", "sim-small", 100, 100),
+    ]
+    await store.insert_usage(batch)
+    await store.insert_usage(batch[:2])  # a retried batch counts once
+    totals = await store.usage_totals("t-acme", T0 - timedelta(days=1), T0 + timedelta(days=1))
+    assert [(t.model, t.requests, t.prompt_tokens, t.completion_tokens, t.errors) for t in totals] == [
+        ("sim-large", 1, 7, 3, 0),
+        ("sim-small", 2, 11, 6, 1),
+    ]
+    assert await store.usage_totals("t-acme", T0 + timedelta(seconds=1), T0 + timedelta(days=1)) == []

@@ -1,0 +1,149 @@
+"""Key → principal resolution: caching, revocation, expiry, suspension and store outages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tenantgate.auth.directory import KeyDirectory
+from tenantgate.clock import utcnow
+from tenantgate.domain import ApiKey, TenantStatus
+from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
+from tenantgate.storage.memory import MemoryStore
+from tenantgate.tenancy import TenancyService
+
+PLANS = frozenset({"starter", "growth"})
+
+
+class CountingStore(MemoryStore):
+    """The in-memory store, counting key lookups and able to go down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key_lookups = 0
+        self.down = False
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        self.key_lookups += 1
+        if self.down:
+            raise ConnectionRefusedError("store is down")
+        return await super().get_key(key_id)
+
+
+@pytest.fixture
+def store() -> CountingStore:
+    return CountingStore()
+
+
+async def make_key(store: CountingStore, **kwargs: object) -> tuple[TenancyService, str, str]:
+    service = TenancyService(store, None, PLANS)
+    await service.create_tenant("acme", plan="growth", allowed_models=("sim-small", "sim-large"))
+    created = await service.create_key("acme", **kwargs)  # type: ignore[arg-type]
+    return service, created.key.id, created.plaintext
+
+
+async def test_valid_key_resolves_once_then_comes_from_cache(store: CountingStore) -> None:
+    _, key_id, plaintext = await make_key(store, models=("sim-small",))
+    directory = KeyDirectory(store)
+    for _ in range(3):
+        principal = await directory.authenticate(f"Bearer {plaintext}")
+    assert principal.key_id == key_id and principal.tenant_slug == "acme" and principal.plan == "growth"
+    assert principal.allowed_models == frozenset({"sim-small"})  # tenant ∩ key
+    assert store.key_lookups == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (None, "missing_api_key"),
+        ("Basic abc", "invalid_api_key"),
+        ("Bearer sk-not-ours", "invalid_api_key"),
+        ("Bearer tg-0123456789ab-wrongsecret", "invalid_api_key"),
+    ],
+)
+async def test_bad_keys_are_401(store: CountingStore, header: str | None, code: str) -> None:
+    await make_key(store)
+    with pytest.raises(AuthenticationFailed) as caught:
+        await KeyDirectory(store).authenticate(header)
+    assert caught.value.code == code and caught.value.status == 401
+
+
+async def test_wrong_secret_for_known_id_is_401(store: CountingStore) -> None:
+    _, key_id, _ = await make_key(store)
+    with pytest.raises(AuthenticationFailed):
+        await KeyDirectory(store).authenticate(f"Bearer tg-{key_id}-not-the-secret")
+
+
+async def test_unknown_ids_are_negatively_cached(store: CountingStore) -> None:
+    directory = KeyDirectory(store, negative_ttl_s=60)
+    for _ in range(5):
+        with pytest.raises(AuthenticationFailed):
+            await directory.authenticate("Bearer tg-0123456789ab-secret")
+    assert store.key_lookups == 1
+
+
+async def test_revocation_on_this_instance_is_immediate(store: CountingStore) -> None:
+    _, key_id, plaintext = await make_key(store)
+    directory = KeyDirectory(store)
+    await directory.authenticate(f"Bearer {plaintext}")
+    await TenancyService(store, directory, PLANS).revoke_key(key_id)
+    with pytest.raises(AuthenticationFailed) as caught:
+        await directory.authenticate(f"Bearer {plaintext}")
+    assert caught.value.code == "revoked_api_key"
+
+
+async def test_revocation_elsewhere_arrives_with_the_next_poll(store: CountingStore) -> None:
+    other_instance, key_id, plaintext = await make_key(store)
+    directory = KeyDirectory(store)
+    await directory.authenticate(f"Bearer {plaintext}")
+    await other_instance.revoke_key(key_id)  # not told to this directory
+    await directory.authenticate(f"Bearer {plaintext}")  # still cached: bounded staleness
+    await directory.refresh()
+    with pytest.raises(AuthenticationFailed):
+        await directory.authenticate(f"Bearer {plaintext}")
+
+
+async def test_key_created_after_a_miss_works_after_the_poll(store: CountingStore) -> None:
+    service = TenancyService(store, None, PLANS)
+    await service.create_tenant("acme")
+    directory = KeyDirectory(store, negative_ttl_s=3600)
+    created = await service.create_key("acme")
+    bogus = f"Bearer tg-{created.key.id}-x"
+    store._keys.pop(created.key.id)  # simulate: the first lookup ran before the insert committed
+    with pytest.raises(AuthenticationFailed):
+        await directory.authenticate(bogus)
+    await store.create_key(created.key)
+    await directory.refresh()
+    assert (await directory.authenticate(f"Bearer {created.plaintext}")).key_id == created.key.id
+
+
+async def test_expired_key_is_401(store: CountingStore) -> None:
+    _, _, plaintext = await make_key(store, expires_at=utcnow() - timedelta(seconds=1))
+    with pytest.raises(AuthenticationFailed) as caught:
+        await KeyDirectory(store).authenticate(f"Bearer {plaintext}")
+    assert caught.value.code == "expired_api_key"
+
+
+async def test_suspended_tenant_is_403_and_reactivation_restores(store: CountingStore) -> None:
+    service, _, plaintext = await make_key(store)
+    directory = KeyDirectory(store)
+    admin = TenancyService(store, directory, PLANS)
+    await directory.authenticate(f"Bearer {plaintext}")
+    await admin.update_tenant("acme", status=TenantStatus.SUSPENDED)
+    with pytest.raises(PermissionDenied):
+        await directory.authenticate(f"Bearer {plaintext}")
+    await admin.update_tenant("acme", status=TenantStatus.ACTIVE)
+    assert (await directory.authenticate(f"Bearer {plaintext}")).tenant_slug == "acme"
+
+
+async def test_store_outage_keeps_cached_keys_and_answers_503_for_cold_ones(store: CountingStore) -> None:
+    _, _, plaintext = await make_key(store)
+    cold = (await TenancyService(store, None, PLANS).create_key("acme", name="second")).plaintext
+    directory = KeyDirectory(store)
+    await directory.authenticate(f"Bearer {plaintext}")
+    store.down = True
+    assert (await directory.authenticate(f"Bearer {plaintext}")).tenant_slug == "acme"
+    with pytest.raises(StoreUnavailable) as caught:
+        await directory.authenticate(f"Bearer {cold}")
+    assert caught.value.status == 503

@@ -1,0 +1,50 @@
+import orjson
+
+from tenantgate.domain import Usage
+from tenantgate.usage_sniffer import SseUsageSniffer, usage_from
+
+
+def event(payload: object) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+CONTENT = event({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "hi"}}]})
+USAGE = event(
+    {
+        "object": "chat.completion.chunk",
+        "choices": [],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 2}},
+    }
+)
+DONE = b"data: [DONE]\n\n"
+STREAM = CONTENT + CONTENT + USAGE + DONE
+
+
+def feed_in_pieces(sniffer: SseUsageSniffer, data: bytes, size: int) -> bytes:
+    out = b"".join(sniffer.feed(data[i : i + size]) for i in range(0, len(data), size))
+    return out + sniffer.flush()
+
+
+def test_usage_chunk_is_read_and_stripped_when_the_client_did_not_ask() -> None:
+    for size in (1, 7, 64, len(STREAM)):
+        sniffer = SseUsageSniffer(strip_usage_chunk=True)
+        assert feed_in_pieces(sniffer, STREAM, size) == CONTENT + CONTENT + DONE
+        assert sniffer.usage == Usage(7, 3, 2)
+
+
+def test_usage_chunk_is_kept_when_the_client_asked() -> None:
+    sniffer = SseUsageSniffer(strip_usage_chunk=False)
+    assert feed_in_pieces(sniffer, STREAM, 5) == STREAM
+    assert sniffer.usage == Usage(7, 3, 2)
+
+
+def test_null_usage_on_content_chunks_is_forwarded_untouched() -> None:
+    chunk = event({"choices": [{"index": 0, "delta": {"content": "x"}}], "usage": None})
+    sniffer = SseUsageSniffer(strip_usage_chunk=True)
+    assert sniffer.feed(chunk) == chunk and sniffer.usage is None
+
+
+def test_usage_from_ignores_missing_or_null() -> None:
+    assert usage_from({"usage": None}) is None
+    assert usage_from([]) is None
+    assert usage_from({"usage": {"prompt_tokens": 1, "completion_tokens": 2}}) == Usage(1, 2)
