@@ -126,7 +126,7 @@ async def test_expired_key_is_401(store: CountingStore) -> None:
 
 
 async def test_suspended_tenant_is_403_and_reactivation_restores(store: CountingStore) -> None:
-    service, _, plaintext = await make_key(store)
+    _, _, plaintext = await make_key(store)
     directory = KeyDirectory(store)
     admin = TenancyService(store, directory, PLANS)
     await directory.authenticate(f"Bearer {plaintext}")
