@@ -42,6 +42,7 @@ class StreamRelay:
         self._on_first_byte = on_first_byte
         self._on_outcome = on_outcome
         self._client_gone = False
+        self._complete = False  # the last byte was handed to the server; a disconnect after it is normal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, error = 200, None
@@ -62,8 +63,9 @@ class StreamRelay:
     async def _watch_client(self, receive: Receive, scope: anyio.CancelScope) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
-        self._client_gone = True
-        scope.cancel()
+        if not self._complete:
+            self._client_gone = True
+            scope.cancel()
 
     async def _pump(self, send: Send) -> tuple[int, str | None]:
         sniffer = self._sniffer
@@ -82,5 +84,6 @@ class StreamRelay:
             # Bytes already reached the client: the status cannot change, so say it in-band.
             tail = sse_error_event(exc)
             outcome = (exc.status, exc.code)
+        self._complete = True
         await send({"type": "http.response.body", "body": sniffer.flush() + tail, "more_body": False})
         return outcome
