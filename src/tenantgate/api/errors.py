@@ -46,9 +46,10 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     type_ = "invalid_request_error" if exc.status_code < 500 else "internal_error"
     code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-    return Response(
-        error_body(str(exc.detail), type_, code), status_code=exc.status_code, media_type="application/json"
-    )
+    message = str(exc.detail)
+    if exc.status_code in (404, 405):
+        message = f"{message}: {request.method} {request.url.path} (the API is described at /docs)."
+    return Response(error_body(message, type_, code), status_code=exc.status_code, media_type="application/json")
 
 
 async def on_validation_error(request: Request, exc: Exception) -> Response:

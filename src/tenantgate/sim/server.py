@@ -34,6 +34,7 @@ class SimConfig:
 @dataclass
 class SimStats:
     requests: int = 0
+    injected_failures: int = 0
     running: int = 0
     peak_running: int = 0
     prompt_tokens: int = 0
@@ -63,7 +64,7 @@ class SimStats:
             self.by_key[key] -= 1
 
     def as_json(self) -> dict[str, Any]:
-        keys = ("requests", "running", "peak_running", "prompt_tokens", "completion_tokens")
+        keys = ("requests", "injected_failures", "running", "peak_running", "prompt_tokens", "completion_tokens")
         return {k: getattr(self, k) for k in keys} | {
             "peak_by_tenant": self.peak_by_tenant,
             "peak_by_key": self.peak_by_key,
@@ -149,6 +150,7 @@ class SimServer:
             message = f"This request needs {prompt + output} tokens; the context holds {self.config.engine.kv_tokens}."
             raise _error(400, message, "invalid_request_error", "context_length_exceeded")
         if self.random.random() < self.config.fail_rate:
+            self.stats.injected_failures += 1
             raise _error(500, "Simulated engine failure.", "internal_error", "simulated_failure")
         if self.random.random() < self.config.stall_rate:
             await asyncio.sleep(self.config.stall_s)
