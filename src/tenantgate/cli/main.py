@@ -8,17 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from pydantic import SecretStr
 
-from tenantgate.app import create_app
 from tenantgate.cli import admin_commands
-from tenantgate.seed import banner, load_saved_keys, save_keys, seed_demo
 from tenantgate.settings import Settings, load_settings
 from tenantgate.sim.command import sim_engine_command
-from tenantgate.storage.migrate import upgrade
-from tenantgate.storage.sql import SqlStore
-from tenantgate.tenancy import TenancyService
+
+# Server-side modules are imported inside the commands that need them: the admin commands stay fast.
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-tenant LLM inference gateway.")
 admin_commands.register(app)
@@ -37,6 +33,10 @@ def _demo_admin_token(data_dir: Path) -> str:
 
 
 async def _seed(settings: Settings) -> str:
+    from tenantgate.seed import banner, load_saved_keys, save_keys, seed_demo
+    from tenantgate.storage.sql import SqlStore
+    from tenantgate.tenancy import TenancyService
+
     store = SqlStore.from_url(settings.database_url)
     try:
         plans = frozenset(p.name for p in settings.catalog.plans)
@@ -61,6 +61,11 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
 ) -> None:
     """Migrate the database and serve the gateway."""
+    import uvicorn
+
+    from tenantgate.app import create_app
+    from tenantgate.storage.migrate import upgrade
+
     settings = load_settings(
         host=host, port=port, config=config, upstreams=tuple(upstream or ()), database_url=database_url, demo=demo
     )
@@ -84,6 +89,8 @@ def serve(
 @app.command()
 def migrate(database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL")] = None) -> None:
     """Bring the database schema up to date."""
+    from tenantgate.storage.migrate import upgrade
+
     settings = load_settings(database_url=database_url)
     upgrade(settings.database_url)
     typer.echo("database is up to date")

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvloop
 
 from tenantgate.sim.engine_model import EngineConfig
-from tenantgate.sim.server import SimConfig, start_sim_engine
+
+if TYPE_CHECKING:
+    from tenantgate.sim.server import SimConfig
 
 
 async def _serve(host: str, port: int, config: SimConfig) -> None:
+    from tenantgate.sim.server import start_sim_engine
+
     runner, bound = await start_sim_engine(host, port, config)
     typer.echo(f"sim-engine listening on http://{host}:{bound}", nl=True)
     try:
@@ -37,6 +40,10 @@ def sim_engine_command(
     seed: Annotated[int, typer.Option(help="Seed for fault injection")] = 0,
 ) -> None:
     """Run the simulated OpenAI-compatible engine."""
+    import uvloop
+
+    from tenantgate.sim.server import SimConfig
+
     config = SimConfig(
         engine=EngineConfig(max_num_seqs=max_num_seqs, kv_tokens=kv_tokens),
         speed=speed,
