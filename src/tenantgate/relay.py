@@ -1,15 +1,15 @@
 """Relay an upstream SSE stream to the client as it arrives.
 
-The pump races a watcher of the client's connection: when the client leaves, the pump is
+A watcher task waits for the client's disconnect: when the client leaves, the pump is
 cancelled and the upstream connection dropped, which stops generation on the engine. The
 outcome callback is synchronous, so cancellation cannot skip settlement or metering.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
-import anyio
 import orjson
 from starlette.types import Receive, Scope, Send
 
@@ -46,26 +46,31 @@ class StreamRelay:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, error = 200, None
+        pump = asyncio.current_task()
+        assert pump is not None
+        watcher = asyncio.get_running_loop().create_task(self._watch_client(receive, pump))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._watch_client, receive, group.cancel_scope)
-                status, error = await self._pump(send)
-                group.cancel_scope.cancel()
+            status, error = await self._pump(send)
+        except asyncio.CancelledError:
+            if not self._client_gone:
+                raise
+            pump.uncancel()  # our own cancellation: the client left, and that is handled here
         except OSError:
             self._client_gone = True
         finally:
+            watcher.cancel()
             self._upstream.close()
             if self._client_gone:
                 status, error = CLIENT_CLOSED, "client_disconnected"
             self._on_outcome(status, error, self._sniffer.usage)
 
-    async def _watch_client(self, receive: Receive, scope: anyio.CancelScope) -> None:
+    async def _watch_client(self, receive: Receive, pump: asyncio.Task[object]) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         if not self._complete:
             self._client_gone = True
-            scope.cancel()
+            pump.cancel()
 
     async def _pump(self, send: Send) -> tuple[int, str | None]:
         sniffer = self._sniffer

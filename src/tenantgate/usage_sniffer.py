@@ -46,9 +46,14 @@ class SseUsageSniffer:
             return b""
         cut = end + len(_EVENT_END)
         ready, self._pending = buffer[:cut], buffer[cut:]
-        if _USAGE not in ready:
+        found = ready.find(_USAGE)
+        if found < 0:
             return ready
-        return b"".join(self._inspect(event) for event in ready.split(_EVENT_END)[:-1])
+        # Events before the first mention of usage pass through untouched.
+        previous_end = ready.rfind(_EVENT_END, 0, found)
+        start = 0 if previous_end < 0 else previous_end + len(_EVENT_END)
+        inspected = b"".join(self._inspect(event) for event in ready[start:].split(_EVENT_END)[:-1])
+        return ready[:start] + inspected
 
     def flush(self) -> bytes:
         rest, self._pending = self._pending, b""
