@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,23 @@ async def test_usage_is_idempotent_and_totals_per_model(store: Store) -> None:
         ("sim-small", 2, 11, 6, 1),
     ]
     assert await store.usage_totals("t-acme", T0 + timedelta(seconds=1), T0 + timedelta(days=1)) == []
+
+
+def test_head_revision_constant_matches_the_migrations() -> None:
+    from alembic.script import ScriptDirectory
+
+    from tenantgate.storage.migrate import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == HEAD_REVISION
+
+
+def test_ensure_schema_creates_then_leaves_a_current_database(tmp_path: Path) -> None:
+    from tenantgate.storage.migrate import ensure_schema
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    ensure_schema(url)  # creates
+    ensure_schema(url)  # already at head: nothing to do
+    import sqlite3
+
+    tables = {r[0] for r in sqlite3.connect(tmp_path / "fresh.db").execute("SELECT name FROM sqlite_master")}
+    assert {"tenants", "api_keys", "users", "usage_events", "alembic_version"} <= tables

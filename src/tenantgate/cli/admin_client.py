@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 
 from tenantgate.settings import ClientSettings
 
+if TYPE_CHECKING:
+    import httpx
+
 
 class AdminClient:
     def __init__(self, url: str | None, token: str | None) -> None:
+        import httpx  # only the admin commands need it; the server process stays smaller
+
         defaults = ClientSettings()
         self.url = (url or defaults.url).rstrip("/")
         secret = token or (defaults.admin_token.get_secret_value() if defaults.admin_token else None)
@@ -19,6 +23,8 @@ class AdminClient:
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        import httpx
+
         try:
             response = self._http.request(method, path, json=json, params=params)
         except httpx.TransportError as exc:

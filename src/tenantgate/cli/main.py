@@ -64,14 +64,14 @@ def serve(
     import uvicorn
 
     from tenantgate.app import create_app
-    from tenantgate.storage.migrate import upgrade
+    from tenantgate.storage.migrate import ensure_schema
 
     settings = load_settings(
         host=host, port=port, config=config, upstreams=tuple(upstream or ()), database_url=database_url, demo=demo
     )
     if settings.demo and settings.admin_token is None:
         settings = settings.model_copy(update={"admin_token": SecretStr(_demo_admin_token(settings.data_dir))})
-    upgrade(settings.database_url)
+    ensure_schema(settings.database_url)
     if settings.demo:
         typer.echo(asyncio.run(_seed(settings)))
     uvicorn.run(
@@ -83,6 +83,9 @@ def serve(
         lifespan="on",
         access_log=access_log,
         log_level="info",
+        ws="none",
+        interface="asgi3",
+        proxy_headers=False,
     )
 
 
