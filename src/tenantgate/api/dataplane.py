@@ -6,6 +6,7 @@ Paths: /v1/{chat/completions,completions,embeddings,models} and the same under
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 
@@ -66,9 +67,12 @@ def authorization_of(scope: Scope) -> str | None:
 class DataPlane:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        # Unique across instances (random prefix) without a syscall per request (counter).
+        prefix = os.urandom(6).hex()
+        self._request_ids = (f"{prefix}{n:012x}" for n in itertools.count())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = os.urandom(12).hex()
+        request_id = next(self._request_ids)
         app: ASGIApp
         try:
             app = await self._route(scope, receive, request_id)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from tenantgate.errors import UpstreamError, UpstreamTimeout
 from tenantgate.routing.catalog import Deployment
@@ -56,6 +57,7 @@ class OpenAICompatProvider:
             total=None, connect=connect_timeout_s, sock_connect=connect_timeout_s, sock_read=read_timeout_s
         )
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._urls: dict[tuple[str, str], URL] = {}  # parsed once: URL parsing is a visible per-request cost
 
     def _session(self, deployment: Deployment) -> aiohttp.ClientSession:
         session = self._sessions.get(deployment.name)
@@ -72,8 +74,11 @@ class OpenAICompatProvider:
     ) -> AiohttpUpstreamResponse:
         if deployment.api_key:
             headers["Authorization"] = f"Bearer {deployment.api_key}"
+        url = self._urls.get((deployment.base_url, path))
+        if url is None:
+            url = self._urls[(deployment.base_url, path)] = URL(deployment.base_url + path)
         with map_upstream_errors(deployment.name):
-            response = await self._session(deployment).post(deployment.base_url + path, data=body, headers=headers)
+            response = await self._session(deployment).post(url, data=body, headers=headers)
         return AiohttpUpstreamResponse(response, deployment.name)
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]:
