@@ -1,229 +1,271 @@
-"""The simulated engine's OpenAI-compatible HTTP server (aiohttp)."""
+"""The simulated engine's OpenAI-compatible HTTP server (aiohttp).
+
+Routes: GET /health, GET /v1/models, POST /v1/chat/completions, POST /v1/completions,
+POST /v1/embeddings, GET /sim/stats, POST /sim/reset. Generations run through the real-time engine
+model, or answer at once in `instant` mode. Client disconnects free the request's batch slot; that
+needs the runner's `handler_cancellation=True`, which `start_sim_engine` sets.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import random
-from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+import itertools
+import time
+from collections.abc import Callable
 
-import orjson
 from aiohttp import web
 
 from tenantgate.sim import wire
-from tenantgate.sim.engine_model import EngineConfig
+from tenantgate.sim.config import FaultInjector, Faults, SimConfig
+from tenantgate.sim.parsing import Generation, RequestError, parse_embedding, parse_generation, read_json
 from tenantgate.sim.realtime import RealtimeEngine
+from tenantgate.sim.stats import SimStats
 
+__all__ = ["SIM_SERVER", "SimConfig", "SimServer", "create_sim_app", "serve_sim_engine", "start_sim_engine"]
 
-@dataclass(frozen=True)
-class SimConfig:
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    speed: float = 1.0
-    models: tuple[str, ...] = ("sim-small", "sim-large")
-    default_max_tokens: int = 16
-    instant: bool = False
-    fail_rate: float = 0.0
-    stall_rate: float = 0.0
-    stall_s: float = 5.0
-    drop_rate: float = 0.0
-    seed: int = 0
-
-
-@dataclass
-class SimStats:
-    requests: int = 0
-    injected_failures: int = 0
-    running: int = 0
-    peak_running: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    by_tenant: Counter[str] = field(default_factory=Counter)
-    by_key: Counter[str] = field(default_factory=Counter)
-    peak_by_tenant: dict[str, int] = field(default_factory=dict)
-    peak_by_key: dict[str, int] = field(default_factory=dict)
-
-    def enter(self, tenant: str, key: str) -> None:
-        self.requests += 1
-        self.running += 1
-        self.peak_running = max(self.peak_running, self.running)
-        for counter, peaks, name in (
-            (self.by_tenant, self.peak_by_tenant, tenant),
-            (self.by_key, self.peak_by_key, key),
-        ):
-            if name:
-                counter[name] += 1
-                peaks[name] = max(peaks.get(name, 0), counter[name])
-
-    def leave(self, tenant: str, key: str) -> None:
-        self.running -= 1
-        if tenant:
-            self.by_tenant[tenant] -= 1
-        if key:
-            self.by_key[key] -= 1
-
-    def as_json(self) -> dict[str, Any]:
-        keys = ("requests", "injected_failures", "running", "peak_running", "prompt_tokens", "completion_tokens")
-        return {k: getattr(self, k) for k in keys} | {
-            "peak_by_tenant": self.peak_by_tenant,
-            "peak_by_key": self.peak_by_key,
-        }
+TENANT_HEADER = "x-tenantgate-tenant"
+KEY_HEADER = "x-tenantgate-key"
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+_JSON = "application/json"
 
 
 class SimServer:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
-        self.engine = RealtimeEngine(config.engine, config.speed)
+        self.engine = None if config.instant else RealtimeEngine(config.engine, config.speed)
         self.stats = SimStats()
-        self.random = random.Random(config.seed)  # noqa: S311 - fault injection, not security
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/health", self.health)
-        app.router.add_get("/v1/models", self.models)
-        app.router.add_post("/v1/chat/completions", self.complete)
-        app.router.add_post("/v1/completions", self.complete)
-        app.router.add_post("/v1/embeddings", self.embeddings)
-        app.router.add_get("/sim/stats", self.get_stats)
-        app.router.add_post("/sim/reset", self.reset_stats)
-        app.on_startup.append(self._start)
-        app.on_cleanup.append(self._stop)
-        return app
-
-    async def _start(self, app: web.Application) -> None:
-        self.engine.start()
-
-    async def _stop(self, app: web.Application) -> None:
-        await self.engine.stop()
+        self._faults = FaultInjector(config)
+        self._models = frozenset(config.models)
+        self._ids = itertools.count()
+        self._models_body = wire.models_body(config.models, config.engine.kv_tokens)
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.Response(body=b'{"status":"ok"}', content_type=_JSON)
 
     async def models(self, request: web.Request) -> web.Response:
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": "tenantgate-sim"} for m in self.config.models]
-        return web.json_response({"object": "list", "data": data})
+        return web.Response(body=self._models_body, content_type=_JSON)
 
     async def get_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats.as_json())
+        return web.json_response(self._stats_json())
 
     async def reset_stats(self, request: web.Request) -> web.Response:
-        self.stats = SimStats()
-        return web.json_response({"status": "reset"})
+        self.stats.reset()
+        if self.engine is not None:
+            self.engine.reset_peak()
+        return web.json_response(self._stats_json())
 
-    async def _payload(self, request: web.Request) -> dict[str, Any]:
-        try:
-            payload = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            raise _error(400, "Request body is not valid JSON.", "invalid_request_error", "invalid_json") from None
-        if not isinstance(payload, dict):
-            raise _error(400, "Request body must be a JSON object.", "invalid_request_error", "invalid_json")
-        if payload.get("model") not in self.config.models:
-            message = f"The model '{payload.get('model')}' does not exist."
-            raise _error(404, message, "invalid_request_error", "model_not_found")
-        return payload
+    def _stats_json(self) -> dict[str, object]:
+        """HTTP-level counters, plus the engine's batch: sequences decoding now, waiting, and the peak."""
+        engine = self.engine.snapshot() if self.engine is not None else {"batch": 0, "queued": 0, "peak_batch": 0}
+        return self.stats.as_json() | {"engine": engine}
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, chat=True)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, chat=False)
 
     async def embeddings(self, request: web.Request) -> web.Response:
-        payload = await self._payload(request)
-        inputs = payload.get("input")
-        texts = [str(t) for t in inputs] if isinstance(inputs, list) else [str(inputs)]
-        data = [{"object": "embedding", "index": i, "embedding": wire.embedding(t)} for i, t in enumerate(texts)]
-        tokens = sum(wire.text_tokens(t) for t in texts)
-        self.stats.prompt_tokens += tokens
-        body = {
-            "object": "list",
-            "data": data,
-            "model": payload["model"],
-            "usage": wire.usage(tokens, 0) | {"completion_tokens": 0},
-        }
-        return web.Response(body=orjson.dumps(body), content_type="application/json")
-
-    async def complete(self, request: web.Request) -> web.StreamResponse:
-        payload = await self._payload(request)
-        kind = "chat" if request.path.endswith("chat/completions") else "text"
-        if kind == "chat" and not isinstance(payload.get("messages"), list):
-            raise _error(400, "'messages' must be an array.", "invalid_request_error", "invalid_request")
-        prompt = wire.prompt_tokens(payload)
-        limit = payload.get("max_tokens") or payload.get("max_completion_tokens")
-        output = int(limit) if isinstance(limit, int) and limit > 0 else self.config.default_max_tokens
-        if prompt + output > self.config.engine.kv_tokens:
-            message = f"This request needs {prompt + output} tokens; the context holds {self.config.engine.kv_tokens}."
-            raise _error(400, message, "invalid_request_error", "context_length_exceeded")
-        if self.random.random() < self.config.fail_rate:
-            self.stats.injected_failures += 1
-            raise _error(500, "Simulated engine failure.", "internal_error", "simulated_failure")
-        if self.random.random() < self.config.stall_rate:
-            await asyncio.sleep(self.config.stall_s)
-        drop = self.random.random() < self.config.drop_rate
-        tenant = request.headers.get("x-tenantgate-tenant", "")
-        key = request.headers.get("x-tenantgate-key", "")
-        self.stats.enter(tenant, key)
         try:
-            return await self._generate(request, payload, kind, prompt, output, drop)
-        finally:
-            self.stats.leave(tenant, key)
+            payload = read_json(await request.read())
+            job = parse_embedding(payload, models=self._models, default_dimensions=self.config.embedding_dimensions)
+        except RequestError as error:
+            return _error_response(error)
+        faults = self._admit_faults()
+        if faults.fail:
+            return _injected_failure()
+        async with _InFlight(self, request, faults):
+            body = wire.embeddings_body(job)
+            self.stats.prompt_tokens += job.prompt_tokens
+            return web.Response(body=body, content_type=_JSON)
 
-    async def _tokens(self, prompt: int, output: int) -> AsyncIterator[int]:
-        if self.config.instant:
-            for position in range(output):
-                yield position
+    async def _generate(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
+        try:
+            payload = read_json(await request.read())
+            generation = parse_generation(
+                payload, chat=chat, models=self._models, default_max_tokens=self.config.default_max_tokens
+            )
+            self._check_context(generation)
+        except RequestError as error:
+            return _error_response(error)
+        faults = self._admit_faults()
+        if faults.fail:
+            return _injected_failure()
+        async with _InFlight(self, request, faults):
+            prefix = "chatcmpl-" if chat else "cmpl-"
+            response_id = prefix + (request.headers.get("x-request-id") or f"sim{next(self._ids):x}")
+            created = int(time.time())
+            if generation.stream:
+                return await self._stream(request, generation, response_id, created, faults.drop)
+            await self._run_to_end(generation, _tenant(request))
+            self._count(generation)
+            body = wire.completion_body(generation, response_id, created, generation.output_tokens)
+            return web.Response(body=body, content_type=_JSON)
+
+    async def _stream(
+        self, request: web.Request, generation: Generation, response_id: str, created: int, drop: bool
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers=_SSE_HEADERS)
+        renderer = wire.ChunkRenderer(generation, response_id, created)
+        stop = min(self.config.drop_after_chunks, generation.output_tokens) if drop else generation.output_tokens
+        try:
+            await response.prepare(request)
+            await self._send_tokens(request, response, renderer, stop)
+            if drop:
+                self.stats.drops += 1
+                if request.transport is not None:
+                    request.transport.abort()  # cut mid-stream: no usage, no [DONE], no end of the chunked body
+                return response
+            await response.write_eof(renderer.ending())
+        except ConnectionError:
+            self.stats.cancelled += 1  # the client went away; aiohttp closes quietly when we return
+            return response
+        self._count(generation)
+        return response
+
+    async def _send_tokens(
+        self, request: web.Request, response: web.StreamResponse, renderer: wire.ChunkRenderer, stop: int
+    ) -> None:
+        generation = renderer.generation
+        if self.engine is None:
+            await response.write(renderer.tokens(0, stop))
             return
-        live = self.engine.submit(prompt, output)
+        live = self.engine.submit(generation.prompt_tokens, generation.output_tokens, _tenant(request))
         try:
-            while (token := await live.tokens.get()) is not None:
-                yield token
+            sent = 0
+            while sent < stop:
+                # Tokens that became available together go out in one write, still one chunk each.
+                available = min(await live.wait_beyond(sent), stop)
+                await response.write(renderer.tokens(sent, available))
+                sent = available
         finally:
             self.engine.cancel(live)
 
-    async def _generate(
-        self, request: web.Request, payload: dict[str, Any], kind: str, prompt: int, output: int, drop: bool
-    ) -> web.StreamResponse:
-        model = payload["model"]
-        request_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + request.headers.get("x-request-id", "sim")
-        finish = "length" if (payload.get("max_tokens") or payload.get("max_completion_tokens")) else "stop"
-        use = wire.usage(prompt, output)
-        if not payload.get("stream"):
-            text = "".join([wire.token_text(i) async for i in self._tokens(prompt, output)])
-            self._count(prompt, output)
-            body = wire.completion_body(kind, request_id, model, text, finish, use)
-            return web.Response(body=body, content_type="application/json")
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        async for index in self._tokens(prompt, output):
-            last = index == output - 1
-            event = wire.chunk_event(
-                kind, request_id, model, wire.token_text(index), finish if last else None, index == 0
+    async def _run_to_end(self, generation: Generation, tenant: str) -> None:
+        if self.engine is None:
+            return
+        live = self.engine.submit(generation.prompt_tokens, generation.output_tokens, tenant)
+        try:
+            while live.available < generation.output_tokens:
+                await live.wait_beyond(live.available)
+        finally:
+            self.engine.cancel(live)
+
+    def _check_context(self, generation: Generation) -> None:
+        needed = generation.prompt_tokens + generation.output_tokens
+        if needed > self.config.engine.kv_tokens:
+            message = (
+                f"This request needs {needed} tokens ({generation.prompt_tokens} in the prompt, "
+                f"{generation.output_tokens} to generate); the engine holds at most {self.config.engine.kv_tokens}."
             )
-            await response.write(event)
-            if drop and index >= 1 and request.transport is not None:
-                request.transport.abort()  # a broken connection, mid-stream, no [DONE]
-                return response
-        self._count(prompt, output)
-        options = payload.get("stream_options") or {}
-        tail = wire.usage_event(kind, request_id, model, use) if options.get("include_usage") else b""
-        await response.write(tail + wire.DONE)
-        await response.write_eof()
-        return response
+            raise RequestError(400, message, "context_length_exceeded", "messages" if generation.chat else "prompt")
 
-    def _count(self, prompt: int, output: int) -> None:
-        self.stats.prompt_tokens += prompt
-        self.stats.completion_tokens += output
+    def _admit_faults(self) -> Faults:
+        self.stats.requests += 1
+        faults = self._faults.draw()
+        if faults.fail:
+            self.stats.injected_failures += 1
+        return faults
+
+    def _count(self, generation: Generation) -> None:
+        self.stats.prompt_tokens += generation.prompt_tokens
+        self.stats.completion_tokens += generation.output_tokens
 
 
-def _error(status: int, message: str, type_: str, code: str) -> web.HTTPException:
-    error = web.HTTPException(body=wire.error_body(message, type_, code), content_type="application/json")
-    error.set_status(status)
-    return error
+class _InFlight:
+    """Counts a request as running (per tenant and key too) while it is served, stall included."""
+
+    __slots__ = ("_faults", "_key", "_server", "_tenant")
+
+    def __init__(self, server: SimServer, request: web.Request, faults: Faults) -> None:
+        self._server = server
+        self._faults = faults
+        self._tenant = _tenant(request)
+        self._key = request.headers.get(KEY_HEADER, "")
+
+    async def __aenter__(self) -> None:
+        stats = self._server.stats
+        stats.enter(self._tenant, self._key)
+        if self._faults.stall:
+            stats.stalls += 1
+            try:
+                await asyncio.sleep(self._server.config.stall_s)
+            except BaseException:
+                stats.leave(self._tenant, self._key)
+                raise
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> None:
+        stats = self._server.stats
+        stats.leave(self._tenant, self._key)
+        if isinstance(error, asyncio.CancelledError):
+            stats.cancelled += 1  # the client went away
+
+
+def _tenant(request: web.Request) -> str:
+    return request.headers.get(TENANT_HEADER, "")
+
+
+def _error_response(error: RequestError) -> web.Response:
+    body = wire.error_body(error.message, error.kind, error.code, error.param)
+    return web.Response(status=error.status, body=body, content_type=_JSON)
+
+
+_INJECTED_FAILURE = wire.error_body("The simulated engine failed (injected fault).", "server_error", "engine_error")
+
+
+def _injected_failure() -> web.Response:
+    return web.Response(status=500, body=_INJECTED_FAILURE, content_type=_JSON)
+
+
+SIM_SERVER = web.AppKey("sim_server", SimServer)
 
 
 def create_sim_app(config: SimConfig) -> web.Application:
-    return SimServer(config).app()
+    """The engine as an aiohttp application; `app[SIM_SERVER]` reaches its stats.
+
+    Serve it with `handler_cancellation=True` so that a client disconnect frees the request's slot.
+    """
+    server = SimServer(config)
+    app = web.Application()
+    app[SIM_SERVER] = server
+    app.router.add_get("/health", server.health)
+    app.router.add_get("/v1/models", server.models)
+    app.router.add_post("/v1/chat/completions", server.chat_completions)
+    app.router.add_post("/v1/completions", server.completions)
+    app.router.add_post("/v1/embeddings", server.embeddings)
+    app.router.add_get("/sim/stats", server.get_stats)
+    app.router.add_post("/sim/reset", server.reset_stats)
+    engine = server.engine
+    if engine is not None:
+
+        async def start(app: web.Application) -> None:
+            engine.start()
+
+        async def stop(app: web.Application) -> None:
+            await engine.stop()
+
+        app.on_startup.append(start)
+        app.on_cleanup.append(stop)
+    return app
 
 
 async def start_sim_engine(host: str, port: int, config: SimConfig) -> tuple[web.AppRunner, int]:
-    """Start serving; returns the runner (call `cleanup()` to stop) and the bound port."""
+    """Start serving; returns the runner (call `cleanup()` to stop) and the bound port (`port=0` picks one)."""
     runner = web.AppRunner(create_sim_app(config), access_log=None, handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()
     return runner, int(runner.addresses[0][1])
+
+
+async def serve_sim_engine(
+    host: str, port: int, config: SimConfig, *, on_listening: Callable[[int], None] | None = None
+) -> None:
+    """Serve until cancelled; `on_listening` gets the bound port once requests are accepted."""
+    runner, bound = await start_sim_engine(host, port, config)
+    try:
+        if on_listening is not None:
+            on_listening(bound)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,172 @@
+"""What the simulated engine reads from a request, and its token-counting rule.
+
+Token rule (deterministic, documented because tests and the gateway's metering compare against it):
+- a text costs one token per whitespace-separated word, and at least one token;
+- a chat message costs 3 tokens of framing plus its content (for multi-part content, the text parts
+  joined by spaces; a message without text content costs the minimum of one token);
+- a completion or embedding prompt given as token ids costs one token per id;
+- a list of prompts or inputs costs the sum of its items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+MESSAGE_FRAMING_TOKENS = 3
+
+
+class RequestError(Exception):
+    """A request the engine refuses, answered as an OpenAI-shaped error."""
+
+    def __init__(
+        self, status: int, message: str, code: str, param: str | None = None, kind: str = "invalid_request_error"
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    chat: bool
+    model: str
+    prompt_tokens: int
+    output_tokens: int
+    length_capped: bool  # the client set the output length, so the generation ends at that cap
+    stream: bool
+    include_usage: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingJob:
+    model: str
+    inputs: tuple[bytes, ...]  # each input's canonical bytes: what its vector is derived from
+    prompt_tokens: int
+    dimensions: int
+    base64: bool
+
+
+def text_tokens(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+def message_tokens(messages: list[dict[str, Any]]) -> int:
+    return sum(MESSAGE_FRAMING_TOKENS + text_tokens(_content_text(m.get("content"))) for m in messages)
+
+
+def _content_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def read_json(raw: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, "The request body is not valid JSON.", "invalid_json") from None
+    if not isinstance(payload, dict):
+        raise RequestError(400, "The request body must be a JSON object.", "invalid_json")
+    return payload
+
+
+def parse_generation(
+    payload: dict[str, Any], *, chat: bool, models: Collection[str], default_max_tokens: int
+) -> Generation:
+    model = _model(payload, models)
+    if chat:
+        prompt_tokens = message_tokens(_messages(payload))
+    else:
+        prompt_tokens = sum(_input_tokens(item) for item in _items(payload.get("prompt"), "prompt"))
+    limit = _positive_int(payload, "max_completion_tokens")
+    if limit is None:
+        limit = _positive_int(payload, "max_tokens")
+    n = _positive_int(payload, "n")
+    if n is not None and n != 1:
+        raise RequestError(400, "The simulated engine generates one choice per request (n=1).", "unsupported", "n")
+    stream = _flag(payload, "stream")
+    options = payload.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise RequestError(400, "'stream_options' must be an object.", "invalid_type", "stream_options")
+    include_usage = stream and _flag(options or {}, "include_usage", "stream_options.include_usage")
+    output_tokens = default_max_tokens if limit is None else limit
+    return Generation(chat, model, prompt_tokens, output_tokens, limit is not None, stream, include_usage)
+
+
+def parse_embedding(payload: dict[str, Any], *, models: Collection[str], default_dimensions: int) -> EmbeddingJob:
+    model = _model(payload, models)
+    items = _items(payload.get("input"), "input")
+    dimensions = _positive_int(payload, "dimensions") or default_dimensions
+    encoding = payload.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise RequestError(400, "'encoding_format' must be 'float' or 'base64'.", "invalid_value", "encoding_format")
+    canonical = tuple(item.encode() if isinstance(item, str) else orjson.dumps(item) for item in items)
+    tokens = sum(_input_tokens(item) for item in items)
+    return EmbeddingJob(model, canonical, tokens, dimensions, encoding == "base64")
+
+
+def _model(payload: dict[str, Any], models: Collection[str]) -> str:
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestError(400, "You must provide a model name in 'model'.", "invalid_type", "model")
+    if model not in models:
+        raise RequestError(404, f"The model '{model}' does not exist.", "model_not_found", "model")
+    return model
+
+
+def _messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(400, "'messages' must be a non-empty array of messages.", "invalid_type", "messages")
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise RequestError(400, "Each message must be an object with a 'role'.", "invalid_type", "messages")
+    return messages
+
+
+def _items(value: object, name: str) -> list[str | list[int]]:
+    """A prompt or embedding input: a text, token ids, or a non-empty list of either."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value:
+        if _is_token_ids(value):
+            return [value]
+        if all(isinstance(v, str) or _is_token_ids(v) for v in value):
+            return value
+    message = f"'{name}' must be a string, an array of token ids, or a non-empty array of either."
+    raise RequestError(400, message, "invalid_type", name)
+
+
+def _is_token_ids(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(v) is int for v in value)
+
+
+def _input_tokens(item: str | list[int]) -> int:
+    return text_tokens(item) if isinstance(item, str) else len(item)
+
+
+def _positive_int(payload: dict[str, Any], name: str) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RequestError(400, f"'{name}' must be a positive integer.", "invalid_value", name)
+    return value
+
+
+def _flag(payload: dict[str, Any], name: str, param: str | None = None) -> bool:
+    value = payload.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise RequestError(400, f"'{param or name}' must be true or false.", "invalid_type", param or name)
+    return value
