@@ -16,6 +16,7 @@ from tenantgate.storage.memory import MemoryStore
 from tenantgate.storage.migrate import upgrade
 from tenantgate.storage.sql import SqlStore
 
+REDIS_URL = os.environ.get("TENANTGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_ADMIN_URL = os.environ.get("TENANTGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -73,3 +74,15 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[MemoryStore | S
     sql = SqlStore.from_url(url)
     yield sql
     await sql.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis server; tests use their own key names, so nothing is flushed."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        _unavailable(f"Redis unreachable at {REDIS_URL}: {exc}")
+    return REDIS_URL

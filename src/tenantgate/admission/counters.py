@@ -1,0 +1,128 @@
+"""The counter store: test every check and reserve them all, atomically, in one call.
+
+Shapes (the same semantics in memory and in Redis, see redis_counters.py):
+- window: a sliding log of (time, request, amount) over the last 60 s; passes when the amounts
+  still inside the window plus this request's amount stay within the limit. Exact: no 60 s
+  window ever holds more than the limit, unlike fixed windows.
+- lease: a set of in-flight requests with an expiry (renewed while they run); passes when fewer
+  than `limit` unexpired leases are held.
+- total: a period counter (day, month) that resets at `reset_at`.
+Settlement replaces a window entry's reserved amount by the actual one, drops the lease, and
+adds (actual - reserved) to totals, so overruns are charged and unused reservations refunded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from tenantgate.admission.limits import Check
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    remaining: tuple[int, ...]  # per check: limit minus what is now used
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    index: int  # the first check that failed
+    retry_after_s: float
+
+
+class CounterStore(Protocol):
+    async def reserve(self, request_id: str, checks: Sequence[Check]) -> Granted | Denied: ...
+
+    async def settle(self, request_id: str, checks: Sequence[Check], actual: Sequence[int]) -> None:
+        """`actual[i]` replaces `checks[i].amount` (ignored for leases, which are released)."""
+
+    async def renew(self, request_id: str, checks: Sequence[Check]) -> None:
+        """Push the expiry of this request's leases forward."""
+
+    async def close(self) -> None: ...
+
+
+class MemoryCounterStore:
+    """One process's counters. Calls never await, so each is atomic on the event loop."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._windows: dict[str, dict[str, tuple[float, int]]] = {}  # insertion order = time order
+        self._sums: dict[str, int] = {}
+        self._leases: dict[str, dict[str, float]] = {}
+        self._totals: dict[str, int] = {}
+
+    async def reserve(self, request_id: str, checks: Sequence[Check]) -> Granted | Denied:
+        now = self._clock()
+        used = []
+        for index, check in enumerate(checks):
+            current = self._used(check, now)
+            if current + check.amount > check.limit:
+                return Denied(index, self._retry_after(check, current, now))
+            used.append(current)
+        for check in checks:
+            if check.shape == "window":
+                self._windows.setdefault(check.counter, {})[request_id] = (now, check.amount)
+                self._sums[check.counter] = self._sums.get(check.counter, 0) + check.amount
+            elif check.shape == "lease":
+                self._leases.setdefault(check.counter, {})[request_id] = now + check.ttl_s
+            else:
+                self._totals[check.counter] = self._totals.get(check.counter, 0) + check.amount
+        return Granted(tuple(c.limit - u - c.amount for c, u in zip(checks, used, strict=True)))
+
+    def _used(self, check: Check, now: float) -> int:
+        if check.shape == "window":
+            log = self._windows.get(check.counter, {})
+            while log:
+                oldest = next(iter(log))
+                at, amount = log[oldest]
+                if at > now - check.ttl_s:
+                    break
+                del log[oldest]
+                self._sums[check.counter] -= amount
+            return self._sums.get(check.counter, 0)
+        if check.shape == "lease":
+            leases = self._leases.get(check.counter, {})
+            for member in [m for m, expiry in leases.items() if expiry <= now]:
+                del leases[member]
+            return len(leases)
+        return self._totals.get(check.counter, 0)
+
+    def _retry_after(self, check: Check, used: int, now: float) -> float:
+        if check.shape == "window":
+            if check.amount > check.limit:
+                return check.ttl_s
+            freed = 0
+            for at, amount in self._windows.get(check.counter, {}).values():
+                freed += amount
+                if used - freed + check.amount <= check.limit:
+                    return max(0.0, at + check.ttl_s - now)
+            return check.ttl_s
+        if check.shape == "lease":
+            return 1.0
+        return 0.0  # totals: the caller knows reset_at
+
+    async def settle(self, request_id: str, checks: Sequence[Check], actual: Sequence[int]) -> None:
+        for check, amount in zip(checks, actual, strict=True):
+            if check.shape == "window":
+                log = self._windows.get(check.counter, {})
+                if request_id in log:
+                    at, reserved = log[request_id]
+                    log[request_id] = (at, amount)
+                    self._sums[check.counter] += amount - reserved
+            elif check.shape == "lease":
+                self._leases.get(check.counter, {}).pop(request_id, None)
+            else:
+                self._totals[check.counter] = self._totals.get(check.counter, 0) + amount - check.amount
+
+    async def renew(self, request_id: str, checks: Sequence[Check]) -> None:
+        now = self._clock()
+        for check in checks:
+            leases = self._leases.get(check.counter)
+            if check.shape == "lease" and leases is not None and request_id in leases:
+                leases[request_id] = now + check.ttl_s
+
+    async def close(self) -> None:
+        return None

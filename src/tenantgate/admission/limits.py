@@ -1,0 +1,83 @@
+"""What a principal may consume, per identity (tenant, key), and the checks one request needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import StrEnum
+
+from tenantgate.admission.periods import day_label, month_label, next_day, next_month
+
+WINDOW_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """None means unlimited. Money is integer micro-dollars."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    daily_tokens: int | None = None
+    monthly_tokens: int | None = None
+    budget_micros: int | None = None
+
+    def tighten(self, other: Limits) -> Limits:
+        """The tighter of two limit sets, field by field."""
+        merged = {}
+        for spec in fields(self):
+            mine, theirs = getattr(self, spec.name), getattr(other, spec.name)
+            merged[spec.name] = theirs if mine is None else mine if theirs is None else min(mine, theirs)
+        return Limits(**merged)
+
+    @property
+    def unlimited(self) -> bool:
+        return all(getattr(self, spec.name) is None for spec in fields(self))
+
+
+class LimitKind(StrEnum):
+    """Also the OpenAI-style `code` of the 429 that a failed check produces."""
+
+    REQUESTS = "rate_limit_exceeded"
+    TOKENS = "tokens_limit_exceeded"
+    CONCURRENCY = "concurrency_limit_exceeded"
+    QUOTA = "quota_exceeded"
+    BUDGET = "budget_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One counter to test and reserve: a sliding 60 s window, a lease set, or a period total."""
+
+    kind: LimitKind
+    counter: str  # store key, versioned: see docs/admission.md
+    limit: int
+    amount: int
+    shape: str  # "window" | "lease" | "total"
+    reset_at: datetime | None = None  # for period totals
+    ttl_s: float = WINDOW_S
+
+
+def checks_for(
+    scope: str, limits: Limits, tokens: int, cost_micros: int, now: datetime, lease_ttl_s: float
+) -> list[Check]:
+    """The checks of one identity (`scope` like 'tenant:<id>' or 'key:<id>') for one request."""
+    checks = []
+    if limits.rpm is not None:
+        checks.append(Check(LimitKind.REQUESTS, f"tg1:rpm:{scope}", limits.rpm, 1, "window"))
+    if limits.tpm is not None:
+        checks.append(Check(LimitKind.TOKENS, f"tg1:tpm:{scope}", limits.tpm, tokens, "window"))
+    if limits.concurrency is not None:
+        checks.append(
+            Check(LimitKind.CONCURRENCY, f"tg1:conc:{scope}", limits.concurrency, 1, "lease", ttl_s=lease_ttl_s)
+        )
+    if limits.daily_tokens is not None:
+        day = f"tg1:day:{scope}:{day_label(now)}"
+        checks.append(Check(LimitKind.QUOTA, day, limits.daily_tokens, tokens, "total", next_day(now)))
+    if limits.monthly_tokens is not None:
+        month = f"tg1:month:{scope}:{month_label(now)}"
+        checks.append(Check(LimitKind.QUOTA, month, limits.monthly_tokens, tokens, "total", next_month(now)))
+    if limits.budget_micros is not None:
+        budget = f"tg1:budget:{scope}:{month_label(now)}"
+        checks.append(Check(LimitKind.BUDGET, budget, limits.budget_micros, cost_micros, "total", next_month(now)))
+    return checks

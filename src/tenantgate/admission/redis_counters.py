@@ -1,0 +1,161 @@
+"""Counters shared by every instance, in Redis: one Lua script per reserve and per settle.
+
+Keys (version `tg1`, never reuse a layout under the same prefix):
+  window  <counter> ZSET request→time(ms), <counter>:amt HASH request→amount, <counter>:sum STRING
+  lease   <counter> ZSET request→expiry(ms)
+  total   <counter> STRING, expires a day after its period ends
+Time comes from Redis (`TIME`), so instances with skewed clocks still share one window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+
+from tenantgate.admission.counters import Denied, Granted
+from tenantgate.admission.limits import Check
+
+_PRELUDE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function purge_window(key, ttl)
+  local old = redis.call('ZRANGEBYSCORE', key, '-inf', now - ttl)
+  if #old > 0 then
+    local amounts = redis.call('HMGET', key .. ':amt', unpack(old))
+    local freed = 0
+    for _, a in ipairs(amounts) do freed = freed + (tonumber(a) or 0) end
+    redis.call('DECRBY', key .. ':sum', freed)
+    redis.call('HDEL', key .. ':amt', unpack(old))
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - ttl)
+  end
+  return tonumber(redis.call('GET', key .. ':sum') or '0')
+end
+"""
+
+# ARGV: request id, then per check: shape, limit, amount, ttl_ms, expire_at_ms
+RESERVE = (
+    _PRELUDE
+    + """
+local id = ARGV[1]
+local used = {}
+for i, key in ipairs(KEYS) do
+  local base = 1 + (i - 1) * 5
+  local shape, limit = ARGV[base + 1], tonumber(ARGV[base + 2])
+  local amount, ttl = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])
+  local current
+  if shape == 'window' then
+    current = purge_window(key, ttl)
+  elseif shape == 'lease' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    current = redis.call('ZCARD', key)
+  else
+    current = tonumber(redis.call('GET', key) or '0')
+  end
+  if current + amount > limit then
+    local retry = 0
+    if shape == 'window' then
+      retry = ttl
+      if amount <= limit then
+        local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+        local freed = 0
+        for j = 1, #entries, 2 do
+          freed = freed + tonumber(redis.call('HGET', key .. ':amt', entries[j]) or '0')
+          if current - freed + amount <= limit then retry = tonumber(entries[j + 1]) + ttl - now; break end
+        end
+      end
+    elseif shape == 'lease' then
+      retry = 1000
+    end
+    return {0, i - 1, retry}
+  end
+  used[i] = current
+end
+local remaining = {1}
+for i, key in ipairs(KEYS) do
+  local base = 1 + (i - 1) * 5
+  local shape, limit = ARGV[base + 1], tonumber(ARGV[base + 2])
+  local amount, ttl = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])
+  if shape == 'window' then
+    redis.call('ZADD', key, now, id)
+    redis.call('HSET', key .. ':amt', id, amount)
+    redis.call('INCRBY', key .. ':sum', amount)
+    for _, k in ipairs({key, key .. ':amt', key .. ':sum'}) do redis.call('PEXPIRE', k, ttl * 2) end
+  elseif shape == 'lease' then
+    redis.call('ZADD', key, now + ttl, id)
+    redis.call('PEXPIRE', key, ttl * 2)
+  else
+    redis.call('INCRBY', key, amount)
+    redis.call('PEXPIREAT', key, tonumber(ARGV[base + 5]))
+  end
+  remaining[#remaining + 1] = limit - used[i] - amount
+end
+return remaining
+"""
+)
+
+# ARGV: request id, then per check: shape, reserved, actual, ttl_ms
+SETTLE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id = ARGV[1]
+for i, key in ipairs(KEYS) do
+  local base = 1 + (i - 1) * 4
+  local shape, reserved = ARGV[base + 1], tonumber(ARGV[base + 2])
+  local actual, ttl = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])
+  if shape == 'window' then
+    local held = redis.call('HGET', key .. ':amt', id)
+    if held then
+      redis.call('HSET', key .. ':amt', id, actual)
+      redis.call('INCRBY', key .. ':sum', actual - tonumber(held))
+    end
+  elseif shape == 'lease' then
+    if ARGV[base + 3] == 'renew' then
+      if redis.call('ZSCORE', key, id) then redis.call('ZADD', key, now + ttl, id) end
+    else
+      redis.call('ZREM', key, id)
+    end
+  else
+    if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, actual - reserved) end
+  end
+end
+return 1
+"""
+
+
+class RedisCounterStore:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._reserve = redis.register_script(RESERVE)
+        self._settle = redis.register_script(SETTLE)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisCounterStore:
+        return cls(Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
+
+    async def reserve(self, request_id: str, checks: Sequence[Check]) -> Granted | Denied:
+        args: list[str | int] = [request_id]
+        for check in checks:
+            expire_at = int(check.reset_at.timestamp() * 1000) + 86_400_000 if check.reset_at else 0
+            args += [check.shape, check.limit, check.amount, int(check.ttl_s * 1000), expire_at]
+        result = await self._reserve(keys=[c.counter for c in checks], args=args)
+        if int(result[0]) == 0:
+            return Denied(int(result[1]), int(result[2]) / 1000)
+        return Granted(tuple(int(r) for r in result[1:]))
+
+    async def settle(self, request_id: str, checks: Sequence[Check], actual: Sequence[int]) -> None:
+        await self._run_settle(request_id, checks, [str(a) for a in actual])
+
+    async def renew(self, request_id: str, checks: Sequence[Check]) -> None:
+        leases = [c for c in checks if c.shape == "lease"]
+        if leases:
+            await self._run_settle(request_id, leases, ["renew"] * len(leases))
+
+    async def _run_settle(self, request_id: str, checks: Sequence[Check], actual: Sequence[str]) -> None:
+        args: list[str | int] = [request_id]
+        for check, value in zip(checks, actual, strict=True):
+            args += [check.shape, check.amount, value, int(check.ttl_s * 1000)]
+        await self._settle(keys=[c.counter for c in checks], args=args)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,116 @@
+"""One suite for the in-memory and the Redis counter store: exact windows, leases, totals, settlement."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore
+from tenantgate.admission.limits import Check, LimitKind
+from tenantgate.admission.redis_counters import RedisCounterStore
+
+
+@dataclass
+class Clocked:
+    store: CounterStore
+    fake_now: list[float] | None  # None: real time (Redis)
+
+    async def advance(self, seconds: float) -> None:
+        if self.fake_now is not None:
+            self.fake_now[0] += seconds
+        else:
+            await asyncio.sleep(seconds)  # Redis keeps its own clock: real time has to pass
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def counters(request: pytest.FixtureRequest) -> AsyncIterator[Clocked]:
+    if request.param == "memory":
+        now = [1000.0]
+        yield Clocked(MemoryCounterStore(clock=lambda: now[0]), now)
+        return
+    store = RedisCounterStore.from_url(request.getfixturevalue("redis_url"))
+    yield Clocked(store, None)
+    await store.close()
+
+
+def name(kind: str) -> str:
+    return f"tg1:test:{kind}:{secrets.token_hex(6)}"
+
+
+def window(counter: str, limit: int, amount: int = 1, ttl: float = 60.0) -> Check:
+    return Check(LimitKind.REQUESTS, counter, limit, amount, "window", ttl_s=ttl)
+
+
+async def test_window_admits_exactly_the_limit(counters: Clocked) -> None:
+    counter = name("rpm")
+    results = [await counters.store.reserve(f"r{i}", [window(counter, 5)]) for i in range(8)]
+    assert [isinstance(r, Granted) for r in results] == [True] * 5 + [False] * 3
+    assert [r.remaining for r in results[:5] if isinstance(r, Granted)] == [(4,), (3,), (2,), (1,), (0,)]
+    denied = results[5]
+    assert isinstance(denied, Denied) and denied.index == 0 and 0 < denied.retry_after_s <= 60
+
+
+async def test_window_slides(counters: Clocked) -> None:
+    counter = name("rpm")
+    check = window(counter, 2, ttl=0.4)
+    assert isinstance(await counters.store.reserve("a", [check]), Granted)
+    await counters.advance(0.2)
+    assert isinstance(await counters.store.reserve("b", [check]), Granted)
+    assert isinstance(await counters.store.reserve("c", [check]), Denied)
+    await counters.advance(0.25)  # "a" has left the window, "b" has not
+    assert isinstance(await counters.store.reserve("d", [check]), Granted)
+    assert isinstance(await counters.store.reserve("e", [check]), Denied)
+
+
+async def test_tokens_settle_refunds_and_charges_overrun(counters: Clocked) -> None:
+    counter = name("tpm")
+    tokens = Check(LimitKind.TOKENS, counter, 100, 60, "window")
+    assert isinstance(await counters.store.reserve("a", [tokens]), Granted)
+    assert isinstance(await counters.store.reserve("b", [tokens]), Denied)  # 60 + 60 > 100
+    await counters.store.settle("a", [tokens], [10])  # used far less than reserved
+    assert isinstance(await counters.store.reserve("b", [tokens]), Granted)  # 10 + 60
+    await counters.store.settle("b", [tokens], [85])  # overran its reservation: 10 + 85
+    small = Check(LimitKind.TOKENS, counter, 100, 6, "window")
+    assert isinstance(await counters.store.reserve("c", [small]), Denied)
+    assert isinstance(await counters.store.reserve("c", [Check(LimitKind.TOKENS, counter, 100, 5, "window")]), Granted)
+
+
+async def test_all_or_nothing(counters: Clocked) -> None:
+    roomy, tight = name("a"), name("b")
+    assert isinstance(await counters.store.reserve("x", [window(tight, 1)]), Granted)
+    denied = await counters.store.reserve("y", [window(roomy, 10), window(tight, 1)])
+    assert isinstance(denied, Denied) and denied.index == 1
+    granted = await counters.store.reserve("z", [window(roomy, 10)])
+    assert isinstance(granted, Granted) and granted.remaining == (9,)  # "y" reserved nothing
+
+
+async def test_leases_release_on_settle_and_expire_on_their_own(counters: Clocked) -> None:
+    counter = name("conc")
+    lease = Check(LimitKind.CONCURRENCY, counter, 2, 1, "lease", ttl_s=0.3)
+    assert isinstance(await counters.store.reserve("a", [lease]), Granted)
+    assert isinstance(await counters.store.reserve("b", [lease]), Granted)
+    assert isinstance(await counters.store.reserve("c", [lease]), Denied)
+    await counters.store.settle("a", [lease], [0])
+    assert isinstance(await counters.store.reserve("c", [lease]), Granted)
+    await counters.advance(0.15)
+    await counters.store.renew("c", [lease])
+    await counters.advance(0.2)  # "b" was never renewed: expired (a crashed holder); "c" was
+    assert isinstance(await counters.store.reserve("d", [lease]), Granted)
+    assert isinstance(await counters.store.reserve("e", [lease]), Denied)
+
+
+async def test_period_totals(counters: Clocked) -> None:
+    counter = name("day")
+    reset = datetime(2030, 1, 1, tzinfo=UTC)
+    quota = Check(LimitKind.QUOTA, counter, 1000, 400, "total", reset_at=reset)
+    assert isinstance(await counters.store.reserve("a", [quota]), Granted)
+    assert isinstance(await counters.store.reserve("b", [quota]), Granted)
+    assert isinstance(await counters.store.reserve("c", [quota]), Denied)
+    await counters.store.settle("a", [quota], [100])  # refund 300
+    granted = await counters.store.reserve("c", [quota])
+    assert isinstance(granted, Granted) and granted.remaining == (100,)

@@ -1,0 +1,62 @@
+"""Property tests: the sliding window never lets more than the limit into any 60 s span, and
+period boundaries (minute, UTC midnight, month end, year end) are where they should be."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tenantgate.admission.counters import Granted, MemoryCounterStore
+from tenantgate.admission.limits import Check, LimitKind, Limits
+from tenantgate.admission.periods import day_label, month_label, next_day, next_month
+
+arrivals = st.lists(st.tuples(st.floats(0, 5, allow_nan=False), st.integers(1, 30)), min_size=1, max_size=80)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(steps=arrivals, limit=st.integers(1, 100))
+def test_no_window_ever_holds_more_than_the_limit(steps: list[tuple[float, int]], limit: int) -> None:
+    now = [0.0]
+    store = MemoryCounterStore(clock=lambda: now[0])
+    admitted: list[tuple[float, int]] = []
+    for index, (gap, amount) in enumerate(steps):
+        now[0] += gap
+        check = Check(LimitKind.TOKENS, "w", limit, amount, "window", ttl_s=10.0)
+        if isinstance(asyncio.run(store.reserve(str(index), [check])), Granted):
+            admitted.append((now[0], amount))
+        else:  # a refusal must be justified: admitting would have broken the limit
+            inside = sum(a for t, a in admitted if t > now[0] - 10.0)
+            assert inside + amount > limit
+    for start, _ in admitted:  # every window that starts at an admission
+        assert sum(a for t, a in admitted if start <= t < start + 10.0) <= limit
+
+
+@settings(derandomize=True)
+# hypothesis wants naive bounds; the generated values carry UTC
+@given(moment=st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)))  # noqa: DTZ001
+def test_periods(moment: datetime) -> None:
+    tomorrow = next_day(moment)
+    assert tomorrow > moment >= tomorrow - timedelta(days=1)
+    assert (tomorrow.hour, tomorrow.minute, tomorrow.second, tomorrow.microsecond) == (0, 0, 0, 0)
+    assert day_label(tomorrow) != day_label(moment) and day_label(tomorrow - timedelta(microseconds=1)) == day_label(
+        moment
+    )
+    following = next_month(moment)
+    assert following.day == 1 and following > moment and month_label(following) != month_label(moment)
+    assert month_label(following - timedelta(microseconds=1)) == month_label(moment)
+
+
+def test_month_and_year_ends() -> None:
+    assert next_month(datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=UTC)
+    assert next_month(datetime(2028, 2, 29, 12, tzinfo=UTC)) == datetime(2028, 3, 1, tzinfo=UTC)
+    assert next_day(datetime(2026, 11, 23, 23, 59, 59, 999999, tzinfo=UTC)) == datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def test_tightest_limit_applies() -> None:
+    plan = Limits(rpm=600, tpm=100_000, concurrency=None)
+    override = Limits(rpm=50, tpm=None, concurrency=4)
+    assert plan.tighten(override) == Limits(rpm=50, tpm=100_000, concurrency=4)
+    assert Limits().unlimited and not override.unlimited
