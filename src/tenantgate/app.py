@@ -12,6 +12,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 from tenantgate import __version__
+from tenantgate.admission.counters import MemoryCounterStore
+from tenantgate.admission.plans import limits_by_plan, pricing
+from tenantgate.admission.redis_counters import RedisCounterStore
+from tenantgate.admission.service import Admission
 from tenantgate.api import admin, public
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
@@ -58,14 +62,24 @@ def create_app(settings: Settings) -> GatewayApp:
             stack.push_async_callback(provider.aclose)
             engine_url = await stack.enter_async_context(builtin_engine(settings))
             catalog = await build_catalog(settings, provider, engine_url)
-            keys = KeyDirectory(store, negative_ttl_s=settings.negative_key_ttl_s)
+            keys = KeyDirectory(
+                store, negative_ttl_s=settings.negative_key_ttl_s, plan_limits=limits_by_plan(settings.catalog)
+            )
+            counters = RedisCounterStore.from_url(settings.redis_url) if settings.redis_url else MemoryCounterStore()
+            admission = Admission(
+                counters,
+                pricing(settings.catalog),
+                lease_ttl_s=settings.lease_ttl_s,
+                output_estimate=settings.output_estimate_tokens,
+                output_cap=settings.output_estimate_cap,
+            )
             recorder = UsageRecorder(
                 store,
                 flush_s=settings.usage_flush_s,
                 batch_size=settings.usage_batch_size,
                 buffer_limit=settings.usage_buffer_limit,
             )
-            gw = Gateway(settings, store, keys, catalog, provider, recorder)
+            gw = Gateway(settings, store, keys, catalog, provider, recorder, admission)
             await stack.enter_async_context(running(gw))
             plans = frozenset(p.name for p in settings.catalog.plans)
             api.state.gateway = gw

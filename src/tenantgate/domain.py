@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 
@@ -25,6 +25,30 @@ class Role(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """None means unlimited. Money is integer micro-dollars."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    daily_tokens: int | None = None
+    monthly_tokens: int | None = None
+    budget_micros: int | None = None
+
+    def tighten(self, other: Limits) -> Limits:
+        """The tighter of two limit sets, field by field."""
+        merged = {}
+        for spec in fields(self):
+            mine, theirs = getattr(self, spec.name), getattr(other, spec.name)
+            merged[spec.name] = theirs if mine is None else mine if theirs is None else min(mine, theirs)
+        return Limits(**merged)
+
+    @property
+    def unlimited(self) -> bool:
+        return all(getattr(self, spec.name) is None for spec in fields(self))
+
+
+@dataclass(frozen=True, slots=True)
 class Tenant:
     id: str
     slug: str
@@ -36,6 +60,7 @@ class Tenant:
     allowed_models: tuple[str, ...] | None
     created_at: datetime
     updated_at: datetime
+    limits: Limits = Limits()  # overrides on top of the plan; the tighter value applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +88,7 @@ class ApiKey:
     last_used_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    limits: Limits = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +102,8 @@ class Principal:
     plan: str
     region: str | None
     allowed_models: frozenset[str] | None  # tenant ∩ key; None = everything in the catalog
+    tenant_limits: Limits = Limits()  # plan tightened by the tenant's overrides
+    key_limits: Limits = Limits()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@
     ├── NotFound                      404 not_found
     │   └── ModelNotFound             404 model_not_found
     ├── Conflict                      409 conflict
+    ├── RateLimited                   429 rate_limit_exceeded | tokens_limit_exceeded |
+    │                                     concurrency_limit_exceeded | quota_exceeded | budget_exceeded
     ├── UpstreamError                 502 upstream_error
     ├── NoCapacity                    503 no_capacity
     ├── StoreUnavailable              503 service_unavailable
@@ -31,6 +33,7 @@ class GatewayError(Exception):
             self.code = code
         self.param = param
         self.headers: dict[str, str] = {}
+        self.extra: dict[str, str] = {}  # more fields for the error object, e.g. reset_at
 
 
 class InvalidRequest(GatewayError):
@@ -70,6 +73,21 @@ class Conflict(GatewayError):
     status = 409
     type = "invalid_request_error"
     code = "conflict"
+
+
+class RateLimited(GatewayError):
+    """A limit refused the request; `type` and `code` name which kind, Retry-After says when to retry."""
+
+    status = 429
+    type = "rate_limit_exceeded"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, kind: str, retry_after_s: float, reset_at: str | None = None) -> None:
+        super().__init__(message, code=kind)
+        self.type = kind
+        self.headers["Retry-After"] = str(max(1, round(retry_after_s + 0.5)))
+        if reset_at is not None:
+            self.extra["reset_at"] = reset_at
 
 
 class UpstreamError(GatewayError):

@@ -1,7 +1,7 @@
 """The data-plane request, top to bottom. Each step lives in its own module.
 
-authenticate → parse → policy (route) → [admission] → [schedule] → place + send (failover before the
-first byte) → relay → meter. Admission and fair scheduling slot in where marked.
+authenticate → parse → policy (route) → admission (reserve) → [schedule] → place + send (failover
+before the first byte) → relay → settle + meter. Fair scheduling slots in where marked.
 """
 
 from __future__ import annotations
@@ -43,18 +43,25 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
     check_namespace(principal, call.namespace)
     request = parse_request(call.endpoint, call.body)
     meter = RequestMeter(gw.recorder, principal, call.request_id, call.endpoint.value, request.model, started)
+    reservation = None
     try:
         route = resolve_route(gw.catalog, principal, request.model)
+        reservation = await gw.admission.reserve(principal, request, call.request_id)
+        # [schedule]: the fair queue per deployment goes here
         upstream, deployment = await send_with_failover(gw, route, request, principal, call.request_id)
     except GatewayError as exc:
+        gw.admission.settle_soon(reservation, None)
         meter.finish(exc.status, exc.code)
         raise
 
     def settle(status: int, error: str | None, usage: Usage | None) -> None:
         deployment.in_flight -= 1
+        gw.admission.settle_soon(reservation, usage)
         meter.finish(status, error, usage, deployment.name)
 
     headers = [(b"x-request-id", call.request_id.encode())]
+    if reservation is not None:
+        headers += reservation.headers
     if request.stream and upstream.status == 200:
         sniffer = SseUsageSniffer(strip_usage_chunk=not request.wants_usage)
         return StreamRelay(upstream, sniffer, _SSE_HEADERS + headers, meter.first_byte, settle)

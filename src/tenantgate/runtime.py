@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenantgate.admission.service import Admission
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.providers.base import Provider
@@ -27,6 +28,7 @@ class Gateway:
     catalog: Catalog
     provider: Provider
     recorder: UsageRecorder
+    admission: Admission
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -43,11 +45,18 @@ async def poll_key_changes(gw: Gateway) -> None:
             log.warning("key refresh failed; serving cached keys", exc_info=True)
 
 
+async def renew_leases(gw: Gateway) -> None:
+    while True:
+        await asyncio.sleep(gw.settings.lease_ttl_s / 3)
+        await gw.admission.renew_leases()
+
+
 @asynccontextmanager
 async def running(gw: Gateway) -> AsyncIterator[Gateway]:
     """Start the background loops; on exit stop them, flush usage and close connections."""
     gw.spawn(poll_key_changes(gw), "key-refresh")
     gw.spawn(gw.recorder.run(), "usage-flush")
+    gw.spawn(renew_leases(gw), "lease-renewal")
     try:
         yield gw
     finally:
@@ -55,6 +64,8 @@ async def running(gw: Gateway) -> AsyncIterator[Gateway]:
             task.cancel()
         await asyncio.gather(*gw.background, return_exceptions=True)
         gw.background.clear()
+        await gw.admission.drain()
+        await gw.admission.store.close()
         await gw.recorder.flush()
         await gw.provider.aclose()
         await gw.store.close()

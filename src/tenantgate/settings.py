@@ -46,17 +46,45 @@ class PoolConfig(_Strict):
 
 
 class PlanConfig(_Strict):
-    """A commercial plan; limits and queue weights are added by admission and scheduling."""
+    """A commercial plan: the tenant-level limits every tenant on it starts from."""
 
     name: str
     display_name: str
+    rpm: int | None = Field(default=None, ge=1, description="Requests per sliding minute")
+    tpm: int | None = Field(default=None, ge=1, description="Tokens per sliding minute (reserved, then settled)")
+    concurrency: int | None = Field(default=None, ge=1, description="Requests in flight at once")
+    daily_tokens: int | None = Field(default=None, ge=1, description="Tokens per UTC day")
+    monthly_tokens: int | None = Field(default=None, ge=1, description="Included tokens per UTC month")
+    cap: Literal["soft", "hard", "overage"] = Field(
+        default="hard",
+        description="At the monthly cap: soft = allow and notify, hard = block, overage = allow and bill",
+    )
+    budget_usd: float | None = Field(default=None, gt=0, description="Monthly money budget")
+    queue_weight: float = Field(default=1.0, gt=0, description="Share of contended capacity (scheduler)")
+    queue_timeout_s: float = Field(default=30.0, gt=0, description="Longest wait in the fair queue (scheduler)")
 
 
 DEFAULT_PLANS = (
-    PlanConfig(name="starter", display_name="Starter"),
-    PlanConfig(name="growth", display_name="Growth"),
-    PlanConfig(name="scale", display_name="Scale"),
-)
+    PlanConfig(
+        name="starter", display_name="Starter", rpm=60, tpm=100_000, concurrency=4,
+        daily_tokens=1_000_000, monthly_tokens=10_000_000, cap="hard", queue_weight=1,
+    ),
+    PlanConfig(
+        name="growth", display_name="Growth", rpm=600, tpm=1_000_000, concurrency=32,
+        daily_tokens=20_000_000, monthly_tokens=200_000_000, cap="overage", queue_weight=2,
+    ),
+    PlanConfig(
+        name="scale", display_name="Scale", rpm=6_000, tpm=10_000_000, concurrency=256,
+        monthly_tokens=2_000_000_000, cap="soft", queue_weight=4,
+    ),
+)  # fmt: skip
+
+
+class ModelPrice(_Strict):
+    """USD per million tokens; used for budgets (and, later, invoices)."""
+
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(ge=0)
 
 
 class CatalogConfig(_Strict):
@@ -65,6 +93,7 @@ class CatalogConfig(_Strict):
     pools: tuple[PoolConfig, ...] = ()
     aliases: dict[str, str] = Field(default_factory=dict, description="alias -> served model name")
     plans: tuple[PlanConfig, ...] = DEFAULT_PLANS
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="served or alias name -> price")
 
     @model_validator(mode="after")
     def _unique_names(self) -> CatalogConfig:
@@ -105,6 +134,10 @@ class Settings(BaseSettings):
     usage_flush_s: float = Field(default=0.5, gt=0)
     usage_batch_size: int = Field(default=500, ge=1)
     usage_buffer_limit: int = Field(default=200_000, ge=1000)
+    redis_url: str | None = Field(default=None, description="Shared counters for limits; in-process when unset")
+    lease_ttl_s: float = Field(default=30.0, gt=1, description="Concurrency leases expire unless renewed")
+    output_estimate_tokens: int = Field(default=256, ge=1, description="Reserved output when max_tokens is absent")
+    output_estimate_cap: int = Field(default=4096, ge=1, description="Most output reserved up front per request")
     sim_speed: float = Field(default=1.0, gt=0, description="Speed of the built-in simulated engine")
     sim_max_num_seqs: int = Field(default=64, ge=1)
     catalog: CatalogConfig = Field(default_factory=CatalogConfig, exclude=True)

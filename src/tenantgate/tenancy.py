@@ -15,11 +15,21 @@ from datetime import datetime
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.auth.keys import issue_key
 from tenantgate.clock import utcnow
-from tenantgate.domain import ApiKey, Role, Tenant, TenantMode, TenantStatus, User
+from tenantgate.domain import ApiKey, Limits, Role, Tenant, TenantMode, TenantStatus, User
 from tenantgate.errors import InvalidRequest, NotFound
 from tenantgate.storage.base import TenancyStore
 
+NO_LIMITS = Limits()
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def replace_set_fields(current: Limits, changes: Limits) -> Limits:
+    """Overlay the fields set in `changes`; a value of 0 clears that override."""
+    merged = dataclasses.asdict(current)
+    for name, value in dataclasses.asdict(changes).items():
+        if value is not None:
+            merged[name] = None if value == 0 else value
+    return Limits(**merged)
 
 
 def new_id() -> str:
@@ -47,6 +57,7 @@ class TenancyService:
         mode: TenantMode = TenantMode.ENTERPRISE,
         region: str | None = None,
         allowed_models: tuple[str, ...] | None = None,
+        limits: Limits = NO_LIMITS,
     ) -> Tenant:
         if not SLUG.match(slug):
             raise InvalidRequest(
@@ -66,6 +77,7 @@ class TenancyService:
             allowed_models=allowed_models,
             created_at=now,
             updated_at=now,
+            limits=limits,
         )
         await self._store.create_tenant(tenant)
         return tenant
@@ -87,7 +99,9 @@ class TenancyService:
         status: TenantStatus | None = None,
         name: str | None = None,
         region: str | None = None,
+        limits: Limits | None = None,
     ) -> Tenant:
+        """Change what is given; `limits` fields that are set replace the tenant's overrides."""
         tenant = await self.tenant(slug)
         if plan is not None:
             self._check_plan(plan)
@@ -97,6 +111,7 @@ class TenancyService:
             status=status or tenant.status,
             name=name or tenant.name,
             region=region or tenant.region,
+            limits=tenant.limits if limits is None else replace_set_fields(tenant.limits, limits),
             updated_at=utcnow(),
         )
         await self._store.update_tenant(tenant)
@@ -121,6 +136,7 @@ class TenancyService:
         models: tuple[str, ...] | None = None,
         user_id: str | None = None,
         expires_at: datetime | None = None,
+        limits: Limits = NO_LIMITS,
     ) -> CreatedKey:
         tenant = await self.tenant(slug)
         if user_id is not None and user_id not in {u.id for u in await self._store.list_users(tenant.id)}:
@@ -139,6 +155,7 @@ class TenancyService:
             last_used_at=None,
             created_at=now,
             updated_at=now,
+            limits=limits,
         )
         await self._store.create_key(key)
         if self._directory is not None:

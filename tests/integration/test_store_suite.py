@@ -137,3 +137,15 @@ def test_ensure_schema_creates_then_leaves_a_current_database(tmp_path: Path) ->
 
     tables = {r[0] for r in sqlite3.connect(tmp_path / "fresh.db").execute("SELECT name FROM sqlite_master")}
     assert {"tenants", "api_keys", "users", "usage_events", "alembic_version"} <= tables
+
+
+async def test_limits_round_trip(store: Store) -> None:
+    from tenantgate.domain import Limits
+
+    limited = Limits(rpm=50, concurrency=4, budget_micros=5_000_000)
+    await store.create_tenant(replace(tenant("acme"), limits=limited))
+    await store.create_key(replace(key("aaaaaaaaaaaa", "t-acme"), limits=Limits(tpm=1000)))
+    loaded_tenant = await store.get_tenant("t-acme")
+    loaded_key = await store.get_key("aaaaaaaaaaaa")
+    assert loaded_tenant is not None and loaded_tenant.limits == limited
+    assert loaded_key is not None and loaded_key.limits == Limits(tpm=1000)

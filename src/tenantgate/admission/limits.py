@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from tenantgate.admission.periods import day_label, month_label, next_day, next_month
+from tenantgate.domain import Limits
 
 WINDOW_S = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """None means unlimited. Money is integer micro-dollars."""
-
-    rpm: int | None = None
-    tpm: int | None = None
-    concurrency: int | None = None
-    daily_tokens: int | None = None
-    monthly_tokens: int | None = None
-    budget_micros: int | None = None
-
-    def tighten(self, other: Limits) -> Limits:
-        """The tighter of two limit sets, field by field."""
-        merged = {}
-        for spec in fields(self):
-            mine, theirs = getattr(self, spec.name), getattr(other, spec.name)
-            merged[spec.name] = theirs if mine is None else mine if theirs is None else min(mine, theirs)
-        return Limits(**merged)
-
-    @property
-    def unlimited(self) -> bool:
-        return all(getattr(self, spec.name) is None for spec in fields(self))
 
 
 class LimitKind(StrEnum):

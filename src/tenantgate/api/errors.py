@@ -15,13 +15,15 @@ from tenantgate.errors import GatewayError
 log = logging.getLogger(__name__)
 
 
-def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": type_, "code": code, "param": param}})
+def error_body(
+    message: str, type_: str, code: str | None, param: str | None = None, extra: dict[str, str] | None = None
+) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type_, "code": code, "param": param, **(extra or {})}})
 
 
 def error_response(error: GatewayError, request_id: str | None = None) -> Response:
     response = Response(
-        error_body(error.message, error.type, error.code, error.param),
+        error_body(error.message, error.type, error.code, error.param, error.extra),
         status_code=error.status,
         media_type="application/json",
         headers=error.headers,

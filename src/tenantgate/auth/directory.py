@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from tenantgate.auth.keys import parse_key, secret_matches
 from tenantgate.clock import utcnow
-from tenantgate.domain import ApiKey, Principal, Tenant, TenantStatus
+from tenantgate.domain import ApiKey, Limits, Principal, Tenant, TenantStatus
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
 from tenantgate.storage.base import TenancyStore
 
@@ -23,7 +24,7 @@ from tenantgate.storage.base import TenancyStore
 POLL_OVERLAP = timedelta(seconds=10)
 
 
-def _principal(key: ApiKey, tenant: Tenant) -> Principal:
+def _principal(key: ApiKey, tenant: Tenant, plan_limits: Limits) -> Principal:
     allowed: frozenset[str] | None = None
     if tenant.allowed_models is not None:
         allowed = frozenset(tenant.allowed_models)
@@ -37,12 +38,21 @@ def _principal(key: ApiKey, tenant: Tenant) -> Principal:
         plan=tenant.plan,
         region=tenant.region,
         allowed_models=allowed,
+        tenant_limits=plan_limits.tighten(tenant.limits),
+        key_limits=key.limits,
     )
 
 
 class KeyDirectory:
-    def __init__(self, store: TenancyStore, *, negative_ttl_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        store: TenancyStore,
+        *,
+        negative_ttl_s: float = 2.0,
+        plan_limits: Callable[[str], Limits] = lambda plan: Limits(),
+    ) -> None:
         self._store = store
+        self._plan_limits = plan_limits
         self._negative_ttl_s = negative_ttl_s
         self._keys: dict[str, ApiKey] = {}
         self._tenants: dict[str, Tenant] = {}
@@ -72,7 +82,8 @@ class KeyDirectory:
             raise AuthenticationFailed(f"This API key expired at {key.expires_at.isoformat()}.", code="expired_api_key")
         principal = self._principals.get(key_id)
         if principal is None:
-            principal = _principal(key, self._tenants[key.tenant_id])
+            tenant = self._tenants[key.tenant_id]
+            principal = _principal(key, tenant, self._plan_limits(tenant.plan))
             self._principals[key_id] = principal
         if self._tenants[key.tenant_id].status is not TenantStatus.ACTIVE:
             raise PermissionDenied("This tenant is suspended; contact your platform operator.", code="tenant_suspended")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tenantgate.domain import (
     ApiKey,
     KeyChanges,
+    Limits,
     Role,
     Tenant,
     TenantMode,
@@ -49,6 +51,7 @@ def _tenant(row: Any) -> Tenant:
         allowed_models=_tuple(row.allowed_models),
         created_at=_aware(row.created_at) or row.created_at,
         updated_at=_aware(row.updated_at) or row.updated_at,
+        limits=limits_from_json(row.limits),
     )
 
 
@@ -65,7 +68,17 @@ def _key(row: Any) -> ApiKey:
         last_used_at=_aware(row.last_used_at),
         created_at=_aware(row.created_at) or row.created_at,
         updated_at=_aware(row.updated_at) or row.updated_at,
+        limits=limits_from_json(row.limits),
     )
+
+
+def limits_from_json(raw: Any) -> Limits:
+    return Limits(**raw) if isinstance(raw, dict) else Limits()
+
+
+def limits_to_json(limits: Limits) -> dict[str, int] | None:
+    values = {k: v for k, v in dataclasses.asdict(limits).items() if v is not None}
+    return values or None
 
 
 def _tenant_values(t: Tenant) -> dict[str, Any]:
@@ -80,6 +93,7 @@ def _tenant_values(t: Tenant) -> dict[str, Any]:
         "allowed_models": None if t.allowed_models is None else list(t.allowed_models),
         "created_at": t.created_at,
         "updated_at": t.updated_at,
+        "limits": limits_to_json(t.limits),
     }
 
 
@@ -188,6 +202,7 @@ class SqlStore:
             "last_used_at": key.last_used_at,
             "created_at": key.created_at,
             "updated_at": key.updated_at,
+            "limits": limits_to_json(key.limits),
         }
         async with self._engine.begin() as conn:
             await conn.execute(api_keys.insert().values(**values))

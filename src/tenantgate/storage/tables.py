@@ -20,6 +20,7 @@ tenants = sa.Table(
     sa.Column("allowed_models", sa.JSON),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False, index=True),
+    sa.Column("limits", sa.JSON),
 )
 
 users = sa.Table(
@@ -48,6 +49,7 @@ api_keys = sa.Table(
     sa.Column("last_used_at", TS),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False, index=True),
+    sa.Column("limits", sa.JSON),
 )
 
 usage_events = sa.Table(

@@ -1,0 +1,38 @@
+"""From configuration to enforcement: plan limits and prices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tenantgate.domain import Limits
+from tenantgate.settings import CatalogConfig, PlanConfig
+
+
+def plan_limits(plan: PlanConfig) -> Limits:
+    """A plan's tenant-level limits. The monthly token cap blocks only on `hard` plans;
+    `soft` and `overage` plans keep serving past it (notification and billing happen downstream)."""
+    return Limits(
+        rpm=plan.rpm,
+        tpm=plan.tpm,
+        concurrency=plan.concurrency,
+        daily_tokens=plan.daily_tokens,
+        monthly_tokens=plan.monthly_tokens if plan.cap == "hard" else None,
+        budget_micros=None if plan.budget_usd is None else round(plan.budget_usd * 1_000_000),
+    )
+
+
+def limits_by_plan(catalog: CatalogConfig) -> Callable[[str], Limits]:
+    table = {plan.name: plan_limits(plan) for plan in catalog.plans}
+    return lambda name: table.get(name, Limits())
+
+
+def pricing(catalog: CatalogConfig) -> Callable[[str, int, int], int]:
+    """Micro-dollars for a request: USD per 1M tokens times tokens is exactly micro-dollars."""
+    prices = {model: (p.input_per_1m, p.output_per_1m) for model, p in catalog.prices.items()}
+    aliases = catalog.aliases
+
+    def cost(model: str, prompt: int, completion: int) -> int:
+        price = prices.get(model) or prices.get(aliases.get(model, model))
+        return 0 if price is None else round(prompt * price[0] + completion * price[1])
+
+    return cost

@@ -1,0 +1,166 @@
+"""Reserve every limit of a request before it runs, settle with the real usage after.
+
+Identities: the tenant (its plan tightened by its overrides) and the key (its own limits).
+Token reservations are the prompt estimate (body bytes / 4) plus the output the client allows
+(`max_tokens`, else `output_estimate_tokens`, at most `output_estimate_cap`); settlement charges
+what was used, overrun included, and refunds the rest. If the shared store (Redis) fails, the
+request is checked against this instance's own counters instead: limits degrade to per-instance,
+never to unlimited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore
+from tenantgate.admission.limits import Check, LimitKind, checks_for
+from tenantgate.clock import utcnow
+from tenantgate.domain import Principal, Usage
+from tenantgate.errors import RateLimited
+from tenantgate.inference_request import Endpoint, InferenceRequest
+
+log = logging.getLogger(__name__)
+Pricing = Callable[[str, int, int], int]  # (model, prompt tokens, completion tokens) -> micro-dollars
+
+
+@dataclass(slots=True)
+class Reservation:
+    request_id: str
+    model: str
+    checks: tuple[Check, ...]
+    store: CounterStore
+    headers: list[tuple[bytes, bytes]]
+
+
+def rate_headers(checks: Sequence[Check], granted: Granted) -> list[tuple[bytes, bytes]]:
+    """OpenAI's x-ratelimit-* headers, from the tightest request and token windows."""
+    headers = []
+    for kind, suffix in ((LimitKind.REQUESTS, b"requests"), (LimitKind.TOKENS, b"tokens")):
+        pairs = [(c, r) for c, r in zip(checks, granted.remaining, strict=True) if c.kind is kind]
+        if pairs:
+            check, remaining = min(pairs, key=lambda pair: pair[1])
+            headers += [
+                (b"x-ratelimit-limit-" + suffix, str(check.limit).encode()),
+                (b"x-ratelimit-remaining-" + suffix, str(max(0, remaining)).encode()),
+                (b"x-ratelimit-reset-" + suffix, b"60s"),  # a sliding window: all of it leaves within 60 s
+            ]
+    return headers
+
+
+def refusal(check: Check, scope: str, retry_after_s: float) -> RateLimited:
+    reset = None if check.reset_at is None else check.reset_at.isoformat().replace("+00:00", "Z")
+    if check.kind is LimitKind.REQUESTS:
+        text = f"Rate limit of {check.limit} requests per minute reached for this {scope}."
+    elif check.kind is LimitKind.TOKENS:
+        text = f"Token rate limit of {check.limit} tokens per minute reached for this {scope}"
+        text += f" (this request reserves {check.amount})."
+    elif check.kind is LimitKind.CONCURRENCY:
+        text = f"This {scope} already has {check.limit} requests in flight, its concurrency limit."
+    elif check.kind is LimitKind.QUOTA:
+        text = f"Token quota of {check.limit} for this {scope} is used up until {reset}."
+    else:
+        text = f"Budget of ${check.limit / 1e6:.2f} for this {scope} is used up until {reset}."
+    if reset is not None:
+        retry_after_s = (check.reset_at - utcnow()).total_seconds() if check.reset_at else retry_after_s
+    else:
+        text += f" Retry after {math.ceil(retry_after_s)} s."
+    return RateLimited(text, kind=check.kind.value, retry_after_s=retry_after_s, reset_at=reset)
+
+
+class Admission:
+    def __init__(
+        self,
+        store: CounterStore,
+        pricing: Pricing,
+        *,
+        lease_ttl_s: float,
+        output_estimate: int,
+        output_cap: int,
+    ) -> None:
+        self.store = store
+        self._fallback = store if isinstance(store, MemoryCounterStore) else MemoryCounterStore()
+        self._pricing = pricing
+        self._lease_ttl_s = lease_ttl_s
+        self._output_estimate = output_estimate
+        self._output_cap = output_cap
+        self._leased: dict[str, Reservation] = {}
+        self._settling: set[asyncio.Task[None]] = set()
+
+    def estimate(self, request: InferenceRequest) -> tuple[int, int]:
+        """(prompt tokens, output tokens) to reserve."""
+        prompt = len(request.body) // 4 + 1
+        if request.endpoint is Endpoint.EMBEDDINGS:
+            return prompt, 0
+        asked = request.payload.get("max_completion_tokens") or request.payload.get("max_tokens")
+        output = asked if isinstance(asked, int) else self._output_estimate
+        return prompt, min(output, self._output_cap)
+
+    async def reserve(self, principal: Principal, request: InferenceRequest, request_id: str) -> Reservation | None:
+        if principal.tenant_limits.unlimited and principal.key_limits.unlimited:
+            return None
+        prompt, output = self.estimate(request)
+        cost = self._pricing(request.model, prompt, output)
+        now = utcnow()
+        scopes = (("tenant", f"tenant:{principal.tenant_id}", principal.tenant_limits),
+                  ("key", f"key:{principal.key_id}", principal.key_limits))  # fmt: skip
+        labelled = [
+            (label, check)
+            for label, scope, limits in scopes
+            for check in checks_for(scope, limits, prompt + output, cost, now, self._lease_ttl_s)
+        ]
+        checks = tuple(check for _, check in labelled)
+        store = self.store
+        try:
+            outcome = await store.reserve(request_id, checks)
+        except Exception as exc:  # noqa: BLE001 - any store failure (Redis, network) degrades the same way
+            outcome, store = await self._degraded(request_id, checks, exc)
+        if isinstance(outcome, Denied):
+            label, check = labelled[outcome.index]
+            raise refusal(check, label, outcome.retry_after_s)
+        reservation = Reservation(request_id, request.model, checks, store, rate_headers(checks, outcome))
+        if any(c.shape == "lease" for c in checks):
+            self._leased[request_id] = reservation
+        return reservation
+
+    async def _degraded(
+        self, request_id: str, checks: tuple[Check, ...], exc: Exception
+    ) -> tuple[Granted | Denied, CounterStore]:
+        log.warning("counter store unreachable (%s); enforcing limits per instance", type(exc).__name__)
+        return await self._fallback.reserve(request_id, checks), self._fallback
+
+    def settle_soon(self, reservation: Reservation | None, usage: Usage | None) -> None:
+        """Called from synchronous end-of-request code: settle in a tracked task."""
+        if reservation is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.settle(reservation, usage))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def settle(self, reservation: Reservation, usage: Usage | None) -> None:
+        self._leased.pop(reservation.request_id, None)
+        used = usage or Usage()
+        cost = self._pricing(reservation.model, used.prompt_tokens, used.completion_tokens)
+        actual = [
+            cost if c.kind is LimitKind.BUDGET else 1 if c.kind is LimitKind.REQUESTS else used.total_tokens
+            for c in reservation.checks
+        ]
+        try:
+            await reservation.store.settle(reservation.request_id, reservation.checks, actual)
+        except Exception:  # noqa: BLE001 - leases expire by themselves; windows forget in 60 s
+            log.warning("settlement of %s failed; its leases will expire", reservation.request_id)
+
+    async def renew_leases(self) -> None:
+        """Keep the leases of running requests alive (called every lease_ttl_s / 3)."""
+        for reservation in list(self._leased.values()):
+            try:
+                await reservation.store.renew(reservation.request_id, reservation.checks)
+            except Exception:  # noqa: BLE001 - retried on the next round, before the lease expires
+                log.warning("lease renewal failed for %s", reservation.request_id)
+
+    async def drain(self) -> None:
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
