@@ -114,3 +114,14 @@ async def test_period_totals(counters: Clocked) -> None:
     await counters.store.settle("a", [quota], [100])  # refund 300
     granted = await counters.store.reserve("c", [quota])
     assert isinstance(granted, Granted) and granted.remaining == (100,)
+
+
+async def test_peek_reports_without_reserving(counters: Clocked) -> None:
+    counter, total = name("rpm"), name("month")
+    checks = [
+        window(counter, 5),
+        Check(LimitKind.QUOTA, total, 100, 30, "total", reset_at=datetime(2030, 1, 1, tzinfo=UTC)),
+    ]
+    await counters.store.reserve("a", checks)
+    assert await counters.store.peek(checks) == (1, 30)
+    assert await counters.store.peek(checks) == (1, 30)

@@ -41,6 +41,9 @@ class CounterStore(Protocol):
     async def renew(self, request_id: str, checks: Sequence[Check]) -> None:
         """Push the expiry of this request's leases forward."""
 
+    async def peek(self, checks: Sequence[Check]) -> tuple[int, ...]:
+        """What each counter holds now, reserving nothing."""
+
     async def close(self) -> None: ...
 
 
@@ -123,6 +126,10 @@ class MemoryCounterStore:
             leases = self._leases.get(check.counter)
             if check.shape == "lease" and leases is not None and request_id in leases:
                 leases[request_id] = now + check.ttl_s
+
+    async def peek(self, checks: Sequence[Check]) -> tuple[int, ...]:
+        now = self._clock()
+        return tuple(self._used(check, now) for check in checks)
 
     async def close(self) -> None:
         return None

@@ -94,6 +94,26 @@ return remaining
 """
 )
 
+# ARGV: per check: shape, ttl_ms
+PEEK = (
+    _PRELUDE
+    + """
+local used = {}
+for i, key in ipairs(KEYS) do
+  local shape, ttl = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
+  if shape == 'window' then
+    used[i] = purge_window(key, ttl)
+  elseif shape == 'lease' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    used[i] = redis.call('ZCARD', key)
+  else
+    used[i] = tonumber(redis.call('GET', key) or '0')
+  end
+end
+return used
+"""
+)
+
 # ARGV: request id, then per check: shape, reserved, actual, ttl_ms
 SETTLE = """
 local t = redis.call('TIME')
@@ -128,6 +148,7 @@ class RedisCounterStore:
         self._redis = redis
         self._reserve = redis.register_script(RESERVE)
         self._settle = redis.register_script(SETTLE)
+        self._peek = redis.register_script(PEEK)
 
     @classmethod
     def from_url(cls, url: str) -> RedisCounterStore:
@@ -156,6 +177,15 @@ class RedisCounterStore:
         for check, value in zip(checks, actual, strict=True):
             args += [check.shape, check.amount, value, int(check.ttl_s * 1000)]
         await self._settle(keys=[c.counter for c in checks], args=args)
+
+    async def peek(self, checks: Sequence[Check]) -> tuple[int, ...]:
+        if not checks:
+            return ()
+        args: list[str | int] = []
+        for check in checks:
+            args += [check.shape, int(check.ttl_s * 1000)]
+        result = await self._peek(keys=[c.counter for c in checks], args=args)
+        return tuple(int(value) for value in result)
 
     async def close(self) -> None:
         await self._redis.aclose()

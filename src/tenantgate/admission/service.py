@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore
 from tenantgate.admission.limits import Check, LimitKind, checks_for
 from tenantgate.clock import utcnow
-from tenantgate.domain import Principal, Usage
+from tenantgate.domain import Limits, Principal, Usage
 from tenantgate.errors import RateLimited
 from tenantgate.inference_request import Endpoint, InferenceRequest
 
@@ -160,6 +160,30 @@ class Admission:
                 await reservation.store.renew(reservation.request_id, reservation.checks)
             except Exception:  # noqa: BLE001 - retried on the next round, before the lease expires
                 log.warning("lease renewal failed for %s", reservation.request_id)
+
+    async def current(self, scope: str, limits: Limits) -> list[dict[str, object]]:
+        """Each limit of one identity with what is used now and when it resets (for `limits show`)."""
+        checks = checks_for(scope, limits, 0, 0, utcnow(), self._lease_ttl_s)
+        try:
+            used = await self.store.peek(checks)
+        except Exception:  # noqa: BLE001 - show what this instance knows
+            used = await self._fallback.peek(checks)
+        names = {"rpm": "rpm", "tpm": "tpm", "conc": "concurrency", "day": "daily_tokens"}
+        names |= {"month": "monthly_tokens", "budget": "budget_usd"}
+        rows: list[dict[str, object]] = []
+        for check, value in zip(checks, used, strict=True):
+            money = check.kind is LimitKind.BUDGET
+            rows.append(
+                {
+                    "limit": names[check.counter.split(":")[1]],
+                    "max": check.limit / 1e6 if money else check.limit,
+                    "used": value / 1e6 if money else value,
+                    "resets": "sliding 60 s" if check.shape == "window" else
+                    "as requests finish" if check.shape == "lease" else
+                    (check.reset_at.isoformat().replace("+00:00", "Z") if check.reset_at else ""),
+                }
+            )  # fmt: skip
+        return rows
 
     async def drain(self) -> None:
         if self._settling:

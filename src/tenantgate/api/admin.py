@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
+from tenantgate.admission.plans import limits_by_plan
 from tenantgate.api.admin_schemas import (
     KeyCreated,
     KeyIn,
@@ -21,10 +22,10 @@ from tenantgate.api.admin_schemas import (
     UserOut,
 )
 from tenantgate.clock import utcnow
-from tenantgate.domain import UsageTotals
+from tenantgate.domain import Limits, UsageTotals
 from tenantgate.errors import AuthenticationFailed, InvalidRequest
 from tenantgate.runtime import Gateway
-from tenantgate.tenancy import TenancyService
+from tenantgate.tenancy import TenancyService, replace_set_fields
 
 
 def gateway(request: Request) -> Gateway:
@@ -59,7 +60,13 @@ async def list_tenants(service: Service) -> list[TenantOut]:
 async def create_tenant(body: TenantIn, service: Service) -> TenantOut:
     models = None if body.allowed_models is None else tuple(body.allowed_models)
     tenant = await service.create_tenant(
-        body.slug, name=body.name, plan=body.plan, mode=body.mode, region=body.region, allowed_models=models
+        body.slug,
+        name=body.name,
+        plan=body.plan,
+        mode=body.mode,
+        region=body.region,
+        allowed_models=models,
+        limits=replace_set_fields(Limits(), body.limits.to_limits()),
     )
     return TenantOut.of(tenant)
 
@@ -71,7 +78,10 @@ async def get_tenant(slug: str, service: Service) -> TenantOut:
 
 @router.patch("/tenants/{slug}")
 async def update_tenant(slug: str, body: TenantPatch, service: Service) -> TenantOut:
-    tenant = await service.update_tenant(slug, plan=body.plan, status=body.status, name=body.name, region=body.region)
+    limits = None if body.limits is None else body.limits.to_limits()
+    tenant = await service.update_tenant(
+        slug, plan=body.plan, status=body.status, name=body.name, region=body.region, limits=limits
+    )
     return TenantOut.of(tenant)
 
 
@@ -89,7 +99,12 @@ async def list_users(slug: str, service: Service) -> list[UserOut]:
 async def create_key(slug: str, body: KeyIn, service: Service) -> KeyCreated:
     models = None if body.models is None else tuple(body.models)
     created = await service.create_key(
-        slug, name=body.name, models=models, user_id=body.user_id, expires_at=body.expires_at
+        slug,
+        name=body.name,
+        models=models,
+        user_id=body.user_id,
+        expires_at=body.expires_at,
+        limits=replace_set_fields(Limits(), body.limits.to_limits()),
     )
     return KeyCreated(**KeyOut.of(created.key).model_dump(), key=created.plaintext)
 
@@ -102,6 +117,16 @@ async def list_keys(slug: str, service: Service) -> list[KeyOut]:
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(key_id: str, service: Service) -> KeyOut:
     return KeyOut.of(await service.revoke_key(key_id))
+
+
+@router.get("/tenants/{slug}/limits")
+async def tenant_limits(slug: str, request: Request, service: Service) -> dict[str, object]:
+    """The tenant's effective limits (plan tightened by overrides), current use and resets."""
+    gw = gateway(request)
+    tenant = await service.tenant(slug)
+    effective = limits_by_plan(gw.settings.catalog)(tenant.plan).tighten(tenant.limits)
+    rows = await gw.admission.current(f"tenant:{tenant.id}", effective)
+    return {"tenant": slug, "plan": tenant.plan, "limits": rows}
 
 
 @router.get("/tenants/{slug}/usage")

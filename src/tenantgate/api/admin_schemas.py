@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantgate.domain import ApiKey, Role, Tenant, TenantMode, TenantStatus, UsageTotals, User
+from tenantgate.domain import ApiKey, Limits, Role, Tenant, TenantMode, TenantStatus, UsageTotals, User
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class LimitsIn(_In):
+    """Limits to set; omitted fields are left alone, 0 clears an override."""
+
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    concurrency: int | None = Field(default=None, ge=0)
+    daily_tokens: int | None = Field(default=None, ge=0)
+    monthly_tokens: int | None = Field(default=None, ge=0)
+    budget_usd: float | None = Field(default=None, ge=0)
+
+    def to_limits(self) -> Limits:
+        budget = None if self.budget_usd is None else round(self.budget_usd * 1_000_000)
+        return Limits(self.rpm, self.tpm, self.concurrency, self.daily_tokens, self.monthly_tokens, budget)
+
+
+def limits_out(limits: Limits) -> dict[str, int | float]:
+    values: dict[str, int | float] = {k: v for k, v in dataclasses.asdict(limits).items() if v is not None}
+    if "budget_micros" in values:
+        values["budget_usd"] = values.pop("budget_micros") / 1_000_000
+    return values
 
 
 class TenantIn(_In):
@@ -20,6 +43,7 @@ class TenantIn(_In):
     mode: TenantMode = TenantMode.ENTERPRISE
     region: str | None = Field(default=None, description="Data-residency region; only deployments there serve it")
     allowed_models: list[str] | None = Field(default=None, description="Models the tenant may use; null = all")
+    limits: LimitsIn = Field(default_factory=LimitsIn, description="Overrides on top of the plan")
 
 
 class TenantPatch(_In):
@@ -27,6 +51,7 @@ class TenantPatch(_In):
     plan: str | None = None
     status: TenantStatus | None = None
     region: str | None = None
+    limits: LimitsIn | None = None
 
 
 class TenantOut(BaseModel):
@@ -38,6 +63,7 @@ class TenantOut(BaseModel):
     region: str | None
     status: TenantStatus
     allowed_models: list[str] | None
+    limits: dict[str, int | float] = Field(description="The tenant's overrides (the plan supplies the rest)")
     created_at: datetime
 
     @classmethod
@@ -45,7 +71,7 @@ class TenantOut(BaseModel):
         models = None if t.allowed_models is None else list(t.allowed_models)
         return cls(
             id=t.id, slug=t.slug, name=t.name, mode=t.mode, plan=t.plan, region=t.region,
-            status=t.status, allowed_models=models, created_at=t.created_at,
+            status=t.status, allowed_models=models, limits=limits_out(t.limits), created_at=t.created_at,
         )  # fmt: skip
 
 
@@ -72,6 +98,7 @@ class KeyIn(_In):
     models: list[str] | None = Field(default=None, description="Model allowlist for this key; null = tenant's")
     user_id: str | None = None
     expires_at: datetime | None = None
+    limits: LimitsIn = Field(default_factory=LimitsIn)
 
 
 class KeyOut(BaseModel):
@@ -83,6 +110,7 @@ class KeyOut(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    limits: dict[str, int | float]
     created_at: datetime
 
     @classmethod
@@ -90,7 +118,8 @@ class KeyOut(BaseModel):
         return cls(
             id=k.id, tenant_id=k.tenant_id, name=k.name, user_id=k.user_id,
             models=None if k.models is None else list(k.models), expires_at=k.expires_at,
-            revoked_at=k.revoked_at, last_used_at=k.last_used_at, created_at=k.created_at,
+            revoked_at=k.revoked_at, last_used_at=k.last_used_at, limits=limits_out(k.limits),
+            created_at=k.created_at,
         )  # fmt: skip
 
 

@@ -14,6 +14,26 @@ tenants = typer.Typer(no_args_is_help=True, help="Create, list and update tenant
 keys = typer.Typer(no_args_is_help=True, help="Issue, list and revoke API keys.")
 
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+Rpm = Annotated[int | None, typer.Option("--rpm", help="Requests per minute (0 clears)")]
+Tpm = Annotated[int | None, typer.Option("--tpm", help="Tokens per minute (0 clears)")]
+Concurrency = Annotated[int | None, typer.Option("--concurrency", help="Requests in flight (0 clears)")]
+DailyTokens = Annotated[int | None, typer.Option("--daily-tokens", help="Tokens per UTC day (0 clears)")]
+MonthlyTokens = Annotated[int | None, typer.Option("--monthly-tokens", help="Tokens per UTC month (0 clears)")]
+BudgetUsd = Annotated[float | None, typer.Option("--budget-usd", help="Money per UTC month (0 clears)")]
+limits_app = typer.Typer(no_args_is_help=True, help="Show limits and their current use.")
+
+
+def limit_body(
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
+    daily: int | None,
+    monthly: int | None,
+    budget: float | None,
+) -> dict[str, float]:
+    values: dict[str, float | None] = {"rpm": rpm, "tpm": tpm, "concurrency": concurrency, "daily_tokens": daily}
+    values |= {"monthly_tokens": monthly, "budget_usd": budget}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def register(app: typer.Typer) -> None:
@@ -21,6 +41,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tenants, name="tenants")
     app.add_typer(keys, name="keys")
     app.command("usage")(usage)
+    app.add_typer(limits_app, name="limits")
 
 
 def connection(
@@ -71,9 +92,18 @@ def tenants_update(
     name: Annotated[str, typer.Argument(help="Tenant slug")],
     plan: Annotated[str | None, typer.Option(help="New plan")] = None,
     status: Annotated[str | None, typer.Option(help="active or suspended")] = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    concurrency: Concurrency = None,
+    daily_tokens: DailyTokens = None,
+    monthly_tokens: MonthlyTokens = None,
+    budget_usd: BudgetUsd = None,
     as_json: Json = False,
 ) -> None:
-    body = {k: v for k, v in {"plan": plan, "status": status}.items() if v is not None}
+    body: dict[str, Any] = {k: v for k, v in {"plan": plan, "status": status}.items() if v is not None}
+    limits = limit_body(rpm, tpm, concurrency, daily_tokens, monthly_tokens, budget_usd)
+    if limits:
+        body["limits"] = limits
     tenant = client(ctx).call("PATCH", f"/admin/tenants/{name}", json=body)
     emit(tenant, as_json, [f"updated tenant {tenant['slug']} (plan {tenant['plan']}, {tenant['status']})"])
 
@@ -86,12 +116,19 @@ def keys_create(
     models: Annotated[str | None, typer.Option(help="Comma-separated model allowlist")] = None,
     user: Annotated[str | None, typer.Option(help="Bind the key to this user id")] = None,
     expires_in_days: Annotated[float | None, typer.Option(help="Expire after this many days")] = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    concurrency: Concurrency = None,
+    daily_tokens: DailyTokens = None,
+    monthly_tokens: MonthlyTokens = None,
+    budget_usd: BudgetUsd = None,
     as_json: Json = False,
 ) -> None:
     expires = None
     if expires_in_days is not None:
         expires = (datetime.now(UTC) + timedelta(days=expires_in_days)).isoformat()
-    body = {"name": name, "models": _csv(models), "user_id": user, "expires_at": expires}
+    body: dict[str, Any] = {"name": name, "models": _csv(models), "user_id": user, "expires_at": expires}
+    body["limits"] = limit_body(rpm, tpm, concurrency, daily_tokens, monthly_tokens, budget_usd)
     key = client(ctx).call("POST", f"/admin/tenants/{tenant}/keys", json=body)
     emit(key, as_json, [f"created key {key['id']} for {tenant}; store it now, it is not shown again:", key["key"]])
 
@@ -137,4 +174,15 @@ def usage(
             f"{label:<24} {row['requests']:>9} {row['errors']:>7} {row['prompt_tokens']:>10}"
             f" {row['completion_tokens']:>11} {row['total_tokens']:>10}"
         )
+    emit(data, as_json, lines)
+
+
+@limits_app.command("show")
+def limits_show(
+    ctx: typer.Context, tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug")], as_json: Json = False
+) -> None:
+    """A tenant's effective limits, what is used now, and when each resets."""
+    data = client(ctx).call("GET", f"/admin/tenants/{tenant}/limits")
+    lines = [f"limits of {tenant} (plan {data['plan']})", f"{'LIMIT':<16} {'MAX':>14} {'USED':>14}  RESETS"]
+    lines += [f"{r['limit']:<16} {r['max']:>14} {r['used']:>14}  {r['resets']}" for r in data["limits"]]
     emit(data, as_json, lines)

@@ -1,0 +1,98 @@
+"""Limits as a client meets them: 429s with the right code, Retry-After, reset_at and rate headers."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import openai
+import pytest
+
+from tests.e2e.procs import Gateway
+
+CHAT = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+
+
+def post(gw: Gateway, key: str, body: dict[str, object] = CHAT) -> httpx.Response:
+    return httpx.post(
+        gw.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
+
+
+def refused(response: httpx.Response, code: str) -> dict[str, str]:
+    assert response.status_code == 429, response.text
+    error = response.json()["error"]
+    assert error["type"] == code and error["code"] == code
+    assert int(response.headers["Retry-After"]) >= 1
+    return dict(error)
+
+
+def test_requests_per_minute_per_key(gw: Gateway) -> None:
+    key = gw.tenant_with_key("rpm-tenant", key_flags=("--rpm", "3"))
+    remaining = []
+    for _ in range(3):
+        response = post(gw, key)
+        assert response.status_code == 200
+        assert response.headers["x-ratelimit-limit-requests"] == "3"
+        remaining.append(response.headers["x-ratelimit-remaining-requests"])
+    assert remaining == ["2", "1", "0"]
+    error = refused(post(gw, key), "rate_limit_exceeded")
+    assert "3 requests per minute" in error["message"]
+    api = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        api.chat.completions.create(model="sim-small", messages=[{"role": "user", "content": "x"}])
+
+
+def test_tokens_per_minute(gw: Gateway) -> None:
+    key = gw.tenant_with_key("tpm-tenant", key_flags=("--tpm", "300"))
+    big = {**CHAT, "max_tokens": 200}
+    assert post(gw, key, big).status_code == 200  # reserves ~215, settles at the ~5 + 200 used
+    refused(post(gw, key, big), "tokens_limit_exceeded")
+    assert post(gw, key, {**CHAT, "max_tokens": 20}).status_code == 200  # what is left still serves small ones
+
+
+def test_concurrency_released_when_a_stream_ends(gw: Gateway) -> None:
+    key = gw.tenant_with_key("conc-tenant", key_flags=("--concurrency", "2"))
+    long_stream = {**CHAT, "max_tokens": 4000, "stream": True}
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=gw.url, headers=headers, timeout=30) as http, ExitStack() as streams:
+        first = streams.enter_context(http.stream("POST", "/v1/chat/completions", json=long_stream))
+        second = streams.enter_context(http.stream("POST", "/v1/chat/completions", json=long_stream))
+        # keep the iterators: a discarded httpx byte iterator closes its response
+        first_chunks, second_chunks = first.iter_bytes(), second.iter_bytes()
+        next(first_chunks)
+        next(second_chunks)
+        refused(post(gw, key), "concurrency_limit_exceeded")
+        first.close()
+        deadline = time.monotonic() + 5
+        status = 429
+        while status == 429 and time.monotonic() < deadline:
+            status = post(gw, key).status_code  # the slot frees once the gateway sees the disconnect
+        assert status == 200
+        second.close()
+
+
+def test_daily_quota_resets_at_utc_midnight(gw: Gateway) -> None:
+    key = gw.tenant_with_key("quota-tenant")
+    gw.cli("tenants", "update", "quota-tenant", "--daily-tokens", "120")
+    assert post(gw, key, {**CHAT, "max_tokens": 50}).status_code == 200
+    error = refused(post(gw, key, {**CHAT, "max_tokens": 100}), "quota_exceeded")
+    midnight = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert error["reset_at"] == midnight.isoformat().replace("+00:00", "Z")
+    shown = gw.cli_json("limits", "show", "--tenant", "quota-tenant")
+    assert isinstance(shown, dict)
+    daily = next(row for row in shown["limits"] if row["limit"] == "daily_tokens")
+    assert daily["max"] == 120 and 0 < daily["used"] <= 120
+    assert "daily_tokens" in gw.cli("limits", "show", "--tenant", "quota-tenant")
+
+
+def test_plan_limits_apply_and_tenant_override_tightens(gw: Gateway) -> None:
+    key = gw.tenant_with_key("override-tenant", "--plan", "growth")
+    plan_rpm = post(gw, key).headers["x-ratelimit-limit-requests"]
+    assert plan_rpm == "600"  # the Growth plan
+    gw.cli("tenants", "update", "override-tenant", "--rpm", "2")
+    # the admin change reaches this instance at once
+    assert post(gw, key).headers["x-ratelimit-limit-requests"] == "2"
+    refused(post(gw, key), "rate_limit_exceeded")
