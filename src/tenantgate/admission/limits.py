@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from tenantgate.admission.periods import day_label, month_label, next_day, next_month
+from tenantgate.admission.periods import calendar
 from tenantgate.domain import Limits
 
 WINDOW_S = 60.0
@@ -48,13 +48,16 @@ def checks_for(
         checks.append(
             Check(LimitKind.CONCURRENCY, f"tg1:conc:{scope}", limits.concurrency, 1, "lease", ttl_s=lease_ttl_s)
         )
+    if limits.daily_tokens is None and limits.monthly_tokens is None and limits.budget_micros is None:
+        return checks
+    today = calendar(now)
     if limits.daily_tokens is not None:
-        day = f"tg1:day:{scope}:{day_label(now)}"
-        checks.append(Check(LimitKind.QUOTA, day, limits.daily_tokens, tokens, "total", next_day(now)))
+        day = f"tg1:day:{scope}:{today.day}"
+        checks.append(Check(LimitKind.QUOTA, day, limits.daily_tokens, tokens, "total", today.next_day))
     if limits.monthly_tokens is not None:
-        month = f"tg1:month:{scope}:{month_label(now)}"
-        checks.append(Check(LimitKind.QUOTA, month, limits.monthly_tokens, tokens, "total", next_month(now)))
+        month = f"tg1:month:{scope}:{today.month}"
+        checks.append(Check(LimitKind.QUOTA, month, limits.monthly_tokens, tokens, "total", today.next_month))
     if limits.budget_micros is not None:
-        budget = f"tg1:budget:{scope}:{month_label(now)}"
-        checks.append(Check(LimitKind.BUDGET, budget, limits.budget_micros, cost_micros, "total", next_month(now)))
+        budget = f"tg1:budget:{scope}:{today.month}"
+        checks.append(Check(LimitKind.BUDGET, budget, limits.budget_micros, cost_micros, "total", today.next_month))
     return checks

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import functools
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 
 def day_start(moment: datetime) -> datetime:
@@ -28,3 +30,23 @@ def day_label(moment: datetime) -> str:
 
 def month_label(moment: datetime) -> str:
     return month_start(moment).strftime("%Y-%m")
+
+
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    """Everything admission needs about the current UTC day, computed once per day."""
+
+    day: str
+    next_day: datetime
+    month: str
+    next_month: datetime
+
+
+@functools.lru_cache(maxsize=4)
+def _calendar(today: date) -> Calendar:
+    moment = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    return Calendar(day_label(moment), next_day(moment), month_label(moment), next_month(moment))
+
+
+def calendar(moment: datetime) -> Calendar:
+    return _calendar(moment.astimezone(UTC).date())
