@@ -1,6 +1,8 @@
-"""`make bench`: direct vs floor proxy vs tenantgate against one instant mock upstream, one worker each.
+"""`make bench`: direct vs floor proxy vs tenantgate (vs LiteLLM) against one instant mock upstream.
 
-Usage: python bench/run.py [--quick]
+One worker each. tenantgate runs with auth, metering and every limit kind active (set high enough
+never to refuse), once with in-process counters and, with --redis, once with Redis counters.
+Usage: python bench/run.py [--quick] [--with-litellm] [--redis redis://127.0.0.1:6379/0]
 Writes bench/results/latest.json and prints one table with the targets.
 """
 
@@ -27,9 +29,35 @@ ADMIN = "bench-admin-token"
 STREAM_TOKENS = 50
 
 
-def start_tenantgate(port: int, upstream: str, workdir: Path) -> tuple[object, float]:
+LITELLM = Path(__file__).with_name(".litellm-venv") / "bin" / "litellm"
+HIGH = {"rpm": 10**8, "tpm": 10**11, "concurrency": 10**5, "daily_tokens": 10**13, "monthly_tokens": 10**14}
+
+
+def start_litellm(port: int, upstream: str, workdir: Path) -> tuple[object, float]:
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: sim-small\n    litellm_params:\n      model: openai/sim-small\n"
+        f"      api_base: {upstream}/v1\n      api_key: x\ngeneral_settings:\n  master_key: sk-bench\n"
+    )
+    args = [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    started = time.monotonic()
+    return spawn(args), started
+
+
+def tenantgate_config(upstream: str) -> dict[str, object]:
+    """One pool on the mock upstream and a plan whose limits are all active but never refuse."""
+    deployment = {"name": "mock", "base_url": upstream + "/v1", "models": ["sim-small"], "max_in_flight": 1024}
+    plan = {"name": "bench", "display_name": "Bench", **HIGH, "cap": "hard", "budget_usd": 10.0**9}
+    return {"pools": [{"name": "bench", "deployments": [deployment]}], "plans": [plan]}
+
+
+def start_tenantgate(port: int, upstream: str, workdir: Path, redis: str | None = None) -> tuple[object, float]:
     env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(workdir / "data")}
-    args = [*TENANTGATE, "serve", "--port", str(port), "--upstream", upstream + "/v1"]
+    if redis:
+        env["TENANTGATE_REDIS_URL"] = redis
+    config = workdir / "tenantgate.yaml"
+    config.write_text(json.dumps(tenantgate_config(upstream)))  # JSON is YAML
+    args = [*TENANTGATE, "serve", "--port", str(port), "--config", str(config)]
     args += ["--database-url", f"sqlite:///{workdir / 'bench.db'}"]
     started = time.monotonic()
     return spawn(args, env), started
@@ -37,8 +65,8 @@ def start_tenantgate(port: int, upstream: str, workdir: Path) -> tuple[object, f
 
 def make_key(url: str) -> str:
     admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"})
-    admin.post("/admin/tenants", json={"slug": "bench", "plan": "growth"})
-    return str(admin.post("/admin/tenants/bench/keys", json={"name": "bench"}).json()["key"])
+    admin.post("/admin/tenants", json={"slug": "bench", "plan": "bench"})
+    return str(admin.post("/admin/tenants/bench/keys", json={"name": "bench", "limits": HIGH}).json()["key"])
 
 
 def measure(name: str, url: str, key: str, pid: int | None, seconds: int, stream_total: int) -> dict[str, object]:
@@ -53,6 +81,9 @@ def measure(name: str, url: str, key: str, pid: int | None, seconds: int, stream
         stream["rss_mib"] = rss_mib(pid)
     result["stream"] = stream
     print(f"  {name} streams: {stream}", flush=True)
+    failures = sum(float(result[f"c{c}"]["errors"]) for c in (1, 16, 64)) + float(stream["failures"])  # type: ignore[index]
+    if failures:
+        raise SystemExit(f"{name} answered {failures:.0f} requests with errors; its numbers would be meaningless")
     return result
 
 
@@ -63,6 +94,8 @@ def verdict(ok: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="3 s per wrk run, fewer streams")
+    parser.add_argument("--with-litellm", action="store_true", help="also measure the LiteLLM proxy")
+    parser.add_argument("--redis", default=None, help="also measure tenantgate with Redis counters")
     options = parser.parse_args()
     seconds, stream_total = (3, 200) if options.quick else (10, 1000)
     workdir = Path(tempfile.mkdtemp(prefix="tg-bench-"))
@@ -88,42 +121,69 @@ def main() -> None:
             "floor": measure("floor", floor_url, key, processes[1].pid, seconds, stream_total),
             "tenantgate": measure("tenantgate", tg_url, key, gateway.pid, seconds, stream_total),  # type: ignore[attr-defined]
         }
+        extra: dict[str, object] = {"tenantgate_start_s": startup_s, "tenantgate_idle_rss_mib": idle_rss}
+        if options.redis:
+            stop(gateway)  # type: ignore[arg-type]
+            shared, _ = start_tenantgate(tg_port, upstream, workdir, options.redis)
+            processes.append(shared)  # type: ignore[arg-type]
+            first_200(tg_url, key, time.monotonic())
+            results["tenantgate+redis"] = measure("tenantgate+redis", tg_url, key, shared.pid, seconds, stream_total)  # type: ignore[attr-defined]
+        if options.with_litellm:
+            lite_port = free_port()
+            lite, lite_started = start_litellm(lite_port, upstream, workdir)
+            processes.append(lite)  # type: ignore[arg-type]
+            lite_url = f"http://127.0.0.1:{lite_port}"
+            extra["litellm_start_s"] = first_200(lite_url, "sk-bench", lite_started, deadline_s=120)
+            extra["litellm_idle_rss_mib"] = rss_mib(lite.pid)  # type: ignore[attr-defined]
+            results["litellm"] = measure("litellm", lite_url, "sk-bench", lite.pid, seconds, stream_total)  # type: ignore[attr-defined]
     finally:
         for process in reversed(processes):
             stop(process)
-    report(results, startup_s, idle_rss, options.quick)
+    report(results, extra, options.quick)
 
 
-def report(results: dict[str, dict[str, object]], startup_s: float, idle_rss: float, quick: bool) -> None:
+def report(results: dict[str, dict[str, object]], extra: dict[str, object], quick: bool) -> None:
     def get(target: str, *path: str) -> float:
         value: object = results[target]
         for part in path:
             value = value[part]  # type: ignore[index]
         return float(value)  # type: ignore[arg-type]
 
+    columns = list(results)
+    rows: list[tuple[str, ...]] = [("metric", *columns, "tg/floor", "tg/litellm" if "litellm" in results else "")]
+
+    def ratio(values: dict[str, float], other: str) -> str:
+        return f"{values['tenantgate'] / values[other]:.2f}" if values.get(other) else ""
+
+    for c in ("c1", "c16", "c64"):
+        rps = {t: get(t, c, "rps") for t in columns}
+        rows.append((f"req/s {c}", *(f"{rps[t]:,.0f}" for t in columns), ratio(rps, "floor"), ratio(rps, "litellm")))
+        rows.append((f"p50 ms {c}", *(f"{get(t, c, 'p50_ms'):.2f}" for t in columns), "", ""))
+        rows.append((f"p99 ms {c}", *(f"{get(t, c, 'p99_ms'):.2f}" for t in columns), "", ""))
+    streams = {t: get(t, "stream", "streams_per_s") for t in columns}
+    rows.append(("50-token streams/s c=16", *(f"{streams[t]:,.0f}" for t in columns), ratio(streams, "floor"), ""))
+    cpu = [f"{get(t, 'stream', 'cpu_us_per_chunk'):.1f}" if t != "direct" else "" for t in columns]
+    rows.append(("proxy CPU us per chunk", *cpu, "", ""))
+    width = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, width, strict=True)))
+    for name, value in extra.items():
+        print(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}")
+
     tg64, floor64 = get("tenantgate", "c64", "rps"), get("floor", "c64", "rps")
     added_p50 = get("tenantgate", "c1", "p50_ms") - get("direct", "c1", "p50_ms")
     cpu_chunk = get("tenantgate", "stream", "cpu_us_per_chunk")
-    rows = [("metric", "direct", "floor", "tenantgate", "tg/floor")]
-    for c in ("c1", "c16", "c64"):
-        values = [get(t, c, "rps") for t in ("direct", "floor", "tenantgate")]
-        rows.append((f"req/s {c}", *(f"{v:,.0f}" for v in values), f"{values[2] / values[1]:.2f}"))
-        p50 = [get(t, c, "p50_ms") for t in ("direct", "floor", "tenantgate")]
-        rows.append((f"p50 ms {c}", *(f"{v:.2f}" for v in p50), ""))
-    streams_s = [get(t, "stream", "streams_per_s") for t in ("direct", "floor", "tenantgate")]
-    rows.append(("50-token streams/s (c=16)", *(f"{v:,.0f}" for v in streams_s), f"{streams_s[2] / streams_s[1]:.2f}"))
-    cpu = ["", f"{get('floor', 'stream', 'cpu_us_per_chunk'):.1f}", f"{cpu_chunk:.1f}"]
-    rows.append(("proxy CPU µs per chunk", *cpu, ""))
-    width = [max(len(str(r[i])) for r in rows) for i in range(5)]
-    for row in rows:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, width, strict=True)))
-    targets = {
+    startup_s, idle_rss = float(extra["tenantgate_start_s"]), float(extra["tenantgate_idle_rss_mib"])  # type: ignore[arg-type]
+    targets: dict[str, tuple[float, bool]] = {
         "c=64 throughput >= 60% of floor": (tg64 / floor64, tg64 / floor64 >= 0.6),
         "added p50 at c=1 <= 0.5 ms over direct": (added_p50, added_p50 <= 0.5),
         "streaming <= 20 us gateway CPU per chunk": (cpu_chunk, cpu_chunk <= 20),
         "idle RSS <= 80 MiB": (idle_rss, idle_rss <= 80),
         "start to first 200 <= 1.5 s": (startup_s, startup_s <= 1.5),
     }
+    if "litellm" in results:
+        times = tg64 / get("litellm", "c64", "rps")
+        targets["c=64 throughput >= 30x LiteLLM"] = (times, times >= 30)
     print()
     for name, (value, ok) in targets.items():
         print(f"{verdict(ok)}  {name}: {value:.3f}")
@@ -141,8 +201,7 @@ def report(results: dict[str, dict[str, object]], startup_s: float, idle_rss: fl
         "quick": quick,
         "machine": {"nproc": os.cpu_count(), "cpu": cpu_model, "python": platform.python_version()},
         "results": results,
-        "startup_to_first_200_s": startup_s,
-        "idle_rss_mib": idle_rss,
+        "extra": extra,
         "targets": {k: {"value": v, "pass": ok} for k, (v, ok) in targets.items()},
     }
     out = Path(__file__).with_name("results") / "latest.json"
