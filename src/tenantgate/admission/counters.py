@@ -108,6 +108,9 @@ class MemoryCounterStore:
         return 0.0  # totals: the caller knows reset_at
 
     async def settle(self, request_id: str, checks: Sequence[Check], actual: Sequence[int]) -> None:
+        self.settle_now(request_id, checks, actual)
+
+    def settle_now(self, request_id: str, checks: Sequence[Check], actual: Sequence[int]) -> None:
         for check, amount in zip(checks, actual, strict=True):
             if check.shape == "window":
                 log = self._windows.get(check.counter, {})

@@ -136,18 +136,25 @@ class Admission:
         """Called from synchronous end-of-request code: settle in a tracked task."""
         if reservation is None:
             return
+        if isinstance(reservation.store, MemoryCounterStore):  # nothing to wait for: settle right here
+            self._leased.pop(reservation.request_id, None)
+            reservation.store.settle_now(reservation.request_id, reservation.checks, self._actual(reservation, usage))
+            return
         task = asyncio.get_running_loop().create_task(self.settle(reservation, usage))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
-    async def settle(self, reservation: Reservation, usage: Usage | None) -> None:
-        self._leased.pop(reservation.request_id, None)
+    def _actual(self, reservation: Reservation, usage: Usage | None) -> list[int]:
         used = usage or Usage()
         cost = self._pricing(reservation.model, used.prompt_tokens, used.completion_tokens)
-        actual = [
+        return [
             cost if c.kind is LimitKind.BUDGET else 1 if c.kind is LimitKind.REQUESTS else used.total_tokens
             for c in reservation.checks
         ]
+
+    async def settle(self, reservation: Reservation, usage: Usage | None) -> None:
+        self._leased.pop(reservation.request_id, None)
+        actual = self._actual(reservation, usage)
         try:
             await reservation.store.settle(reservation.request_id, reservation.checks, actual)
         except Exception:  # noqa: BLE001 - leases expire by themselves; windows forget in 60 s
