@@ -52,6 +52,8 @@ def catalog_yaml(engines: Engines) -> dict[str, object]:
             }
         ],
         "aliases": {"small": "sim-small"},
+        # one cent per token on sim-large, so budget tests spend real money quickly
+        "prices": {"sim-large": {"input_per_1m": 10_000, "output_per_1m": 10_000}},
     }
 
 

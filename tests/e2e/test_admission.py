@@ -96,3 +96,65 @@ def test_plan_limits_apply_and_tenant_override_tightens(gw: Gateway) -> None:
     # the admin change reaches this instance at once
     assert post(gw, key).headers["x-ratelimit-limit-requests"] == "2"
     refused(post(gw, key), "rate_limit_exceeded")
+
+
+def test_budget_is_never_overspent(gw: Gateway) -> None:
+    key = gw.tenant_with_key("budget-tenant", "--plan", "growth")
+    gw.cli("tenants", "update", "budget-tenant", "--budget-usd", "1")
+    body = {"model": "sim-large", "messages": [{"role": "user", "content": "a b c d"}], "max_tokens": 10}
+    statuses = []
+    while len(statuses) < 30 and (not statuses or statuses[-1] == 200):
+        statuses.append(post(gw, key, body).status_code)
+    assert statuses[-1] == 429 and statuses.count(200) >= 3
+    error = refused(post(gw, key, body), "budget_exceeded")
+    assert error["reset_at"].endswith("T00:00:00Z")
+    usage = gw.cli_json("usage", "--tenant", "budget-tenant")
+    assert isinstance(usage, dict)
+    spent_usd = usage["total"]["total_tokens"] * 0.01  # one cent per token on sim-large
+    one_request_usd = (7 + 10) * 0.01  # 7 prompt tokens + 10 completion tokens
+    assert spent_usd <= 1.0 + 1e-9  # reservations cover the actual cost: the budget is never exceeded
+    assert spent_usd > 1.0 - 3 * one_request_usd  # and it is used, not refused early by much
+
+
+def test_two_tenants_noisy_and_quiet(gw: Gateway, engines: object) -> None:
+    """The seed walk-through: A floods, B stays fast; A's concurrency and daily quota give 429s."""
+    import asyncio
+
+    a_key = gw.tenant_with_key("tenant-a", "--plan", "growth")
+    b_key = gw.tenant_with_key("tenant-b", "--plan", "growth")
+    gw.cli("tenants", "update", "tenant-a", "--concurrency", "10", "--daily-tokens", "4000")
+    body = {**CHAT, "max_tokens": 100}
+
+    async def timed(http: httpx.AsyncClient, key: str) -> tuple[int, float]:
+        started = time.monotonic()
+        response = await http.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+        return response.status_code, time.monotonic() - started
+
+    async def scenario() -> tuple[list[tuple[int, float]], list[tuple[int, float]], float]:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=60) as http:
+            idle = (await timed(http, b_key))[1]
+            together = await asyncio.gather(
+                *(timed(http, a_key) for _ in range(10)), *(timed(http, b_key) for _ in range(2))
+            )
+            return list(together[:10]), list(together[10:]), idle
+
+    a_results, b_results, b_idle = asyncio.run(scenario())
+    assert [s for s, _ in a_results + b_results] == [200] * 12  # everyone completes, no 401
+    b_latency = max(t for _, t in b_results)
+    assert b_latency < 3 * b_idle + 0.5  # B is not stuck behind A (the engine batches them together)
+
+    async def burst() -> list[str]:
+        headers = {"Authorization": f"Bearer {a_key}"}
+        async with httpx.AsyncClient(base_url=gw.url, timeout=60) as http:
+            responses = await asyncio.gather(
+                *(http.post("/v1/chat/completions", json=body, headers=headers) for _ in range(14))
+            )
+        return [r.json()["error"]["code"] if r.status_code == 429 else str(r.status_code) for r in responses]
+
+    outcomes = asyncio.run(burst())
+    assert "concurrency_limit_exceeded" in outcomes and outcomes.count("200") >= 1  # 14 at once, 10 allowed
+    while (response := post(gw, a_key, body)).status_code == 200:
+        pass
+    error = refused(response, "quota_exceeded")
+    midnight = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert error["reset_at"] == midnight.isoformat().replace("+00:00", "Z")

@@ -97,3 +97,14 @@ def test_redis_outage_degrades_to_per_instance_limits(engines: Engines, tmp_path
             httpx.post(lonely.url + "/v1/chat/completions", json=CHAT, headers=headers).status_code for _ in range(3)
         ]
     assert statuses == [200, 200, 429]  # served, and still limited: never silently unlimited
+
+
+def test_tpm_holds_across_four_processes(fleet: list[Gateway], engines: Engines) -> None:
+    key = fleet[0].tenant_with_key("fleet-tpm", "--plan", "scale", key_flags=("--tpm", "1000"))
+    before = engines.healthy.stats()
+    statuses = asyncio.run(spread(fleet, key, 40, {**CHAT, "max_tokens": 50}))
+    after = engines.healthy.stats()
+    served = int(after["prompt_tokens"]) + int(after["completion_tokens"])  # type: ignore[call-overload]
+    served -= int(before["prompt_tokens"]) + int(before["completion_tokens"])  # type: ignore[call-overload]
+    assert statuses.count(200) >= 5 and statuses.count(429) >= 1
+    assert served <= 1000  # reservations cover each request's output: no overshoot within the minute
