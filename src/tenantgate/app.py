@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from tenantgate import __version__
 from tenantgate.admission.counters import MemoryCounterStore
-from tenantgate.admission.plans import limits_by_plan, pricing
+from tenantgate.admission.plans import pricing, rules_by_plan
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
 from tenantgate.api import admin, public
@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> GatewayApp:
             engine_url = await stack.enter_async_context(builtin_engine(settings))
             catalog = await build_catalog(settings, provider, engine_url)
             keys = KeyDirectory(
-                store, negative_ttl_s=settings.negative_key_ttl_s, plan_limits=limits_by_plan(settings.catalog)
+                store, negative_ttl_s=settings.negative_key_ttl_s, plan_rules=rules_by_plan(settings.catalog)
             )
             counters = RedisCounterStore.from_url(settings.redis_url) if settings.redis_url else MemoryCounterStore()
             admission = Admission(

@@ -104,6 +104,7 @@ class Principal:
     allowed_models: frozenset[str] | None  # tenant ∩ key; None = everything in the catalog
     tenant_limits: Limits = Limits()  # plan tightened by the tenant's overrides
     key_limits: Limits = Limits()
+    allowed_pools: frozenset[str] | None = None  # from the plan; None = every pool
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ class PlanConfig(_Strict):
     budget_usd: float | None = Field(default=None, gt=0, description="Monthly money budget")
     queue_weight: float = Field(default=1.0, gt=0, description="Share of contended capacity (scheduler)")
     queue_timeout_s: float = Field(default=30.0, gt=0, description="Longest wait in the fair queue (scheduler)")
+    allowed_pools: tuple[str, ...] | None = Field(default=None, description="Pools this plan may use; null = all")
 
 
 DEFAULT_PLANS = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from tenantgate.domain import Limits
 from tenantgate.settings import CatalogConfig, PlanConfig
@@ -21,9 +22,19 @@ def plan_limits(plan: PlanConfig) -> Limits:
     )
 
 
-def limits_by_plan(catalog: CatalogConfig) -> Callable[[str], Limits]:
-    table = {plan.name: plan_limits(plan) for plan in catalog.plans}
-    return lambda name: table.get(name, Limits())
+@dataclass(frozen=True, slots=True)
+class PlanRules:
+    limits: Limits = field(default_factory=Limits)
+    allowed_pools: frozenset[str] | None = None
+
+
+def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
+    table = {
+        plan.name: PlanRules(plan_limits(plan), None if plan.allowed_pools is None else frozenset(plan.allowed_pools))
+        for plan in catalog.plans
+    }
+    unknown = PlanRules()
+    return lambda name: table.get(name, unknown)
 
 
 def pricing(catalog: CatalogConfig) -> Callable[[str, int, int], int]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from tenantgate.admission.plans import limits_by_plan
+from tenantgate.admission.plans import rules_by_plan
 from tenantgate.api.admin_schemas import (
     KeyCreated,
     KeyIn,
@@ -124,7 +124,7 @@ async def tenant_limits(slug: str, request: Request, service: Service) -> dict[s
     """The tenant's effective limits (plan tightened by overrides), current use and resets."""
     gw = gateway(request)
     tenant = await service.tenant(slug)
-    effective = limits_by_plan(gw.settings.catalog)(tenant.plan).tighten(tenant.limits)
+    effective = rules_by_plan(gw.settings.catalog)(tenant.plan).limits.tighten(tenant.limits)
     rows = await gw.admission.current(f"tenant:{tenant.id}", effective)
     return {"tenant": slug, "plan": tenant.plan, "limits": rows}
 

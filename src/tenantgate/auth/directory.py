@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from tenantgate.admission.plans import PlanRules
 from tenantgate.auth.keys import parse_key, secret_matches
 from tenantgate.clock import utcnow
-from tenantgate.domain import ApiKey, Limits, Principal, Tenant, TenantStatus
+from tenantgate.domain import ApiKey, Principal, Tenant, TenantStatus
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
 from tenantgate.storage.base import TenancyStore
 
@@ -24,7 +25,7 @@ from tenantgate.storage.base import TenancyStore
 POLL_OVERLAP = timedelta(seconds=10)
 
 
-def _principal(key: ApiKey, tenant: Tenant, plan_limits: Limits) -> Principal:
+def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules) -> Principal:
     allowed: frozenset[str] | None = None
     if tenant.allowed_models is not None:
         allowed = frozenset(tenant.allowed_models)
@@ -38,8 +39,9 @@ def _principal(key: ApiKey, tenant: Tenant, plan_limits: Limits) -> Principal:
         plan=tenant.plan,
         region=tenant.region,
         allowed_models=allowed,
-        tenant_limits=plan_limits.tighten(tenant.limits),
+        tenant_limits=plan.limits.tighten(tenant.limits),
         key_limits=key.limits,
+        allowed_pools=plan.allowed_pools,
     )
 
 
@@ -49,10 +51,10 @@ class KeyDirectory:
         store: TenancyStore,
         *,
         negative_ttl_s: float = 2.0,
-        plan_limits: Callable[[str], Limits] = lambda plan: Limits(),
+        plan_rules: Callable[[str], PlanRules] = lambda plan: PlanRules(),
     ) -> None:
         self._store = store
-        self._plan_limits = plan_limits
+        self._plan_rules = plan_rules
         self._negative_ttl_s = negative_ttl_s
         self._keys: dict[str, ApiKey] = {}
         self._tenants: dict[str, Tenant] = {}
@@ -83,7 +85,7 @@ class KeyDirectory:
         principal = self._principals.get(key_id)
         if principal is None:
             tenant = self._tenants[key.tenant_id]
-            principal = _principal(key, tenant, self._plan_limits(tenant.plan))
+            principal = _principal(key, tenant, self._plan_rules(tenant.plan))
             self._principals[key_id] = principal
         if self._tenants[key.tenant_id].status is not TenantStatus.ACTIVE:
             raise PermissionDenied("This tenant is suspended; contact your platform operator.", code="tenant_suspended")

@@ -32,6 +32,12 @@ def resolve_route(catalog: Catalog, principal: Principal, model: str) -> Route:
         raise PermissionDenied(
             f"Your API key or tenant is not allowed to use model '{model}'.", code="model_not_allowed", param="model"
         )
+    if principal.allowed_pools is not None:
+        deployments = tuple(d for d in deployments if d.pool in principal.allowed_pools)
+        if not deployments:
+            raise NoCapacity(
+                f"No pool included in your plan serves model '{model}'; requests are not sent to other tiers."
+            )
     if principal.region is not None:
         deployments = tuple(d for d in deployments if d.region == principal.region)
         if not deployments:
@@ -43,4 +49,11 @@ def resolve_route(catalog: Catalog, principal: Principal, model: str) -> Route:
 
 
 def visible_models(catalog: Catalog, principal: Principal) -> list[str]:
-    return [m for m in catalog.model_names() if may_use(principal, m, catalog.target(m))]
+    """Models the principal may use and that some pool of its plan serves."""
+    pools = principal.allowed_pools
+    return [
+        m
+        for m in catalog.model_names()
+        if may_use(principal, m, catalog.target(m))
+        and (pools is None or any(d.pool in pools for d in catalog.by_model[catalog.target(m)]))
+    ]
