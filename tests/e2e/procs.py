@@ -38,6 +38,17 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], deadline_s: float 
     raise RuntimeError(f"{url} did not come up within {deadline_s}s")
 
 
+def stop(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within 15 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextmanager
 def running(
     args: list[str], ready_url: str, env: dict[str, str] | None = None, log: Path | None = None
@@ -48,13 +59,7 @@ def running(
         wait_until_up(ready_url, process)
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
         if log:
             out.close()  # type: ignore[union-attr]
 

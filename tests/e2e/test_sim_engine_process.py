@@ -16,6 +16,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from tests.e2e.procs import stop
+
 # 6 words + 3 tokens of message framing = 9 prompt tokens under the engine's rule
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Count to five for me please"}]
 READY_PREFIX = "sim-engine listening on "
@@ -29,13 +31,7 @@ def sim_engine_process(*flags: str) -> Iterator[tuple[str, subprocess.Popen[str]
     try:
         yield wait_for_listening_line(process), process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
         assert process.stdout is not None
         process.stdout.close()
 
