@@ -6,6 +6,7 @@ before the first byte) → relay → settle + meter. Fair scheduling slots in wh
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -64,7 +65,10 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
         headers += reservation.headers
     if request.stream and upstream.status == 200:
         sniffer = SseUsageSniffer(strip_usage_chunk=not request.wants_usage)
-        return StreamRelay(upstream, sniffer, _SSE_HEADERS + headers, meter.first_byte, settle)
+        progress = None
+        if reservation is not None and reservation.charges_tokens:
+            progress = functools.partial(gw.admission.charge_progress, reservation)
+        return StreamRelay(upstream, sniffer, _SSE_HEADERS + headers, meter.first_byte, settle, progress)
     return await complete(upstream, headers, settle)
 
 

@@ -20,6 +20,8 @@ from tenantgate.usage_sniffer import SseUsageSniffer
 
 Outcome = Callable[[int, str | None, Usage | None], None]
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the connection"
+PROGRESS_STEP = 64  # report streamed output every this many events (about one token each)
+_EVENT = b"data: {"
 
 
 def sse_error_event(error: GatewayError) -> bytes:
@@ -35,12 +37,14 @@ class StreamRelay:
         headers: list[tuple[bytes, bytes]],
         on_first_byte: Callable[[], None],
         on_outcome: Outcome,
+        on_tokens: Callable[[int], None] | None = None,
     ) -> None:
         self._upstream = upstream
         self._sniffer = sniffer
         self._headers = headers
         self._on_first_byte = on_first_byte
         self._on_outcome = on_outcome
+        self._on_tokens = on_tokens
         self._client_gone = False
         self._complete = False  # the last byte was handed to the server; a disconnect after it is normal
 
@@ -74,6 +78,8 @@ class StreamRelay:
 
     async def _pump(self, send: Send) -> tuple[int, str | None]:
         sniffer = self._sniffer
+        on_tokens = self._on_tokens
+        events, mark = 0, PROGRESS_STEP
         first = True
         outcome: tuple[int, str | None] = (200, None)
         tail = b""
@@ -85,6 +91,11 @@ class StreamRelay:
                         self._on_first_byte()
                         first = False
                     await send({"type": "http.response.body", "body": out, "more_body": True})
+                    if on_tokens is not None:
+                        events += out.count(_EVENT)
+                        if events >= mark:
+                            on_tokens(events)
+                            mark = events + PROGRESS_STEP
         except GatewayError as exc:
             # Bytes already reached the client: the status cannot change, so say it in-band.
             tail = sse_error_event(exc)

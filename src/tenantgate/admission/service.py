@@ -11,10 +11,12 @@ never to unlimited.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore
 from tenantgate.admission.limits import Check, LimitKind, checks_for
@@ -34,6 +36,16 @@ class Reservation:
     checks: tuple[Check, ...]
     store: CounterStore
     headers: list[tuple[bytes, bytes]]
+    prompt_estimate: int = 0
+    output_reserved: int = 0
+    pending: asyncio.Task[None] | None = None  # a stream-time top-up still on its way to the store
+
+    @property
+    def charges_tokens(self) -> bool:
+        return any(c.kind in _METERED for c in self.checks)
+
+
+_METERED = (LimitKind.TOKENS, LimitKind.QUOTA, LimitKind.BUDGET)
 
 
 def rate_headers(checks: Sequence[Check], granted: Granted) -> list[tuple[bytes, bytes]]:
@@ -121,7 +133,8 @@ class Admission:
         if isinstance(outcome, Denied):
             label, check = labelled[outcome.index]
             raise refusal(check, label, outcome.retry_after_s)
-        reservation = Reservation(request_id, request.model, checks, store, rate_headers(checks, outcome))
+        headers = rate_headers(checks, outcome)
+        reservation = Reservation(request_id, request.model, checks, store, headers, prompt, output)
         if any(c.shape == "lease" for c in checks):
             self._leased[request_id] = reservation
         return reservation
@@ -132,6 +145,47 @@ class Admission:
         log.warning("counter store unreachable (%s); enforcing limits per instance", type(exc).__name__)
         return await self._fallback.reserve(request_id, checks), self._fallback
 
+    def charge_progress(self, reservation: Reservation, output_tokens: int) -> None:
+        """A stream has produced `output_tokens`: charge what goes beyond its reservation now,
+        so long streams count against token windows, quotas and budgets while they run."""
+        if output_tokens <= reservation.output_reserved:
+            return
+        tokens = reservation.prompt_estimate + output_tokens
+        cost = self._pricing(reservation.model, reservation.prompt_estimate, output_tokens)
+        metered = [c for c in reservation.checks if c.kind in _METERED]
+        totals = [cost if c.kind is LimitKind.BUDGET else tokens for c in metered]
+        raised = {c.counter: dataclasses.replace(c, amount=t) for c, t in zip(metered, totals, strict=True)}
+        reservation.checks = tuple(raised.get(c.counter, c) for c in reservation.checks)
+        reservation.output_reserved = output_tokens
+        if isinstance(reservation.store, MemoryCounterStore):
+            reservation.store.settle_now(reservation.request_id, metered, totals)
+            return
+        previous = reservation.pending
+        reservation.pending = self._track(
+            self._top_up(reservation.store, reservation.request_id, metered, totals, previous)
+        )
+
+    async def _top_up(
+        self,
+        store: CounterStore,
+        request_id: str,
+        checks: list[Check],
+        totals: list[int],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None:
+            await previous  # keep the store's view in the order the charges were made
+        try:
+            await store.settle(request_id, checks, totals)
+        except Exception:  # noqa: BLE001 - final settlement charges the full amount anyway
+            log.warning("stream-time charge for %s failed", request_id)
+
+    def _track(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        return task
+
     def settle_soon(self, reservation: Reservation | None, usage: Usage | None) -> None:
         """Called from synchronous end-of-request code: settle in a tracked task."""
         if reservation is None:
@@ -140,9 +194,7 @@ class Admission:
             self._leased.pop(reservation.request_id, None)
             reservation.store.settle_now(reservation.request_id, reservation.checks, self._actual(reservation, usage))
             return
-        task = asyncio.get_running_loop().create_task(self.settle(reservation, usage))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        _ = self._track(self.settle(reservation, usage))
 
     def _actual(self, reservation: Reservation, usage: Usage | None) -> list[int]:
         used = usage or Usage()
@@ -155,6 +207,8 @@ class Admission:
     async def settle(self, reservation: Reservation, usage: Usage | None) -> None:
         self._leased.pop(reservation.request_id, None)
         actual = self._actual(reservation, usage)
+        if reservation.pending is not None:
+            await reservation.pending
         try:
             await reservation.store.settle(reservation.request_id, reservation.checks, actual)
         except Exception:  # noqa: BLE001 - leases expire by themselves; windows forget in 60 s
