@@ -59,6 +59,9 @@ class PlanConfig(_Strict):
         default="hard",
         description="At the monthly cap: soft = allow and notify, hard = block, overage = allow and bill",
     )
+    burst_credits: int = Field(
+        default=0, ge=0, description="Tokens a hard-capped tenant may use past its monthly tokens each month"
+    )
     budget_usd: float | None = Field(default=None, gt=0, description="Monthly money budget")
     queue_weight: float = Field(default=1.0, gt=0, description="Share of contended capacity (scheduler)")
     queue_timeout_s: float = Field(default=30.0, gt=0, description="Longest wait in the fair queue (scheduler)")

@@ -10,14 +10,17 @@ from tenantgate.settings import CatalogConfig, PlanConfig
 
 
 def plan_limits(plan: PlanConfig) -> Limits:
-    """A plan's tenant-level limits. The monthly token cap blocks only on `hard` plans;
-    `soft` and `overage` plans keep serving past it (notification and billing happen downstream)."""
+    """A plan's tenant-level limits. The monthly token cap blocks only on `hard` plans, and only
+    after the plan's burst credits are spent too; `soft` and `overage` plans keep serving past it
+    (notification and billing happen downstream)."""
     return Limits(
         rpm=plan.rpm,
         tpm=plan.tpm,
         concurrency=plan.concurrency,
         daily_tokens=plan.daily_tokens,
-        monthly_tokens=plan.monthly_tokens if plan.cap == "hard" else None,
+        monthly_tokens=plan.monthly_tokens + plan.burst_credits
+        if plan.cap == "hard" and plan.monthly_tokens is not None
+        else None,
         budget_micros=None if plan.budget_usd is None else round(plan.budget_usd * 1_000_000),
     )
 

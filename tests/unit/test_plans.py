@@ -1,0 +1,26 @@
+from tenantgate.admission.plans import plan_limits, pricing, rules_by_plan
+from tenantgate.domain import Limits
+from tenantgate.settings import CatalogConfig, ModelPrice, PlanConfig
+
+
+def test_monthly_cap_blocks_only_hard_plans_after_burst_credits() -> None:
+    hard = PlanConfig(name="h", display_name="H", monthly_tokens=1000, burst_credits=200, cap="hard")
+    assert plan_limits(hard).monthly_tokens == 1200
+    for cap in ("soft", "overage"):
+        assert plan_limits(hard.model_copy(update={"cap": cap})).monthly_tokens is None
+
+
+def test_budget_in_micro_dollars_and_unknown_plans_are_unlimited() -> None:
+    plan = PlanConfig(name="b", display_name="B", rpm=5, budget_usd=12.5, allowed_pools=("gpu",))
+    rules = rules_by_plan(CatalogConfig(plans=(plan,)))
+    assert rules("b").limits == Limits(rpm=5, budget_micros=12_500_000)
+    assert rules("b").allowed_pools == frozenset({"gpu"})
+    assert rules("nope").limits.unlimited and rules("nope").allowed_pools is None
+
+
+def test_pricing_per_million_tokens_by_model_or_alias() -> None:
+    catalog = CatalogConfig(aliases={"small": "m"}, prices={"m": ModelPrice(input_per_1m=0.5, output_per_1m=1.5)})
+    cost = pricing(catalog)
+    assert cost("m", 1_000_000, 0) == 500_000  # $0.50
+    assert cost("small", 2, 2) == 4  # 2 * 0.5 + 2 * 1.5 micro-dollars
+    assert cost("unpriced", 10, 10) == 0
