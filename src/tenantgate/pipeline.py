@@ -19,7 +19,7 @@ from tenantgate.errors import GatewayError, PermissionDenied, UpstreamError
 from tenantgate.inference_request import Endpoint, InferenceRequest, parse_request
 from tenantgate.metering.meter import RequestMeter
 from tenantgate.providers.base import UpstreamResponse
-from tenantgate.relay import Outcome, StreamRelay
+from tenantgate.relay import CLIENT_CLOSED, Outcome, StreamRelay
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.placement import placement_order
 from tenantgate.routing.policy import Route, resolve_route
@@ -53,6 +53,9 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
     except GatewayError as exc:
         gw.admission.settle_soon(reservation, None)
         meter.finish(exc.status, exc.code)
+        raise
+    except BaseException:  # a bug or a cancellation: still give the reservation back
+        gw.admission.settle_soon(reservation, None)
         raise
 
     def settle(status: int, error: str | None, usage: Usage | None) -> None:
@@ -116,6 +119,9 @@ async def complete(
         body = await upstream.read()
     except GatewayError as exc:
         settle(exc.status, exc.code, None)
+        raise
+    except BaseException:
+        settle(CLIENT_CLOSED, "cancelled", None)
         raise
     usage = None
     error = None
