@@ -71,6 +71,8 @@ class User:
     name: str
     role: Role
     created_at: datetime
+    limits: Limits = Limits()
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ class Principal:
     allowed_models: frozenset[str] | None  # tenant ∩ key; None = everything in the catalog
     tenant_limits: Limits = Limits()  # plan tightened by the tenant's overrides
     key_limits: Limits = Limits()
+    user_limits: Limits = Limits()  # when the key is bound to a user
     allowed_pools: frozenset[str] | None = None  # from the plan; None = every pool
 
 
@@ -150,3 +153,4 @@ class KeyChanges:
 
     keys: tuple[ApiKey, ...] = ()
     tenants: tuple[Tenant, ...] = field(default=())
+    users: tuple[User, ...] = field(default=())

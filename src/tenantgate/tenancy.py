@@ -119,10 +119,36 @@ class TenancyService:
             self._directory.apply_tenant(tenant)
         return tenant
 
-    async def add_user(self, slug: str, email: str, name: str, role: Role) -> User:
+    async def add_user(self, slug: str, email: str, name: str, role: Role, limits: Limits = NO_LIMITS) -> User:
         tenant = await self.tenant(slug)
-        user = User(id=new_id(), tenant_id=tenant.id, email=email, name=name, role=role, created_at=utcnow())
+        now = utcnow()
+        user = User(new_id(), tenant.id, email, name, role, now, limits=limits, updated_at=now)
         await self._store.create_user(user)
+        return user
+
+    async def update_user(
+        self,
+        slug: str,
+        user_id: str,
+        *,
+        role: Role | None = None,
+        name: str | None = None,
+        limits: Limits | None = None,
+    ) -> User:
+        tenant = await self.tenant(slug)
+        user = await self._store.get_user(user_id)
+        if user is None or user.tenant_id != tenant.id:
+            raise NotFound(f"No user '{user_id}' in tenant '{slug}'.", code="user_not_found")
+        user = dataclasses.replace(
+            user,
+            role=role or user.role,
+            name=name or user.name,
+            limits=user.limits if limits is None else replace_set_fields(user.limits, limits),
+            updated_at=utcnow(),
+        )
+        await self._store.update_user(user)
+        if self._directory is not None:
+            self._directory.apply_user(user)
         return user
 
     async def users(self, slug: str) -> list[User]:

@@ -158,3 +158,20 @@ def test_two_tenants_noisy_and_quiet(gw: Gateway, engines: object) -> None:
     error = refused(response, "quota_exceeded")
     midnight = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     assert error["reset_at"] == midnight.isoformat().replace("+00:00", "Z")
+
+
+def test_user_limits_span_all_of_the_users_keys(gw: Gateway) -> None:
+    gw.cli("tenants", "create", "user-tenant", "--plan", "growth")
+    user = gw.cli_json("users", "create", "dev@user-tenant.test", "--tenant", "user-tenant", "--rpm", "2")
+    assert isinstance(user, dict) and user["limits"] == {"rpm": 2}
+    keys = []
+    for name in ("laptop", "ci"):
+        created = gw.cli_json("keys", "create", "--tenant", "user-tenant", "--name", name, "--user", user["id"])
+        assert isinstance(created, dict)
+        keys.append(str(created["key"]))
+    assert [post(gw, key).status_code for key in keys] == [200, 200]
+    error = refused(post(gw, keys[0]), "rate_limit_exceeded")
+    assert "this user" in error["message"]
+    assert user["id"] in gw.cli("users", "list", "--tenant", "user-tenant")
+    gw.cli("users", "update", user["id"], "--tenant", "user-tenant", "--rpm", "0")  # 0 clears the override
+    assert post(gw, keys[1]).status_code == 200

@@ -149,3 +149,19 @@ async def test_limits_round_trip(store: Store) -> None:
     loaded_key = await store.get_key("aaaaaaaaaaaa")
     assert loaded_tenant is not None and loaded_tenant.limits == limited
     assert loaded_key is not None and loaded_key.limits == Limits(tpm=1000)
+
+
+async def test_user_limits_update_and_changes(store: Store) -> None:
+    from tenantgate.domain import Limits
+
+    await store.create_tenant(tenant("acme"))
+    alice = User("u1", "t-acme", "alice@acme.test", "Alice", Role.DEVELOPER, T0, limits=Limits(rpm=5), updated_at=T0)
+    await store.create_user(alice)
+    assert await store.get_user("u1") == alice
+    assert await store.get_user("nobody") is None
+    later = T0 + timedelta(minutes=3)
+    await store.update_user(replace(alice, role=Role.OWNER, limits=Limits(rpm=9), updated_at=later))
+    loaded = await store.get_user("u1")
+    assert loaded is not None and loaded.role is Role.OWNER and loaded.limits == Limits(rpm=9)
+    changes = await store.changes_since(T0 + timedelta(minutes=1))
+    assert [u.id for u in changes.users] == ["u1"]

@@ -1,6 +1,7 @@
 """Reserve every limit of a request before it runs, settle with the real usage after.
 
-Identities: the tenant (its plan tightened by its overrides) and the key (its own limits).
+Identities: the tenant (its plan tightened by its overrides), the key, and the user the key is
+bound to (if any), each with its own limits.
 Token reservations are the prompt estimate (body bytes / 4) plus the output the client allows
 (`max_tokens`, else `output_estimate_tokens`, at most `output_estimate_cap`); settlement charges
 what was used, overrun included, and refunds the rest. If the shared store (Redis) fails, the
@@ -112,13 +113,15 @@ class Admission:
         return prompt, min(output, self._output_cap)
 
     async def reserve(self, principal: Principal, request: InferenceRequest, request_id: str) -> Reservation | None:
-        if principal.tenant_limits.unlimited and principal.key_limits.unlimited:
+        if principal.tenant_limits.unlimited and principal.key_limits.unlimited and principal.user_limits.unlimited:
             return None
         prompt, output = self.estimate(request)
         cost = self._pricing(request.model, prompt, output)
         now = utcnow()
-        scopes = (("tenant", f"tenant:{principal.tenant_id}", principal.tenant_limits),
-                  ("key", f"key:{principal.key_id}", principal.key_limits))  # fmt: skip
+        scopes = [("tenant", f"tenant:{principal.tenant_id}", principal.tenant_limits),
+                  ("key", f"key:{principal.key_id}", principal.key_limits)]  # fmt: skip
+        if principal.user_id is not None and not principal.user_limits.unlimited:
+            scopes.append(("user", f"user:{principal.user_id}", principal.user_limits))
         labelled = [
             (label, check)
             for label, scope, limits in scopes

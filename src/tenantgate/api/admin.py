@@ -20,6 +20,7 @@ from tenantgate.api.admin_schemas import (
     UsageOut,
     UserIn,
     UserOut,
+    UserPatch,
 )
 from tenantgate.clock import utcnow
 from tenantgate.domain import Limits, UsageTotals
@@ -87,7 +88,14 @@ async def update_tenant(slug: str, body: TenantPatch, service: Service) -> Tenan
 
 @router.post("/tenants/{slug}/users", status_code=201)
 async def add_user(slug: str, body: UserIn, service: Service) -> UserOut:
-    return UserOut.of(await service.add_user(slug, body.email, body.name, body.role))
+    limits = replace_set_fields(Limits(), body.limits.to_limits())
+    return UserOut.of(await service.add_user(slug, body.email, body.name, body.role, limits))
+
+
+@router.patch("/tenants/{slug}/users/{user_id}")
+async def update_user(slug: str, user_id: str, body: UserPatch, service: Service) -> UserOut:
+    limits = None if body.limits is None else body.limits.to_limits()
+    return UserOut.of(await service.update_user(slug, user_id, role=body.role, name=body.name, limits=limits))
 
 
 @router.get("/tenants/{slug}/users")

@@ -79,6 +79,13 @@ class UserIn(_In):
     email: str = Field(min_length=3, max_length=320)
     name: str = ""
     role: Role = Role.DEVELOPER
+    limits: LimitsIn = Field(default_factory=LimitsIn, description="Limits across all of this user's keys")
+
+
+class UserPatch(_In):
+    name: str | None = None
+    role: Role | None = None
+    limits: LimitsIn | None = None
 
 
 class UserOut(BaseModel):
@@ -86,11 +93,14 @@ class UserOut(BaseModel):
     email: str
     name: str
     role: Role
+    limits: dict[str, int | float]
     created_at: datetime
 
     @classmethod
     def of(cls, u: User) -> UserOut:
-        return cls(id=u.id, email=u.email, name=u.name, role=u.role, created_at=u.created_at)
+        return cls(
+            id=u.id, email=u.email, name=u.name, role=u.role, limits=limits_out(u.limits), created_at=u.created_at
+        )
 
 
 class KeyIn(_In):

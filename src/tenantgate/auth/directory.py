@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from tenantgate.admission.plans import PlanRules
 from tenantgate.auth.keys import parse_key, secret_matches
 from tenantgate.clock import utcnow
-from tenantgate.domain import ApiKey, Principal, Tenant, TenantStatus
+from tenantgate.domain import ApiKey, Limits, Principal, Tenant, TenantStatus, User
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
 from tenantgate.storage.base import TenancyStore
 
@@ -25,7 +25,7 @@ from tenantgate.storage.base import TenancyStore
 POLL_OVERLAP = timedelta(seconds=10)
 
 
-def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules) -> Principal:
+def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) -> Principal:
     allowed: frozenset[str] | None = None
     if tenant.allowed_models is not None:
         allowed = frozenset(tenant.allowed_models)
@@ -41,6 +41,7 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules) -> Principal:
         allowed_models=allowed,
         tenant_limits=plan.limits.tighten(tenant.limits),
         key_limits=key.limits,
+        user_limits=Limits() if user is None else user.limits,
         allowed_pools=plan.allowed_pools,
     )
 
@@ -58,6 +59,7 @@ class KeyDirectory:
         self._negative_ttl_s = negative_ttl_s
         self._keys: dict[str, ApiKey] = {}
         self._tenants: dict[str, Tenant] = {}
+        self._users: dict[str, User] = {}
         self._principals: dict[str, Principal] = {}
         self._unknown: dict[str, float] = {}
         self._loading: dict[str, asyncio.Future[ApiKey | None]] = {}
@@ -85,7 +87,8 @@ class KeyDirectory:
         principal = self._principals.get(key_id)
         if principal is None:
             tenant = self._tenants[key.tenant_id]
-            principal = _principal(key, tenant, self._plan_rules(tenant.plan))
+            user = None if key.user_id is None else self._users.get(key.user_id)
+            principal = _principal(key, tenant, self._plan_rules(tenant.plan), user)
             self._principals[key_id] = principal
         if self._tenants[key.tenant_id].status is not TenantStatus.ACTIVE:
             raise PermissionDenied("This tenant is suspended; contact your platform operator.", code="tenant_suspended")
@@ -115,6 +118,7 @@ class KeyDirectory:
         try:
             key = await self._store.get_key(key_id)
             tenant = None if key is None else await self._store.get_tenant(key.tenant_id)
+            user = None if key is None or key.user_id is None else await self._store.get_user(key.user_id)
         except Exception as exc:
             raise StoreUnavailable("The key store is unreachable; retry in a few seconds.") from exc
         if key is None or tenant is None:
@@ -123,6 +127,8 @@ class KeyDirectory:
                 self._unknown.clear()
             return None
         self._tenants[tenant.id] = tenant
+        if user is not None:
+            self._users[user.id] = user
         self.apply_key(key)
         return key
 
@@ -140,12 +146,21 @@ class KeyDirectory:
         for key_id in [k for k, p in self._principals.items() if p.tenant_id == tenant.id]:
             del self._principals[key_id]
 
+    def apply_user(self, user: User) -> None:
+        if user.id not in self._users:
+            return
+        self._users[user.id] = user
+        for key_id in [k for k, p in self._principals.items() if p.user_id == user.id]:
+            del self._principals[key_id]
+
     async def refresh(self) -> None:
         """Pull every key and tenant changed since the last poll (one round trip each)."""
         started = utcnow()
         changes = await self._store.changes_since(self._watermark - POLL_OVERLAP)
         for tenant in changes.tenants:
             self.apply_tenant(tenant)
+        for user in changes.users:
+            self.apply_user(user)
         for key in changes.keys:
             if key.id in self._keys or key.id in self._unknown:
                 self.apply_key(key)

@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 
 from tenantgate.cli.admin_client import client
+from tenantgate.cli.options import (
+    BudgetUsd,
+    Concurrency,
+    DailyTokens,
+    Json,
+    MonthlyTokens,
+    Rpm,
+    Tpm,
+    emit,
+    limit_body,
+)
+from tenantgate.cli.user_commands import users
 
 tenants = typer.Typer(no_args_is_help=True, help="Create, list and update tenants.")
 keys = typer.Typer(no_args_is_help=True, help="Issue, list and revoke API keys.")
 
-Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-Rpm = Annotated[int | None, typer.Option("--rpm", help="Requests per minute (0 clears)")]
-Tpm = Annotated[int | None, typer.Option("--tpm", help="Tokens per minute (0 clears)")]
-Concurrency = Annotated[int | None, typer.Option("--concurrency", help="Requests in flight (0 clears)")]
-DailyTokens = Annotated[int | None, typer.Option("--daily-tokens", help="Tokens per UTC day (0 clears)")]
-MonthlyTokens = Annotated[int | None, typer.Option("--monthly-tokens", help="Tokens per UTC month (0 clears)")]
-BudgetUsd = Annotated[float | None, typer.Option("--budget-usd", help="Money per UTC month (0 clears)")]
 limits_app = typer.Typer(no_args_is_help=True, help="Show limits and their current use.")
-
-
-def limit_body(
-    rpm: int | None,
-    tpm: int | None,
-    concurrency: int | None,
-    daily: int | None,
-    monthly: int | None,
-    budget: float | None,
-) -> dict[str, float]:
-    values: dict[str, float | None] = {"rpm": rpm, "tpm": tpm, "concurrency": concurrency, "daily_tokens": daily}
-    values |= {"monthly_tokens": monthly, "budget_usd": budget}
-    return {k: v for k, v in values.items() if v is not None}
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys, name="keys")
     app.command("usage")(usage)
     app.add_typer(limits_app, name="limits")
+    app.add_typer(users, name="users")
 
 
 def connection(
@@ -51,10 +43,6 @@ def connection(
 ) -> None:
     """Multi-tenant LLM inference gateway."""
     ctx.obj = {"url": url, "token": token}
-
-
-def emit(data: Any, as_json: bool, lines: list[str]) -> None:
-    typer.echo(json.dumps(data, indent=2) if as_json else "\n".join(lines))
 
 
 def _csv(value: str | None) -> list[str] | None:

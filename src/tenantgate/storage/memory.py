@@ -43,6 +43,12 @@ class MemoryStore:
     async def list_users(self, tenant_id: str) -> list[User]:
         return sorted((u for u in self._users.values() if u.tenant_id == tenant_id), key=lambda u: u.email)
 
+    async def get_user(self, user_id: str) -> User | None:
+        return self._users.get(user_id)
+
+    async def update_user(self, user: User) -> None:
+        self._users[user.id] = user
+
     async def create_key(self, key: ApiKey) -> None:
         self._keys[key.id] = key
 
@@ -71,6 +77,7 @@ class MemoryStore:
         return KeyChanges(
             keys=tuple(k for k in self._keys.values() if k.updated_at >= since),
             tenants=tuple(t for t in self._tenants.values() if t.updated_at >= since),
+            users=tuple(u for u in self._users.values() if u.updated_at is not None and u.updated_at >= since),
         )
 
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:

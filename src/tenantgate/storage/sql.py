@@ -72,6 +72,19 @@ def _key(row: Any) -> ApiKey:
     )
 
 
+def _user(row: Any) -> User:
+    return User(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        email=row.email,
+        name=row.name,
+        role=Role(row.role),
+        created_at=_aware(row.created_at) or row.created_at,
+        limits=limits_from_json(row.limits),
+        updated_at=_aware(row.updated_at),
+    )
+
+
 def limits_from_json(raw: Any) -> Limits:
     return Limits(**raw) if isinstance(raw, dict) else Limits()
 
@@ -174,6 +187,8 @@ class SqlStore:
             "name": user.name,
             "role": user.role.value,
             "created_at": user.created_at,
+            "limits": limits_to_json(user.limits),
+            "updated_at": user.updated_at,
         }
         try:
             async with self._engine.begin() as conn:
@@ -185,9 +200,17 @@ class SqlStore:
         query = users.select().where(users.c.tenant_id == tenant_id).order_by(users.c.email)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            User(r.id, r.tenant_id, r.email, r.name, Role(r.role), _aware(r.created_at) or r.created_at) for r in rows
-        ]
+        return [_user(r) for r in rows]
+
+    async def get_user(self, user_id: str) -> User | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
+        return None if row is None else _user(row)
+
+    async def update_user(self, user: User) -> None:
+        values = {"name": user.name, "role": user.role.value, "limits": limits_to_json(user.limits)}
+        async with self._engine.begin() as conn:
+            await conn.execute(users.update().where(users.c.id == user.id).values(**values, updated_at=user.updated_at))
 
     async def create_key(self, key: ApiKey) -> None:
         values = {
@@ -243,7 +266,10 @@ class SqlStore:
         async with self._engine.connect() as conn:
             keys = (await conn.execute(api_keys.select().where(api_keys.c.updated_at >= since))).all()
             ts = (await conn.execute(tenants.select().where(tenants.c.updated_at >= since))).all()
-        return KeyChanges(keys=tuple(_key(r) for r in keys), tenants=tuple(_tenant(r) for r in ts))
+            us = (await conn.execute(users.select().where(users.c.updated_at >= since))).all()
+        return KeyChanges(
+            keys=tuple(_key(r) for r in keys), tenants=tuple(_tenant(r) for r in ts), users=tuple(_user(r) for r in us)
+        )
 
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         if not events:

@@ -33,6 +33,8 @@ users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tenant_id", "email", name="uq_users_tenant_email"),
+    sa.Column("limits", sa.JSON),
+    sa.Column("updated_at", TS, index=True),
 )
 
 api_keys = sa.Table(

@@ -1,0 +1,33 @@
+"""Options and output shared by the admin commands."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+Rpm = Annotated[int | None, typer.Option("--rpm", help="Requests per minute (0 clears)")]
+Tpm = Annotated[int | None, typer.Option("--tpm", help="Tokens per minute (0 clears)")]
+Concurrency = Annotated[int | None, typer.Option("--concurrency", help="Requests in flight (0 clears)")]
+DailyTokens = Annotated[int | None, typer.Option("--daily-tokens", help="Tokens per UTC day (0 clears)")]
+MonthlyTokens = Annotated[int | None, typer.Option("--monthly-tokens", help="Tokens per UTC month (0 clears)")]
+BudgetUsd = Annotated[float | None, typer.Option("--budget-usd", help="Money per UTC month (0 clears)")]
+
+
+def limit_body(
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
+    daily: int | None,
+    monthly: int | None,
+    budget: float | None,
+) -> dict[str, float]:
+    values: dict[str, float | None] = {"rpm": rpm, "tpm": tpm, "concurrency": concurrency, "daily_tokens": daily}
+    values |= {"monthly_tokens": monthly, "budget_usd": budget}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def emit(data: Any, as_json: bool, lines: list[str]) -> None:
+    typer.echo(json.dumps(data, indent=2) if as_json else "\n".join(lines))
