@@ -59,6 +59,10 @@ class PlanConfig(_Strict):
         default="hard",
         description="At the monthly cap: soft = allow and notify, hard = block, overage = allow and bill",
     )
+    overage_usd_per_1k: float = Field(
+        default=0.0, ge=0, description="Price of tokens past the monthly included ones on overage plans (billing)"
+    )
+    overage_floor_usd: float = Field(default=0.0, ge=0, description="Least overage billed in a month (billing)")
     burst_credits: int = Field(
         default=0, ge=0, description="Tokens a hard-capped tenant may use past its monthly tokens each month"
     )

@@ -175,3 +175,10 @@ def test_user_limits_span_all_of_the_users_keys(gw: Gateway) -> None:
     assert user["id"] in gw.cli("users", "list", "--tenant", "user-tenant")
     gw.cli("users", "update", user["id"], "--tenant", "user-tenant", "--rpm", "0")  # 0 clears the override
     assert post(gw, keys[1]).status_code == 200
+
+
+def test_concurrency_is_released_after_upstream_errors_and_timeouts(gw: Gateway) -> None:
+    key = gw.tenant_with_key("release-tenant", "--plan", "growth", key_flags=("--concurrency", "1"))
+    for model, status in (("sim-broken", 502), ("sim-slow", 504), ("sim-broken", 502)):
+        assert post(gw, key, {**CHAT, "model": model}).status_code == status  # never 429: the slot came back
+    assert post(gw, key).status_code == 200
