@@ -25,6 +25,7 @@ from tenantgate.builtin_engine import builtin_engine
 from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
 from tenantgate.metering.recorder import UsageRecorder
+from tenantgate.notifications import Notifier
 from tenantgate.providers.openai_compat import OpenAICompatProvider
 from tenantgate.runtime import Gateway, running
 from tenantgate.settings import Settings
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> GatewayApp:
                 lease_ttl_s=settings.lease_ttl_s,
                 output_estimate=settings.output_estimate_tokens,
                 output_cap=settings.output_estimate_cap,
+                notifier=Notifier(store),
             )
             recorder = UsageRecorder(
                 store,

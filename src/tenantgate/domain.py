@@ -108,6 +108,7 @@ class Principal:
     key_limits: Limits = Limits()
     user_limits: Limits = Limits()  # when the key is bound to a user
     allowed_pools: frozenset[str] | None = None  # from the plan; None = every pool
+    included_tokens: int | None = None  # soft/overage plans: monthly tokens that trigger a notice, not a block
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,18 @@ class UsageTotals:
     prompt_tokens: int
     completion_tokens: int
     errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """Something a tenant's admins should hear about, e.g. a soft cap reached; once per period."""
+
+    id: str
+    tenant_id: str
+    kind: str
+    period: str
+    message: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

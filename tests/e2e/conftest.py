@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tenantgate.settings import DEFAULT_PLANS
 from tests.e2e.procs import Gateway, SimEngine, gateway, sim_engine
 
 MAX_BODY = 65536
@@ -52,6 +53,9 @@ def catalog_yaml(engines: Engines) -> dict[str, object]:
             }
         ],
         "aliases": {"small": "sim-small"},
+        # the default plans, plus one whose small monthly allowance is soft: reaching it notifies
+        "plans": [plan.model_dump() for plan in DEFAULT_PLANS]
+        + [{"name": "tiny-soft", "display_name": "Tiny", "monthly_tokens": 100, "cap": "soft"}],
         # one cent per token on sim-large, so budget tests spend real money quickly
         "prices": {"sim-large": {"input_per_1m": 10_000, "output_per_1m": 10_000}},
     }

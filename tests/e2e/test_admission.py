@@ -182,3 +182,19 @@ def test_concurrency_is_released_after_upstream_errors_and_timeouts(gw: Gateway)
     for model, status in (("sim-broken", 502), ("sim-slow", 504), ("sim-broken", 502)):
         assert post(gw, key, {**CHAT, "model": model}).status_code == status  # never 429: the slot came back
     assert post(gw, key).status_code == 200
+
+
+def test_soft_cap_serves_on_and_notifies_once(gw: Gateway) -> None:
+    key = gw.tenant_with_key("soft-tenant", "--plan", "tiny-soft")
+    statuses = [post(gw, key, {**CHAT, "max_tokens": 30}).status_code for _ in range(6)]
+    assert statuses == [200] * 6  # well past the 100 included tokens, still served
+    with gw.admin() as admin:
+        deadline = time.monotonic() + 5
+        notices: list[dict[str, str]] = []
+        while not notices and time.monotonic() < deadline:
+            notices = admin.get("/admin/tenants/soft-tenant/notifications").json()
+    assert [n["kind"] for n in notices] == ["included_tokens_reached"]  # once, not per request
+    assert "100 tokens" in notices[0]["message"]
+    shown = gw.cli_json("limits", "show", "--tenant", "soft-tenant")
+    assert isinstance(shown, dict)
+    assert next(r for r in shown["limits"] if r["limit"] == "included_tokens")["used"] > 100

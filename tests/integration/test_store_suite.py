@@ -165,3 +165,14 @@ async def test_user_limits_update_and_changes(store: Store) -> None:
     assert loaded is not None and loaded.role is Role.OWNER and loaded.limits == Limits(rpm=9)
     changes = await store.changes_since(T0 + timedelta(minutes=1))
     assert [u.id for u in changes.users] == ["u1"]
+
+
+async def test_notifications_are_stored_once_per_tenant_kind_and_period(store: Store) -> None:
+    from tenantgate.domain import Notification
+
+    first = Notification("n1", "t-acme", "included_tokens_reached", "2026-11", "used", T0)
+    assert await store.add_notification(first) is True
+    assert await store.add_notification(replace(first, id="n2")) is False  # same month: once
+    assert await store.add_notification(replace(first, id="n3", period="2026-12")) is True
+    assert [n.id for n in await store.list_notifications("t-acme")] == ["n1", "n3"]
+    assert await store.list_notifications("t-other") == []

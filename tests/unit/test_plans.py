@@ -7,7 +7,10 @@ def test_monthly_cap_blocks_only_hard_plans_after_burst_credits() -> None:
     hard = PlanConfig(name="h", display_name="H", monthly_tokens=1000, burst_credits=200, cap="hard")
     assert plan_limits(hard).monthly_tokens == 1200
     for cap in ("soft", "overage"):
-        assert plan_limits(hard.model_copy(update={"cap": cap})).monthly_tokens is None
+        softer = hard.model_copy(update={"cap": cap})
+        assert plan_limits(softer).monthly_tokens is None
+        assert rules_by_plan(CatalogConfig(plans=(softer,)))("h").included_tokens == 1000  # notifies instead
+    assert rules_by_plan(CatalogConfig(plans=(hard,)))("h").included_tokens is None
 
 
 def test_budget_in_micro_dollars_and_unknown_plans_are_unlimited() -> None:

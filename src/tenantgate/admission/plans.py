@@ -29,11 +29,16 @@ def plan_limits(plan: PlanConfig) -> Limits:
 class PlanRules:
     limits: Limits = field(default_factory=Limits)
     allowed_pools: frozenset[str] | None = None
+    included_tokens: int | None = None  # soft/overage plans: reaching it notifies instead of blocking
 
 
 def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
     table = {
-        plan.name: PlanRules(plan_limits(plan), None if plan.allowed_pools is None else frozenset(plan.allowed_pools))
+        plan.name: PlanRules(
+            limits=plan_limits(plan),
+            allowed_pools=None if plan.allowed_pools is None else frozenset(plan.allowed_pools),
+            included_tokens=plan.monthly_tokens if plan.cap != "hard" else None,
+        )
         for plan in catalog.plans
     }
     unknown = PlanRules()

@@ -17,14 +17,17 @@ import logging
 import math
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore
 from tenantgate.admission.limits import Check, LimitKind, checks_for
+from tenantgate.admission.periods import calendar
 from tenantgate.clock import utcnow
 from tenantgate.domain import Limits, Principal, Usage
 from tenantgate.errors import RateLimited
 from tenantgate.inference_request import Endpoint, InferenceRequest
+from tenantgate.notifications import Notifier
 
 log = logging.getLogger(__name__)
 Pricing = Callable[[str, int, int], int]  # (model, prompt tokens, completion tokens) -> micro-dollars
@@ -47,6 +50,16 @@ class Reservation:
 
 
 _METERED = (LimitKind.TOKENS, LimitKind.QUOTA, LimitKind.BUDGET)
+
+
+NEVER = 2**62  # the limit of a counter that only counts
+
+
+def included_check(tenant_id: str, tokens: int, now: datetime) -> Check:
+    """Counts a soft/overage tenant's monthly tokens without ever refusing."""
+    month = calendar(now)
+    counter = f"tg1:included:tenant:{tenant_id}:{month.month}"
+    return Check(LimitKind.QUOTA, counter, NEVER, tokens, "total", month.next_month)
 
 
 def rate_headers(checks: Sequence[Check], granted: Granted) -> list[tuple[bytes, bytes]]:
@@ -93,8 +106,10 @@ class Admission:
         lease_ttl_s: float,
         output_estimate: int,
         output_cap: int,
+        notifier: Notifier | None = None,
     ) -> None:
         self.store = store
+        self._notifier = notifier
         self._fallback = store if isinstance(store, MemoryCounterStore) else MemoryCounterStore()
         self._pricing = pricing
         self._lease_ttl_s = lease_ttl_s
@@ -113,7 +128,8 @@ class Admission:
         return prompt, min(output, self._output_cap)
 
     async def reserve(self, principal: Principal, request: InferenceRequest, request_id: str) -> Reservation | None:
-        if principal.tenant_limits.unlimited and principal.key_limits.unlimited and principal.user_limits.unlimited:
+        limits = (principal.tenant_limits, principal.key_limits, principal.user_limits)
+        if all(li.unlimited for li in limits) and principal.included_tokens is None:
             return None
         prompt, output = self.estimate(request)
         cost = self._pricing(request.model, prompt, output)
@@ -127,6 +143,8 @@ class Admission:
             for label, scope, limits in scopes
             for check in checks_for(scope, limits, prompt + output, cost, now, self._lease_ttl_s)
         ]
+        if principal.included_tokens is not None:
+            labelled.append(("tenant", included_check(principal.tenant_id, prompt + output, now)))
         checks = tuple(check for _, check in labelled)
         store = self.store
         try:
@@ -136,11 +154,18 @@ class Admission:
         if isinstance(outcome, Denied):
             label, check = labelled[outcome.index]
             raise refusal(check, label, outcome.retry_after_s)
+        if principal.included_tokens is not None and self._notifier is not None:
+            self._notice_included(principal.tenant_id, principal.included_tokens, checks[-1], outcome.remaining[-1])
         headers = rate_headers(checks, outcome)
         reservation = Reservation(request_id, request.model, checks, store, headers, prompt, output)
         if any(c.shape == "lease" for c in checks):
             self._leased[request_id] = reservation
         return reservation
+
+    def _notice_included(self, tenant_id: str, included: int, check: Check, remaining: int) -> None:
+        used = check.limit - remaining
+        if used >= included > used - check.amount and self._notifier is not None:
+            self._notifier.included_tokens_reached(tenant_id, included, check.counter.rsplit(":", 1)[-1])
 
     async def _degraded(
         self, request_id: str, checks: tuple[Check, ...], exc: Exception
@@ -225,15 +250,18 @@ class Admission:
             except Exception:  # noqa: BLE001 - retried on the next round, before the lease expires
                 log.warning("lease renewal failed for %s", reservation.request_id)
 
-    async def current(self, scope: str, limits: Limits) -> list[dict[str, object]]:
-        """Each limit of one identity with what is used now and when it resets (for `limits show`)."""
-        checks = checks_for(scope, limits, 0, 0, utcnow(), self._lease_ttl_s)
+    async def current(self, tenant_id: str, limits: Limits, included: int | None) -> list[dict[str, object]]:
+        """Each limit of a tenant with what is used now and when it resets (for `limits show`)."""
+        now = utcnow()
+        checks = checks_for(f"tenant:{tenant_id}", limits, 0, 0, now, self._lease_ttl_s)
+        if included is not None:
+            checks.append(dataclasses.replace(included_check(tenant_id, 0, now), limit=included))
         try:
             used = await self.store.peek(checks)
         except Exception:  # noqa: BLE001 - show what this instance knows
             used = await self._fallback.peek(checks)
         names = {"rpm": "rpm", "tpm": "tpm", "conc": "concurrency", "day": "daily_tokens"}
-        names |= {"month": "monthly_tokens", "budget": "budget_usd"}
+        names |= {"month": "monthly_tokens", "budget": "budget_usd", "included": "included_tokens"}
         rows: list[dict[str, object]] = []
         for check, value in zip(checks, used, strict=True):
             money = check.kind is LimitKind.BUDGET
@@ -252,3 +280,5 @@ class Admission:
     async def drain(self) -> None:
         if self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
+        if self._notifier is not None:
+            await self._notifier.drain()

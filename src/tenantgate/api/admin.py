@@ -132,9 +132,17 @@ async def tenant_limits(slug: str, request: Request, service: Service) -> dict[s
     """The tenant's effective limits (plan tightened by overrides), current use and resets."""
     gw = gateway(request)
     tenant = await service.tenant(slug)
-    effective = rules_by_plan(gw.settings.catalog)(tenant.plan).limits.tighten(tenant.limits)
-    rows = await gw.admission.current(f"tenant:{tenant.id}", effective)
+    rules = rules_by_plan(gw.settings.catalog)(tenant.plan)
+    rows = await gw.admission.current(tenant.id, rules.limits.tighten(tenant.limits), rules.included_tokens)
     return {"tenant": slug, "plan": tenant.plan, "limits": rows}
+
+
+@router.get("/tenants/{slug}/notifications")
+async def tenant_notifications(slug: str, request: Request, service: Service) -> list[dict[str, str]]:
+    """What the tenant was told, e.g. that its plan's included tokens for the month are used."""
+    tenant = await service.tenant(slug)
+    found = await gateway(request).store.list_notifications(tenant.id)
+    return [{"kind": n.kind, "period": n.period, "message": n.message, "at": n.created_at.isoformat()} for n in found]
 
 
 @router.get("/tenants/{slug}/usage")

@@ -43,6 +43,7 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
         key_limits=key.limits,
         user_limits=Limits() if user is None else user.limits,
         allowed_pools=plan.allowed_pools,
+        included_tokens=plan.included_tokens,
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from tenantgate.domain import ApiKey, KeyChanges, Tenant, UsageEvent, UsageTotals, User
+from tenantgate.domain import ApiKey, KeyChanges, Notification, Tenant, UsageEvent, UsageTotals, User
 
 
 class TenancyStore(Protocol):
@@ -44,6 +44,13 @@ class TenancyStore(Protocol):
     async def changes_since(self, since: datetime) -> KeyChanges: ...
 
 
+class NotificationStore(Protocol):
+    async def add_notification(self, notification: Notification) -> bool:
+        """Store it unless one of the same tenant, kind and period exists; True when stored."""
+
+    async def list_notifications(self, tenant_id: str) -> list[Notification]: ...
+
+
 class UsageStore(Protocol):
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         """Idempotent by request id: a batch written twice counts once."""
@@ -51,7 +58,7 @@ class UsageStore(Protocol):
     async def usage_totals(self, tenant_id: str, since: datetime, until: datetime) -> list[UsageTotals]: ...
 
 
-class Store(TenancyStore, UsageStore, Protocol):
+class Store(TenancyStore, UsageStore, NotificationStore, Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
 

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from tenantgate.domain import ApiKey, KeyChanges, Tenant, UsageEvent, UsageTotals, User
+from tenantgate.domain import ApiKey, KeyChanges, Notification, Tenant, UsageEvent, UsageTotals, User
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import totals_by_model
 
@@ -17,6 +17,7 @@ class MemoryStore:
         self._users: dict[str, User] = {}
         self._keys: dict[str, ApiKey] = {}
         self._usage: dict[str, UsageEvent] = {}
+        self._notifications: dict[tuple[str, str, str], Notification] = {}
 
     async def create_tenant(self, tenant: Tenant) -> None:
         if any(t.slug == tenant.slug for t in self._tenants.values()):
@@ -88,6 +89,17 @@ class MemoryStore:
         return totals_by_model(
             e for e in self._usage.values() if e.tenant_id == tenant_id and since <= e.created_at < until
         )
+
+    async def add_notification(self, notification: Notification) -> bool:
+        once = (notification.tenant_id, notification.kind, notification.period)
+        if once in self._notifications:
+            return False
+        self._notifications[once] = notification
+        return True
+
+    async def list_notifications(self, tenant_id: str) -> list[Notification]:
+        found = [n for n in self._notifications.values() if n.tenant_id == tenant_id]
+        return sorted(found, key=lambda n: n.created_at)
 
     async def ping(self) -> None:
         return None

@@ -16,6 +16,7 @@ from tenantgate.domain import (
     ApiKey,
     KeyChanges,
     Limits,
+    Notification,
     Role,
     Tenant,
     TenantMode,
@@ -25,7 +26,7 @@ from tenantgate.domain import (
     User,
 )
 from tenantgate.errors import Conflict
-from tenantgate.storage.tables import api_keys, tenants, usage_events, users
+from tenantgate.storage.tables import api_keys, notifications, tenants, usage_events, users
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -295,6 +296,26 @@ class SqlStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [UsageTotals(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows]
+
+    async def add_notification(self, notification: Notification) -> bool:
+        values = dataclasses.asdict(notification)
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(notifications.insert().values(**values))
+        except IntegrityError:
+            return False
+        return True
+
+    async def list_notifications(self, tenant_id: str) -> list[Notification]:
+        query = (
+            notifications.select().where(notifications.c.tenant_id == tenant_id).order_by(notifications.c.created_at)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            Notification(r.id, r.tenant_id, r.kind, r.period, r.message, _aware(r.created_at) or r.created_at)
+            for r in rows
+        ]
 
     async def ping(self) -> None:
         async with self._engine.connect() as conn:

@@ -74,3 +74,15 @@ usage_events = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Index("ix_usage_tenant_time", "tenant_id", "created_at"),
 )
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("period", sa.String(16), nullable=False),
+    sa.Column("message", sa.String(500), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "kind", "period", name="uq_notifications_once"),
+)
