@@ -57,7 +57,7 @@ async def _exists(service: TenancyService, slug: str) -> bool:
     return any(t.slug == slug for t in await service.list_tenants())
 
 
-def banner(keys: list[DemoKey], base_url: str, admin_token: str) -> str:
+def banner(keys: list[DemoKey], base_url: str, admin_token: str, command: str = "tenantgate") -> str:
     acme = next(k.key for k in keys if k.tenant == "acme")
     lines = [
         "",
@@ -76,7 +76,7 @@ def banner(keys: list[DemoKey], base_url: str, admin_token: str) -> str:
         " print(c.chat.completions.create(model='sim-small', messages=[{'role': 'user', 'content': 'Hi'}])"
         '.choices[0].message.content)"',
         "",
-        f"  TENANTGATE_ADMIN_TOKEN={admin_token} tenantgate usage --tenant acme",
+        f"  TENANTGATE_ADMIN_TOKEN={admin_token} {command} usage --tenant acme",
         "",
     ]
     return "\n".join(lines)

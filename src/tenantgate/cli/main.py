@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +34,7 @@ def _demo_admin_token(data_dir: Path) -> str:
     return token
 
 
-async def _seed(settings: Settings) -> str:
+async def _seed(settings: Settings, command: str) -> str:
     from tenantgate.seed import banner, load_saved_keys, save_keys, seed_demo
     from tenantgate.storage.sql import SqlStore
     from tenantgate.tenancy import TenancyService
@@ -45,7 +47,7 @@ async def _seed(settings: Settings) -> str:
         await store.close()
     save_keys(settings.data_dir, keys)
     token = "" if settings.admin_token is None else settings.admin_token.get_secret_value()
-    return banner(keys, f"http://{settings.host}:{settings.port}", token)
+    return banner(keys, f"http://{settings.host}:{settings.port}", token, command)
 
 
 @app.command()
@@ -73,7 +75,9 @@ def serve(
         settings = settings.model_copy(update={"admin_token": SecretStr(_demo_admin_token(settings.data_dir))})
     ensure_schema(settings.database_url)
     if settings.demo:
-        typer.echo(asyncio.run(_seed(settings)))
+        # the command as this shell can run it, e.g. .venv/bin/tenantgate under `make run`
+        command = sys.argv[0] if sys.argv[0].endswith("tenantgate") else "tenantgate"
+        typer.echo(asyncio.run(_seed(settings, os.path.relpath(command) if "/" in command else command)))
     uvicorn.run(
         create_app(settings),
         host=settings.host,
