@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +32,19 @@ STREAM_TOKENS = 50
 
 LITELLM = Path(__file__).with_name(".litellm-venv") / "bin" / "litellm"
 HIGH = {"rpm": 10**8, "tpm": 10**11, "concurrency": 10**5, "daily_tokens": 10**13, "monthly_tokens": 10**14}
+
+
+LITELLM_PIN = "litellm[proxy]==1.106.2"
+
+
+def ensure_litellm() -> None:
+    """LiteLLM lives in its own venv so its dependencies never touch tenantgate's."""
+    if LITELLM.exists():
+        return
+    venv = LITELLM.parent.parent
+    print(f"installing {LITELLM_PIN} into {venv} (first run only)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", LITELLM_PIN], check=True)
 
 
 def start_litellm(port: int, upstream: str, workdir: Path) -> tuple[object, float]:
@@ -129,6 +143,7 @@ def main() -> None:
             first_200(tg_url, key, time.monotonic())
             results["tenantgate+redis"] = measure("tenantgate+redis", tg_url, key, shared.pid, seconds, stream_total)  # type: ignore[attr-defined]
         if options.with_litellm:
+            ensure_litellm()
             lite_port = free_port()
             lite, lite_started = start_litellm(lite_port, upstream, workdir)
             processes.append(lite)  # type: ignore[arg-type]
