@@ -26,6 +26,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
