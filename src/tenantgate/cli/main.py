@@ -13,6 +13,7 @@ import typer
 from pydantic import SecretStr
 
 from tenantgate.cli import admin_commands
+from tenantgate.fairbench.command import bench_app
 from tenantgate.settings import Settings, load_settings
 from tenantgate.sim.command import sim_engine_command
 
@@ -21,6 +22,7 @@ from tenantgate.sim.command import sim_engine_command
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Multi-tenant LLM inference gateway.")
 admin_commands.register(app)
 app.command("sim-engine", help="Run the simulated OpenAI-compatible engine.")(sim_engine_command)
+app.add_typer(bench_app, name="bench")
 
 
 def _demo_admin_token(data_dir: Path) -> str:

@@ -1,0 +1,1 @@
+"""`tenantgate bench fairness`: the VTC paper's experiments over the simulated engine in virtual time."""

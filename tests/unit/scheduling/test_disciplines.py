@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from tenantgate.scheduling.disciplines import FcfsQueue, VtcQueue, make_discipline
+from tenantgate.scheduling.tickets import Ticket
+
+
+def ticket(tenant: str, prompt: int = 100, output: int = 100, weight: float = 1.0) -> Ticket:
+    return Ticket(tenant, prompt, output, arrival=0.0, weight=weight)
+
+
+def drain(queue: VtcQueue | FcfsQueue) -> list[str]:
+    order = []
+    while queue.peek() is not None:
+        order.append(queue.pop().tenant)
+    return order
+
+
+def test_vtc_serves_the_least_counter_and_charges_prompt_at_dispatch() -> None:
+    queue = VtcQueue()
+    for tenant in "aaab":
+        queue.push(ticket(tenant))
+    assert drain(queue) == ["a", "b", "a", "a"]
+    assert queue.counters.get("a") == 300 and queue.counters.get("b") == 100
+
+
+def test_output_is_charged_at_its_price_divided_by_weight() -> None:
+    queue = VtcQueue()
+    heavy = ticket("a", weight=4)
+    queue.push(heavy)
+    queue.pop()
+    queue.charge_output(heavy, 10)
+    assert queue.counters.get("a") == (100 + 2 * 10) / 4
+
+
+def test_within_a_tenant_requests_keep_arrival_order() -> None:
+    queue = VtcQueue()
+    first, second = ticket("a"), ticket("a")
+    queue.push(first)
+    queue.push(second)
+    assert queue.pop() is first and queue.pop() is second
+
+
+def test_returning_tenant_is_lifted_to_the_floor_of_those_waiting() -> None:
+    queue = VtcQueue()
+    queue.counters.add("a", 1000)
+    queue.counters.add("b", 5000)
+    queue.push(ticket("b"))
+    queue.push(ticket("a"))  # a was idle with a lower counter: it gets the floor, not its banked credit
+    assert queue.counters.get("a") == 5000
+    assert queue.counters.get("b") == 5000
+
+
+def test_when_nobody_waits_a_newcomer_is_lifted_to_the_last_to_leave() -> None:
+    queue = VtcQueue()
+    queue.push(ticket("a", prompt=700))
+    queue.pop()
+    queue.push(ticket("b"))
+    assert queue.counters.get("b") == 700
+
+
+def test_lcf_has_no_lift_so_banked_credit_monopolises() -> None:
+    lcf = make_discipline("lcf")
+    assert isinstance(lcf, VtcQueue)
+    lcf.counters.add("b", 1000)
+    for tenant in "bbb":
+        lcf.push(ticket(tenant))
+    for _ in range(3):
+        lcf.push(ticket("a"))
+    assert drain(lcf) == ["a", "a", "a", "b", "b", "b"]
+
+
+def test_removal_and_per_tenant_depth() -> None:
+    for queue in (VtcQueue(), FcfsQueue()):
+        gone = ticket("a")
+        queue.push(gone)
+        queue.push(ticket("a"))
+        queue.push(ticket("b"))
+        assert queue.queued("a") == 2 and len(queue) == 3
+        assert queue.remove(gone) and not queue.remove(gone)
+        assert queue.queued("a") == 1 and len(queue) == 2
+
+
+def test_drain_order_matches_what_popping_does() -> None:
+    queue = VtcQueue()
+    tickets = [ticket(t, prompt=p, output=0) for t, p in zip("aabbbc", [50, 300, 10, 10, 10, 400], strict=True)]
+    for t in tickets:
+        queue.push(t)
+    predicted = [t for t, _ in queue.drain_order(lambda t: 1.0 * t.prompt_tokens)]
+    assert predicted == [queue.pop() for _ in tickets]
