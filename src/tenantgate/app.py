@@ -28,6 +28,8 @@ from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.notifications import Notifier
 from tenantgate.providers.openai_compat import OpenAICompatProvider
 from tenantgate.runtime import Gateway, running
+from tenantgate.scheduling.lanes import Scheduler
+from tenantgate.scheduling.tickets import Prices
 from tenantgate.settings import Settings
 from tenantgate.storage.sql import SqlStore
 from tenantgate.tenancy import TenancyService
@@ -64,6 +66,8 @@ def create_app(settings: Settings) -> GatewayApp:
             stack.push_async_callback(provider.aclose)
             engine_url = await stack.enter_async_context(builtin_engine(settings))
             catalog = await build_catalog(settings, provider, engine_url)
+            prices = Prices(settings.fair_prompt_weight, settings.fair_output_weight)
+            scheduler = Scheduler(catalog.deployments, prices)
             keys = KeyDirectory(
                 store, negative_ttl_s=settings.negative_key_ttl_s, plan_rules=rules_by_plan(settings.catalog)
             )
@@ -82,7 +86,7 @@ def create_app(settings: Settings) -> GatewayApp:
                 batch_size=settings.usage_batch_size,
                 buffer_limit=settings.usage_buffer_limit,
             )
-            gw = Gateway(settings, store, keys, catalog, provider, recorder, admission)
+            gw = Gateway(settings, store, keys, catalog, provider, recorder, admission, scheduler)
             await stack.enter_async_context(running(gw))
             plans = frozenset(p.name for p in settings.catalog.plans)
             api.state.gateway = gw

@@ -6,6 +6,7 @@ import logging
 
 from tenantgate.providers.base import Provider
 from tenantgate.routing.catalog import Catalog, catalog_from_config
+from tenantgate.routing.health import Health
 from tenantgate.settings import CatalogConfig, DeploymentConfig, PoolConfig, Settings
 
 log = logging.getLogger(__name__)
@@ -40,4 +41,6 @@ async def build_catalog(settings: Settings, provider: Provider, engine_url: str 
                 discovered[deployment.name] = await provider.list_models(deployment.base_url, key)
             except Exception:  # noqa: BLE001 - an unreachable upstream must not stop the gateway; it serves nothing
                 log.warning("could not discover models of %s at %s", deployment.name, deployment.base_url)
-    return catalog_from_config(config, discovered)
+    return catalog_from_config(
+        config, discovered, lambda: Health(settings.breaker_failures, settings.breaker_cooldown_s)
+    )

@@ -49,6 +49,16 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueTerms:
+    """How a tenant's requests wait when deployments are busy: from its plan."""
+
+    weight: float = 1.0  # share of contended capacity
+    timeout_s: float = 30.0
+    max_waiting: int = 100  # per deployment
+    priority: int = 0  # engine hint, lower first
+
+
+@dataclass(frozen=True, slots=True)
 class Tenant:
     id: str
     slug: str
@@ -109,6 +119,7 @@ class Principal:
     user_limits: Limits = Limits()  # when the key is bound to a user
     allowed_pools: frozenset[str] | None = None  # from the plan; None = every pool
     included_tokens: int | None = None  # soft/overage plans: monthly tokens that trigger a notice, not a block
+    queue: QueueTerms = QueueTerms()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +148,7 @@ class UsageEvent:
     ttft_ms: float | None
     latency_ms: float
     created_at: datetime
+    queue_wait_ms: float | None = None  # time in the fair queue before dispatch
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,3 +112,23 @@ class UpstreamTimeout(GatewayError):
     status = 504
     type = "timeout"
     code = "upstream_timeout"
+
+
+class QueueFull(GatewayError):
+    """The tenant already has as many requests waiting as its plan allows."""
+
+    status = 429
+    type = "rate_limit_exceeded"
+    code = "queue_full"
+
+
+class QueueTimeout(GatewayError):
+    """The request waited in the fair queue for the plan's whole queue timeout."""
+
+    status = 504
+    type = "timeout"
+    code = "queue_timeout"
+
+
+class ClientGone(Exception):
+    """The client disconnected before a response started; nothing is sent."""

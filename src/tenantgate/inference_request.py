@@ -34,17 +34,20 @@ class InferenceRequest:
     payload: dict[str, Any]
     body: bytes
 
-    def upstream_body(self, served_model: str) -> bytes:
-        """The bytes to send upstream: the client's own unless the model or usage request must change."""
+    def upstream_body(self, served_model: str, priority: int | None = None) -> bytes:
+        """The bytes to send upstream: the client's own unless the model, usage request or engine
+        priority hint must change."""
         rewrite_model = served_model != self.model
         ask_usage = self.stream and not self.wants_usage
-        if not rewrite_model and not ask_usage:
+        if not rewrite_model and not ask_usage and priority is None:
             return self.body
         payload = dict(self.payload)
         if rewrite_model:
             payload["model"] = served_model
         if ask_usage:
             payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
+        if priority is not None:
+            payload["priority"] = priority  # the plan decides; a client cannot raise its own
         return orjson.dumps(payload)
 
 

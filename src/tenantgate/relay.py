@@ -38,6 +38,7 @@ class StreamRelay:
         on_first_byte: Callable[[], None],
         on_outcome: Outcome,
         on_tokens: Callable[[int], None] | None = None,
+        started: bool = False,
     ) -> None:
         self._upstream = upstream
         self._sniffer = sniffer
@@ -45,6 +46,7 @@ class StreamRelay:
         self._on_first_byte = on_first_byte
         self._on_outcome = on_outcome
         self._on_tokens = on_tokens
+        self._started = started  # the response head went out already (the request waited in a queue)
         self._client_gone = False
         self._complete = False  # the last byte was handed to the server; a disconnect after it is normal
 
@@ -54,7 +56,8 @@ class StreamRelay:
         assert pump is not None
         watcher = asyncio.get_running_loop().create_task(self._watch_client(receive, pump))
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            if not self._started:
+                await send({"type": "http.response.start", "status": 200, "headers": self._headers})
             status, error = await self._pump(send)
         except asyncio.CancelledError:
             if not self._client_gone:

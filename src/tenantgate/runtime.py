@@ -14,6 +14,7 @@ from tenantgate.auth.directory import KeyDirectory
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.providers.base import Provider
 from tenantgate.routing.catalog import Catalog
+from tenantgate.scheduling.lanes import Scheduler
 from tenantgate.settings import Settings
 from tenantgate.storage.base import Store
 
@@ -29,6 +30,7 @@ class Gateway:
     provider: Provider
     recorder: UsageRecorder
     admission: Admission
+    scheduler: Scheduler
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -45,6 +47,25 @@ async def poll_key_changes(gw: Gateway) -> None:
             log.warning("key refresh failed; serving cached keys", exc_info=True)
 
 
+async def probe_deployments(gw: Gateway) -> None:
+    """Active health checks: a deployment whose model list does not answer takes no new work."""
+    while True:
+        for deployment in gw.catalog.deployments:
+            try:
+                await asyncio.wait_for(
+                    gw.provider.list_models(deployment.base_url, deployment.api_key), gw.settings.health_probe_s
+                )
+            except Exception:  # noqa: BLE001 - any failure to answer is a failed probe
+                if deployment.health.probe_ok:
+                    log.warning("deployment %s failed its health probe; no new work goes there", deployment.name)
+                deployment.health.probe_ok = False
+            else:
+                if not deployment.health.probe_ok:
+                    log.info("deployment %s answers its health probe again", deployment.name)
+                deployment.health.probe_ok = True
+        await asyncio.sleep(gw.settings.health_probe_s)
+
+
 async def renew_leases(gw: Gateway) -> None:
     while True:
         await asyncio.sleep(gw.settings.lease_ttl_s / 3)
@@ -57,6 +78,7 @@ async def running(gw: Gateway) -> AsyncIterator[Gateway]:
     gw.spawn(poll_key_changes(gw), "key-refresh")
     gw.spawn(gw.recorder.run(), "usage-flush")
     gw.spawn(renew_leases(gw), "lease-renewal")
+    gw.spawn(probe_deployments(gw), "health-probes")
     try:
         yield gw
     finally:

@@ -28,8 +28,17 @@ class DeploymentConfig(_Strict):
     base_url: str = Field(description="Base URL including /v1, e.g. http://10.0.0.5:8000/v1")
     models: tuple[str, ...] = Field(default=(), description="Model names this deployment serves; empty = discover")
     api_key: SecretStr | None = None
-    max_in_flight: int = Field(default=64, ge=1, description="Concurrent requests the engine may run")
+    max_in_flight: int = Field(
+        default=64, ge=1, description="Requests dispatched at once; above it requests wait in the fair queue"
+    )
+    max_inflight_tokens: int | None = Field(
+        default=None, ge=1, description="Tokens (prompt + max output) dispatched at once; null = no token budget"
+    )
     region: str | None = Field(default=None, description="Overrides the pool's region")
+    priority_hint: bool = Field(
+        default=False, description="Send the plan's priority as `priority` (vLLM --scheduling-policy priority)"
+    )
+    cost_per_1m_tokens: float = Field(default=0.0, ge=0, description="Operator's cost; breaks placement ties")
 
     @field_validator("base_url")
     @classmethod
@@ -42,6 +51,9 @@ class PoolConfig(_Strict):
 
     name: str
     region: str = "default"
+    scheduler: Literal["vtc", "fcfs"] = Field(
+        default="vtc", description="Queue discipline: weighted virtual token counter, or first come first served"
+    )
     deployments: tuple[DeploymentConfig, ...]
 
 
@@ -69,17 +81,19 @@ class PlanConfig(_Strict):
     budget_usd: float | None = Field(default=None, gt=0, description="Monthly money budget")
     queue_weight: float = Field(default=1.0, gt=0, description="Share of contended capacity (scheduler)")
     queue_timeout_s: float = Field(default=30.0, gt=0, description="Longest wait in the fair queue (scheduler)")
+    queue_max: int = Field(default=100, ge=1, description="Requests a tenant may have waiting per deployment")
+    priority: int = Field(default=0, description="Engine priority hint, lower runs first (deployments that opt in)")
     allowed_pools: tuple[str, ...] | None = Field(default=None, description="Pools this plan may use; null = all")
 
 
 DEFAULT_PLANS = (
     PlanConfig(
         name="starter", display_name="Starter", rpm=60, tpm=100_000, concurrency=4,
-        daily_tokens=1_000_000, monthly_tokens=10_000_000, cap="hard", queue_weight=1,
+        daily_tokens=1_000_000, monthly_tokens=10_000_000, cap="hard", queue_weight=1, priority=2,
     ),
     PlanConfig(
         name="growth", display_name="Growth", rpm=600, tpm=1_000_000, concurrency=32,
-        daily_tokens=20_000_000, monthly_tokens=200_000_000, cap="overage", queue_weight=2,
+        daily_tokens=20_000_000, monthly_tokens=200_000_000, cap="overage", queue_weight=2, priority=1,
     ),
     PlanConfig(
         name="scale", display_name="Scale", rpm=6_000, tpm=10_000_000, concurrency=256,
@@ -102,12 +116,20 @@ class CatalogConfig(_Strict):
     aliases: dict[str, str] = Field(default_factory=dict, description="alias -> served model name")
     plans: tuple[PlanConfig, ...] = DEFAULT_PLANS
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="served or alias name -> price")
+    pins: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="tenant slug -> the pools or deployments its requests must use"
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> CatalogConfig:
         names = [d.name for p in self.pools for d in p.deployments]
         if len(names) != len(set(names)):
             raise ValueError("deployment names must be unique across pools")
+        known = set(names) | {p.name for p in self.pools}
+        for tenant, targets in self.pins.items():
+            unknown = [t for t in targets if t not in known]
+            if unknown and self.pools:
+                raise ValueError(f"pins.{tenant}: no pool or deployment named {', '.join(unknown)}")
         return self
 
 
@@ -147,6 +169,12 @@ class Settings(BaseSettings):
     output_estimate_tokens: int = Field(default=256, ge=1, description="Reserved output when max_tokens is absent")
     output_estimate_cap: int = Field(default=4096, ge=1, description="Most output reserved up front per request")
     sim_speed: float = Field(default=1.0, gt=0, description="Speed of the built-in simulated engine")
+    fair_prompt_weight: float = Field(default=1.0, gt=0, description="VTC price of a prompt token (w_p)")
+    fair_output_weight: float = Field(default=2.0, gt=0, description="VTC price of an output token (w_q)")
+    queue_update_s: float = Field(default=1.0, gt=0, description="How often a waiting stream gets a queue comment")
+    health_probe_s: float = Field(default=5.0, gt=0, description="Active health probe interval per deployment")
+    breaker_failures: int = Field(default=3, ge=1, description="Consecutive failures that open the circuit")
+    breaker_cooldown_s: float = Field(default=10.0, gt=0, description="How long an open circuit refuses traffic")
     sim_max_num_seqs: int = Field(default=64, ge=1)
     catalog: CatalogConfig = Field(default_factory=CatalogConfig, exclude=True)
 

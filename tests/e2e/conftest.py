@@ -66,7 +66,12 @@ def gw(engines: Engines, tmp_path_factory: pytest.TempPathFactory) -> Iterator[G
     tmp = tmp_path_factory.mktemp("gateway")
     config = tmp / "tenantgate.yaml"
     config.write_text(yaml.safe_dump(catalog_yaml(engines)))
-    env = {"TENANTGATE_MAX_BODY_BYTES": str(MAX_BODY), "TENANTGATE_UPSTREAM_READ_TIMEOUT_S": "1"}
+    env = {
+        "TENANTGATE_MAX_BODY_BYTES": str(MAX_BODY),
+        "TENANTGATE_UPSTREAM_READ_TIMEOUT_S": "1",
+        # tests here expect each failing deployment to be tried; the breaker has its own tests
+        "TENANTGATE_BREAKER_FAILURES": "1000000",
+    }
     with gateway(tmp, "--config", str(config), env=env) as running_gateway:
         yield running_gateway
 

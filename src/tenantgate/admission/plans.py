@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tenantgate.domain import Limits
+from tenantgate.domain import Limits, QueueTerms
 from tenantgate.settings import CatalogConfig, PlanConfig
 
 
@@ -30,6 +30,7 @@ class PlanRules:
     limits: Limits = field(default_factory=Limits)
     allowed_pools: frozenset[str] | None = None
     included_tokens: int | None = None  # soft/overage plans: reaching it notifies instead of blocking
+    queue: QueueTerms = field(default_factory=QueueTerms)
 
 
 def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
@@ -38,6 +39,7 @@ def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
             limits=plan_limits(plan),
             allowed_pools=None if plan.allowed_pools is None else frozenset(plan.allowed_pools),
             included_tokens=plan.monthly_tokens if plan.cap != "hard" else None,
+            queue=QueueTerms(plan.queue_weight, plan.queue_timeout_s, plan.queue_max, plan.priority),
         )
         for plan in catalog.plans
     }

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantgate.api.errors import error_response, internal_error_response
-from tenantgate.errors import BodyTooLarge, GatewayError, InvalidRequest, NotFound
+from tenantgate.errors import BodyTooLarge, ClientGone, GatewayError, InvalidRequest, NotFound
 from tenantgate.inference_request import Endpoint
 from tenantgate.pipeline import InferenceCall, check_namespace, handle_inference
 from tenantgate.routing.policy import visible_models
@@ -24,10 +24,6 @@ from tenantgate.runtime import Gateway
 log = logging.getLogger(__name__)
 
 _POST_ROUTES = {"/v1/" + e.value: e for e in Endpoint}
-
-
-class ClientGone(Exception):
-    """The client disconnected while sending its request."""
 
 
 def split_namespace(path: str) -> tuple[str | None, str]:
@@ -93,7 +89,7 @@ class DataPlane:
             if method != "POST":
                 raise InvalidRequest(f"Use POST for {path}.", code="method_not_allowed")
             body = await read_body(scope, receive, self.gateway.settings.max_body_bytes)
-            call = InferenceCall(endpoint, body, authorization_of(scope), namespace, request_id)
+            call = InferenceCall(endpoint, body, authorization_of(scope), namespace, request_id, receive)
             return await handle_inference(self.gateway, call)
         if path == "/v1/models" and method == "GET":
             principal = await self.gateway.keys.authenticate(authorization_of(scope))

@@ -44,6 +44,7 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
         user_limits=Limits() if user is None else user.limits,
         allowed_pools=plan.allowed_pools,
         included_tokens=plan.included_tokens,
+        queue=plan.queue,
     )
 
 

@@ -31,8 +31,9 @@ class RequestMeter:
             self._first_byte = time.perf_counter()
 
     def finish(
-        self, status: int, error_type: str | None, usage: Usage | None = None, deployment: str | None = None
-    ) -> None:
+        self, status: int, error_type: str | None, usage: Usage | None = None, deployment: str | None = None,
+        queue_wait_ms: int | None = None,
+    ) -> None:  # fmt: skip
         """Record the event; idempotent so every exit path may call it."""
         if self._done:
             return
@@ -53,6 +54,7 @@ class RequestMeter:
                 usage=usage or _NO_USAGE,
                 ttft_ms=ttft,
                 latency_ms=(now - self._started) * 1000,
+                queue_wait_ms=queue_wait_ms,
                 created_at=utcnow(),
             )
         )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from tenantgate.routing.health import Health
 from tenantgate.settings import CatalogConfig
+
+HealthFactory = Callable[[], Health]
 
 
 @dataclass(eq=False, slots=True)
 class Deployment:
-    """One upstream engine endpoint, with its live in-flight count."""
+    """One upstream engine endpoint, with its live health and drain state."""
 
     name: str
     pool: str
@@ -20,17 +23,23 @@ class Deployment:
     models: frozenset[str]
     max_in_flight: int
     api_key: str | None = None
-    in_flight: int = 0
+    max_inflight_tokens: int | None = None
+    scheduler: str = "vtc"
+    priority_hint: bool = False
+    cost_per_1m_tokens: float = 0.0
+    health: Health = field(default_factory=Health)
+    draining: bool = False  # no new dispatch; what runs finishes
 
     @property
-    def load(self) -> float:
-        return self.in_flight / self.max_in_flight
+    def accepts_work(self) -> bool:
+        return not self.draining and self.health.available
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
     deployments: tuple[Deployment, ...]
     aliases: dict[str, str] = field(default_factory=dict)
+    pins: dict[str, frozenset[str]] = field(default_factory=dict)  # tenant slug -> pool or deployment names
     by_model: dict[str, tuple[Deployment, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -50,7 +59,9 @@ class Catalog:
         return sorted(names)
 
 
-def catalog_from_config(config: CatalogConfig, discovered: Mapping[str, Iterable[str]] | None = None) -> Catalog:
+def catalog_from_config(
+    config: CatalogConfig, discovered: Mapping[str, Iterable[str]] | None = None, health: HealthFactory = Health
+) -> Catalog:
     """Build the catalog; `discovered` fills in models for deployments that declared none."""
     discovered = discovered or {}
     deployments = []
@@ -67,6 +78,12 @@ def catalog_from_config(config: CatalogConfig, discovered: Mapping[str, Iterable
                     models=frozenset(models),
                     max_in_flight=spec.max_in_flight,
                     api_key=None if spec.api_key is None else spec.api_key.get_secret_value(),
+                    max_inflight_tokens=spec.max_inflight_tokens,
+                    scheduler=pool.scheduler,
+                    priority_hint=spec.priority_hint,
+                    cost_per_1m_tokens=spec.cost_per_1m_tokens,
+                    health=health(),
                 )
             )
-    return Catalog(deployments=tuple(deployments), aliases=dict(config.aliases))
+    pins = {tenant: frozenset(targets) for tenant, targets in config.pins.items()}
+    return Catalog(deployments=tuple(deployments), aliases=dict(config.aliases), pins=pins)

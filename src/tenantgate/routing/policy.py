@@ -38,6 +38,13 @@ def resolve_route(catalog: Catalog, principal: Principal, model: str) -> Route:
             raise NoCapacity(
                 f"No pool included in your plan serves model '{model}'; requests are not sent to other tiers."
             )
+    pins = catalog.pins.get(principal.tenant_slug)
+    if pins is not None:
+        deployments = tuple(d for d in deployments if d.name in pins or d.pool in pins)
+        if not deployments:
+            raise NoCapacity(
+                f"Your tenant is pinned to {', '.join(sorted(pins))}, and none of them serves model '{model}'."
+            )
     if principal.region is not None:
         deployments = tuple(d for d in deployments if d.region == principal.region)
         if not deployments:

@@ -40,6 +40,7 @@ class Dispatcher:
         self.arrivals = ArrivalRates()
         self.weights: dict[str, float] = {}
         self.running: set[Ticket] = set()
+        self.paused = False  # draining: what runs finishes, nothing new starts
 
     def offer(self, ticket: Ticket, now: float) -> list[Ticket]:
         """Queue `ticket` and start whatever may start now (it, or nothing, when others wait first)."""
@@ -64,8 +65,14 @@ class Dispatcher:
             self.predictor.observe(ticket.tenant, output_tokens)
         return self._fill(now)
 
+    def resume(self, now: float) -> list[Ticket]:
+        self.paused = False
+        return self._fill(now)
+
     def _fill(self, now: float) -> list[Ticket]:
         started: list[Ticket] = []
+        if self.paused:
+            return started
         queue, budget = self.queue, self.budget
         while (head := queue.peek()) is not None and budget.fits(head.budget_tokens):
             ticket = queue.pop()

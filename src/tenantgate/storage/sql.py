@@ -127,6 +127,7 @@ def _usage_values(e: UsageEvent) -> dict[str, Any]:
         "cached_tokens": e.usage.cached_tokens,
         "ttft_ms": e.ttft_ms,
         "latency_ms": e.latency_ms,
+        "queue_wait_ms": e.queue_wait_ms,
         "created_at": e.created_at,
     }
 

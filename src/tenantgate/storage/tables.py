@@ -71,6 +71,7 @@ usage_events = sa.Table(
     sa.Column("cached_tokens", sa.Integer, nullable=False),
     sa.Column("ttft_ms", sa.Float),
     sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("queue_wait_ms", sa.Float),
     sa.Column("created_at", TS, nullable=False),
     sa.Index("ix_usage_tenant_time", "tenant_id", "created_at"),
 )

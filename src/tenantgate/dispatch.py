@@ -1,0 +1,143 @@
+"""Schedule, place and send one request: wait for a place on the best deployment, send, fail over.
+
+Placement order is computed once per request (least predicted wait, then cost). A request waits in
+one deployment's fair queue at a time; when the send fails before any byte reached the client
+(connection error, 5xx), the place is released, the failure counts against the deployment's circuit
+breaker, and the request queues on the next deployment with what is left of its queue timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tenantgate.domain import Principal
+from tenantgate.errors import NoCapacity, QueueFull, UpstreamError, UpstreamTimeout
+from tenantgate.inference_request import InferenceRequest
+from tenantgate.providers.base import UpstreamResponse
+from tenantgate.routing.policy import Route
+from tenantgate.runtime import Gateway
+from tenantgate.scheduling.dispatcher import Forecast
+from tenantgate.scheduling.lanes import Displaced, Lane, OnUpdate, Waiter
+from tenantgate.scheduling.tickets import Ticket
+
+
+@dataclass(eq=False, slots=True)
+class Place:
+    """Where the request stands: a lane, its ticket there, and its waiter while it waits."""
+
+    lane: Lane
+    ticket: Ticket
+    waiter: Waiter | None
+
+
+class Dispatch:
+    def __init__(
+        self, gw: Gateway, route: Route, request: InferenceRequest, principal: Principal, request_id: str,
+        prompt_tokens: int, max_output: int,
+    ) -> None:  # fmt: skip
+        self.gw = gw
+        self.route = route
+        self.request = request
+        self.principal = principal
+        self.request_id = request_id
+        self._size = (prompt_tokens, max_output)
+        scheduler = gw.scheduler
+        self.enqueued_at = scheduler.clock()
+        self.deadline = self.enqueued_at + principal.queue.timeout_s
+        self._lanes = scheduler.order(route.deployments, self._ticket())
+        if not self._lanes:
+            raise NoCapacity(
+                f"Every deployment that may serve model '{route.requested}' is unhealthy or draining; "
+                "requests are not sent to other pools or regions."
+            )
+        self.place = self.first()
+
+    def _ticket(self) -> Ticket:
+        return self.gw.scheduler.ticket(self.principal.tenant_id, *self._size, self.principal.queue)
+
+    def first(self) -> Place:
+        """Join the first lane where this tenant may still queue (QueueFull if it may nowhere)."""
+        error: QueueFull | None = None
+        while self._lanes:
+            lane = self._lanes.pop(0)
+            ticket = self._ticket()
+            try:
+                self.place = Place(lane, ticket, self.gw.scheduler.enqueue(lane, ticket, self.principal.queue))
+            except QueueFull as exc:
+                error = exc
+                continue
+            return self.place
+        assert error is not None
+        raise error
+
+    @property
+    def waiting(self) -> bool:
+        return self.place.waiter is not None
+
+    def forecast(self) -> Forecast | None:
+        waiter = self.place.waiter
+        return None if waiter is None else self.gw.scheduler.forecast(waiter)
+
+    def waited_ms(self) -> int:
+        started = self.place.ticket.dispatched_at
+        return round(((self.gw.scheduler.clock() if started is None else started) - self.enqueued_at) * 1000)
+
+    async def wait(self, on_update: OnUpdate | None = None) -> None:
+        """Until the request holds a place; a drained lane sends it on to the next one."""
+        scheduler = self.gw.scheduler
+        while (waiter := self.place.waiter) is not None:
+            try:
+                await scheduler.wait(waiter, self.deadline, on_update, self.gw.settings.queue_update_s)
+                self.place.waiter = None
+            except Displaced:
+                if not self._lanes:
+                    raise NoCapacity(
+                        f"The deployments serving model '{self.route.requested}' were drained while the request "
+                        "waited; none is left to take it."
+                    ) from None
+                self.first()
+
+    async def send(self, on_update: OnUpdate | None = None) -> UpstreamResponse:
+        """Wait for a place, send, and on failure before the first byte move on to the next lane."""
+        while True:
+            await self.wait(on_update)
+            place = self.place
+            try:
+                return await self._send_to(place.lane)
+            except (UpstreamError, UpstreamTimeout):  # the deployment failed before any byte
+                self.gw.scheduler.release(place.lane, place.ticket)
+                place.lane.deployment.health.failure()
+                if not self._lanes:
+                    raise
+            except BaseException:
+                self.gw.scheduler.release(place.lane, place.ticket)  # cancelled mid-send: give the place back
+                raise
+            self.first()
+
+    async def _send_to(self, lane: Lane) -> UpstreamResponse:
+        deployment = lane.deployment
+        principal = self.principal
+        headers = {
+            "Content-Type": "application/json",
+            "x-request-id": self.request_id,
+            "x-tenantgate-tenant": principal.tenant_slug,
+            "x-tenantgate-key": principal.key_id,
+        }
+        priority = principal.queue.priority if deployment.priority_hint else None
+        body = self.request.upstream_body(self.route.served, priority)
+        upstream = await self.gw.provider.send(deployment, "/" + self.request.endpoint.value, body, headers)
+        if upstream.status >= 500:
+            upstream.close()
+            raise UpstreamError(f"The upstream deployment '{deployment.name}' failed with HTTP {upstream.status}.")
+        deployment.health.success()
+        return upstream
+
+    @property
+    def deployment(self) -> str:
+        return self.place.lane.deployment.name
+
+    def release(self, output_tokens: int | None) -> None:
+        self.gw.scheduler.release(self.place.lane, self.place.ticket, output_tokens)
+
+    def charge(self, output_tokens: int) -> None:
+        self.gw.scheduler.charge(self.place.lane, self.place.ticket, output_tokens)

@@ -1,0 +1,88 @@
+"""A streaming request that has to wait: open the stream at once and say where it stands.
+
+While the request waits, SSE comment lines (`: queue {"position":3,"predicted_start_ms":1200}`)
+go out every `queue_update_s`; SSE clients ignore comments, people and dashboards can read them.
+When it starts, a last comment gives the whole wait, then the upstream stream is relayed. Errors
+after the head went out (queue timeout, every deployment failing) arrive as an SSE `error` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from tenantgate.dispatch import Dispatch
+from tenantgate.errors import GatewayError, UpstreamError
+from tenantgate.providers.base import UpstreamResponse
+from tenantgate.relay import CLIENT_CLOSED, Outcome, StreamRelay, sse_error_event
+from tenantgate.scheduling.dispatcher import Forecast
+
+RelayFactory = Callable[[UpstreamResponse], StreamRelay]
+
+
+def queue_comment(forecast: Forecast | None, **extra: object) -> bytes:
+    body: dict[str, object] = {}
+    if forecast is not None:
+        start = forecast.predicted_start_s
+        body = {"position": forecast.position, "predicted_start_ms": None if start is None else round(start * 1000)}
+    return b": queue " + orjson.dumps({**body, **extra}) + b"\n\n"
+
+
+class QueuedStream:
+    def __init__(
+        self, dispatch: Dispatch, headers: list[tuple[bytes, bytes]], relay: RelayFactory, on_failure: Outcome
+    ) -> None:
+        self._dispatch = dispatch
+        self._headers = headers
+        self._relay = relay
+        self._on_failure = on_failure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        dispatch = self._dispatch
+        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+        await send({"type": "http.response.body", "body": queue_comment(dispatch.forecast()), "more_body": True})
+
+        async def update(forecast: Forecast) -> None:
+            await send({"type": "http.response.body", "body": queue_comment(forecast), "more_body": True})
+
+        waiting = asyncio.current_task()
+        assert waiting is not None
+        gone = asyncio.Event()
+        watcher = asyncio.get_running_loop().create_task(_watch(receive, waiting, gone))
+        try:
+            upstream = await dispatch.send(update)
+        except GatewayError as exc:
+            await send({"type": "http.response.body", "body": sse_error_event(exc), "more_body": False})
+            self._on_failure(exc.status, exc.code, None)
+            return
+        except asyncio.CancelledError:
+            if not gone.is_set():
+                raise
+            waiting.uncancel()
+            self._on_failure(CLIENT_CLOSED, "client_disconnected", None)
+            return
+        except OSError:
+            self._on_failure(CLIENT_CLOSED, "client_disconnected", None)
+            return
+        finally:
+            watcher.cancel()
+        if upstream.status != 200:  # a 4xx from the engine: the status is sent already, so say it in-band
+            body = await upstream.read()
+            upstream.close()
+            error = UpstreamError(f"The engine refused the request: {body.decode(errors='replace')[:500]}")
+            await send({"type": "http.response.body", "body": sse_error_event(error), "more_body": False})
+            self._on_failure(upstream.status, "upstream_client_error", None)
+            return
+        started = queue_comment(None, started=True, wait_ms=dispatch.waited_ms())
+        await send({"type": "http.response.body", "body": started, "more_body": True})
+        await self._relay(upstream)(scope, receive, send)
+
+
+async def _watch(receive: Receive, waiting: asyncio.Task[None], gone: asyncio.Event) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+    waiting.cancel()

@@ -1,0 +1,161 @@
+"""The fair queue in front of every deployment, for asyncio request handlers.
+
+Each deployment has a lane: a `Dispatcher` (budget + discipline) and the futures of the requests
+waiting on it. A request enqueues, waits until the dispatcher starts it (or its deadline passes, or
+its client leaves), runs, and releases its place, which starts whoever the discipline picks next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from tenantgate.domain import QueueTerms
+from tenantgate.errors import QueueFull, QueueTimeout
+from tenantgate.routing.catalog import Deployment
+from tenantgate.scheduling.disciplines import make_discipline
+from tenantgate.scheduling.dispatcher import Dispatcher, Forecast
+from tenantgate.scheduling.state import MemoryBudget
+from tenantgate.scheduling.tickets import Prices, Ticket
+
+FORECAST_TTL_S = 0.2  # waiting requests share one pass over the queue per this interval
+
+
+class Displaced(Exception):
+    """The deployment a request waited on stopped taking work (drained); place it elsewhere."""
+
+
+class Lane:
+    def __init__(self, deployment: Deployment, dispatcher: Dispatcher) -> None:
+        self.deployment = deployment
+        self.dispatcher = dispatcher
+        self.waiters: dict[Ticket, asyncio.Future[None]] = {}
+        self._forecast: dict[Ticket, Forecast] = {}
+        self._forecast_at = -math.inf
+
+    def forecast(self, ticket: Ticket, now: float) -> Forecast | None:
+        if now - self._forecast_at > FORECAST_TTL_S:
+            self._forecast, self._forecast_at = self.dispatcher.forecast(now), now
+        return self._forecast.get(ticket)
+
+
+@dataclass(eq=False, slots=True)
+class Waiter:
+    lane: Lane
+    ticket: Ticket
+    future: asyncio.Future[None]
+
+
+OnUpdate = Callable[[Forecast], Awaitable[None]]
+
+
+class Scheduler:
+    def __init__(
+        self, deployments: Iterable[Deployment], prices: Prices | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.prices = prices or Prices()
+        self.clock = clock
+        self.lanes: dict[str, Lane] = {}
+        for deployment in deployments:
+            budget = MemoryBudget(deployment.max_in_flight, deployment.max_inflight_tokens)
+            discipline = make_discipline(deployment.scheduler, self.prices)
+            self.lanes[deployment.name] = Lane(deployment, Dispatcher(discipline, budget, self.prices))
+
+    def ticket(self, tenant: str, prompt_tokens: int, max_output: int, terms: QueueTerms) -> Ticket:
+        return Ticket(tenant, prompt_tokens, max_output, self.clock(), terms.weight)
+
+    def order(self, deployments: Iterable[Deployment], ticket: Ticket) -> list[Lane]:
+        """Placement: deployments taking work, least predicted wait first, then the cheapest."""
+        lanes = [self.lanes[d.name] for d in deployments if d.accepts_work]
+        if len(lanes) > 1:
+            lanes.sort(key=lambda lane: (lane.dispatcher.predicted_wait_s(ticket), lane.deployment.cost_per_1m_tokens))
+        return lanes
+
+    def enqueue(self, lane: Lane, ticket: Ticket, terms: QueueTerms) -> Waiter | None:
+        """Join the lane's queue; None when the ticket started at once."""
+        dispatcher = lane.dispatcher
+        if dispatcher.queue.queued(ticket.tenant) >= terms.max_waiting:
+            raise QueueFull(
+                f"Your tenant already has {terms.max_waiting} requests waiting for deployment "
+                f"'{lane.deployment.name}', the most its plan allows; retry when some have finished.",
+            )
+        ticket.arrival = now = self.clock()
+        started = dispatcher.offer(ticket, now)
+        self._wake(lane, started)
+        if ticket in started:
+            return None
+        future = asyncio.get_running_loop().create_future()
+        lane.waiters[ticket] = future
+        return Waiter(lane, ticket, future)
+
+    async def wait(
+        self, waiter: Waiter, deadline: float, on_update: OnUpdate | None = None, every_s: float = 1.0
+    ) -> None:
+        """Until the ticket starts. Raises QueueTimeout at `deadline`, Displaced if the lane drains."""
+        try:
+            while not waiter.future.done():
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    raise QueueTimeout(
+                        f"The request waited {self.clock() - waiter.ticket.arrival:.1f} s in the fair queue, the "
+                        "longest its plan allows; the deployments serving this model are busy, retry later."
+                    )
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter.future), min(remaining, every_s))
+                except TimeoutError:
+                    if on_update is not None and not waiter.future.done():
+                        forecast = waiter.lane.forecast(waiter.ticket, self.clock())
+                        if forecast is not None:
+                            await on_update(forecast)
+            waiter.future.result()  # raises Displaced
+        except BaseException:
+            self.abandon(waiter)
+            raise
+
+    def forecast(self, waiter: Waiter) -> Forecast | None:
+        return waiter.lane.forecast(waiter.ticket, self.clock())
+
+    def abandon(self, waiter: Waiter) -> None:
+        """The request stopped waiting (timeout, client gone); if it had just started, free its place."""
+        lane, ticket = waiter.lane, waiter.ticket
+        lane.waiters.pop(ticket, None)
+        if not lane.dispatcher.withdraw(ticket):
+            self.release(lane, ticket)
+
+    def charge(self, lane: Lane, ticket: Ticket, output_tokens: int) -> None:
+        """The request has streamed `output_tokens` in total so far."""
+        more = output_tokens - ticket.output_charged
+        if more > 0:
+            lane.dispatcher.charge_output(ticket, more, self.clock())
+
+    def release(self, lane: Lane, ticket: Ticket, output_tokens: int | None = None) -> None:
+        if ticket not in lane.dispatcher.running:
+            return  # released already
+        if output_tokens is not None:
+            self.charge(lane, ticket, output_tokens)
+        self._wake(lane, lane.dispatcher.release(ticket, self.clock(), output_tokens))
+
+    def drain(self, name: str, draining: bool = True) -> Lane:
+        """Stop (or resume) dispatch to a deployment; requests waiting on it are placed elsewhere."""
+        lane = self.lanes[name]
+        lane.deployment.draining = draining
+        lane.dispatcher.paused = draining
+        if draining:
+            for ticket, future in list(lane.waiters.items()):
+                if lane.dispatcher.withdraw(ticket) and not future.done():
+                    future.set_exception(Displaced(name))
+                lane.waiters.pop(ticket, None)
+        else:
+            self._wake(lane, lane.dispatcher.resume(self.clock()))
+        return lane
+
+    @staticmethod
+    def _wake(lane: Lane, started: list[Ticket]) -> None:
+        for ticket in started:
+            future = lane.waiters.pop(ticket, None)
+            if future is not None and not future.done():
+                future.set_result(None)
