@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -17,7 +18,7 @@ from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.plans import pricing, rules_by_plan
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
-from tenantgate.api import admin, public
+from tenantgate.api import admin, admin_pools, public
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.directory import KeyDirectory
@@ -29,6 +30,7 @@ from tenantgate.notifications import Notifier
 from tenantgate.providers.openai_compat import OpenAICompatProvider
 from tenantgate.runtime import Gateway, running
 from tenantgate.scheduling.lanes import Scheduler
+from tenantgate.scheduling.metrics import QueueMetrics
 from tenantgate.scheduling.tickets import Prices
 from tenantgate.settings import Settings
 from tenantgate.storage.sql import SqlStore
@@ -67,7 +69,10 @@ def create_app(settings: Settings) -> GatewayApp:
             engine_url = await stack.enter_async_context(builtin_engine(settings))
             catalog = await build_catalog(settings, provider, engine_url)
             prices = Prices(settings.fair_prompt_weight, settings.fair_output_weight)
-            scheduler = Scheduler(catalog.deployments, prices)
+            registry = CollectorRegistry()
+            queue_metrics = QueueMetrics(registry)
+            scheduler = Scheduler(catalog.deployments, prices, observer=queue_metrics)
+            queue_metrics.watch(scheduler)
             keys = KeyDirectory(
                 store, negative_ttl_s=settings.negative_key_ttl_s, plan_rules=rules_by_plan(settings.catalog)
             )
@@ -86,7 +91,7 @@ def create_app(settings: Settings) -> GatewayApp:
                 batch_size=settings.usage_batch_size,
                 buffer_limit=settings.usage_buffer_limit,
             )
-            gw = Gateway(settings, store, keys, catalog, provider, recorder, admission, scheduler)
+            gw = Gateway(settings, store, keys, catalog, provider, recorder, admission, scheduler, registry)
             await stack.enter_async_context(running(gw))
             plans = frozenset(p.name for p in settings.catalog.plans)
             api.state.gateway = gw
@@ -103,6 +108,7 @@ def create_app(settings: Settings) -> GatewayApp:
     api = FastAPI(title="tenantgate", version=__version__, lifespan=lifespan)
     api.include_router(public.router)
     api.include_router(admin.router)
+    api.include_router(admin_pools.router)
     api.add_exception_handler(GatewayError, on_gateway_error)
     api.add_exception_handler(HTTPException, on_http_exception)
     api.add_exception_handler(RequestValidationError, on_validation_error)

@@ -53,7 +53,8 @@ class Dispatch:
         self.place = self.first()
 
     def _ticket(self) -> Ticket:
-        return self.gw.scheduler.ticket(self.principal.tenant_id, *self._size, self.principal.queue)
+        principal = self.principal
+        return self.gw.scheduler.ticket(principal.tenant_id, principal.tenant_slug, *self._size, principal.queue)
 
     def first(self) -> Place:
         """Join the first lane where this tenant may still queue (QueueFull if it may nowhere)."""

@@ -121,6 +121,10 @@ class QueueFull(GatewayError):
     type = "rate_limit_exceeded"
     code = "queue_full"
 
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(max(1, round(retry_after_s + 0.5)))
+
 
 class QueueTimeout(GatewayError):
     """The request waited in the fair queue for the plan's whole queue timeout."""

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from tenantgate.admission.service import Admission
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.metering.recorder import UsageRecorder
@@ -31,6 +33,7 @@ class Gateway:
     recorder: UsageRecorder
     admission: Admission
     scheduler: Scheduler
+    registry: CollectorRegistry
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

@@ -19,6 +19,7 @@ from tenantgate.cli.options import (
     emit,
     limit_body,
 )
+from tenantgate.cli.pool_commands import pools
 from tenantgate.cli.user_commands import users
 
 tenants = typer.Typer(no_args_is_help=True, help="Create, list and update tenants.")
@@ -34,6 +35,7 @@ def register(app: typer.Typer) -> None:
     app.command("usage")(usage)
     app.add_typer(limits_app, name="limits")
     app.add_typer(users, name="users")
+    app.add_typer(pools, name="pools")
 
 
 def connection(

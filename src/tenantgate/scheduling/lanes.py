@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from tenantgate.domain import QueueTerms
 from tenantgate.errors import QueueFull, QueueTimeout
@@ -36,6 +37,11 @@ class Lane:
         self._forecast: dict[Ticket, Forecast] = {}
         self._forecast_at = -math.inf
 
+    def placement_key(self, ticket: Ticket) -> tuple[float, float, float]:
+        dispatcher = self.dispatcher
+        load = dispatcher.budget.sequences / self.deployment.max_in_flight
+        return dispatcher.predicted_wait_s(ticket), self.deployment.cost_per_1m_tokens, load
+
     def forecast(self, ticket: Ticket, now: float) -> Forecast | None:
         if now - self._forecast_at > FORECAST_TTL_S:
             self._forecast, self._forecast_at = self.dispatcher.forecast(now), now
@@ -52,40 +58,69 @@ class Waiter:
 OnUpdate = Callable[[Forecast], Awaitable[None]]
 
 
+class QueueObserver(Protocol):
+    labels: dict[str, str]  # tenant id -> a name for people (the slug)
+
+    def started(self, ticket: Ticket, waited_s: float) -> None: ...
+
+    def rejected(self, ticket: Ticket, reason: str) -> None: ...
+
+
+class _Unobserved:
+    def __init__(self) -> None:
+        self.labels: dict[str, str] = {}
+
+    def started(self, ticket: Ticket, waited_s: float) -> None:
+        pass
+
+    def rejected(self, ticket: Ticket, reason: str) -> None:
+        pass
+
+
 class Scheduler:
     def __init__(
         self, deployments: Iterable[Deployment], prices: Prices | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, observer: QueueObserver | None = None,
     ) -> None:  # fmt: skip
         self.prices = prices or Prices()
         self.clock = clock
+        self.observer: QueueObserver = observer or _Unobserved()
         self.lanes: dict[str, Lane] = {}
         for deployment in deployments:
             budget = MemoryBudget(deployment.max_in_flight, deployment.max_inflight_tokens)
             discipline = make_discipline(deployment.scheduler, self.prices)
             self.lanes[deployment.name] = Lane(deployment, Dispatcher(discipline, budget, self.prices))
 
-    def ticket(self, tenant: str, prompt_tokens: int, max_output: int, terms: QueueTerms) -> Ticket:
+    def ticket(self, tenant: str, label: str, prompt_tokens: int, max_output: int, terms: QueueTerms) -> Ticket:
+        self.observer.labels[tenant] = label
         return Ticket(tenant, prompt_tokens, max_output, self.clock(), terms.weight)
 
     def order(self, deployments: Iterable[Deployment], ticket: Ticket) -> list[Lane]:
-        """Placement: deployments taking work, least predicted wait first, then the cheapest."""
+        """Placement: deployments taking work, least predicted wait first, then the cheapest, then the
+        least loaded (so that equal, idle deployments share the work)."""
         lanes = [self.lanes[d.name] for d in deployments if d.accepts_work]
         if len(lanes) > 1:
-            lanes.sort(key=lambda lane: (lane.dispatcher.predicted_wait_s(ticket), lane.deployment.cost_per_1m_tokens))
+            lanes.sort(key=lambda lane: lane.placement_key(ticket))
         return lanes
 
     def enqueue(self, lane: Lane, ticket: Ticket, terms: QueueTerms) -> Waiter | None:
         """Join the lane's queue; None when the ticket started at once."""
         dispatcher = lane.dispatcher
         if dispatcher.queue.queued(ticket.tenant) >= terms.max_waiting:
+            self.observer.rejected(ticket, "queue_full")
+            starts = [
+                f.predicted_start_s
+                for t, f in dispatcher.forecast(self.clock()).items()
+                if t.tenant == ticket.tenant and f.predicted_start_s is not None
+            ]
             raise QueueFull(
                 f"Your tenant already has {terms.max_waiting} requests waiting for deployment "
-                f"'{lane.deployment.name}', the most its plan allows; retry when some have finished.",
+                f"'{lane.deployment.name}', the most its plan allows; retry when some have started.",
+                retry_after_s=min(starts, default=1.0),
             )
         ticket.arrival = now = self.clock()
         started = dispatcher.offer(ticket, now)
-        self._wake(lane, started)
+        self._wake(lane, started, now)
         if ticket in started:
             return None
         future = asyncio.get_running_loop().create_future()
@@ -100,6 +135,7 @@ class Scheduler:
             while not waiter.future.done():
                 remaining = deadline - self.clock()
                 if remaining <= 0:
+                    self.observer.rejected(waiter.ticket, "queue_timeout")
                     raise QueueTimeout(
                         f"The request waited {self.clock() - waiter.ticket.arrival:.1f} s in the fair queue, the "
                         "longest its plan allows; the deployments serving this model are busy, retry later."
@@ -123,7 +159,9 @@ class Scheduler:
         """The request stopped waiting (timeout, client gone); if it had just started, free its place."""
         lane, ticket = waiter.lane, waiter.ticket
         lane.waiters.pop(ticket, None)
-        if not lane.dispatcher.withdraw(ticket):
+        if lane.dispatcher.withdraw(ticket):
+            self.observer.rejected(ticket, "left")
+        else:
             self.release(lane, ticket)
 
     def charge(self, lane: Lane, ticket: Ticket, output_tokens: int) -> None:
@@ -137,7 +175,8 @@ class Scheduler:
             return  # released already
         if output_tokens is not None:
             self.charge(lane, ticket, output_tokens)
-        self._wake(lane, lane.dispatcher.release(ticket, self.clock(), output_tokens))
+        now = self.clock()
+        self._wake(lane, lane.dispatcher.release(ticket, now, output_tokens), now)
 
     def drain(self, name: str, draining: bool = True) -> Lane:
         """Stop (or resume) dispatch to a deployment; requests waiting on it are placed elsewhere."""
@@ -150,12 +189,13 @@ class Scheduler:
                     future.set_exception(Displaced(name))
                 lane.waiters.pop(ticket, None)
         else:
-            self._wake(lane, lane.dispatcher.resume(self.clock()))
+            now = self.clock()
+            self._wake(lane, lane.dispatcher.resume(now), now)
         return lane
 
-    @staticmethod
-    def _wake(lane: Lane, started: list[Ticket]) -> None:
+    def _wake(self, lane: Lane, started: list[Ticket], now: float) -> None:
         for ticket in started:
+            self.observer.started(ticket, now - ticket.arrival)
             future = lane.waiters.pop(ticket, None)
             if future is not None and not future.done():
                 future.set_result(None)

@@ -26,6 +26,9 @@ def sim_engine_command(
     max_num_seqs: Annotated[int, typer.Option("--max-num-seqs", help="Sequences decoded together.")] = 256,
     kv_tokens: Annotated[int, typer.Option("--kv-tokens", help="KV cache size in tokens.")] = 10_000,
     speed: Annotated[float, typer.Option("--speed", help="Run this many times faster than the model.")] = 1.0,
+    admit_every: Annotated[
+        int, typer.Option("--admit-every", help="Decode steps between admissions while busy (S-LoRA 10, vLLM 1).")
+    ] = 10,
     instant: Annotated[bool, typer.Option("--instant", help="No engine timing: answer at once.")] = False,
     models: Annotated[str, typer.Option("--models", help="Comma-separated model names.")] = "sim-small,sim-large",
     default_max_tokens: Annotated[
@@ -42,7 +45,7 @@ def sim_engine_command(
 
     try:
         config = SimConfig(
-            engine=EngineConfig(max_num_seqs=max_num_seqs, kv_tokens=kv_tokens),
+            engine=EngineConfig(max_num_seqs=max_num_seqs, kv_tokens=kv_tokens, admit_every=admit_every),
             speed=speed,
             models=tuple(name.strip() for name in models.split(",") if name.strip()),
             default_max_tokens=default_max_tokens,

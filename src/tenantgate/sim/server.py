@@ -88,6 +88,7 @@ class SimServer:
             self._check_context(generation)
         except RequestError as error:
             return _error_response(error)
+        self.stats.priorities[str(payload.get("priority", "none"))] += 1
         faults = self._admit_faults()
         if faults.fail:
             return _injected_failure()

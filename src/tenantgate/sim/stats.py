@@ -26,6 +26,7 @@ class SimStats:
     running_by_key: Counter[str] = field(default_factory=Counter)
     peak_by_tenant: dict[str, int] = field(default_factory=dict)
     peak_by_key: dict[str, int] = field(default_factory=dict)
+    priorities: Counter[str] = field(default_factory=Counter)  # the `priority` field requests carried
 
     def enter(self, tenant: str, key: str) -> None:
         self.running += 1
@@ -46,6 +47,7 @@ class SimStats:
         """Zero every total; requests still in flight stay counted as running and as the new peaks."""
         self.requests = self.injected_failures = self.stalls = self.drops = self.cancelled = 0
         self.prompt_tokens = self.completion_tokens = 0
+        self.priorities = Counter()
         self.peak_running = self.running
         self.peak_by_tenant = dict(self.running_by_tenant)
         self.peak_by_key = dict(self.running_by_key)
@@ -65,6 +67,7 @@ class SimStats:
             "running_by_key": dict(self.running_by_key),
             "peak_by_tenant": self.peak_by_tenant,
             "peak_by_key": self.peak_by_key,
+            "priorities": dict(self.priorities),
         }
 
 

@@ -1,0 +1,102 @@
+"""Platform-admin view of the engine pools: health, in-flight work and queues; drain and resume;
+and the Prometheus metrics. Bearer TENANTGATE_ADMIN_TOKEN, like the rest of /admin."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from tenantgate.api.admin import gateway, require_admin
+from tenantgate.errors import NotFound
+from tenantgate.runtime import Gateway
+from tenantgate.scheduling.lanes import Lane
+
+router = APIRouter(tags=["pools"], dependencies=[Depends(require_admin)])
+
+
+class TenantQueue(BaseModel):
+    tenant: str
+    waiting: int
+    next_start_ms: int | None  # predicted start of its next request; null until a rate was measured
+
+
+class DeploymentState(BaseModel):
+    name: str
+    pool: str
+    region: str
+    health: str  # healthy | circuit_open | half_open | probe_failed
+    draining: bool
+    accepts_work: bool
+    scheduler: str
+    in_flight: int
+    max_in_flight: int
+    in_flight_tokens: int
+    max_inflight_tokens: int | None
+    waiting: int
+    service_rate: float | None  # cost units (prompt + 2 x output tokens) per second while saturated
+    queues: list[TenantQueue]
+
+
+class PoolState(BaseModel):
+    name: str
+    deployments: list[DeploymentState]
+
+
+def deployment_state(gw: Gateway, lane: Lane) -> DeploymentState:
+    dispatcher, deployment = lane.dispatcher, lane.deployment
+    labels = gw.scheduler.observer.labels
+    queues: dict[str, TenantQueue] = {}
+    for ticket, forecast in dispatcher.forecast(gw.scheduler.clock()).items():
+        name = labels.get(ticket.tenant, ticket.tenant)
+        start = None if forecast.predicted_start_s is None else round(forecast.predicted_start_s * 1000)
+        entry = queues.get(name)
+        if entry is None:
+            queues[name] = TenantQueue(tenant=name, waiting=1, next_start_ms=start)
+            continue
+        entry.waiting += 1
+        if start is not None and (entry.next_start_ms is None or start < entry.next_start_ms):
+            entry.next_start_ms = start
+    return DeploymentState(
+        name=deployment.name, pool=deployment.pool, region=deployment.region, health=deployment.health.state,
+        draining=deployment.draining, accepts_work=deployment.accepts_work, scheduler=deployment.scheduler,
+        in_flight=dispatcher.budget.sequences, max_in_flight=deployment.max_in_flight,
+        in_flight_tokens=dispatcher.budget.tokens, max_inflight_tokens=deployment.max_inflight_tokens,
+        waiting=len(dispatcher.queue), service_rate=dispatcher.rate.value,
+        queues=sorted(queues.values(), key=lambda q: q.tenant),
+    )  # fmt: skip
+
+
+@router.get("/admin/pools")
+async def list_pools(request: Request) -> list[PoolState]:
+    gw = gateway(request)
+    pools: dict[str, list[DeploymentState]] = {}
+    for lane in gw.scheduler.lanes.values():
+        pools.setdefault(lane.deployment.pool, []).append(deployment_state(gw, lane))
+    return [PoolState(name=name, deployments=states) for name, states in pools.items()]
+
+
+def _lane(gw: Gateway, name: str) -> str:
+    if name not in gw.scheduler.lanes:
+        raise NotFound(f"There is no deployment named '{name}'; GET /admin/pools lists them.")
+    return name
+
+
+@router.post("/admin/deployments/{name}/drain")
+async def drain(name: str, request: Request) -> DeploymentState:
+    """No new dispatch to this deployment; what runs there finishes, what waits there moves elsewhere."""
+    gw = gateway(request)
+    return deployment_state(gw, gw.scheduler.drain(_lane(gw, name)))
+
+
+@router.post("/admin/deployments/{name}/resume")
+async def resume(name: str, request: Request) -> DeploymentState:
+    gw = gateway(request)
+    return deployment_state(gw, gw.scheduler.drain(_lane(gw, name), draining=False))
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format: queue depth, predicted start, wait histogram, rejections, in-flight."""
+    return Response(generate_latest(gateway(request).registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,90 @@
+"""Prometheus view of the fair queues, per deployment and tenant (labelled by tenant slug).
+
+Gauges are read from the lanes when Prometheus scrapes, so the request path pays only for the
+wait histogram and the rejection counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from tenantgate.scheduling.lanes import Scheduler
+from tenantgate.scheduling.state import MemoryCounters
+from tenantgate.scheduling.tickets import Ticket
+
+WAIT_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class QueueMetrics:
+    """Receives the scheduler's events and serves its state to Prometheus."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.waits = Histogram(
+            "tenantgate_queue_wait_seconds", "Time from arrival to dispatch", ["tenant"],
+            buckets=WAIT_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.rejections = Counter(
+            "tenantgate_queue_rejections", "Requests that left the queue without running", ["tenant", "reason"],
+            registry=registry,
+        )  # fmt: skip
+        self.labels: dict[str, str] = {}  # tenant id -> slug
+
+    def started(self, ticket: Ticket, waited_s: float) -> None:
+        self.waits.labels(self.labels.get(ticket.tenant, ticket.tenant)).observe(waited_s)
+
+    def rejected(self, ticket: Ticket, reason: str) -> None:
+        self.rejections.labels(self.labels.get(ticket.tenant, ticket.tenant), reason).inc()
+
+    def watch(self, scheduler: Scheduler) -> None:
+        self.registry.register(_LaneCollector(scheduler, self.labels))
+
+
+class _LaneCollector(Collector):
+    def __init__(self, scheduler: Scheduler, labels: dict[str, str]) -> None:
+        self.scheduler = scheduler
+        self.labels = labels
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_deployment = ["deployment"]
+        by_tenant = ["deployment", "tenant"]
+        depth = GaugeMetricFamily("tenantgate_queue_depth", "Requests waiting", labels=by_tenant)
+        start = GaugeMetricFamily(
+            "tenantgate_queue_predicted_start_seconds", "Predicted start of the tenant's next request",
+            labels=by_tenant,
+        )  # fmt: skip
+        counter = GaugeMetricFamily("tenantgate_fair_counter", "Virtual token counter", labels=by_tenant)
+        running = GaugeMetricFamily("tenantgate_in_flight", "Requests dispatched", labels=by_deployment)
+        tokens = GaugeMetricFamily("tenantgate_in_flight_tokens", "Tokens reserved by them", labels=by_deployment)
+        available = GaugeMetricFamily(
+            "tenantgate_deployment_available", "1 when healthy and not draining", labels=by_deployment
+        )
+        now = self.scheduler.clock()
+        for name, lane in self.scheduler.lanes.items():
+            dispatcher = lane.dispatcher
+            running.add_metric([name], dispatcher.budget.sequences)
+            tokens.add_metric([name], dispatcher.budget.tokens)
+            available.add_metric([name], 1.0 if lane.deployment.accepts_work else 0.0)
+            heads: dict[str, float | None] = {}
+            forecast = dispatcher.forecast(now) if len(dispatcher.queue) else {}
+            waiting: dict[str, int] = {}
+            for ticket, place in forecast.items():
+                waiting[ticket.tenant] = waiting.get(ticket.tenant, 0) + 1
+                seen = heads.get(ticket.tenant)
+                if place.predicted_start_s is not None and (seen is None or place.predicted_start_s < seen):
+                    heads[ticket.tenant] = place.predicted_start_s
+            for tenant, count in waiting.items():
+                label = self.labels.get(tenant, tenant)
+                depth.add_metric([name, label], count)
+                seconds = heads.get(tenant)
+                if seconds is not None:
+                    start.add_metric([name, label], seconds)
+            counters = getattr(dispatcher.queue, "counters", None)
+            if isinstance(counters, MemoryCounters):
+                for tenant, value in counters.snapshot().items():
+                    counter.add_metric([name, self.labels.get(tenant, tenant)], value)
+        yield from (depth, start, counter, running, tokens, available)

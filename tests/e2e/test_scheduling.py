@@ -1,0 +1,226 @@
+"""The fair queue as clients meet it: waiting streams, queue limits, disconnects, placement,
+health, drain, the engine priority hint and the metrics."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from tenantgate.settings import DEFAULT_PLANS
+from tests.e2e.procs import ADMIN_TOKEN, Gateway, SimEngine, gateway, sim_engine
+from tests.e2e.scheduling_support import chat, deployment, occupied, until
+
+ENGINES = {"single": "sim-single", "left": "sim-pair", "right": "sim-pair", "steady": "sim-flip"}
+
+
+@pytest.fixture(scope="module")
+def engines() -> Iterator[dict[str, SimEngine]]:
+    with ExitStack() as stack:
+        found = {
+            name: stack.enter_context(sim_engine("--speed", "20", "--models", model)) for name, model in ENGINES.items()
+        }
+        found["broken"] = stack.enter_context(sim_engine("--fail-rate", "1", "--models", "sim-flip"))
+        yield found
+
+
+def config(engines: dict[str, SimEngine]) -> dict[str, object]:
+    def spec(name: str, model: str, **extra: object) -> dict[str, object]:
+        return {"name": name, "base_url": engines[name].url + "/v1", "models": [model], **extra}
+
+    return {
+        "pools": [
+            {"name": "solo", "deployments": [spec("single", "sim-single", max_in_flight=1)]},
+            {
+                "name": "pair",
+                "deployments": [spec("left", "sim-pair", priority_hint=True), spec("right", "sim-pair")],
+            },
+            {"name": "flaky", "deployments": [spec("broken", "sim-flip"), spec("steady", "sim-flip")]},
+        ],
+        "plans": [p.model_dump() for p in DEFAULT_PLANS]
+        + [
+            {"name": "patient", "display_name": "Patient", "queue_max": 1, "queue_timeout_s": 60},
+            {"name": "hasty", "display_name": "Hasty", "queue_timeout_s": 1},
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def gw(engines: dict[str, SimEngine], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("scheduling")
+    path = tmp / "tenantgate.yaml"
+    path.write_text(yaml.safe_dump(config(engines)))
+    env = {
+        "TENANTGATE_QUEUE_UPDATE_S": "0.05",
+        "TENANTGATE_BREAKER_FAILURES": "2",
+        "TENANTGATE_BREAKER_COOLDOWN_S": "600",
+    }
+    with gateway(tmp, "--config", str(path), env=env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def key(gw: Gateway) -> str:
+    return gw.tenant_with_key("waiter", "--plan", "growth")
+
+
+def headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_every_response_says_how_long_it_queued(gw: Gateway, key: str) -> None:
+    response = httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-single"), headers=headers(key))
+    assert response.status_code == 200
+    assert int(response.headers["x-tenantgate-queue-wait-ms"]) >= 0
+
+
+def test_a_waiting_stream_hears_its_position_then_streams(gw: Gateway, key: str) -> None:
+    with httpx.Client(timeout=60) as client, ExitStack() as holding:
+        holding.enter_context(occupied(gw, key, "sim-single"))
+        with client.stream(
+            "POST", gw.url + "/v1/chat/completions", json=chat("sim-single", 3, stream=True), headers=headers(key)
+        ) as waiting:
+            assert waiting.headers["x-tenantgate-queue-wait-ms"] == "0"  # the head went out before any wait
+            lines = waiting.iter_lines()
+            first = next(lines)
+            assert first.startswith(": queue ")
+            assert json.loads(first.removeprefix(": queue "))["position"] == 0
+            until(lambda: deployment(gw, "single")["waiting"] == 1, what="the stream to wait")
+            holding.close()  # the long stream ends; its place goes to the waiting one
+            rest = [line for line in lines if line]
+    comments = [json.loads(line.removeprefix(": queue ")) for line in rest if line.startswith(": queue ")]
+    assert comments[-1]["started"] is True and comments[-1]["wait_ms"] >= 0
+    data = [line for line in rest if line.startswith("data: ")]
+    assert data[-1] == "data: [DONE]" and len(data) >= 4
+
+
+def test_the_openai_sdk_reads_a_stream_that_waited(gw: Gateway, key: str) -> None:
+    sdk = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    with ThreadPoolExecutor(1) as pool, ExitStack() as holding:
+        holding.enter_context(occupied(gw, key, "sim-single"))
+
+        def read() -> str:
+            stream = sdk.chat.completions.create(
+                model="sim-single", messages=[{"role": "user", "content": "hi"}], max_tokens=3, stream=True
+            )
+            return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+        text = pool.submit(read)
+        until(lambda: deployment(gw, "single")["waiting"] == 1, what="the SDK's stream to wait")
+        holding.close()
+        assert text.result(timeout=30) == "tok0 tok1 tok2 "
+
+
+def test_queue_full_is_refused_at_once(gw: Gateway) -> None:
+    key = gw.tenant_with_key("crowded", "--plan", "patient")  # one waiting request at most
+    with ThreadPoolExecutor(1) as pool, occupied(gw, key, "sim-single"):
+        waiting = pool.submit(httpx.post, gw.url + "/v1/chat/completions", json=chat("sim-single"),
+                              headers=headers(key), timeout=60)  # fmt: skip
+        until(lambda: deployment(gw, "single")["waiting"] == 1, what="one waiting request")
+        refused = httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-single"), headers=headers(key))
+        assert refused.status_code == 429
+        error = refused.json()["error"]
+        assert error["code"] == "queue_full" and "1 requests waiting" in error["message"]
+        assert int(refused.headers["Retry-After"]) >= 1
+    assert waiting.result(timeout=30).status_code == 200
+
+
+def test_queue_timeout_for_plain_and_streamed_requests(gw: Gateway) -> None:
+    key = gw.tenant_with_key("impatient", "--plan", "hasty")  # waits at most 1 s
+    with occupied(gw, key, "sim-single"):
+        timed_out = httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-single"), headers=headers(key))
+        assert timed_out.status_code == 504
+        assert timed_out.json()["error"]["code"] == "queue_timeout"
+        assert int(timed_out.headers["x-tenantgate-queue-wait-ms"]) >= 1000
+        sdk = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+        stream = sdk.chat.completions.create(
+            model="sim-single", messages=[{"role": "user", "content": "hi"}], max_tokens=3, stream=True
+        )
+        with pytest.raises(openai.APIError, match="waited"):
+            list(stream)
+
+
+def test_a_client_that_leaves_leaves_the_queue(gw: Gateway, key: str, engines: dict[str, SimEngine]) -> None:
+    body = json.dumps(chat("sim-single")).encode()
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with occupied(gw, key, "sim-single"):
+        served = engines["single"].stats()["requests"]
+        host, port = gw.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as raw:
+            raw.sendall(request)
+            until(lambda: deployment(gw, "single")["waiting"] == 1, what="the raw request to wait")
+        until(lambda: deployment(gw, "single")["waiting"] == 0, what="the queue to forget it")
+    with gw.admin() as admin:
+        metrics = admin.get("/metrics").text
+    assert 'tenantgate_queue_rejections_total{reason="left",tenant="waiter"}' in metrics
+    assert engines["single"].stats()["requests"] == served  # the engine never saw it
+
+
+def test_metrics_need_the_admin_token_and_show_queues(gw: Gateway) -> None:
+    assert httpx.get(gw.url + "/metrics").status_code == 401
+    text = httpx.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).text
+    assert 'tenantgate_queue_wait_seconds_count{tenant="waiter"}' in text
+    assert 'tenantgate_in_flight{deployment="single"}' in text
+    assert 'tenantgate_deployment_available{deployment="left"} 1.0' in text
+
+
+def test_priority_hint_goes_only_to_deployments_that_declare_it(
+    gw: Gateway, key: str, engines: dict[str, SimEngine]
+) -> None:
+    for engine in ("left", "right"):
+        engines[engine].reset()
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-pair", 50),
+                                                     headers=headers(key), timeout=60), range(16)))  # fmt: skip
+    assert all(r.status_code == 200 for r in replies)
+    left, right = engines["left"].stats()["priorities"], engines["right"].stats()["priorities"]
+    assert isinstance(left, dict) and isinstance(right, dict)
+    assert set(left) <= {"1"} and set(right) <= {"none"}  # growth plan: priority 1
+    assert left and right  # least predicted wait spreads concurrent work over both
+
+
+def test_drain_moves_new_work_and_resume_brings_it_back(gw: Gateway, key: str, engines: dict[str, SimEngine]) -> None:
+    drained = gw.cli_json("pools", "drain", "left")
+    assert isinstance(drained, dict) and drained["draining"] is True and drained["accepts_work"] is False
+    try:
+        shown = gw.cli("pools")
+        assert "left" in shown and "draining" in shown
+        engines["left"].reset()
+        for _ in range(4):
+            reply = httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-pair"), headers=headers(key))
+            assert reply.status_code == 200
+        assert engines["left"].stats()["requests"] == 0
+        gw.cli("pools", "drain", "right")
+        refused = httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-pair"), headers=headers(key))
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "no_capacity"
+    finally:
+        gw.cli("pools", "resume", "left")
+        gw.cli("pools", "resume", "right")
+    assert deployment(gw, "left")["accepts_work"] is True
+
+
+def test_circuit_breaker_stops_sending_to_a_failing_deployment(
+    gw: Gateway, key: str, engines: dict[str, SimEngine]
+) -> None:
+    for _ in range(5):
+        reply = httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-flip"), headers=headers(key))
+        assert reply.status_code == 200  # failed over before any byte reached the client
+    assert engines["broken"].stats()["injected_failures"] == 2  # then the circuit opened
+    assert deployment(gw, "broken")["health"] == "circuit_open"
+
+
+def test_unknown_deployment_is_a_clear_404(gw: Gateway) -> None:
+    with gw.admin() as admin:
+        response = admin.post("/admin/deployments/nope/drain")
+    assert response.status_code == 404
+    assert "GET /admin/pools" in response.json()["error"]["message"]
