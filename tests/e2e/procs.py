@@ -67,6 +67,7 @@ def running(
 @dataclass
 class SimEngine:
     url: str
+    process: subprocess.Popen[bytes] | None = None
 
     def stats(self) -> dict[str, object]:
         return dict(httpx.get(self.url + "/sim/stats").json())
@@ -80,8 +81,8 @@ def sim_engine(*flags: str) -> Iterator[SimEngine]:
     port = free_port()
     args = [sys.executable, "-m", "tenantgate", "sim-engine", "--port", str(port), *flags]
     url = f"http://127.0.0.1:{port}"
-    with running(args, url + "/health"):
-        yield SimEngine(url)
+    with running(args, url + "/health") as process:
+        yield SimEngine(url, process)
 
 
 @dataclass
