@@ -20,7 +20,7 @@ from tenantgate.fairbench.workloads import suite
 ARTIFACT: dict[tuple[str, str], tuple[str, str, str, str, str]] = {
     ("overload", "vtc"): ("893", "681 / 670", "124 / 353", "104 / 193", "9 050"),
     ("overload", "fcfs"): ("876", "438 / 877", "485 / 485", "439 / 447", "237 738"),
-    ("overload-multi", "vtc"): ("875", "164–167 each", "150 / 295", "162 / 322", "2 976"),
+    ("overload-multi", "vtc"): ("875", "164 to 167 each", "150 / 295", "162 / 322", "2 976"),
     ("overload-multi", "fcfs"): ("875", "126 / 189", "≈256 all", "231 / 248", "34 823"),
     ("overload-weighted", "vtc"): ("900", "135 / 271 / 406 / 541", "225 each", "—", "—"),
     ("proportional", "vtc"): ("883", "191 / 382 / 761", "4.8 / 4.9 / 124", "9.9 / 26", "n/a"),

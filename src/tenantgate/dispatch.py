@@ -44,7 +44,8 @@ class Dispatch:
         scheduler = gw.scheduler
         self.enqueued_at = scheduler.clock()
         self.deadline = self.enqueued_at + principal.queue.timeout_s
-        self._lanes = scheduler.order(route.deployments, self._ticket())
+        self._fresh: Ticket | None = self._ticket()
+        self._lanes = scheduler.order(route.deployments, self._fresh)
         if not self._lanes:
             raise NoCapacity(
                 f"Every deployment that may serve model '{route.requested}' is unhealthy or draining; "
@@ -61,7 +62,7 @@ class Dispatch:
         error: QueueFull | None = None
         while self._lanes:
             lane = self._lanes.pop(0)
-            ticket = self._ticket()
+            ticket, self._fresh = self._fresh or self._ticket(), None  # a ticket belongs to one lane
             try:
                 self.place = Place(lane, ticket, self.gw.scheduler.enqueue(lane, ticket, self.principal.queue))
             except QueueFull as exc:

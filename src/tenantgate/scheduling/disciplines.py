@@ -31,6 +31,10 @@ class Discipline(Protocol):
         """Take the `peek`ed ticket and charge its prompt."""
         ...
 
+    def start_now(self, ticket: Ticket) -> None:
+        """Start `ticket` while nothing waits: what `push` then `pop` would do, without queueing it."""
+        ...
+
     def remove(self, ticket: Ticket) -> bool: ...
 
     def charge_output(self, ticket: Ticket, tokens: int) -> None:
@@ -65,6 +69,9 @@ class FcfsQueue:
         ticket = self._queue.popleft()
         self._per_tenant[ticket.tenant] -= 1
         return ticket
+
+    def start_now(self, ticket: Ticket) -> None:
+        ticket.seq = next(self._seq)
 
     def remove(self, ticket: Ticket) -> bool:
         try:
@@ -143,6 +150,14 @@ class VtcQueue:
             self._last_left = tenant
         self.counters.add(tenant, self.prices.prompt * ticket.prompt_tokens / ticket.weight)
         return ticket
+
+    def start_now(self, ticket: Ticket) -> None:
+        tenant = ticket.tenant
+        ticket.seq = next(self._seq)
+        if self.lift:
+            self._lift(tenant)
+        self._last_left = tenant
+        self.counters.add(tenant, self.prices.prompt * ticket.prompt_tokens / ticket.weight)
 
     def remove(self, ticket: Ticket) -> bool:
         own = self._waiting.get(ticket.tenant)

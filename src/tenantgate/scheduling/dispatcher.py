@@ -46,7 +46,12 @@ class Dispatcher:
         """Queue `ticket` and start whatever may start now (it, or nothing, when others wait first)."""
         self.arrivals.record(ticket.tenant, self.expected_cost(ticket), now)
         self.weights[ticket.tenant] = ticket.weight
-        self.queue.push(ticket)
+        queue = self.queue
+        if not len(queue) and not self.paused and self.budget.fits(ticket.budget_tokens):
+            queue.start_now(ticket)  # the common, uncontended case: no queue to go through
+            self._start(ticket, now, saturated=False)
+            return [ticket]
+        queue.push(ticket)
         return self._fill(now)
 
     def withdraw(self, ticket: Ticket) -> bool:
@@ -71,17 +76,20 @@ class Dispatcher:
 
     def _fill(self, now: float) -> list[Ticket]:
         started: list[Ticket] = []
-        if self.paused:
-            return started
         queue, budget = self.queue, self.budget
+        if self.paused or not len(queue):
+            return started
         while (head := queue.peek()) is not None and budget.fits(head.budget_tokens):
             ticket = queue.pop()
-            budget.take(ticket.budget_tokens)
-            ticket.dispatched_at = now
-            self.running.add(ticket)
+            self._start(ticket, now, saturated=len(queue) > 0)
             started.append(ticket)
-            self.rate.record(self.prices.prompt * ticket.prompt_tokens, now, saturated=len(queue) > 0)
         return started
+
+    def _start(self, ticket: Ticket, now: float, saturated: bool) -> None:
+        self.budget.take(ticket.budget_tokens)
+        ticket.dispatched_at = now
+        self.running.add(ticket)
+        self.rate.record(self.prices.prompt * ticket.prompt_tokens, now, saturated)
 
     def expected_cost(self, ticket: Ticket) -> float:
         return self.prices.cost(ticket.prompt_tokens, round(self.predictor.expect(ticket.tenant, ticket.max_output)))

@@ -33,9 +33,14 @@ class QueueMetrics:
             registry=registry,
         )  # fmt: skip
         self.labels: dict[str, str] = {}  # tenant id -> slug
+        self._waits_of: dict[str, Histogram] = {}  # slug -> its labelled child, looked up once
 
     def started(self, ticket: Ticket, waited_s: float) -> None:
-        self.waits.labels(self.labels.get(ticket.tenant, ticket.tenant)).observe(waited_s)
+        label = self.labels.get(ticket.tenant, ticket.tenant)
+        child = self._waits_of.get(label)
+        if child is None:
+            child = self._waits_of[label] = self.waits.labels(label)
+        child.observe(waited_s)
 
     def rejected(self, ticket: Ticket, reason: str) -> None:
         self.rejections.labels(self.labels.get(ticket.tenant, ticket.tenant), reason).inc()

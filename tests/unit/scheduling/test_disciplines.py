@@ -87,3 +87,20 @@ def test_drain_order_matches_what_popping_does() -> None:
         queue.push(t)
     predicted = [t for t, _ in queue.drain_order(lambda t: 1.0 * t.prompt_tokens)]
     assert predicted == [queue.pop() for _ in tickets]
+
+
+def test_starting_past_an_empty_queue_is_the_same_as_push_then_pop() -> None:
+    sequence = [("a", 300, 1.0), ("b", 50, 2.0), ("b", 70, 2.0), ("c", 10, 1.0), ("a", 5, 1.0)]
+    for lift in (True, False):
+        direct, queued = VtcQueue(lift=lift), VtcQueue(lift=lift)
+        for tenant, prompt, weight in sequence:
+            direct.start_now(ticket(tenant, prompt=prompt, weight=weight))
+            queued.push(ticket(tenant, prompt=prompt, weight=weight))
+            queued.pop()
+        for tenant in "abcd":
+            assert direct.counters.get(tenant) == queued.counters.get(tenant)
+        # what a newcomer is lifted to depends on who left last: the same in both
+        direct.push(ticket("d"))
+        queued.push(ticket("d"))
+        # a: 300; b lifted to 300, + 25 + 35; c lifted to 360, + 10; a lifted to 370, + 5
+        assert direct.counters.get("d") == queued.counters.get("d") == (375.0 if lift else 0.0)
