@@ -64,7 +64,8 @@ class Dispatch:
             lane = self._lanes.pop(0)
             ticket, self._fresh = self._fresh or self._ticket(), None  # a ticket belongs to one lane
             try:
-                self.place = Place(lane, ticket, self.gw.scheduler.enqueue(lane, ticket, self.principal.queue))
+                waiter = self.gw.scheduler.enqueue(lane, ticket, self.principal.queue, self._lanes)
+                self.place = Place(lane, ticket, waiter)
             except QueueFull as exc:
                 error = exc
                 continue
@@ -90,7 +91,9 @@ class Dispatch:
         while (waiter := self.place.waiter) is not None:
             try:
                 await scheduler.wait(waiter, self.deadline, on_update, self.gw.settings.queue_update_s)
-                self.place.waiter = None
+                if waiter.lane is not self.place.lane:  # another deployment took it over; failover may go back
+                    self._lanes = [self.place.lane, *(lane for lane in self._lanes if lane is not waiter.lane)]
+                self.place = Place(waiter.lane, waiter.ticket, None)
             except Displaced:
                 if not self._lanes:
                     raise NoCapacity(

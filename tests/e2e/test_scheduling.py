@@ -18,7 +18,10 @@ from tenantgate.settings import DEFAULT_PLANS
 from tests.e2e.procs import ADMIN_TOKEN, Gateway, SimEngine, gateway, sim_engine
 from tests.e2e.scheduling_support import chat, deployment, occupied, until
 
-ENGINES = {"single": "sim-single", "left": "sim-pair", "right": "sim-pair", "steady": "sim-flip"}
+ENGINES = {
+    "single": "sim-single", "left": "sim-pair", "right": "sim-pair", "steady": "sim-flip",
+    "twin-a": "sim-twin", "twin-b": "sim-twin",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,13 @@ def config(engines: dict[str, SimEngine]) -> dict[str, object]:
                 "deployments": [spec("left", "sim-pair", priority_hint=True), spec("right", "sim-pair")],
             },
             {"name": "flaky", "deployments": [spec("broken", "sim-flip"), spec("steady", "sim-flip")]},
+            {
+                "name": "twins",
+                "deployments": [
+                    spec("twin-a", "sim-twin", max_in_flight=1),
+                    spec("twin-b", "sim-twin", max_in_flight=1),
+                ],
+            },
         ],
         "plans": [p.model_dump() for p in DEFAULT_PLANS]
         + [
@@ -207,6 +217,21 @@ def test_drain_moves_new_work_and_resume_brings_it_back(gw: Gateway, key: str, e
         gw.cli("pools", "resume", "left")
         gw.cli("pools", "resume", "right")
     assert deployment(gw, "left")["accepts_work"] is True
+
+
+def test_a_deployment_that_frees_up_takes_over_work_waiting_on_its_twin(gw: Gateway, key: str) -> None:
+    with occupied(gw, key, "sim-twin"), ThreadPoolExecutor(1) as pool:
+        assert deployment(gw, "twin-a")["in_flight"] == 1  # both idle: the first in order took it
+        with occupied(gw, key, "sim-twin"):
+            assert deployment(gw, "twin-b")["in_flight"] == 1
+            waiting = pool.submit(
+                httpx.post, gw.url + "/v1/chat/completions", json=chat("sim-twin"), headers=headers(key), timeout=60
+            )
+            until(lambda: deployment(gw, "twin-a")["waiting"] == 1, what="the request to wait on twin-a")
+        reply = waiting.result(timeout=30)  # twin-b freed up: it took the request over
+        assert reply.status_code == 200
+        assert deployment(gw, "twin-a")["in_flight"] == 1  # twin-a's long stream is still running
+        assert deployment(gw, "twin-a")["waiting"] == 0
 
 
 def test_circuit_breaker_stops_sending_to_a_failing_deployment(

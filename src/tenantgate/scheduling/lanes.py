@@ -3,6 +3,8 @@
 Each deployment has a lane: a `Dispatcher` (budget + discipline) and the futures of the requests
 waiting on it. A request enqueues, waits until the dispatcher starts it (or its deadline passes, or
 its client leaves), runs, and releases its place, which starts whoever the discipline picks next.
+A lane left with room and nobody waiting takes over the next request waiting on another lane that
+may also serve it, so no deployment of a pool idles while work for it waits elsewhere.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Lane:
     def __init__(self, deployment: Deployment, dispatcher: Dispatcher) -> None:
         self.deployment = deployment
         self.dispatcher = dispatcher
-        self.waiters: dict[Ticket, asyncio.Future[None]] = {}
+        self.waiters: dict[Ticket, Waiter] = {}
         self._forecast: dict[Ticket, Forecast] = {}
         self._forecast_at = -math.inf
 
@@ -50,9 +52,10 @@ class Lane:
 
 @dataclass(eq=False, slots=True)
 class Waiter:
-    lane: Lane
+    lane: Lane  # where it waits (or, once started, runs): a take-over moves it
     ticket: Ticket
     future: asyncio.Future[None]
+    elsewhere: tuple[Lane, ...] = ()  # the other lanes that may serve it
 
 
 OnUpdate = Callable[[Forecast], Awaitable[None]]
@@ -103,7 +106,7 @@ class Scheduler:
             lanes.sort(key=lambda lane: lane.placement_key(ticket))
         return lanes
 
-    def enqueue(self, lane: Lane, ticket: Ticket, terms: QueueTerms) -> Waiter | None:
+    def enqueue(self, lane: Lane, ticket: Ticket, terms: QueueTerms, elsewhere: Iterable[Lane] = ()) -> Waiter | None:
         """Join the lane's queue; None when the ticket started at once."""
         dispatcher = lane.dispatcher
         if dispatcher.queue.queued(ticket.tenant) >= terms.max_waiting:
@@ -123,9 +126,9 @@ class Scheduler:
         self._wake(lane, started, now)
         if ticket in started:
             return None
-        future = asyncio.get_running_loop().create_future()
-        lane.waiters[ticket] = future
-        return Waiter(lane, ticket, future)
+        waiter = Waiter(lane, ticket, asyncio.get_running_loop().create_future(), tuple(elsewhere))
+        lane.waiters[ticket] = waiter
+        return waiter
 
     async def wait(
         self, waiter: Waiter, deadline: float, on_update: OnUpdate | None = None, every_s: float = 1.0
@@ -177,6 +180,7 @@ class Scheduler:
             self.charge(lane, ticket, output_tokens)
         now = self.clock()
         self._wake(lane, lane.dispatcher.release(ticket, now, output_tokens), now)
+        self._take_over(lane, now)
 
     def drain(self, name: str, draining: bool = True) -> Lane:
         """Stop (or resume) dispatch to a deployment; requests waiting on it are placed elsewhere."""
@@ -184,18 +188,52 @@ class Scheduler:
         lane.deployment.draining = draining
         lane.dispatcher.paused = draining
         if draining:
-            for ticket, future in list(lane.waiters.items()):
-                if lane.dispatcher.withdraw(ticket) and not future.done():
-                    future.set_exception(Displaced(name))
+            for ticket, waiter in list(lane.waiters.items()):
+                if lane.dispatcher.withdraw(ticket) and not waiter.future.done():
+                    waiter.future.set_exception(Displaced(name))
                 lane.waiters.pop(ticket, None)
         else:
             now = self.clock()
             self._wake(lane, lane.dispatcher.resume(now), now)
+            self._take_over(lane, now)
         return lane
 
     def _wake(self, lane: Lane, started: list[Ticket], now: float) -> None:
         for ticket in started:
             self.observer.started(ticket, now - ticket.arrival)
-            future = lane.waiters.pop(ticket, None)
-            if future is not None and not future.done():
-                future.set_result(None)
+            waiter = lane.waiters.pop(ticket, None)
+            if waiter is not None and not waiter.future.done():
+                waiter.future.set_result(None)
+
+    def _take_over(self, idle: Lane, now: float) -> None:
+        """Work conservation across lanes: while `idle` has room and nothing of its own waits, start
+        the head of the longest other queue there, if that request may run on `idle`."""
+        dispatcher = idle.dispatcher
+        while not len(dispatcher.queue) and not dispatcher.paused and idle.deployment.accepts_work:
+            waiter = self._movable_to(idle)
+            if waiter is None or not dispatcher.budget.fits(waiter.ticket.budget_tokens):
+                return
+            self._move(waiter, idle, now)
+
+    def _movable_to(self, idle: Lane) -> Waiter | None:
+        found, depth = None, 0
+        for lane in self.lanes.values():
+            queue = lane.dispatcher.queue
+            if lane is idle or len(queue) <= depth:
+                continue
+            head = queue.peek()  # the next one by the lane's own fair order
+            waiter = None if head is None else lane.waiters.get(head)
+            if waiter is not None and idle in waiter.elsewhere:
+                found, depth = waiter, len(queue)
+        return found
+
+    def _move(self, waiter: Waiter, target: Lane, now: float) -> None:
+        source, old = waiter.lane, waiter.ticket
+        source.dispatcher.withdraw(old)
+        del source.waiters[old]
+        ticket = Ticket(old.tenant, old.prompt_tokens, old.max_output, old.arrival, old.weight)
+        waiter.lane, waiter.ticket = target, ticket
+        started = target.dispatcher.offer(ticket, now)  # room and an empty queue: it starts at once
+        assert started == [ticket]
+        self.observer.started(ticket, now - ticket.arrival)
+        waiter.future.set_result(None)

@@ -1,0 +1,108 @@
+"""Before and after on the hot path: this checkout against an earlier commit, measured in turns.
+
+Both gateways run at once (the earlier one from a temporary git worktree), against one instant
+simulated upstream, with the same configuration as `bench/run.py` (every limit kind active,
+in-process counters). Only one is under load at a time, and the turns alternate, so the machine's
+drift over the run falls on both alike. Prints the median of each metric and after/before. On a
+small shared machine the gateway's CPU time per request (at c=64) and per streamed chunk move less
+than req/s, which also depends on what the load generator and the upstream get of the cores.
+Usage: python bench/ab.py --before REF [--rounds 5] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from loads import streams, wrk
+from procs import TENANTGATE, cpu_seconds, free_port, spawn, stop, wait_http
+from run import ADMIN, STREAM_TOKENS, make_key, tenantgate_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_gateway(name: str, upstream: str, workdir: Path, source: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A gateway whose package comes from `source` (a checkout's src directory)."""
+    home = workdir / f"{name}-gateway"
+    home.mkdir()
+    config = home / "tenantgate.yaml"
+    config.write_text(json.dumps(tenantgate_config(upstream)))  # JSON is YAML
+    port = free_port()
+    env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(home / "data"), "PYTHONPATH": str(source)}
+    args = [*TENANTGATE, "serve", "--port", str(port), "--config", str(config)]
+    process = spawn([*args, "--database-url", f"sqlite:///{home / 'bench.db'}"], env)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/readyz")
+    return process, url
+
+
+def one_turn(url: str, key: str, pid: int, seconds: int, stream_total: int) -> dict[str, float]:
+    c1 = wrk(url, key, 1, seconds)
+    before = cpu_seconds(pid)
+    c64 = wrk(url, key, 64, seconds)
+    cpu_per_request = (cpu_seconds(pid) - before) / max(1.0, c64["rps"] * seconds) * 1e6
+    before = cpu_seconds(pid)
+    stream = streams(url, key, concurrency=16, total=stream_total, tokens=STREAM_TOKENS)
+    if c1["errors"] or c64["errors"] or stream["failures"]:
+        raise SystemExit(f"{url} answered with errors; its numbers would be meaningless")
+    return {
+        "rps_c1": c1["rps"],
+        "p50_ms_c1": c1["p50_ms"],
+        "rps_c64": c64["rps"],
+        "p99_ms_c64": c64["p99_ms"],
+        "cpu_us_per_request": cpu_per_request,
+        "cpu_us_per_chunk": (cpu_seconds(pid) - before) / max(1, stream["chunks"]) * 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--before", required=True, help="git ref of the earlier code")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
+    parser.add_argument("--streams", type=int, default=1000, help="50-token streams per turn")
+    options = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="tg-ab-"))
+    tree = workdir / "before"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(tree), options.before], check=True)
+    up_port = free_port()
+    upstream = f"http://127.0.0.1:{up_port}"
+    processes = [spawn([*TENANTGATE, "sim-engine", "--instant", "--port", str(up_port)])]
+    samples: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    try:
+        wait_http(upstream + "/health")
+        gateways = {}
+        for name, source in (("before", tree / "src"), ("after", ROOT / "src")):
+            process, url = start_gateway(name, upstream, workdir, source)
+            processes.append(process)
+            gateways[name] = (process, url, make_key(url))
+        for round_ in range(options.rounds):
+            order = ("before", "after") if round_ % 2 == 0 else ("after", "before")
+            for name in order:
+                process, url, key = gateways[name]
+                turn = one_turn(url, key, process.pid, options.seconds, options.streams)
+                samples[name].append(turn)
+                print(f"round {round_ + 1} {name}: {turn}", flush=True)
+    finally:
+        for process in reversed(processes):
+            stop(process)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    print(f"\nmedian of {options.rounds} alternating turns; before = {options.before}, after = this checkout")
+    print(f"{'metric':<20}{'before':>10}{'after':>10}{'after/before':>14}")
+    for metric in samples["before"][0]:
+        old = statistics.median(s[metric] for s in samples["before"])
+        new = statistics.median(s[metric] for s in samples["after"])
+        print(f"{metric:<20}{old:>10.2f}{new:>10.2f}{new / old:>14.3f}")
+    print(f"({time.strftime('%Y-%m-%d %H:%M')}, {workdir})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The asyncio side of the fair queue: waiting, starting, and lanes taking over each other's work."""
+
+from __future__ import annotations
+
+from tenantgate.domain import QueueTerms
+from tenantgate.routing.catalog import Deployment
+from tenantgate.scheduling.lanes import Lane, Scheduler, Waiter
+from tenantgate.scheduling.tickets import Ticket
+
+TERMS = QueueTerms(weight=1.0, timeout_s=30.0, max_waiting=10, priority=0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def deployment(name: str, seats: int = 1) -> Deployment:
+    return Deployment(name, "pool", "", "openai", f"http://{name}", frozenset({"m"}), seats)
+
+
+def scheduler(*names: str) -> Scheduler:
+    return Scheduler([deployment(name) for name in names], clock=Clock())
+
+
+def run_now(s: Scheduler, lane: Lane, tenant: str) -> Ticket:
+    ticket = s.ticket(tenant, tenant, 10, 10, TERMS)
+    assert s.enqueue(lane, ticket, TERMS) is None
+    return ticket
+
+
+def wait_on(s: Scheduler, lane: Lane, tenant: str, elsewhere: tuple[Lane, ...] = ()) -> Waiter:
+    waiter = s.enqueue(lane, s.ticket(tenant, tenant, 10, 10, TERMS), TERMS, elsewhere)
+    assert waiter is not None
+    return waiter
+
+
+async def test_a_freed_lane_takes_over_work_waiting_elsewhere() -> None:
+    s = scheduler("left", "right")
+    left, right = s.lanes["left"], s.lanes["right"]
+    run_now(s, left, "a")
+    on_right = run_now(s, right, "a")
+    waiter = wait_on(s, left, "b", elsewhere=(right,))
+    s.release(right, on_right, output_tokens=10)
+    assert waiter.future.done() and waiter.lane is right
+    assert waiter.ticket in right.dispatcher.running
+    assert len(left.dispatcher.queue) == 0 and not left.waiters
+    counters = right.dispatcher.queue.counters  # charged on the lane that serves it:
+    assert counters.get("b") == counters.get("a") + 10  # lifted to a's counter there, plus its prompt
+
+
+async def test_work_is_not_moved_where_it_may_not_run() -> None:
+    s = scheduler("left", "right")
+    left, right = s.lanes["left"], s.lanes["right"]
+    run_now(s, left, "a")
+    on_right = run_now(s, right, "a")
+    pinned = wait_on(s, left, "b")  # e.g. pinned to left: no alternatives
+    s.release(right, on_right)
+    assert not pinned.future.done() and len(left.dispatcher.queue) == 1
+
+
+async def test_a_draining_lane_takes_nothing_and_resuming_takes_over() -> None:
+    s = scheduler("left", "right")
+    left, right = s.lanes["left"], s.lanes["right"]
+    run_now(s, left, "a")
+    on_right = run_now(s, right, "a")
+    waiter = wait_on(s, left, "b", elsewhere=(right,))
+    s.drain("right")
+    s.release(right, on_right)
+    assert not waiter.future.done()
+    s.drain("right", draining=False)
+    assert waiter.future.done() and waiter.lane is right
+
+
+async def test_the_fair_head_moves_first() -> None:
+    s = scheduler("left", "right")
+    left, right = s.lanes["left"], s.lanes["right"]
+    running = run_now(s, left, "a")
+    on_right = run_now(s, right, "c")
+    second_of_a = wait_on(s, left, "a", elsewhere=(right,))
+    first_of_b = wait_on(s, left, "b", elsewhere=(right,))
+    s.charge(left, running, 5)  # a keeps being served: b's request is now the fair next one
+    s.release(right, on_right)
+    assert first_of_b.future.done() and first_of_b.lane is right
+    assert not second_of_a.future.done()
+    s.release(left, running)
+    assert second_of_a.future.done() and second_of_a.lane is left
+
+
+async def test_an_abandoned_request_that_was_moved_frees_its_new_place() -> None:
+    s = scheduler("left", "right")
+    left, right = s.lanes["left"], s.lanes["right"]
+    run_now(s, left, "a")
+    on_right = run_now(s, right, "a")
+    waiter = wait_on(s, left, "b", elsewhere=(right,))
+    s.release(right, on_right)
+    s.abandon(waiter)  # e.g. the client left just as it started
+    assert right.dispatcher.budget.sequences == 0 and not right.dispatcher.running
