@@ -38,11 +38,16 @@ def wait_on(s: Scheduler, lane: Lane, tenant: str, elsewhere: tuple[Lane, ...] =
     return waiter
 
 
-async def test_a_freed_lane_takes_over_work_waiting_elsewhere() -> None:
+def busy_pair() -> tuple[Scheduler, Lane, Lane, Ticket]:
+    """Two one-seat lanes, each running one request of tenant a; returns the one running on the right."""
     s = scheduler("left", "right")
     left, right = s.lanes["left"], s.lanes["right"]
     run_now(s, left, "a")
-    on_right = run_now(s, right, "a")
+    return s, left, right, run_now(s, right, "a")
+
+
+async def test_a_freed_lane_takes_over_work_waiting_elsewhere() -> None:
+    s, left, right, on_right = busy_pair()
     waiter = wait_on(s, left, "b", elsewhere=(right,))
     s.release(right, on_right, output_tokens=10)
     assert waiter.future.done() and waiter.lane is right
@@ -53,20 +58,14 @@ async def test_a_freed_lane_takes_over_work_waiting_elsewhere() -> None:
 
 
 async def test_work_is_not_moved_where_it_may_not_run() -> None:
-    s = scheduler("left", "right")
-    left, right = s.lanes["left"], s.lanes["right"]
-    run_now(s, left, "a")
-    on_right = run_now(s, right, "a")
+    s, left, right, on_right = busy_pair()
     pinned = wait_on(s, left, "b")  # e.g. pinned to left: no alternatives
     s.release(right, on_right)
     assert not pinned.future.done() and len(left.dispatcher.queue) == 1
 
 
 async def test_a_draining_lane_takes_nothing_and_resuming_takes_over() -> None:
-    s = scheduler("left", "right")
-    left, right = s.lanes["left"], s.lanes["right"]
-    run_now(s, left, "a")
-    on_right = run_now(s, right, "a")
+    s, left, right, on_right = busy_pair()
     waiter = wait_on(s, left, "b", elsewhere=(right,))
     s.drain("right")
     s.release(right, on_right)
@@ -91,10 +90,7 @@ async def test_the_fair_head_moves_first() -> None:
 
 
 async def test_an_abandoned_request_that_was_moved_frees_its_new_place() -> None:
-    s = scheduler("left", "right")
-    left, right = s.lanes["left"], s.lanes["right"]
-    run_now(s, left, "a")
-    on_right = run_now(s, right, "a")
+    s, left, right, on_right = busy_pair()
     waiter = wait_on(s, left, "b", elsewhere=(right,))
     s.release(right, on_right)
     s.abandon(waiter)  # e.g. the client left just as it started
