@@ -6,6 +6,7 @@ in-process counters). Only one is under load at a time, and the turns alternate,
 drift over the run falls on both alike. Prints the median of each metric and after/before. On a
 small shared machine the gateway's CPU time per request (at c=64) and per streamed chunk move less
 than req/s, which also depends on what the load generator and the upstream get of the cores.
+With two or more cores the gateway under test runs alone on core 1.
 Usage: python bench/ab.py --before REF [--rounds 5] [--seconds 5]
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,6 +29,9 @@ from procs import TENANTGATE, cpu_seconds, free_port, spawn, stop, wait_http
 from run import ADMIN, STREAM_TOKENS, make_key, tenantgate_config
 
 ROOT = Path(__file__).resolve().parent.parent
+# The gateway under test gets a core of its own; this script, the load and the upstream share the
+# rest, so the two builds never compete with the load generator for the same core.
+GATEWAY_CORE = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 else []
 
 
 def start_gateway(name: str, upstream: str, workdir: Path, source: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -38,7 +43,7 @@ def start_gateway(name: str, upstream: str, workdir: Path, source: Path) -> tupl
     port = free_port()
     env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(home / "data"), "PYTHONPATH": str(source)}
     args = [*TENANTGATE, "serve", "--port", str(port), "--config", str(config)]
-    process = spawn([*args, "--database-url", f"sqlite:///{home / 'bench.db'}"], env)
+    process = spawn([*GATEWAY_CORE, *args, "--database-url", f"sqlite:///{home / 'bench.db'}"], env)
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/readyz")
     return process, url
@@ -70,6 +75,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--streams", type=int, default=1000, help="50-token streams per turn")
     options = parser.parse_args()
+    if GATEWAY_CORE:
+        os.sched_setaffinity(0, {0} | set(range(2, os.cpu_count() or 2)))
     workdir = Path(tempfile.mkdtemp(prefix="tg-ab-"))
     tree = workdir / "before"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(tree), options.before], check=True)

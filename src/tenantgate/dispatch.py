@@ -17,7 +17,7 @@ from tenantgate.providers.base import UpstreamResponse
 from tenantgate.routing.policy import Route
 from tenantgate.runtime import Gateway
 from tenantgate.scheduling.dispatcher import Forecast
-from tenantgate.scheduling.lanes import Displaced, Lane, OnUpdate, Waiter
+from tenantgate.scheduling.lanes import Displaced, Lane, OnUpdate, Waiter, WaitingRequest
 from tenantgate.scheduling.tickets import Ticket
 
 
@@ -33,7 +33,7 @@ class Place:
 class Dispatch:
     def __init__(
         self, gw: Gateway, route: Route, request: InferenceRequest, principal: Principal, request_id: str,
-        prompt_tokens: int, max_output: int,
+        prompt_tokens: int, max_output: int, client_request_id: str | None = None,
     ) -> None:  # fmt: skip
         self.gw = gw
         self.route = route
@@ -41,6 +41,7 @@ class Dispatch:
         self.principal = principal
         self.request_id = request_id
         self._size = (prompt_tokens, max_output)
+        self._about = WaitingRequest(request_id, route.requested, request.stream, client_request_id)
         scheduler = gw.scheduler
         self.enqueued_at = scheduler.clock()
         self.deadline = self.enqueued_at + principal.queue.timeout_s
@@ -64,7 +65,7 @@ class Dispatch:
             lane = self._lanes.pop(0)
             ticket, self._fresh = self._fresh or self._ticket(), None  # a ticket belongs to one lane
             try:
-                waiter = self.gw.scheduler.enqueue(lane, ticket, self.principal.queue, self._lanes)
+                waiter = self.gw.scheduler.enqueue(lane, ticket, self.principal.queue, self._lanes, self._about)
                 self.place = Place(lane, ticket, waiter)
             except QueueFull as exc:
                 error = exc

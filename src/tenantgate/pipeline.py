@@ -40,6 +40,7 @@ class InferenceCall:
     namespace: str | None  # the {tenant} of /tenants/{tenant}/v1/..., if used
     request_id: str
     receive: Receive  # to notice a client that leaves while its request waits
+    client_request_id: str | None = None  # the client's own X-Client-Request-Id, shown in GET /queue
 
 
 async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
@@ -54,7 +55,8 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
     try:
         route = resolve_route(gw.catalog, principal, request.model)
         reservation = await gw.admission.reserve(principal, request, call.request_id)
-        dispatch = Dispatch(gw, route, request, principal, call.request_id, *gw.admission.estimate(request))
+        size = gw.admission.estimate(request)
+        dispatch = Dispatch(gw, route, request, principal, call.request_id, *size, call.client_request_id)
         if not (request.stream and dispatch.waiting):  # a waiting stream opens first and waits in QueuedStream
             if dispatch.waiting:
                 await wait_unless_client_leaves(dispatch, call.receive)

@@ -101,7 +101,7 @@ def test_a_waiting_stream_hears_its_position_then_streams(gw: Gateway, key: str)
             lines = waiting.iter_lines()
             first = next(lines)
             assert first.startswith(": queue ")
-            assert json.loads(first.removeprefix(": queue "))["position"] == 0
+            assert json.loads(first.removeprefix(": queue "))["queue_position"] == 0
             until(lambda: deployment(gw, "single")["waiting"] == 1, what="the stream to wait")
             holding.close()  # the long stream ends; its place goes to the waiting one
             rest = [line for line in lines if line]
@@ -126,6 +126,38 @@ def test_the_openai_sdk_reads_a_stream_that_waited(gw: Gateway, key: str) -> Non
         until(lambda: deployment(gw, "single")["waiting"] == 1, what="the SDK's stream to wait")
         holding.close()
         assert text.result(timeout=30) == "tok0 tok1 tok2 "
+
+
+def test_a_tenant_sees_its_own_waiting_requests_and_nobody_elses(gw: Gateway, key: str) -> None:
+    neighbour = gw.tenant_with_key("neighbour", "--plan", "growth")
+    labelled = {**headers(key), "X-Client-Request-Id": "nightly-job-42"}
+    with occupied(gw, key, "sim-single"), ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(
+            httpx.post, gw.url + "/v1/chat/completions", json=chat("sim-single"), headers=labelled, timeout=60
+        )
+        until(lambda: deployment(gw, "single")["waiting"] == 1, what="the labelled request to wait")
+        mine = httpx.get(gw.url + "/queue", headers=headers(key)).json()["data"]
+        theirs = httpx.get(gw.url + "/queue", headers=headers(neighbour)).json()["data"]
+    assert theirs == []
+    assert len(mine) == 1
+    entry = mine[0]
+    assert entry["client_request_id"] == "nightly-job-42"
+    assert (entry["model"], entry["deployment"], entry["stream"], entry["queue_position"]) == (
+        "sim-single", "single", False, 0,
+    )  # fmt: skip
+    assert entry["waited_ms"] >= 0
+    reply = waiting.result(timeout=30)
+    assert reply.status_code == 200
+    assert reply.headers["x-request-id"] == entry["request_id"]
+    assert httpx.get(gw.url + "/queue").status_code == 401
+
+
+def test_an_unusable_client_request_id_is_a_clear_400(gw: Gateway, key: str) -> None:
+    too_long = {**headers(key), "X-Client-Request-Id": "x" * 513}
+    reply = httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-single"), headers=too_long)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "invalid_client_request_id"
+    assert "512" in reply.json()["error"]["message"]
 
 
 def test_queue_full_is_refused_at_once(gw: Gateway) -> None:

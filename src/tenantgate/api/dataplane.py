@@ -23,6 +23,7 @@ from tenantgate.runtime import Gateway
 
 log = logging.getLogger(__name__)
 
+MAX_CLIENT_REQUEST_ID = 512  # as OpenAI's API allows
 _POST_ROUTES = {"/v1/" + e.value: e for e in Endpoint}
 
 
@@ -60,6 +61,22 @@ def authorization_of(scope: Scope) -> str | None:
     return None
 
 
+def caller_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """The Authorization header and the client's own request id (X-Client-Request-Id), if sent."""
+    authorization = client_request_id = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"x-client-request-id":
+            if len(value) > MAX_CLIENT_REQUEST_ID or not value.isascii():
+                raise InvalidRequest(
+                    f"X-Client-Request-Id must be ASCII and at most {MAX_CLIENT_REQUEST_ID} characters.",
+                    code="invalid_client_request_id",
+                )
+            client_request_id = value.decode("ascii")
+    return authorization, client_request_id
+
+
 class DataPlane:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -89,7 +106,8 @@ class DataPlane:
             if method != "POST":
                 raise InvalidRequest(f"Use POST for {path}.", code="method_not_allowed")
             body = await read_body(scope, receive, self.gateway.settings.max_body_bytes)
-            call = InferenceCall(endpoint, body, authorization_of(scope), namespace, request_id, receive)
+            authorization, client_request_id = caller_headers(scope)
+            call = InferenceCall(endpoint, body, authorization, namespace, request_id, receive, client_request_id)
             return await handle_inference(self.gateway, call)
         if path == "/v1/models" and method == "GET":
             principal = await self.gateway.keys.authenticate(authorization_of(scope))

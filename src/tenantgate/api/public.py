@@ -1,4 +1,4 @@
-"""Health, readiness, version and the caller's model settings."""
+"""Health, readiness, version, and for the caller's tenant: its model settings and its waiting requests."""
 
 from __future__ import annotations
 
@@ -63,3 +63,31 @@ async def model_settings(
             }
         )
     return {"data": data}
+
+
+@router.get("/queue")
+async def queue(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    """The caller's tenant's requests waiting in the fair queue: where each stands and when it should start."""
+    gw = gateway(request)
+    principal = await gw.keys.authenticate(authorization)
+    now = gw.scheduler.clock()
+    data = []
+    for waiter, forecast in gw.scheduler.waiting(principal.tenant_id):
+        about = waiter.about
+        if about is None:  # not a client's request (only the scheduler's own tests enqueue those)
+            continue
+        start = None if forecast is None else forecast.predicted_start_s
+        data.append(
+            {
+                "request_id": about.request_id,
+                "client_request_id": about.client_request_id,
+                "model": about.model,
+                "stream": about.stream,
+                "deployment": waiter.lane.deployment.name,
+                "queue_position": None if forecast is None else forecast.position,
+                "predicted_start_ms": None if start is None else round(start * 1000),
+                "waited_ms": round((now - waiter.ticket.arrival) * 1000),
+            }
+        )
+    data.sort(key=lambda entry: (entry["deployment"], entry["queue_position"] or 0))
+    return {"object": "list", "data": data}

@@ -50,12 +50,23 @@ class Lane:
         return self._forecast.get(ticket)
 
 
+@dataclass(frozen=True, slots=True)
+class WaitingRequest:
+    """What the caller's tenant may see of one of its waiting requests."""
+
+    request_id: str
+    model: str
+    stream: bool
+    client_request_id: str | None = None
+
+
 @dataclass(eq=False, slots=True)
 class Waiter:
     lane: Lane  # where it waits (or, once started, runs): a take-over moves it
     ticket: Ticket
     future: asyncio.Future[None]
     elsewhere: tuple[Lane, ...] = ()  # the other lanes that may serve it
+    about: WaitingRequest | None = None
 
 
 OnUpdate = Callable[[Forecast], Awaitable[None]]
@@ -106,7 +117,10 @@ class Scheduler:
             lanes.sort(key=lambda lane: lane.placement_key(ticket))
         return lanes
 
-    def enqueue(self, lane: Lane, ticket: Ticket, terms: QueueTerms, elsewhere: Iterable[Lane] = ()) -> Waiter | None:
+    def enqueue(
+        self, lane: Lane, ticket: Ticket, terms: QueueTerms, elsewhere: Iterable[Lane] = (),
+        about: WaitingRequest | None = None,
+    ) -> Waiter | None:  # fmt: skip
         """Join the lane's queue; None when the ticket started at once."""
         dispatcher = lane.dispatcher
         if dispatcher.queue.queued(ticket.tenant) >= terms.max_waiting:
@@ -126,7 +140,7 @@ class Scheduler:
         self._wake(lane, started, now)
         if ticket in started:
             return None
-        waiter = Waiter(lane, ticket, asyncio.get_running_loop().create_future(), tuple(elsewhere))
+        waiter = Waiter(lane, ticket, asyncio.get_running_loop().create_future(), tuple(elsewhere), about)
         lane.waiters[ticket] = waiter
         return waiter
 
@@ -157,6 +171,16 @@ class Scheduler:
 
     def forecast(self, waiter: Waiter) -> Forecast | None:
         return waiter.lane.forecast(waiter.ticket, self.clock())
+
+    def waiting(self, tenant: str) -> list[tuple[Waiter, Forecast | None]]:
+        """One tenant's waiting requests, with where each stands."""
+        now = self.clock()
+        return [
+            (waiter, lane.forecast(ticket, now))
+            for lane in self.lanes.values()
+            for ticket, waiter in lane.waiters.items()
+            if ticket.tenant == tenant
+        ]
 
     def abandon(self, waiter: Waiter) -> None:
         """The request stopped waiting (timeout, client gone); if it had just started, free its place."""
