@@ -1,62 +1,21 @@
-"""The simulated engine's HTTP surface: OpenAI wire shapes, token accounting, stats, faults, disconnects."""
+"""The simulated engine's HTTP surface: OpenAI wire shapes, token accounting, stats, disconnects."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import math
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from tenantgate.sim import wire
 from tenantgate.sim.config import SimConfig
 from tenantgate.sim.engine_model import EngineConfig
-from tenantgate.sim.server import SIM_SERVER, SimServer, create_sim_app
-
-FAST = SimConfig(speed=200.0)
-HELLO = [{"role": "user", "content": "Count to five for me please"}]  # 6 words + 3 of framing = 9 tokens
-
-
-@asynccontextmanager
-async def serve(config: SimConfig = FAST) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    client = TestClient(TestServer(create_sim_app(config), handler_cancellation=True))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-def sim_of(client: TestClient[web.Request, web.Application]) -> SimServer:
-    return client.app[SIM_SERVER]
-
-
-def events(body: str) -> list[Any]:
-    """Every SSE `data:` payload in order; the end marker stays the string "[DONE]"."""
-    out: list[Any] = []
-    for block in body.split("\n\n"):
-        if block:
-            assert block.startswith("data: "), block
-            data = block.removeprefix("data: ")
-            out.append(data if data == "[DONE]" else json.loads(data))
-    return out
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    """Poll the server's state until it holds (the state changes on the server's own schedule)."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
+from tests.unit.sim.sim_support import HELLO, events, eventually, serve, sim_of
 
 
 @pytest.mark.asyncio
@@ -353,74 +312,6 @@ async def test_instant_mode_answers_the_same_without_engine_timing() -> None:
     assert (
         "".join(c["choices"][0]["delta"]["content"] for c in streamed[:-1]) == whole["choices"][0]["message"]["content"]
     )
-
-
-@pytest.mark.asyncio
-async def test_injected_failure_is_an_openai_shaped_500() -> None:
-    async with serve(SimConfig(instant=True, fail_rate=1.0)) as client:
-        response = await client.post("/v1/chat/completions", json={"model": "sim-small", "messages": HELLO})
-        error = (await response.json())["error"]
-        embedding = await client.post("/v1/embeddings", json={"model": "sim-small", "input": "x"})
-        stats = await (await client.get("/sim/stats")).json()
-    assert (
-        response.status == 500
-        and error["type"] == "server_error"
-        and set(error) == {"message", "type", "code", "param"}
-    )
-    assert embedding.status == 500
-    assert stats["injected_failures"] == 2 and stats["running"] == 0 and stats["peak_running"] == 0
-
-
-@pytest.mark.asyncio
-async def test_faults_are_repeatable_for_a_seed() -> None:
-    async def statuses(seed: int) -> list[int]:
-        async with serve(SimConfig(instant=True, fail_rate=0.5, seed=seed)) as client:
-            chat = {"model": "sim-small", "messages": HELLO, "max_tokens": 1}
-            return [(await client.post("/v1/chat/completions", json=chat)).status for _ in range(24)]
-
-    first = await statuses(7)
-    assert first == await statuses(7)
-    assert set(first) == {200, 500}
-    assert first != await statuses(8)
-
-
-@pytest.mark.asyncio
-async def test_stall_delays_the_first_byte_and_counts_as_running() -> None:
-    async with serve(SimConfig(instant=True, stall_rate=1.0, stall_s=0.3)) as client:
-        started = time.monotonic()
-        pending = asyncio.ensure_future(
-            client.post("/v1/chat/completions", json={"model": "sim-small", "messages": HELLO, "stream": True})
-        )
-
-        async def stalled() -> bool:
-            return sim_of(client).stats.running == 1
-
-        await eventually(stalled)
-        response = await pending
-        first_chunk = await response.content.readuntil(b"\n\n")
-        elapsed = time.monotonic() - started
-        await response.read()
-        stats = await (await client.get("/sim/stats")).json()
-    assert first_chunk.startswith(b"data: ") and elapsed >= 0.3
-    assert stats["stalls"] == 1 and stats["running"] == 0
-
-
-@pytest.mark.parametrize("instant", [True, False])
-@pytest.mark.asyncio
-async def test_drop_cuts_the_stream_without_done(instant: bool) -> None:
-    config = SimConfig(instant=instant, speed=200.0, drop_rate=1.0)
-    async with serve(config) as client:
-        chat = {"model": "sim-small", "messages": HELLO, "max_tokens": 50, "stream": True}
-        response = await client.post("/v1/chat/completions", json=chat)
-        received = b""
-        with pytest.raises(aiohttp.ClientPayloadError):
-            async for data in response.content.iter_any():
-                received += data
-        plain = await client.post("/v1/chat/completions", json={**chat, "stream": False})
-        stats = await (await client.get("/sim/stats")).json()
-    assert received.count(b"data: ") == 2 and b"[DONE]" not in received
-    assert plain.status == 200  # only streams are cut
-    assert stats["drops"] == 1 and stats["completion_tokens"] == 50
 
 
 def test_generated_text_is_the_same_word_rule_at_any_length() -> None:
