@@ -8,6 +8,7 @@ breaker, and the request queues on the next deployment with what is left of its 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from tenantgate.domain import Principal
@@ -111,8 +112,9 @@ class Dispatch:
             try:
                 return await self._send_to(place.lane)
             except (UpstreamError, UpstreamTimeout):  # the deployment failed before any byte
+                if place.lane.deployment.health.failure():  # its circuit opened: what waits there moves on
+                    self.gw.scheduler.evacuate(place.lane)
                 self.gw.scheduler.release(place.lane, place.ticket)
-                place.lane.deployment.health.failure()
                 if not self._lanes:
                     raise
             except BaseException:
@@ -131,7 +133,13 @@ class Dispatch:
         }
         priority = principal.queue.priority if deployment.priority_hint else None
         body = self.request.upstream_body(self.route.served, priority)
-        upstream = await self.gw.provider.send(deployment, "/" + self.request.endpoint.value, body, headers)
+        trial = deployment.health.sending()
+        try:
+            upstream = await self.gw.provider.send(deployment, "/" + self.request.endpoint.value, body, headers)
+        except asyncio.CancelledError:
+            if trial:  # the client left before the trial had an answer: let the next request try
+                deployment.health.no_verdict()
+            raise
         if upstream.status >= 500:
             upstream.close()
             raise UpstreamError(f"The upstream deployment '{deployment.name}' failed with HTTP {upstream.status}.")

@@ -61,7 +61,8 @@ async def probe_deployments(gw: Gateway) -> None:
             except Exception:  # noqa: BLE001 - any failure to answer is a failed probe
                 if deployment.health.probe_ok:
                     log.warning("deployment %s failed its health probe; no new work goes there", deployment.name)
-                deployment.health.probe_ok = False
+                    deployment.health.probe_ok = False
+                    gw.scheduler.evacuate(gw.scheduler.lanes[deployment.name])
             else:
                 if not deployment.health.probe_ok:
                     log.info("deployment %s answers its health probe again", deployment.name)

@@ -54,13 +54,6 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def authorization_of(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            return str(value.decode("latin-1"))
-    return None
-
-
 def caller_headers(scope: Scope) -> tuple[str | None, str | None]:
     """The Authorization header and the client's own request id (X-Client-Request-Id), if sent."""
     authorization = client_request_id = None
@@ -110,7 +103,7 @@ class DataPlane:
             call = InferenceCall(endpoint, body, authorization, namespace, request_id, receive, client_request_id)
             return await handle_inference(self.gateway, call)
         if path == "/v1/models" and method == "GET":
-            principal = await self.gateway.keys.authenticate(authorization_of(scope))
+            principal = await self.gateway.keys.authenticate(caller_headers(scope)[0])
             check_namespace(principal, namespace)
             models = visible_models(self.gateway.catalog, principal)
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "tenantgate"} for m in models]

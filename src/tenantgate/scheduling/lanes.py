@@ -212,15 +212,19 @@ class Scheduler:
         lane.deployment.draining = draining
         lane.dispatcher.paused = draining
         if draining:
-            for ticket, waiter in list(lane.waiters.items()):
-                if lane.dispatcher.withdraw(ticket) and not waiter.future.done():
-                    waiter.future.set_exception(Displaced(name))
-                lane.waiters.pop(ticket, None)
+            self.evacuate(lane)
         else:
             now = self.clock()
             self._wake(lane, lane.dispatcher.resume(now), now)
             self._take_over(lane, now)
         return lane
+
+    def evacuate(self, lane: Lane) -> None:
+        """Send the requests waiting on `lane` on to their next deployment (it drains or has failed)."""
+        for ticket, waiter in list(lane.waiters.items()):
+            if lane.dispatcher.withdraw(ticket) and not waiter.future.done():
+                waiter.future.set_exception(Displaced(lane.deployment.name))
+            lane.waiters.pop(ticket, None)
 
     def _wake(self, lane: Lane, started: list[Ticket], now: float) -> None:
         for ticket in started:

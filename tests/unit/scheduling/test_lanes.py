@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tenantgate.domain import QueueTerms
 from tenantgate.routing.catalog import Deployment
-from tenantgate.scheduling.lanes import Lane, Scheduler, Waiter
+from tenantgate.scheduling.lanes import Displaced, Lane, Scheduler, Waiter
 from tenantgate.scheduling.tickets import Ticket
 
 TERMS = QueueTerms(weight=1.0, timeout_s=30.0, max_waiting=10, priority=0)
@@ -95,3 +95,11 @@ async def test_an_abandoned_request_that_was_moved_frees_its_new_place() -> None
     s.release(right, on_right)
     s.abandon(waiter)  # e.g. the client left just as it started
     assert right.dispatcher.budget.sequences == 0 and not right.dispatcher.running
+
+
+async def test_evacuating_a_failed_lane_sends_its_waiters_on() -> None:
+    s, left, right, _ = busy_pair()
+    waiter = wait_on(s, left, "b", elsewhere=(right,))
+    s.evacuate(left)
+    assert waiter.future.done() and isinstance(waiter.future.exception(), Displaced)
+    assert len(left.dispatcher.queue) == 0 and not left.waiters

@@ -1,0 +1,66 @@
+"""A deployment's health: probes and the circuit breaker, with its single half-open trial."""
+
+from __future__ import annotations
+
+from tenantgate.routing.health import Health
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def opened() -> tuple[Health, Clock]:
+    clock = Clock()
+    health = Health(failures_to_open=2, cooldown_s=10.0, clock=clock)
+    assert health.failure() is False and health.available  # one failure is not a pattern
+    assert health.failure() is True and not health.available
+    assert health.state == "circuit_open"
+    return health, clock
+
+
+def test_consecutive_failures_open_the_circuit_and_a_success_resets_the_count() -> None:
+    health = Health(failures_to_open=2)
+    health.failure()
+    health.success()
+    assert health.failure() is False and health.state == "healthy"
+    opened()
+
+
+def test_after_the_cooldown_one_trial_goes_out_and_its_success_closes_the_circuit() -> None:
+    health, clock = opened()
+    clock.now = 10.0
+    assert health.state == "half_open" and health.available
+    assert health.sending() is True  # the trial
+    assert not health.available  # nobody else while it is out
+    health.success()
+    assert health.state == "healthy" and health.available and health.sending() is False
+
+
+def test_a_failed_trial_reopens_at_once() -> None:
+    health, clock = opened()
+    clock.now = 10.0
+    health.sending()
+    assert health.failure() is True
+    assert health.state == "circuit_open" and not health.available
+    clock.now = 20.0
+    assert health.available
+
+
+def test_a_trial_without_an_answer_lets_the_next_request_try() -> None:
+    health, clock = opened()
+    clock.now = 10.0
+    health.sending()
+    health.no_verdict()
+    assert health.available
+
+
+def test_a_failed_probe_takes_the_deployment_out_until_it_answers() -> None:
+    health = Health()
+    health.probe_ok = False
+    assert not health.available and health.state == "probe_failed"
+    health.probe_ok = True
+    assert health.available
