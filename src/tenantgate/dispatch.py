@@ -15,6 +15,7 @@ from tenantgate.domain import Principal
 from tenantgate.errors import NoCapacity, QueueFull, UpstreamError, UpstreamTimeout
 from tenantgate.inference_request import InferenceRequest
 from tenantgate.providers.base import UpstreamResponse
+from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.policy import Route
 from tenantgate.runtime import Gateway
 from tenantgate.scheduling.dispatcher import Forecast
@@ -135,15 +136,26 @@ class Dispatch:
         body = self.request.upstream_body(self.route.served, priority)
         trial = deployment.health.sending()
         try:
-            upstream = await self.gw.provider.send(deployment, "/" + self.request.endpoint.value, body, headers)
+            upstream = await self._answer_from(deployment, body, headers)
         except asyncio.CancelledError:
             if trial:  # the client left before the trial had an answer: let the next request try
                 deployment.health.no_verdict()
             raise
+        deployment.health.success()
+        return upstream
+
+    async def _answer_from(self, deployment: Deployment, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
+        """The deployment's answer, once it is one to relay: a failure until then may fail over."""
+        upstream = await self.gw.provider.send(deployment, "/" + self.request.endpoint.value, body, headers)
         if upstream.status >= 500:
             upstream.close()
             raise UpstreamError(f"The upstream deployment '{deployment.name}' failed with HTTP {upstream.status}.")
-        deployment.health.success()
+        if self.request.stream and upstream.status == 200:
+            try:  # a stream that dies before its first bytes can still go elsewhere
+                await upstream.first_bytes()
+            except BaseException:
+                upstream.close()
+                raise
         return upstream
 
     @property

@@ -31,6 +31,9 @@ def engines() -> Iterator[dict[str, SimEngine]]:
             name: stack.enter_context(sim_engine("--speed", "20", "--models", model)) for name, model in ENGINES.items()
         }
         found["broken"] = stack.enter_context(sim_engine("--fail-rate", "1", "--models", "sim-flip"))
+        hangup = ("--drop-rate", "1", "--drop-after-chunks", "0", "--models", "sim-cut")  # headers, then nothing
+        found["hangup"] = stack.enter_context(sim_engine(*hangup))
+        found["whole"] = stack.enter_context(sim_engine("--speed", "20", "--models", "sim-cut"))
         yield found
 
 
@@ -46,6 +49,7 @@ def config(engines: dict[str, SimEngine]) -> dict[str, object]:
                 "deployments": [spec("left", "sim-pair", priority_hint=True), spec("right", "sim-pair")],
             },
             {"name": "flaky", "deployments": [spec("broken", "sim-flip"), spec("steady", "sim-flip")]},
+            {"name": "cut", "deployments": [spec("hangup", "sim-cut"), spec("whole", "sim-cut")]},
             {
                 "name": "twins",
                 "deployments": [
@@ -264,6 +268,16 @@ def test_a_deployment_that_frees_up_takes_over_work_waiting_on_its_twin(gw: Gate
         assert reply.status_code == 200
         assert deployment(gw, "twin-a")["in_flight"] == 1  # twin-a's long stream is still running
         assert deployment(gw, "twin-a")["waiting"] == 0
+
+
+def test_a_stream_cut_before_its_first_bytes_fails_over(gw: Gateway, key: str, engines: dict[str, SimEngine]) -> None:
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    stream = client.chat.completions.create(
+        model="sim-cut", messages=[{"role": "user", "content": "hi"}], max_tokens=5, stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text.split() == [f"tok{i}" for i in range(5)]
+    assert engines["hangup"].stats()["drops"] == 1  # it was tried first, answered with headers only
 
 
 def test_circuit_breaker_stops_sending_to_a_failing_deployment(

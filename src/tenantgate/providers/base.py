@@ -14,6 +14,11 @@ class UpstreamResponse(Protocol):
 
     async def read(self) -> bytes: ...
 
+    async def first_bytes(self) -> None:
+        """Wait for the first body bytes; raises UpstreamError / UpstreamTimeout if none come.
+
+        Until they come nothing has reached the client, so the request may still fail over."""
+
     def chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive (OpenAI-dialect SSE for streams)."""
 

@@ -32,6 +32,7 @@ class AiohttpUpstreamResponse:
         self._target = target
         self.status = response.status
         self.content_type = response.headers.get("Content-Type", "application/json")
+        self._first = b""
 
     async def read(self) -> bytes:
         with map_upstream_errors(self._target):
@@ -40,7 +41,16 @@ class AiohttpUpstreamResponse:
             finally:
                 self._response.release()
 
+    async def first_bytes(self) -> None:
+        with map_upstream_errors(self._target):
+            self._first = await self._response.content.readany()
+        if not self._first:
+            raise UpstreamError(f"The upstream deployment '{self._target}' ended the response before sending anything.")
+
     async def chunks(self) -> AsyncIterator[bytes]:
+        if self._first:
+            first, self._first = self._first, b""
+            yield first
         with map_upstream_errors(self._target):
             async for data in self._response.content.iter_any():
                 yield data

@@ -38,6 +38,9 @@ def sim_engine_command(
     stall_rate: Annotated[float, typer.Option("--stall-rate", help="Share of requests stalled first.")] = 0.0,
     stall_s: Annotated[float, typer.Option("--stall-s", help="Stall length in seconds.")] = 5.0,
     drop_rate: Annotated[float, typer.Option("--drop-rate", help="Share of streams cut mid-way.")] = 0.0,
+    drop_after_chunks: Annotated[
+        int, typer.Option("--drop-after-chunks", help="Chunks a cut stream sends first (0: headers only).")
+    ] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fault injection.")] = 0,
 ) -> None:
     """Run the simulated OpenAI-compatible engine (continuous batching, calibrated timings)."""
@@ -54,6 +57,7 @@ def sim_engine_command(
             stall_rate=stall_rate,
             stall_s=stall_s,
             drop_rate=drop_rate,
+            drop_after_chunks=drop_after_chunks,
             seed=seed,
         )
     except ValueError as error:
