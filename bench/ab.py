@@ -7,7 +7,7 @@ drift over the run falls on both alike. Prints the median of each metric and aft
 small shared machine the gateway's CPU time per request (at c=64) and per streamed chunk move less
 than req/s, which also depends on what the load generator and the upstream get of the cores.
 With two or more cores the gateway under test runs alone on core 1.
-Usage: python bench/ab.py --before REF [--rounds 5] [--seconds 5]
+Usage: python bench/ab.py --before REF [--after REF] [--rounds 5] [--seconds 5]
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def one_turn(url: str, key: str, pid: int, seconds: int, stream_total: int) -> d
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", required=True, help="git ref of the earlier code")
+    parser.add_argument("--after", default=None, help="git ref of the later code (default: this checkout)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--streams", type=int, default=1000, help="50-token streams per turn")
@@ -78,8 +79,13 @@ def main() -> None:
     if GATEWAY_CORE:
         os.sched_setaffinity(0, {0} | set(range(2, os.cpu_count() or 2)))
     workdir = Path(tempfile.mkdtemp(prefix="tg-ab-"))
-    tree = workdir / "before"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(tree), options.before], check=True)
+    trees = {"before": workdir / "before", "after": ROOT}
+    if options.after:
+        trees["after"] = workdir / "after"
+    for name, ref in (("before", options.before), ("after", options.after)):
+        if ref:
+            add = ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(trees[name]), ref]
+            subprocess.run(add, check=True)
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     processes = [spawn([*TENANTGATE, "sim-engine", "--instant", "--port", str(up_port)])]
@@ -87,8 +93,8 @@ def main() -> None:
     try:
         wait_http(upstream + "/health")
         gateways = {}
-        for name, source in (("before", tree / "src"), ("after", ROOT / "src")):
-            process, url = start_gateway(name, upstream, workdir, source)
+        for name, tree in trees.items():
+            process, url = start_gateway(name, upstream, workdir, tree / "src")
             processes.append(process)
             gateways[name] = (process, url, make_key(url))
         for round_ in range(options.rounds):
@@ -101,8 +107,11 @@ def main() -> None:
     finally:
         for process in reversed(processes):
             stop(process)
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
-    print(f"\nmedian of {options.rounds} alternating turns; before = {options.before}, after = this checkout")
+        for tree in trees.values():
+            if tree != ROOT:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    after = options.after or "this checkout"
+    print(f"\nmedian of {options.rounds} alternating turns; before = {options.before}, after = {after}")
     print(f"{'metric':<20}{'before':>10}{'after':>10}{'after/before':>14}")
     for metric in samples["before"][0]:
         old = statistics.median(s[metric] for s in samples["before"])
