@@ -89,7 +89,7 @@ class Dispatch:
         return round(((self.gw.scheduler.clock() if started is None else started) - self.enqueued_at) * 1000)
 
     async def wait(self, on_update: OnUpdate | None = None) -> None:
-        """Until the request holds a place; a drained lane sends it on to the next one."""
+        """Until the request holds a place; a drained or failed lane sends it on to the next one."""
         scheduler = self.gw.scheduler
         while (waiter := self.place.waiter) is not None:
             try:
@@ -100,8 +100,8 @@ class Dispatch:
             except Displaced:
                 if not self._lanes:
                     raise NoCapacity(
-                        f"The deployments serving model '{self.route.requested}' were drained while the request "
-                        "waited; none is left to take it."
+                        f"The deployments serving model '{self.route.requested}' were drained or failed while the "
+                        "request waited; none is left to take it."
                     ) from None
                 self.first()
 
