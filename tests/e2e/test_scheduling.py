@@ -235,6 +235,25 @@ def test_priority_hint_goes_only_to_deployments_that_declare_it(
     assert left and right  # least predicted wait spreads concurrent work over both
 
 
+def test_a_drained_deployment_finishes_what_it_runs(gw: Gateway, key: str) -> None:
+    body = chat("sim-single", 200, stream=True)
+    with (
+        httpx.Client(timeout=60) as client,
+        client.stream("POST", gw.url + "/v1/chat/completions", json=body, headers=headers(key)) as response,
+    ):
+        lines = response.iter_lines()
+        assert next(line for line in lines if line.startswith("data: "))  # running when the drain comes
+        gw.cli("pools", "drain", "single")
+        try:
+            refused = httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-single"), headers=headers(key))
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "no_capacity"
+            rest = [line for line in lines if line.startswith("data: ")]
+        finally:
+            gw.cli("pools", "resume", "single")
+    assert rest[-1] == "data: [DONE]" and not any('"error"' in line for line in rest)
+    until(lambda: deployment(gw, "single")["in_flight"] == 0, what="the finished stream to free its place")
+
+
 def test_drain_moves_new_work_and_resume_brings_it_back(gw: Gateway, key: str, engines: dict[str, SimEngine]) -> None:
     drained = gw.cli_json("pools", "drain", "left")
     assert isinstance(drained, dict) and drained["draining"] is True and drained["accepts_work"] is False
