@@ -58,6 +58,7 @@ def config(engines: dict[str, SimEngine]) -> dict[str, object]:
                 ],
             },
         ],
+        "pins": {"pinned": ["right"]},
         "plans": [p.model_dump() for p in DEFAULT_PLANS]
         + [
             {"name": "patient", "display_name": "Patient", "queue_max": 1, "queue_timeout_s": 60},
@@ -233,6 +234,17 @@ def test_priority_hint_goes_only_to_deployments_that_declare_it(
     assert isinstance(left, dict) and isinstance(right, dict)
     assert set(left) <= {"1"} and set(right) <= {"none"}  # growth plan: priority 1
     assert left and right  # least predicted wait spreads concurrent work over both
+
+
+def test_a_pinned_tenant_is_served_only_where_it_is_pinned(gw: Gateway, engines: dict[str, SimEngine]) -> None:
+    pinned = gw.tenant_with_key("pinned", "--plan", "growth")
+    for engine in ("left", "right"):
+        engines[engine].reset()
+    with ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(lambda _: httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-pair", 20),
+                                                     headers=headers(pinned), timeout=60), range(12)))  # fmt: skip
+    assert all(r.status_code == 200 for r in replies)
+    assert engines["left"].stats()["requests"] == 0 and engines["right"].stats()["requests"] == 12
 
 
 def test_a_drained_deployment_finishes_what_it_runs(gw: Gateway, key: str) -> None:

@@ -53,3 +53,14 @@ def test_unknown_and_forbidden_models() -> None:
         resolve_route(CATALOG, principal(), "gpt-9")
     with pytest.raises(PermissionDenied):
         resolve_route(CATALOG, principal(allowed_models=frozenset({"mistral"})), "llama")
+
+
+def test_pins_keep_a_tenant_on_its_pools_or_deployments() -> None:
+    pinned = Catalog(CATALOG.deployments, CATALOG.aliases, pins={"acme": frozenset({"premium"})})
+    assert [d.name for d in resolve_route(pinned, principal(), "llama").deployments] == ["us-premium"]
+    by_name = Catalog(CATALOG.deployments, pins={"acme": frozenset({"eu-shared"})})
+    assert [d.name for d in resolve_route(by_name, principal(), "llama").deployments] == ["eu-shared"]
+    with pytest.raises(NoCapacity, match="pinned to eu-shared"):
+        resolve_route(by_name, principal(), "big")
+    other = principal(tenant_slug="globex")  # pins are per tenant
+    assert len(resolve_route(by_name, other, "llama").deployments) == 2
