@@ -231,3 +231,27 @@ async def _run_and_kill(gw: Gateway, key: str, victim: SimEngine) -> list[str]:
         assert victim.process is not None
         victim.process.kill()
         return list(await asyncio.gather(*tasks))
+
+
+def test_a_deployment_that_fails_its_probe_takes_no_new_work(tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp = tmp_path_factory.mktemp("probes")
+    with ExitStack() as stack:
+        first = stack.enter_context(sim_engine("--speed", "20", "--models", "sim-twin"))
+        second = stack.enter_context(sim_engine("--speed", "20", "--models", "sim-twin"))
+        spec = [{"name": name, "base_url": e.url + "/v1", "models": ["sim-twin"]}
+                for name, e in (("first", first), ("second", second))]  # fmt: skip
+        path = tmp / "tenantgate.yaml"
+        path.write_text(yaml.safe_dump({"pools": [{"name": "twins", "deployments": spec}]}))
+        env = {"TENANTGATE_HEALTH_PROBE_S": "0.2", "TENANTGATE_BREAKER_FAILURES": "1000000"}  # only the probe acts
+        gw = stack.enter_context(gateway(tmp, "--config", str(path), env=env))
+        key = gw.tenant_with_key("careful", "--plan", "growth")
+        assert first.process is not None
+        first.process.kill()
+        until(lambda: deployment(gw, "first")["health"] == "probe_failed", what="the probe to notice")
+        assert "probe_failed" in gw.cli("pools")  # what an operator sees
+        for _ in range(6):
+            reply = httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-twin"),
+                               headers={"Authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+            assert reply.status_code == 200
+        assert deployment(gw, "first")["consecutive_failures"] == 0  # never tried: not a failover
+        assert deployment(gw, "second")["consecutive_failures"] == 0

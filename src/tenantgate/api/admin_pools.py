@@ -27,6 +27,7 @@ class DeploymentState(BaseModel):
     pool: str
     region: str
     health: str  # healthy | circuit_open | half_open | probe_failed
+    consecutive_failures: int  # connection errors and 5xx before the first byte, since the last success
     draining: bool
     accepts_work: bool
     scheduler: str
@@ -60,6 +61,7 @@ def deployment_state(gw: Gateway, lane: Lane) -> DeploymentState:
             entry.next_start_ms = start
     return DeploymentState(
         name=deployment.name, pool=deployment.pool, region=deployment.region, health=deployment.health.state,
+        consecutive_failures=deployment.health.failures,
         draining=deployment.draining, accepts_work=deployment.accepts_work, scheduler=deployment.scheduler,
         in_flight=dispatcher.budget.sequences, max_in_flight=deployment.max_in_flight,
         in_flight_tokens=dispatcher.budget.tokens, max_inflight_tokens=deployment.max_inflight_tokens,
