@@ -1,6 +1,6 @@
 """A streaming request that has to wait: open the stream at once and say where it stands.
 
-While the request waits, SSE comment lines (`: queue {"queue_position":3,"predicted_start_ms":1200}`)
+While the request waits, SSE comment lines (`: queue {"position":3,"predicted_start_ms":1200}`)
 go out every `queue_update_s`; SSE clients ignore comments, people and dashboards can read them.
 When it starts, a last comment gives the whole wait, then the upstream stream is relayed. Errors
 after the head went out (queue timeout, every deployment failing) arrive as an SSE `error` event.
@@ -28,7 +28,7 @@ def queue_comment(forecast: Forecast | None, **extra: object) -> bytes:
     if forecast is not None:
         start = forecast.predicted_start_s
         predicted = None if start is None else round(start * 1000)
-        body = {"queue_position": forecast.position, "predicted_start_ms": predicted}
+        body = {"position": forecast.position, "predicted_start_ms": predicted}  # the format in DESIGN.md
     return b": queue " + orjson.dumps({**body, **extra}) + b"\n\n"
 
 

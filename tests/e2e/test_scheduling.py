@@ -106,7 +106,7 @@ def test_a_waiting_stream_hears_its_position_then_streams(gw: Gateway, key: str)
             lines = waiting.iter_lines()
             first = next(lines)
             assert first.startswith(": queue ")
-            assert json.loads(first.removeprefix(": queue "))["queue_position"] == 0
+            assert json.loads(first.removeprefix(": queue "))["position"] == 0
             until(lambda: deployment(gw, "single")["waiting"] == 1, what="the stream to wait")
             holding.close()  # the long stream ends; its place goes to the waiting one
             rest = [line for line in lines if line]
