@@ -221,15 +221,20 @@ def test_metrics_need_the_admin_token_and_show_queues(gw: Gateway) -> None:
     assert 'tenantgate_deployment_available{deployment="left"} 1.0' in text
 
 
-def test_priority_hint_goes_only_to_deployments_that_declare_it(
-    gw: Gateway, key: str, engines: dict[str, SimEngine]
-) -> None:
+def burst_on_the_pair(gw: Gateway, engines: dict[str, SimEngine], key: str, count: int, max_tokens: int) -> None:
+    """`count` concurrent requests for the model that `left` and `right` serve, counted afresh there."""
     for engine in ("left", "right"):
         engines[engine].reset()
     with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda _: httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-pair", 50),
-                                                     headers=headers(key), timeout=60), range(16)))  # fmt: skip
+        replies = list(pool.map(lambda _: httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-pair", max_tokens),
+                                                     headers=headers(key), timeout=60), range(count)))  # fmt: skip
     assert all(r.status_code == 200 for r in replies)
+
+
+def test_priority_hint_goes_only_to_deployments_that_declare_it(
+    gw: Gateway, key: str, engines: dict[str, SimEngine]
+) -> None:
+    burst_on_the_pair(gw, engines, key, 16, max_tokens=50)
     left, right = engines["left"].stats()["priorities"], engines["right"].stats()["priorities"]
     assert isinstance(left, dict) and isinstance(right, dict)
     assert set(left) <= {"1"} and set(right) <= {"none"}  # growth plan: priority 1
@@ -238,12 +243,7 @@ def test_priority_hint_goes_only_to_deployments_that_declare_it(
 
 def test_a_pinned_tenant_is_served_only_where_it_is_pinned(gw: Gateway, engines: dict[str, SimEngine]) -> None:
     pinned = gw.tenant_with_key("pinned", "--plan", "growth")
-    for engine in ("left", "right"):
-        engines[engine].reset()
-    with ThreadPoolExecutor(6) as pool:
-        replies = list(pool.map(lambda _: httpx.post(gw.url + "/v1/chat/completions", json=chat("sim-pair", 20),
-                                                     headers=headers(pinned), timeout=60), range(12)))  # fmt: skip
-    assert all(r.status_code == 200 for r in replies)
+    burst_on_the_pair(gw, engines, pinned, 12, max_tokens=20)
     assert engines["left"].stats()["requests"] == 0 and engines["right"].stats()["requests"] == 12
 
 
