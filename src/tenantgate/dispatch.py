@@ -18,7 +18,7 @@ from tenantgate.providers.base import UpstreamResponse
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.policy import Route
 from tenantgate.runtime import Gateway
-from tenantgate.scheduling.dispatcher import Forecast
+from tenantgate.scheduling.forecast import Forecast
 from tenantgate.scheduling.lanes import Displaced, Lane, OnUpdate, Waiter, WaitingRequest
 from tenantgate.scheduling.tickets import Ticket
 

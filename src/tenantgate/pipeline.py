@@ -22,7 +22,7 @@ from tenantgate.inference_request import Endpoint, InferenceRequest, parse_reque
 from tenantgate.metering.meter import RequestMeter
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.queued_stream import QueuedStream
-from tenantgate.relay import CLIENT_CLOSED, Outcome, StreamRelay
+from tenantgate.relay import CLIENT_CLOSED, Outcome, StreamRelay, cancel_on_disconnect
 from tenantgate.routing.policy import resolve_route
 from tenantgate.runtime import Gateway
 from tenantgate.usage_sniffer import SseUsageSniffer, usage_from
@@ -118,14 +118,7 @@ async def wait_unless_client_leaves(dispatch: Dispatch, receive: Receive) -> Non
     waiting = asyncio.current_task()
     assert waiting is not None
     gone = asyncio.Event()
-
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        gone.set()
-        waiting.cancel()
-
-    watcher = asyncio.get_running_loop().create_task(watch())
+    watcher = asyncio.get_running_loop().create_task(cancel_on_disconnect(receive, waiting, gone))
     try:
         await dispatch.wait()
     except asyncio.CancelledError:

@@ -17,8 +17,8 @@ from starlette.types import Receive, Scope, Send
 from tenantgate.dispatch import Dispatch
 from tenantgate.errors import GatewayError, UpstreamError
 from tenantgate.providers.base import UpstreamResponse
-from tenantgate.relay import CLIENT_CLOSED, Outcome, StreamRelay, sse_error_event
-from tenantgate.scheduling.dispatcher import Forecast
+from tenantgate.relay import CLIENT_CLOSED, Outcome, StreamRelay, cancel_on_disconnect, sse_error_event
+from tenantgate.scheduling.forecast import Forecast
 
 RelayFactory = Callable[[UpstreamResponse], StreamRelay]
 
@@ -52,7 +52,7 @@ class QueuedStream:
         waiting = asyncio.current_task()
         assert waiting is not None
         gone = asyncio.Event()
-        watcher = asyncio.get_running_loop().create_task(_watch(receive, waiting, gone))
+        watcher = asyncio.get_running_loop().create_task(cancel_on_disconnect(receive, waiting, gone))
         try:
             upstream = await dispatch.send(update)
         except GatewayError as exc:
@@ -80,10 +80,3 @@ class QueuedStream:
         started = queue_comment(None, started=True, wait_ms=dispatch.waited_ms())
         await send({"type": "http.response.body", "body": started, "more_body": True})
         await self._relay(upstream)(scope, receive, send)
-
-
-async def _watch(receive: Receive, waiting: asyncio.Task[None], gone: asyncio.Event) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    gone.set()
-    waiting.cancel()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -27,6 +28,14 @@ _EVENT = b"data: {"
 def sse_error_event(error: GatewayError) -> bytes:
     body = {"error": {"message": error.message, "type": error.type, "code": error.code, "param": None}}
     return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+async def cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any], gone: asyncio.Event) -> None:
+    """Cancel `task` when the client disconnects, after setting `gone` so the task can tell why."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+    task.cancel()
 
 
 class StreamRelay:

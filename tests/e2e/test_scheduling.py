@@ -143,6 +143,11 @@ def test_a_tenant_sees_its_own_waiting_requests_and_nobody_elses(gw: Gateway, ke
         until(lambda: deployment(gw, "single")["waiting"] == 1, what="the labelled request to wait")
         mine = httpx.get(gw.url + "/queue", headers=headers(key)).json()["data"]
         theirs = httpx.get(gw.url + "/queue", headers=headers(neighbour)).json()["data"]
+        per_tenant = deployment(gw, "single")["queues"]
+        with gw.admin() as admin:
+            metrics = admin.get("/metrics").text
+    assert [(q["tenant"], q["waiting"]) for q in per_tenant] == [("waiter", 1)]  # operators see it too
+    assert 'tenantgate_queue_depth{deployment="single",tenant="waiter"} 1.0' in metrics
     assert theirs == []
     assert len(mine) == 1
     entry = mine[0]

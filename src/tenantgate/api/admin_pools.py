@@ -48,25 +48,22 @@ class PoolState(BaseModel):
 def deployment_state(gw: Gateway, lane: Lane) -> DeploymentState:
     dispatcher, deployment = lane.dispatcher, lane.deployment
     labels = gw.scheduler.observer.labels
-    queues: dict[str, TenantQueue] = {}
-    for ticket, forecast in dispatcher.forecast(gw.scheduler.clock()).items():
-        name = labels.get(ticket.tenant, ticket.tenant)
-        start = None if forecast.predicted_start_s is None else round(forecast.predicted_start_s * 1000)
-        entry = queues.get(name)
-        if entry is None:
-            queues[name] = TenantQueue(tenant=name, waiting=1, next_start_ms=start)
-            continue
-        entry.waiting += 1
-        if start is not None and (entry.next_start_ms is None or start < entry.next_start_ms):
-            entry.next_start_ms = start
+    queues = [
+        TenantQueue(
+            tenant=labels.get(tenant, tenant),
+            waiting=queue.waiting,
+            next_start_ms=None if queue.next_start_s is None else round(queue.next_start_s * 1000),
+        )
+        for tenant, queue in lane.tenant_queues(gw.scheduler.clock()).items()
+    ]
     return DeploymentState(
         name=deployment.name, pool=deployment.pool, region=deployment.region, health=deployment.health.state,
         consecutive_failures=deployment.health.failures,
         draining=deployment.draining, accepts_work=deployment.accepts_work, scheduler=deployment.scheduler,
         in_flight=dispatcher.budget.sequences, max_in_flight=deployment.max_in_flight,
         in_flight_tokens=dispatcher.budget.tokens, max_inflight_tokens=deployment.max_inflight_tokens,
-        waiting=len(dispatcher.queue), service_rate=dispatcher.rate.value,
-        queues=sorted(queues.values(), key=lambda q: q.tenant),
+        waiting=len(dispatcher.queue), service_rate=dispatcher.outlook.rate.value,
+        queues=sorted(queues, key=lambda q: q.tenant),
     )  # fmt: skip
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from tenantgate.fairbench.metrics import Report, Served, report
 from tenantgate.fairbench.workloads import Workload
 from tenantgate.scheduling.disciplines import Discipline, make_discipline
-from tenantgate.scheduling.dispatcher import Dispatcher, forecast_queue
-from tenantgate.scheduling.forecast import ArrivalRates, OutputPredictor, ServiceRate
+from tenantgate.scheduling.dispatcher import Dispatcher
+from tenantgate.scheduling.forecast import QueueOutlook
 from tenantgate.scheduling.state import MemoryBudget
 from tenantgate.scheduling.tickets import Prices, Ticket
 from tenantgate.sim.engine_model import EngineConfig, EngineModel, FcfsPolicy, SimRequest, Step
@@ -57,18 +57,14 @@ class QueuePolicy:
     def __init__(self, discipline: Discipline, prices: Prices) -> None:
         self.discipline = discipline
         self.prices = prices
-        self.rate = ServiceRate()
-        self.predictor = OutputPredictor()
-        self.arrivals = ArrivalRates()
-        self.weights: dict[str, float] = {}
+        self.outlook = QueueOutlook(prices)
         self.tickets: dict[SimRequest, Ticket] = {}
         self.requests: dict[Ticket, SimRequest] = {}
         self.now = 0.0
 
     def add(self, request: SimRequest) -> None:
         ticket = self.tickets[request]
-        self.arrivals.record(ticket.tenant, self.expected_cost(ticket), request.arrival)
-        self.weights[ticket.tenant] = ticket.weight
+        self.outlook.arrived(ticket, request.arrival)
         self.discipline.push(ticket)
 
     def peek(self) -> SimRequest | None:
@@ -77,7 +73,8 @@ class QueuePolicy:
 
     def pop(self) -> SimRequest:
         ticket = self.discipline.pop()
-        self.rate.record(self.prices.prompt * ticket.prompt_tokens, self.now, saturated=len(self.discipline) > 0)
+        saturated = len(self.discipline) > 0
+        self.outlook.rate.record(self.prices.prompt * ticket.prompt_tokens, self.now, saturated)
         return self.requests[ticket]
 
     def remove(self, request: SimRequest) -> bool:
@@ -85,9 +82,6 @@ class QueuePolicy:
 
     def __len__(self) -> int:
         return len(self.discipline)
-
-    def expected_cost(self, ticket: Ticket) -> float:
-        return self.prices.cost(ticket.prompt_tokens, round(self.predictor.expect(ticket.tenant, ticket.max_output)))
 
 
 class _Sampler:
@@ -200,11 +194,11 @@ def _run_in_engine(
         for request in step.emitted:
             ticket = policy.tickets[request]
             policy.discipline.charge_output(ticket, 1)
-            policy.rate.record(experiment.prices.output, step.end, saturated=len(policy) > 0)
+            policy.outlook.rate.record(experiment.prices.output, step.end, saturated=len(policy) > 0)
         for request in step.finished:
             ticket = policy.tickets.pop(request)
             policy.requests.pop(ticket)
-            policy.predictor.observe(ticket.tenant, request.output_tokens)
+            policy.outlook.predictor.observe(ticket.tenant, request.output_tokens)
             assert request.admitted_at is not None
             served.append(_served(request, ticket, predicted.pop(request), request.admitted_at))
 
@@ -215,11 +209,7 @@ def _run_in_engine(
 def _prediction(policy: QueuePolicy, ticket: Ticket, enabled: bool) -> float | None:
     if not enabled or not len(policy.discipline):
         return None
-    rates = policy.arrivals.rates(ticket.arrival)
-    forecast = forecast_queue(
-        policy.discipline, policy.expected_cost, policy.rate.value, rates, policy.weights, only=ticket
-    )
-    return forecast[ticket].predicted_start_s
+    return policy.outlook.forecast(policy.discipline, ticket.arrival, only=ticket)[ticket].predicted_start_s
 
 
 def _run_behind_gateway(

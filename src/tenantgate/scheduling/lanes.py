@@ -20,7 +20,8 @@ from tenantgate.domain import QueueTerms
 from tenantgate.errors import QueueFull, QueueTimeout
 from tenantgate.routing.catalog import Deployment
 from tenantgate.scheduling.disciplines import make_discipline
-from tenantgate.scheduling.dispatcher import Dispatcher, Forecast
+from tenantgate.scheduling.dispatcher import Dispatcher
+from tenantgate.scheduling.forecast import Forecast
 from tenantgate.scheduling.state import MemoryBudget
 from tenantgate.scheduling.tickets import Prices, Ticket
 
@@ -48,6 +49,25 @@ class Lane:
         if now - self._forecast_at > FORECAST_TTL_S:
             self._forecast, self._forecast_at = self.dispatcher.forecast(now), now
         return self._forecast.get(ticket)
+
+    def tenant_queues(self, now: float) -> dict[str, TenantWaiting]:
+        """Per tenant id: how many of its requests wait here, and when the first of them should start."""
+        queues: dict[str, TenantWaiting] = {}
+        if not len(self.dispatcher.queue):
+            return queues
+        for ticket, forecast in self.dispatcher.forecast(now).items():
+            entry = queues.setdefault(ticket.tenant, TenantWaiting())
+            entry.waiting += 1
+            start = forecast.predicted_start_s
+            if start is not None and (entry.next_start_s is None or start < entry.next_start_s):
+                entry.next_start_s = start
+        return queues
+
+
+@dataclass(slots=True)
+class TenantWaiting:
+    waiting: int = 0
+    next_start_s: float | None = None  # None until the deployment's service rate is measured
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,20 +74,11 @@ class _LaneCollector(Collector):
             running.add_metric([name], dispatcher.budget.sequences)
             tokens.add_metric([name], dispatcher.budget.tokens)
             available.add_metric([name], 1.0 if lane.deployment.accepts_work else 0.0)
-            heads: dict[str, float | None] = {}
-            forecast = dispatcher.forecast(now) if len(dispatcher.queue) else {}
-            waiting: dict[str, int] = {}
-            for ticket, place in forecast.items():
-                waiting[ticket.tenant] = waiting.get(ticket.tenant, 0) + 1
-                seen = heads.get(ticket.tenant)
-                if place.predicted_start_s is not None and (seen is None or place.predicted_start_s < seen):
-                    heads[ticket.tenant] = place.predicted_start_s
-            for tenant, count in waiting.items():
+            for tenant, queue in lane.tenant_queues(now).items():
                 label = self.labels.get(tenant, tenant)
-                depth.add_metric([name, label], count)
-                seconds = heads.get(tenant)
-                if seconds is not None:
-                    start.add_metric([name, label], seconds)
+                depth.add_metric([name, label], queue.waiting)
+                if queue.next_start_s is not None:
+                    start.add_metric([name, label], queue.next_start_s)
             counters = getattr(dispatcher.queue, "counters", None)
             if isinstance(counters, MemoryCounters):
                 for tenant, value in counters.snapshot().items():
