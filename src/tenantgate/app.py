@@ -15,18 +15,20 @@ from starlette.types import Receive, Scope, Send
 
 from tenantgate import __version__
 from tenantgate.admission.counters import MemoryCounterStore
-from tenantgate.admission.plans import pricing, rules_by_plan
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
 from tenantgate.api import admin, admin_pools, public
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.directory import KeyDirectory
+from tenantgate.billing.prices import PriceBook, config_prices
 from tenantgate.builtin_engine import builtin_engine
 from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
+from tenantgate.metering.journal import UsageJournal
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.notifications import Notifier
+from tenantgate.plans import rules_by_plan
 from tenantgate.providers.openai_compat import OpenAICompatProvider
 from tenantgate.runtime import Gateway, running
 from tenantgate.scheduling.lanes import Scheduler
@@ -55,6 +57,12 @@ class GatewayApp:
         await self.admin_app(scope, receive, send)
 
 
+def journal(settings: Settings) -> UsageJournal | None:
+    if settings.usage_journal == "off":
+        return None
+    return UsageJournal(settings.data_dir / "journal", strict=settings.usage_journal == "strict")
+
+
 def create_app(settings: Settings) -> GatewayApp:
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -68,30 +76,33 @@ def create_app(settings: Settings) -> GatewayApp:
             stack.push_async_callback(provider.aclose)
             engine_url = await stack.enter_async_context(builtin_engine(settings))
             catalog = await build_catalog(settings, provider, engine_url)
-            prices = Prices(settings.fair_prompt_weight, settings.fair_output_weight)
+            fair_prices = Prices(settings.fair_prompt_weight, settings.fair_output_weight)
             registry = CollectorRegistry()
             queue_metrics = QueueMetrics(registry)
-            scheduler = Scheduler(catalog.deployments, prices, observer=queue_metrics)
+            scheduler = Scheduler(catalog.deployments, fair_prices, observer=queue_metrics)
             queue_metrics.watch(scheduler)
             keys = KeyDirectory(
                 store, negative_ttl_s=settings.negative_key_ttl_s, plan_rules=rules_by_plan(settings.catalog)
             )
             counters = RedisCounterStore.from_url(settings.redis_url) if settings.redis_url else MemoryCounterStore()
+            prices = PriceBook(settings.catalog.aliases, config_prices(settings.catalog))
             admission = Admission(
                 counters,
-                pricing(settings.catalog),
+                prices.estimate,
                 lease_ttl_s=settings.lease_ttl_s,
                 output_estimate=settings.output_estimate_tokens,
                 output_cap=settings.output_estimate_cap,
                 notifier=Notifier(store),
+                recorded=store,
             )
             recorder = UsageRecorder(
                 store,
                 flush_s=settings.usage_flush_s,
                 batch_size=settings.usage_batch_size,
                 buffer_limit=settings.usage_buffer_limit,
+                journal=journal(settings),
             )
-            gw = Gateway(settings, store, keys, catalog, provider, recorder, admission, scheduler, registry)
+            gw = Gateway(settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices)
             await stack.enter_async_context(running(gw))
             plans = frozenset(p.name for p in settings.catalog.plans)
             api.state.gateway = gw

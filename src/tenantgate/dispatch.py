@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from tenantgate.domain import Principal
+from tenantgate.domain import Principal, Usage
 from tenantgate.errors import NoCapacity, QueueFull, UpstreamError, UpstreamTimeout
 from tenantgate.inference_request import InferenceRequest
+from tenantgate.metering.meter import Served
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.policy import Route
@@ -43,6 +44,7 @@ class Dispatch:
         self.principal = principal
         self.request_id = request_id
         self._size = (prompt_tokens, max_output)
+        self.prompt_estimate = prompt_tokens
         self._about = WaitingRequest(request_id, route.requested, request.stream, client_request_id)
         scheduler = gw.scheduler
         self.enqueued_at = scheduler.clock()
@@ -55,6 +57,9 @@ class Dispatch:
                 "requests are not sent to other pools or regions."
             )
         self.place = self.first()
+        self.sent = False  # some deployment received it: its engine may have worked on it
+        self.gpu_seconds = 0.0  # GPU time held on deployments, failed attempts included
+        self._gpu_mark: float | None = None
 
     def _ticket(self) -> Ticket:
         principal = self.principal
@@ -113,12 +118,14 @@ class Dispatch:
             try:
                 return await self._send_to(place.lane)
             except (UpstreamError, UpstreamTimeout):  # the deployment failed before any byte
+                self._gpu_end()
                 if place.lane.deployment.health.failure():  # its circuit opened: what waits there moves on
                     self.gw.scheduler.evacuate(place.lane)
                 self.gw.scheduler.release(place.lane, place.ticket)
                 if not self._lanes:
                     raise
             except BaseException:
+                self._gpu_end()
                 self.gw.scheduler.release(place.lane, place.ticket)  # cancelled mid-send: give the place back
                 raise
             self.first()
@@ -135,6 +142,8 @@ class Dispatch:
         priority = principal.queue.priority if deployment.priority_hint else None
         body = self.request.upstream_body(self.route.served, priority)
         trial = deployment.health.sending()
+        self._gpu_mark = deployment.gpu_time.begin()
+        self.sent = True
         try:
             upstream = await self._answer_from(deployment, body, headers)
         except asyncio.CancelledError:
@@ -162,8 +171,23 @@ class Dispatch:
     def deployment(self) -> str:
         return self.place.lane.deployment.name
 
+    def _gpu_end(self) -> None:
+        if self._gpu_mark is not None:
+            self.gpu_seconds += self.place.lane.deployment.gpu_time.end(self._gpu_mark)
+            self._gpu_mark = None
+
     def release(self, output_tokens: int | None) -> None:
+        self._gpu_end()
         self.gw.scheduler.release(self.place.lane, self.place.ticket, output_tokens)
+
+    def cut_usage(self) -> Usage | None:
+        """The charge of a request whose client left before an answer: its prompt, if it was sent."""
+        return Usage(self.prompt_estimate, 0, estimated=True) if self.sent else None
+
+    def served(self) -> Served:
+        """Where it ran, for its usage event (call after `release`)."""
+        deployment = self.place.lane.deployment
+        return Served(deployment.name, deployment.pool, self.waited_ms(), self.gpu_seconds)
 
     def charge(self, output_tokens: int) -> None:
         self.gw.scheduler.charge(self.place.lane, self.place.ticket, output_tokens)

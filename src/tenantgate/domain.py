@@ -127,6 +127,7 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    estimated: bool = False  # counted by the gateway (a cut stream), not reported by the engine
 
     @property
     def total_tokens(self) -> int:
@@ -149,6 +150,36 @@ class UsageEvent:
     latency_ms: float
     created_at: datetime
     queue_wait_ms: float | None = None  # time in the fair queue before dispatch
+    pool: str | None = None
+    gpu_seconds: float = 0.0  # this request's share of its deployment's busy GPU time
+    cost_micros: int = 0  # what the tenant is charged, at the price in force when it ran
+    price_version: str | None = None  # the price version that produced `cost_micros`
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """One version of a model's price, in force from `effective_from` until the next version.
+
+    Integer micro-units of the installation's currency per 1M tokens, and per GPU-hour."""
+
+    id: str
+    model: str
+    effective_from: datetime
+    input_micros_per_1m: int
+    output_micros_per_1m: int
+    cached_micros_per_1m: int
+    gpu_hour_micros: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A usage event the database refused, kept with the reason so no usage is silently lost."""
+
+    request_id: str
+    reason: str
+    payload: str  # the event as JSON
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

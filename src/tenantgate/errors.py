@@ -134,5 +134,9 @@ class QueueTimeout(GatewayError):
     code = "queue_timeout"
 
 
+class ConfigurationError(Exception):
+    """A setting the operator must fix before the gateway can start; the message names it."""
+
+
 class ClientGone(Exception):
     """The client disconnected before a response started; nothing is sent."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import orjson
 from starlette.responses import Response
@@ -19,16 +21,17 @@ from tenantgate.dispatch import Dispatch
 from tenantgate.domain import Principal, Usage
 from tenantgate.errors import ClientGone, GatewayError, PermissionDenied
 from tenantgate.inference_request import Endpoint, InferenceRequest, parse_request
-from tenantgate.metering.meter import RequestMeter
+from tenantgate.metering.meter import RequestMeter, Served
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.queued_stream import QueuedStream
-from tenantgate.relay import CLIENT_CLOSED, Outcome, StreamRelay, cancel_on_disconnect
+from tenantgate.relay import CLIENT_CLOSED, Outcome, RelayHooks, StreamRelay, cancel_on_disconnect
 from tenantgate.routing.policy import resolve_route
 from tenantgate.runtime import Gateway
 from tenantgate.usage_sniffer import SseUsageSniffer, usage_from
 
 QUEUE_WAIT = "x-tenantgate-queue-wait-ms"
 QUEUE_WAIT_HEADER = QUEUE_WAIT.encode()
+T = TypeVar("T")
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
@@ -48,7 +51,9 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
     principal = await gw.keys.authenticate(call.authorization)
     check_namespace(principal, call.namespace)
     request = parse_request(call.endpoint, call.body)
-    meter = RequestMeter(gw.recorder, principal, call.request_id, call.endpoint.value, request.model, started)
+    meter = RequestMeter(
+        gw.recorder, gw.prices, principal, call.request_id, call.endpoint.value, request.model, started
+    )
     reservation = None
     dispatch: Dispatch | None = None
     upstream: UpstreamResponse | None = None
@@ -57,18 +62,19 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
         reservation = await gw.admission.reserve(principal, request, call.request_id)
         size = gw.admission.estimate(request)
         dispatch = Dispatch(gw, route, request, principal, call.request_id, *size, call.client_request_id)
-        if not (request.stream and dispatch.waiting):  # a waiting stream opens first and waits in QueuedStream
-            if dispatch.waiting:
-                await wait_unless_client_leaves(dispatch, call.receive)
+        if not request.stream:  # waits silently; a client that leaves cancels the wait or the engine call
+            upstream = await unless_client_leaves(dispatch.send(), call.receive)
+        elif not dispatch.waiting:  # a waiting stream opens first and waits in QueuedStream
             upstream = await dispatch.send()
     except GatewayError as exc:
         gw.admission.settle_soon(reservation, None)
-        meter.finish(exc.status, exc.code, queue_wait_ms=_waited(dispatch))
+        meter.finish(exc.status, exc.code, served=_served(dispatch))
         exc.headers.setdefault(QUEUE_WAIT, str(_waited(dispatch) or 0))
         raise
     except ClientGone:
-        gw.admission.settle_soon(reservation, None)
-        meter.finish(CLIENT_CLOSED, "client_disconnected", queue_wait_ms=_waited(dispatch))
+        cut = None if dispatch is None else dispatch.cut_usage()
+        gw.admission.settle_soon(reservation, cut)
+        meter.finish(CLIENT_CLOSED, "client_disconnected", cut, _served(dispatch))
         raise
     except BaseException:  # a bug or a cancellation: still give the reservation back
         gw.admission.settle_soon(reservation, None)
@@ -80,6 +86,12 @@ def _waited(dispatch: Dispatch | None) -> int | None:
     return None if dispatch is None else dispatch.waited_ms()
 
 
+def _served(dispatch: Dispatch | None) -> Served:
+    if dispatch is None:
+        return Served()
+    return dispatch.served() if dispatch.sent else Served(queue_wait_ms=dispatch.waited_ms())
+
+
 async def respond(
     gw: Gateway, call: InferenceCall, request: InferenceRequest, meter: RequestMeter,
     reservation: Reservation | None, dispatch: Dispatch, upstream: UpstreamResponse | None,
@@ -89,7 +101,7 @@ async def respond(
     def settle(status: int, error: str | None, usage: Usage | None) -> None:
         dispatch.release(None if usage is None else usage.completion_tokens)
         gw.admission.settle_soon(reservation, usage)
-        meter.finish(status, error, usage, dispatch.deployment, queue_wait_ms=dispatch.waited_ms())
+        meter.finish(status, error, usage, dispatch.served())
 
     def progress(events: int) -> None:
         dispatch.charge(events)
@@ -99,31 +111,34 @@ async def respond(
     headers = [(b"x-request-id", call.request_id.encode())]
     if reservation is not None:
         headers += reservation.headers
+    durable = gw.recorder.durable if gw.recorder.strict else None
+    hooks = RelayHooks(meter.first_byte, settle, progress, durable)
+    prompt_estimate = dispatch.prompt_estimate
     sniffer = SseUsageSniffer(strip_usage_chunk=not request.wants_usage)
     if upstream is None:  # a stream that waits: its head goes out now, the wait so far is none
         head = [*_SSE_HEADERS, *headers, (QUEUE_WAIT_HEADER, b"0")]
 
         def relay(upstream: UpstreamResponse) -> StreamRelay:
-            return StreamRelay(upstream, sniffer, head, meter.first_byte, settle, progress, started=True)
+            return StreamRelay(upstream, sniffer, head, hooks, prompt_estimate, started=True)
 
-        return QueuedStream(dispatch, head, relay, settle)
+        return QueuedStream(dispatch, head, relay, settle, durable)
     headers.append((QUEUE_WAIT_HEADER, str(dispatch.waited_ms()).encode()))
     if request.stream and upstream.status == 200:
-        return StreamRelay(upstream, sniffer, _SSE_HEADERS + headers, meter.first_byte, settle, progress)
-    return await complete(upstream, headers, settle)
+        return StreamRelay(upstream, sniffer, _SSE_HEADERS + headers, hooks, prompt_estimate)
+    return await complete(upstream, headers, settle, call.receive, dispatch.cut_usage())
 
 
-async def wait_unless_client_leaves(dispatch: Dispatch, receive: Receive) -> None:
-    """A non-streaming request waits silently; if its client disconnects it leaves the queue at once."""
-    waiting = asyncio.current_task()
-    assert waiting is not None
+async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T:
+    """Await `work` (a silent wait in the queue, reading an answer); ClientGone if the client disconnects first."""
+    current = asyncio.current_task()
+    assert current is not None
     gone = asyncio.Event()
-    watcher = asyncio.get_running_loop().create_task(cancel_on_disconnect(receive, waiting, gone))
+    watcher = asyncio.get_running_loop().create_task(cancel_on_disconnect(receive, current, gone))
     try:
-        await dispatch.wait()
+        return await work
     except asyncio.CancelledError:
         if gone.is_set():
-            waiting.uncancel()
+            current.uncancel()
             raise ClientGone from None
         raise
     finally:
@@ -136,16 +151,24 @@ def check_namespace(principal: Principal, namespace: str | None) -> None:
 
 
 async def complete(
-    upstream: UpstreamResponse,
-    headers: list[tuple[bytes, bytes]],
-    settle: Outcome,
-) -> Response:
+    upstream: UpstreamResponse, headers: list[tuple[bytes, bytes]], settle: Outcome, receive: Receive,
+    cut: Usage | None,
+) -> Response:  # fmt: skip
+    """Read a whole answer; a client that leaves meanwhile cancels the upstream call.
+
+    The engine reports no usage for a call cut short, so `cut` is charged: the prompt estimate (its
+    prefill ran), marked estimated, along with the GPU time the call held."""
     try:
-        body = await upstream.read()
+        body = await unless_client_leaves(upstream.read(), receive)
     except GatewayError as exc:
         settle(exc.status, exc.code, None)
         raise
+    except ClientGone:
+        upstream.close()
+        settle(CLIENT_CLOSED, "client_disconnected", cut)
+        raise
     except BaseException:
+        upstream.close()
         settle(CLIENT_CLOSED, "cancelled", None)
         raise
     usage = None

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from tenantgate.dispatch import Dispatch
 from tenantgate.errors import GatewayError, UpstreamError
 from tenantgate.providers.base import UpstreamResponse
-from tenantgate.relay import CLIENT_CLOSED, Outcome, StreamRelay, cancel_on_disconnect, sse_error_event
+from tenantgate.relay import CLIENT_CLOSED, Durable, Outcome, StreamRelay, cancel_on_disconnect, sse_error_event
 from tenantgate.scheduling.forecast import Forecast
 
 RelayFactory = Callable[[UpstreamResponse], StreamRelay]
@@ -34,12 +34,21 @@ def queue_comment(forecast: Forecast | None, **extra: object) -> bytes:
 
 class QueuedStream:
     def __init__(
-        self, dispatch: Dispatch, headers: list[tuple[bytes, bytes]], relay: RelayFactory, on_failure: Outcome
-    ) -> None:
+        self, dispatch: Dispatch, headers: list[tuple[bytes, bytes]], relay: RelayFactory, on_failure: Outcome,
+        durable: Durable | None,
+    ) -> None:  # fmt: skip
         self._dispatch = dispatch
         self._headers = headers
         self._relay = relay
         self._on_failure = on_failure
+        self._durable = durable
+
+    async def _fail(self, send: Send, error: GatewayError, status: int, code: str | None) -> None:
+        """Record the failure, then tell the client in-band (the 200 head went out already)."""
+        self._on_failure(status, code, None)
+        if self._durable is not None:
+            await self._durable()
+        await send({"type": "http.response.body", "body": sse_error_event(error), "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         dispatch = self._dispatch
@@ -56,8 +65,7 @@ class QueuedStream:
         try:
             upstream = await dispatch.send(update)
         except GatewayError as exc:
-            await send({"type": "http.response.body", "body": sse_error_event(exc), "more_body": False})
-            self._on_failure(exc.status, exc.code, None)
+            await self._fail(send, exc, exc.status, exc.code)
             return
         except asyncio.CancelledError:
             if not gone.is_set():
@@ -74,8 +82,7 @@ class QueuedStream:
             body = await upstream.read()
             upstream.close()
             error = UpstreamError(f"The engine refused the request: {body.decode(errors='replace')[:500]}")
-            await send({"type": "http.response.body", "body": sse_error_event(error), "more_body": False})
-            self._on_failure(upstream.status, "upstream_client_error", None)
+            await self._fail(send, error, upstream.status, "upstream_client_error")
             return
         started = queue_comment(None, started=True, wait_ms=dispatch.waited_ms())
         await send({"type": "http.response.body", "body": started, "more_body": True})

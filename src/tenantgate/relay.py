@@ -2,13 +2,15 @@
 
 A watcher task waits for the client's disconnect: when the client leaves, the pump is
 cancelled and the upstream connection dropped, which stops generation on the engine. The
-outcome callback is synchronous, so cancellation cannot skip settlement or metering.
+outcome callback is synchronous, so cancellation cannot skip settlement or metering, and a cut
+stream is charged for what it delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,6 +22,7 @@ from tenantgate.providers.base import UpstreamResponse
 from tenantgate.usage_sniffer import SseUsageSniffer
 
 Outcome = Callable[[int, str | None, Usage | None], None]
+Durable = Callable[[], Awaitable[None]]
 CLIENT_CLOSED = 499  # nginx's convention for "client closed the connection"
 PROGRESS_STEP = 64  # report streamed output every this many events (about one token each)
 _EVENT = b"data: {"
@@ -38,36 +41,48 @@ async def cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any], gone: 
     task.cancel()
 
 
+@dataclass(frozen=True, slots=True)
+class RelayHooks:
+    """What the relay reports, and to whom: the pipeline's settlement, metering and charging."""
+
+    on_first_byte: Callable[[], None]
+    on_outcome: Outcome
+    on_tokens: Callable[[int], None] | None = None
+    durable: Durable | None = None  # strict journal: the event is on disk before the stream ends
+
+
 class StreamRelay:
+    """Pump the upstream stream to the client, counting the events that reach it.
+
+    The stream's usage is the engine's own when its usage chunk came through; when the stream was
+    cut first (the client left, the engine failed or timed out) it is what was delivered: the
+    relayed events (one token each) and the prompt estimate, marked estimated. Either way the
+    outcome is reported before the last bytes go out, so a client that saw its stream end has
+    its usage recorded."""
+
     def __init__(
-        self,
-        upstream: UpstreamResponse,
-        sniffer: SseUsageSniffer,
-        headers: list[tuple[bytes, bytes]],
-        on_first_byte: Callable[[], None],
-        on_outcome: Outcome,
-        on_tokens: Callable[[int], None] | None = None,
-        started: bool = False,
-    ) -> None:
+        self, upstream: UpstreamResponse, sniffer: SseUsageSniffer, headers: list[tuple[bytes, bytes]],
+        hooks: RelayHooks, prompt_estimate: int, started: bool = False,
+    ) -> None:  # fmt: skip
         self._upstream = upstream
         self._sniffer = sniffer
         self._headers = headers
-        self._on_first_byte = on_first_byte
-        self._on_outcome = on_outcome
-        self._on_tokens = on_tokens
+        self._hooks = hooks
+        self._prompt_estimate = prompt_estimate
         self._started = started  # the response head went out already (the request waited in a queue)
         self._client_gone = False
         self._complete = False  # the last byte was handed to the server; a disconnect after it is normal
+        self._reported = False
+        self.delivered = 0  # events relayed to the client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        status, error = 200, None
         pump = asyncio.current_task()
         assert pump is not None
         watcher = asyncio.get_running_loop().create_task(self._watch_client(receive, pump))
         try:
             if not self._started:
                 await send({"type": "http.response.start", "status": 200, "headers": self._headers})
-            status, error = await self._pump(send)
+            await self._pump(send)
         except asyncio.CancelledError:
             if not self._client_gone:
                 raise
@@ -77,9 +92,19 @@ class StreamRelay:
         finally:
             watcher.cancel()
             self._upstream.close()
-            if self._client_gone:
-                status, error = CLIENT_CLOSED, "client_disconnected"
-            self._on_outcome(status, error, self._sniffer.usage)
+            self._report(CLIENT_CLOSED, "client_disconnected")  # no-op when the stream ended normally
+
+    def usage(self) -> Usage:
+        """The engine's usage if it reported it, else what was delivered (estimated)."""
+        reported = self._sniffer.usage
+        if reported is not None:
+            return reported
+        return Usage(self._prompt_estimate, self.delivered, estimated=True)
+
+    def _report(self, status: int, error: str | None) -> None:
+        if not self._reported:
+            self._reported = True
+            self._hooks.on_outcome(status, error, self.usage())
 
     async def _watch_client(self, receive: Receive, pump: asyncio.Task[object]) -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -88,10 +113,11 @@ class StreamRelay:
             self._client_gone = True
             pump.cancel()
 
-    async def _pump(self, send: Send) -> tuple[int, str | None]:
+    async def _pump(self, send: Send) -> None:
         sniffer = self._sniffer
-        on_tokens = self._on_tokens
-        events, mark = 0, PROGRESS_STEP
+        hooks = self._hooks
+        on_tokens = hooks.on_tokens
+        mark = PROGRESS_STEP
         first = True
         outcome: tuple[int, str | None] = (200, None)
         tail = b""
@@ -100,18 +126,21 @@ class StreamRelay:
                 out = sniffer.feed(data)
                 if out:
                     if first:
-                        self._on_first_byte()
+                        hooks.on_first_byte()
                         first = False
+                    self.delivered += out.count(_EVENT)  # handed to the server: charged even if the client goes now
                     await send({"type": "http.response.body", "body": out, "more_body": True})
-                    if on_tokens is not None:
-                        events += out.count(_EVENT)
-                        if events >= mark:
-                            on_tokens(events)
-                            mark = events + PROGRESS_STEP
+                    if on_tokens is not None and self.delivered >= mark:
+                        on_tokens(self.delivered)
+                        mark = self.delivered + PROGRESS_STEP
         except GatewayError as exc:
             # Bytes already reached the client: the status cannot change, so say it in-band.
             tail = sse_error_event(exc)
             outcome = (exc.status, exc.code)
+        rest = sniffer.flush()
+        self.delivered += rest.count(_EVENT)
+        self._report(*outcome)
+        if hooks.durable is not None:
+            await hooks.durable()
         self._complete = True
-        await send({"type": "http.response.body", "body": sniffer.flush() + tail, "more_body": False})
-        return outcome
+        await send({"type": "http.response.body", "body": rest + tail, "more_body": False})

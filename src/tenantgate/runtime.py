@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from tenantgate.admission.service import Admission
 from tenantgate.auth.directory import KeyDirectory
+from tenantgate.billing.prices import PriceBook
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.providers.base import Provider
 from tenantgate.routing.catalog import Catalog
@@ -34,6 +35,7 @@ class Gateway:
     admission: Admission
     scheduler: Scheduler
     registry: CollectorRegistry
+    prices: PriceBook
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -48,6 +50,16 @@ async def poll_key_changes(gw: Gateway) -> None:
             await gw.keys.refresh()
         except Exception:
             log.warning("key refresh failed; serving cached keys", exc_info=True)
+
+
+async def poll_prices(gw: Gateway, every_s: float = 5.0) -> None:
+    """Price versions added on other instances reach this one within `every_s`."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            gw.prices.replace(await gw.store.list_prices())
+        except Exception:
+            log.warning("price refresh failed; the prices loaded before stay in force", exc_info=True)
 
 
 async def probe_deployments(gw: Gateway) -> None:
@@ -79,8 +91,13 @@ async def renew_leases(gw: Gateway) -> None:
 @asynccontextmanager
 async def running(gw: Gateway) -> AsyncIterator[Gateway]:
     """Start the background loops; on exit stop them, flush usage and close connections."""
+    gw.prices.replace(await gw.store.list_prices())
+    gw.recorder.start()
     gw.spawn(poll_key_changes(gw), "key-refresh")
+    gw.spawn(poll_prices(gw), "price-refresh")
     gw.spawn(gw.recorder.run(), "usage-flush")
+    if gw.settings.usage_journal == "fast":
+        gw.spawn(gw.recorder.run_journal(gw.settings.usage_journal_flush_s), "usage-journal")
     gw.spawn(renew_leases(gw), "lease-renewal")
     gw.spawn(probe_deployments(gw), "health-probes")
     try:
@@ -92,6 +109,6 @@ async def running(gw: Gateway) -> AsyncIterator[Gateway]:
         gw.background.clear()
         await gw.admission.drain()
         await gw.admission.store.close()
-        await gw.recorder.flush()
+        await gw.recorder.close()
         await gw.provider.aclose()
         await gw.store.close()

@@ -6,6 +6,7 @@ Everything is validated at start-up and frozen; unknown keys in the YAML file ar
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +40,10 @@ class DeploymentConfig(_Strict):
         default=False, description="Send the plan's priority as `priority` (vLLM --scheduling-policy priority)"
     )
     cost_per_1m_tokens: float = Field(default=0.0, ge=0, description="Operator's cost; breaks placement ties")
+    gpus: float = Field(default=1.0, ge=0, le=4096, description="GPUs behind this endpoint (GPU-time attribution)")
+    cost_per_gpu_hour: float = Field(
+        default=0.0, ge=0, le=1_000_000, description="Operator's cost of one GPU-hour here (margin reports)"
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -102,11 +107,26 @@ DEFAULT_PLANS = (
 )  # fmt: skip
 
 
-class ModelPrice(_Strict):
-    """USD per million tokens; used for budgets (and, later, invoices)."""
+MAX_PRICE = 1_000_000.0  # per 1M tokens or per GPU-hour, in the installation's currency
 
-    input_per_1m: float = Field(ge=0)
-    output_per_1m: float = Field(ge=0)
+
+class ModelPrice(_Strict):
+    """One version of a model's price, in the installation's currency; budgets and invoices use it."""
+
+    input_per_1m: float = Field(ge=0, le=MAX_PRICE)
+    output_per_1m: float = Field(ge=0, le=MAX_PRICE)
+    cached_per_1m: float | None = Field(default=None, ge=0, le=MAX_PRICE, description="null = the input price")
+    per_gpu_hour: float = Field(default=0.0, ge=0, le=MAX_PRICE, description="Charged per GPU-hour a request used")
+    effective_from: datetime = Field(
+        default=datetime(1970, 1, 1, tzinfo=UTC), description="In force from this moment (with a timezone)"
+    )
+
+    @field_validator("effective_from")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("effective_from needs a timezone, e.g. 2026-12-01T00:00:00Z")
+        return value.astimezone(UTC)
 
 
 class CatalogConfig(_Strict):
@@ -115,7 +135,9 @@ class CatalogConfig(_Strict):
     pools: tuple[PoolConfig, ...] = ()
     aliases: dict[str, str] = Field(default_factory=dict, description="alias -> served model name")
     plans: tuple[PlanConfig, ...] = DEFAULT_PLANS
-    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="served or alias name -> price")
+    prices: dict[str, ModelPrice | tuple[ModelPrice, ...]] = Field(
+        default_factory=dict, description="served or alias name -> price, or its versions by effective date"
+    )
     pins: dict[str, tuple[str, ...]] = Field(
         default_factory=dict, description="tenant slug -> the pools or deployments its requests must use"
     )
@@ -164,6 +186,14 @@ class Settings(BaseSettings):
     usage_flush_s: float = Field(default=0.5, gt=0)
     usage_batch_size: int = Field(default=500, ge=1)
     usage_buffer_limit: int = Field(default=200_000, ge=1000)
+    usage_journal: Literal["strict", "fast", "off"] = Field(
+        default="fast",
+        description="strict: fsync each event before its response completes; fast: write every "
+        "usage_journal_flush_s; off: no journal (events in memory only until written)",
+    )
+    usage_journal_flush_s: float = Field(
+        default=0.1, gt=0, le=10, description="fast mode: the most a SIGKILL can lose, in seconds of events"
+    )
     redis_url: str | None = Field(default=None, description="Shared counters for limits; in-process when unset")
     lease_ttl_s: float = Field(default=30.0, gt=1, description="Concurrency leases expire unless renewed")
     output_estimate_tokens: int = Field(default=256, ge=1, description="Reserved output when max_tokens is absent")

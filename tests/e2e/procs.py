@@ -116,12 +116,18 @@ class Gateway:
 
 @contextmanager
 def gateway(
-    tmp: Path, *flags: str, database_url: str | None = None, env: dict[str, str] | None = None
-) -> Iterator[Gateway]:
+    tmp: Path, *flags: str, database_url: str | None = None, env: dict[str, str] | None = None,
+    data_dir: Path | None = None,
+) -> Iterator[Gateway]:  # fmt: skip
+    """A gateway process; each has its own data directory (its usage journal) unless one is given."""
     port = free_port()
     database_url = database_url or f"sqlite:///{tmp / 'gateway.db'}"
     args = [sys.executable, "-m", "tenantgate", "serve", "--port", str(port), "--database-url", database_url, *flags]
-    environment = {"TENANTGATE_ADMIN_TOKEN": ADMIN_TOKEN, "TENANTGATE_DATA_DIR": str(tmp / "data"), **(env or {})}
+    environment = {
+        "TENANTGATE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "TENANTGATE_DATA_DIR": str(data_dir or tmp / f"data-{port}"),
+        **(env or {}),
+    }
     url = f"http://127.0.0.1:{port}"
     with running(args, url + "/readyz", environment, log=tmp / f"gateway-{port}.log") as process:
         yield Gateway(url, process, database_url)

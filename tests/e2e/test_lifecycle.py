@@ -80,7 +80,7 @@ def test_client_disconnect_cancels_the_upstream_generation(gw: Gateway, acme_key
 
 def test_builtin_engine_demo_and_usage_flushed_on_shutdown(tmp_path: Path) -> None:
     env = {"TENANTGATE_USAGE_FLUSH_S": "3600", "TENANTGATE_SIM_SPEED": "20"}
-    with gateway(tmp_path, "--demo", env=env) as demo:
+    with gateway(tmp_path, "--demo", env=env, data_dir=tmp_path / "data") as demo:
         keys = json.loads((tmp_path / "data" / "demo-keys.json").read_text())
         assert set(keys) == {"acme", "solo"}
         api = sdk(demo, keys["acme"])

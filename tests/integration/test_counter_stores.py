@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore
+from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore, Unseeded
 from tenantgate.admission.limits import Check, LimitKind
 from tenantgate.admission.redis_counters import RedisCounterStore
 
@@ -108,12 +108,15 @@ async def test_period_totals(counters: Clocked) -> None:
     counter = name("day")
     reset = datetime(2030, 1, 1, tzinfo=UTC)
     quota = Check(LimitKind.QUOTA, counter, 1000, 400, "total", reset_at=reset)
+    assert await counters.store.reserve("a", [quota]) == Unseeded((0,))  # a total is seeded before use
+    await counters.store.seed([quota], [100])
+    await counters.store.seed([quota], [999])  # seeding never overwrites
     assert isinstance(await counters.store.reserve("a", [quota]), Granted)
     assert isinstance(await counters.store.reserve("b", [quota]), Granted)
     assert isinstance(await counters.store.reserve("c", [quota]), Denied)
     await counters.store.settle("a", [quota], [100])  # refund 300
     granted = await counters.store.reserve("c", [quota])
-    assert isinstance(granted, Granted) and granted.remaining == (100,)
+    assert isinstance(granted, Granted) and granted.remaining == (0,)
 
 
 async def test_peek_reports_without_reserving(counters: Clocked) -> None:
@@ -122,6 +125,7 @@ async def test_peek_reports_without_reserving(counters: Clocked) -> None:
         window(counter, 5),
         Check(LimitKind.QUOTA, total, 100, 30, "total", reset_at=datetime(2030, 1, 1, tzinfo=UTC)),
     ]
+    await counters.store.seed(checks[1:], [0])
     await counters.store.reserve("a", checks)
     assert await counters.store.peek(checks) == (1, 30)
     assert await counters.store.peek(checks) == (1, 30)

@@ -1,6 +1,6 @@
-from tenantgate.admission.plans import plan_limits, pricing, rules_by_plan
 from tenantgate.domain import Limits
-from tenantgate.settings import CatalogConfig, ModelPrice, PlanConfig
+from tenantgate.plans import plan_limits, rules_by_plan
+from tenantgate.settings import CatalogConfig, PlanConfig
 
 
 def test_monthly_cap_blocks_only_hard_plans_after_burst_credits() -> None:
@@ -19,11 +19,3 @@ def test_budget_in_micro_dollars_and_unknown_plans_are_unlimited() -> None:
     assert rules("b").limits == Limits(rpm=5, budget_micros=12_500_000)
     assert rules("b").allowed_pools == frozenset({"gpu"})
     assert rules("nope").limits.unlimited and rules("nope").allowed_pools is None
-
-
-def test_pricing_per_million_tokens_by_model_or_alias() -> None:
-    catalog = CatalogConfig(aliases={"small": "m"}, prices={"m": ModelPrice(input_per_1m=0.5, output_per_1m=1.5)})
-    cost = pricing(catalog)
-    assert cost("m", 1_000_000, 0) == 500_000  # $0.50
-    assert cost("small", 2, 2) == 4  # 2 * 0.5 + 2 * 1.5 micro-dollars
-    assert cost("unpriced", 10, 10) == 0

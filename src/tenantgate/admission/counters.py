@@ -32,8 +32,23 @@ class Denied:
     retry_after_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Unseeded:
+    """Period totals the store does not hold (a new period, or a store that lost its data): they
+    must be seeded from the recorded usage before anything is reserved against them."""
+
+    indexes: tuple[int, ...]
+
+
+Outcome = Granted | Denied | Unseeded
+
+
 class CounterStore(Protocol):
-    async def reserve(self, request_id: str, checks: Sequence[Check]) -> Granted | Denied: ...
+    async def reserve(self, request_id: str, checks: Sequence[Check]) -> Outcome:
+        """Unseeded (reserving nothing) when a period total is missing; else test and reserve all."""
+
+    async def seed(self, checks: Sequence[Check], values: Sequence[int]) -> None:
+        """Set missing period totals to what was recorded; one already there is left alone."""
 
     async def settle(self, request_id: str, checks: Sequence[Check], actual: Sequence[int]) -> None:
         """`actual[i]` replaces `checks[i].amount` (ignored for leases, which are released)."""
@@ -57,7 +72,10 @@ class MemoryCounterStore:
         self._leases: dict[str, dict[str, float]] = {}
         self._totals: dict[str, int] = {}
 
-    async def reserve(self, request_id: str, checks: Sequence[Check]) -> Granted | Denied:
+    async def reserve(self, request_id: str, checks: Sequence[Check]) -> Outcome:
+        missing = tuple(i for i, c in enumerate(checks) if c.shape == "total" and c.counter not in self._totals)
+        if missing:
+            return Unseeded(missing)
         now = self._clock()
         used = []
         for index, check in enumerate(checks):
@@ -120,8 +138,16 @@ class MemoryCounterStore:
                     self._sums[check.counter] += amount - reserved
             elif check.shape == "lease":
                 self._leases.get(check.counter, {}).pop(request_id, None)
-            else:
-                self._totals[check.counter] = self._totals.get(check.counter, 0) + amount - check.amount
+            elif check.counter in self._totals:  # a total lost meanwhile is seeded afresh, not patched
+                self._totals[check.counter] += amount - check.amount
+
+    async def seed(self, checks: Sequence[Check], values: Sequence[int]) -> None:
+        for check, value in zip(checks, values, strict=True):
+            self._totals.setdefault(check.counter, value)
+
+    def forget_totals(self) -> None:
+        """Lose every period total, as a restarted process does."""
+        self._totals.clear()
 
     async def renew(self, request_id: str, checks: Sequence[Check]) -> None:
         now = self._clock()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from tenantgate.admission.counters import Denied, Granted
+from tenantgate.admission.counters import Denied, Granted, Outcome, Unseeded
 from tenantgate.admission.limits import Check
 
 _PRELUDE = """
@@ -38,6 +38,11 @@ RESERVE = (
     _PRELUDE
     + """
 local id = ARGV[1]
+local missing = {}
+for i, key in ipairs(KEYS) do
+  if ARGV[1 + (i - 1) * 5 + 1] == 'total' and redis.call('EXISTS', key) == 0 then missing[#missing + 1] = i - 1 end
+end
+if #missing > 0 then return {-1, unpack(missing)} end
 local used = {}
 for i, key in ipairs(KEYS) do
   local base = 1 + (i - 1) * 5
@@ -143,26 +148,48 @@ return 1
 """
 
 
+# ARGV: per check: value, expire_at_ms
+SEED = """
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, ARGV[2 * i - 1], 'NX') then redis.call('PEXPIREAT', key, tonumber(ARGV[2 * i])) end
+end
+return 1
+"""
+
+
+def _expire_at(check: Check) -> int:
+    """A period total outlives its period by a day (ms since the epoch); other shapes use their TTL."""
+    return int(check.reset_at.timestamp() * 1000) + 86_400_000 if check.reset_at else 0
+
+
 class RedisCounterStore:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._reserve = redis.register_script(RESERVE)
         self._settle = redis.register_script(SETTLE)
         self._peek = redis.register_script(PEEK)
+        self._seed = redis.register_script(SEED)
 
     @classmethod
     def from_url(cls, url: str) -> RedisCounterStore:
         return cls(Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
 
-    async def reserve(self, request_id: str, checks: Sequence[Check]) -> Granted | Denied:
+    async def reserve(self, request_id: str, checks: Sequence[Check]) -> Outcome:
         args: list[str | int] = [request_id]
         for check in checks:
-            expire_at = int(check.reset_at.timestamp() * 1000) + 86_400_000 if check.reset_at else 0
-            args += [check.shape, check.limit, check.amount, int(check.ttl_s * 1000), expire_at]
+            args += [check.shape, check.limit, check.amount, int(check.ttl_s * 1000), _expire_at(check)]
         result = await self._reserve(keys=[c.counter for c in checks], args=args)
         if int(result[0]) == 0:
             return Denied(int(result[1]), int(result[2]) / 1000)
+        if int(result[0]) == -1:
+            return Unseeded(tuple(int(r) for r in result[1:]))
         return Granted(tuple(int(r) for r in result[1:]))
+
+    async def seed(self, checks: Sequence[Check], values: Sequence[int]) -> None:
+        args: list[int] = []
+        for check, value in zip(checks, values, strict=True):
+            args += [value, _expire_at(check)]
+        await self._seed(keys=[c.counter for c in checks], args=args)
 
     async def settle(self, request_id: str, checks: Sequence[Check], actual: Sequence[int]) -> None:
         await self._run_settle(request_id, checks, [str(a) for a in actual])

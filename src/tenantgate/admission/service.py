@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore
+from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore, Unseeded
 from tenantgate.admission.limits import Check, LimitKind, checks_for
 from tenantgate.admission.periods import calendar
+from tenantgate.admission.seeding import RecordedUsage, recorded_totals
 from tenantgate.clock import utcnow
 from tenantgate.domain import Limits, Principal, Usage
-from tenantgate.errors import RateLimited
+from tenantgate.errors import RateLimited, StoreUnavailable
 from tenantgate.inference_request import Endpoint, InferenceRequest
 from tenantgate.notifications import Notifier
 
@@ -107,8 +108,10 @@ class Admission:
         output_estimate: int,
         output_cap: int,
         notifier: Notifier | None = None,
+        recorded: RecordedUsage | None = None,
     ) -> None:
         self.store = store
+        self._recorded = recorded
         self._notifier = notifier
         self._fallback = store if isinstance(store, MemoryCounterStore) else MemoryCounterStore()
         self._pricing = pricing
@@ -148,7 +151,9 @@ class Admission:
         checks = tuple(check for _, check in labelled)
         store = self.store
         try:
-            outcome = await store.reserve(request_id, checks)
+            outcome = await self._reserve_seeded(store, request_id, checks)
+        except StoreUnavailable:
+            raise
         except Exception as exc:  # noqa: BLE001 - any store failure (Redis, network) degrades the same way
             outcome, store = await self._degraded(request_id, checks, exc)
         if isinstance(outcome, Denied):
@@ -167,11 +172,35 @@ class Admission:
         if used >= included > used - check.amount and self._notifier is not None:
             self._notifier.included_tokens_reached(tenant_id, included, check.counter.rsplit(":", 1)[-1])
 
+    async def _reserve_seeded(
+        self, store: CounterStore, request_id: str, checks: tuple[Check, ...]
+    ) -> Granted | Denied:
+        """Reserve; period totals the store lacks are first rebuilt from the recorded usage."""
+        outcome = await store.reserve(request_id, checks)
+        for _ in range(3):  # another instance may seed meanwhile; seeding never overwrites
+            if not isinstance(outcome, Unseeded):
+                return outcome
+            missing = [checks[i] for i in outcome.indexes]
+            if self._recorded is None:
+                values = [0] * len(missing)
+            else:
+                try:
+                    values = await recorded_totals(self._recorded, missing)
+                except Exception as exc:
+                    raise StoreUnavailable(
+                        "Quota usage cannot be verified right now (its counters are being rebuilt from the usage "
+                        "records, which are unreachable). Retry shortly.",
+                        code="quota_unverifiable",
+                    ) from exc
+            await store.seed(missing, values)
+            outcome = await store.reserve(request_id, checks)
+        raise StoreUnavailable("Quota counters could not be rebuilt; retry shortly.", code="quota_unverifiable")
+
     async def _degraded(
         self, request_id: str, checks: tuple[Check, ...], exc: Exception
     ) -> tuple[Granted | Denied, CounterStore]:
         log.warning("counter store unreachable (%s); enforcing limits per instance", type(exc).__name__)
-        return await self._fallback.reserve(request_id, checks), self._fallback
+        return await self._reserve_seeded(self._fallback, request_id, checks), self._fallback
 
     def charge_progress(self, reservation: Reservation, output_tokens: int) -> None:
         """A stream has produced `output_tokens`: charge what goes beyond its reservation now,

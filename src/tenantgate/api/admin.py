@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from tenantgate.admission.plans import rules_by_plan
 from tenantgate.api.admin_schemas import (
     KeyCreated,
     KeyIn,
@@ -25,6 +24,7 @@ from tenantgate.api.admin_schemas import (
 from tenantgate.clock import utcnow
 from tenantgate.domain import Limits, UsageTotals
 from tenantgate.errors import AuthenticationFailed, InvalidRequest
+from tenantgate.plans import rules_by_plan
 from tenantgate.runtime import Gateway
 from tenantgate.tenancy import TenancyService, replace_set_fields
 

@@ -89,6 +89,9 @@ class DataPlane:
         except Exception:
             log.exception("unhandled error in request %s", request_id)
             app = internal_error_response(request_id)
+        recorder = self.gateway.recorder
+        if recorder.strict:  # the request's usage event is on disk before its answer goes out
+            await recorder.durable()
         await app(scope, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, request_id: str) -> ASGIApp:

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from tenantgate.admission.plans import PlanRules
 from tenantgate.auth.keys import parse_key, secret_matches
 from tenantgate.clock import utcnow
 from tenantgate.domain import ApiKey, Limits, Principal, Tenant, TenantStatus, User
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
+from tenantgate.plans import PlanRules
 from tenantgate.storage.base import TenancyStore
 
 # Rows written by another instance with a slightly slower clock must not be missed by the poll.

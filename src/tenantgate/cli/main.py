@@ -76,6 +76,15 @@ def serve(
     if settings.demo and settings.admin_token is None:
         settings = settings.model_copy(update={"admin_token": SecretStr(_demo_admin_token(settings.data_dir))})
     ensure_schema(settings.database_url)
+    if settings.usage_journal != "off":
+        from tenantgate.errors import ConfigurationError
+        from tenantgate.metering.journal import UsageJournal
+
+        try:
+            UsageJournal.preflight(settings.data_dir / "journal")
+        except ConfigurationError as exc:
+            typer.echo(f"tenantgate: {exc}", err=True)
+            raise typer.Exit(2) from None
     if settings.demo:
         # the command as this shell can run it, e.g. .venv/bin/tenantgate under `make run`
         command = sys.argv[0] if sys.argv[0].endswith("tenantgate") else "tenantgate"

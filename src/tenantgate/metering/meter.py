@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+from tenantgate.billing.prices import PriceBook
 from tenantgate.clock import utcnow
 from tenantgate.domain import Principal, Usage, UsageEvent
+from tenantgate.metering.codec import recorded_model
 from tenantgate.metering.recorder import UsageRecorder
 
 _NO_USAGE = Usage()
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Where the request ran and for how long it waited and held GPUs there."""
+
+    deployment: str | None = None
+    pool: str | None = None
+    queue_wait_ms: int | None = None
+    gpu_seconds: float = 0.0
+
+
+_NOWHERE = Served()
+
+
 class RequestMeter:
-    __slots__ = ("_done", "_first_byte", "_started", "endpoint", "model", "principal", "recorder", "request_id")
+    __slots__ = (
+        "_done", "_first_byte", "_started", "endpoint", "model", "prices", "principal", "recorder", "request_id"
+    )  # fmt: skip
 
     def __init__(
-        self, recorder: UsageRecorder, principal: Principal, request_id: str, endpoint: str, model: str, started: float
-    ) -> None:
+        self, recorder: UsageRecorder, prices: PriceBook, principal: Principal, request_id: str, endpoint: str,
+        model: str, started: float,
+    ) -> None:  # fmt: skip
         self.recorder = recorder
+        self.prices = prices
         self.principal = principal
         self.request_id = request_id
         self.endpoint = endpoint
@@ -31,30 +51,36 @@ class RequestMeter:
             self._first_byte = time.perf_counter()
 
     def finish(
-        self, status: int, error_type: str | None, usage: Usage | None = None, deployment: str | None = None,
-        queue_wait_ms: int | None = None,
-    ) -> None:  # fmt: skip
-        """Record the event; idempotent so every exit path may call it."""
+        self, status: int, error_type: str | None, usage: Usage | None = None, served: Served = _NOWHERE
+    ) -> None:
+        """Record the event, priced at the price in force now; idempotent so every exit path may call it."""
         if self._done:
             return
         self._done = True
         now = time.perf_counter()
         ttft = None if self._first_byte is None else (self._first_byte - self._started) * 1000
+        usage = usage or _NO_USAGE
+        created = utcnow()
+        cost, version = self.prices.cost(self.model, usage, served.gpu_seconds, created)
         self.recorder.record(
             UsageEvent(
                 request_id=self.request_id,
                 tenant_id=self.principal.tenant_id,
                 key_id=self.principal.key_id,
                 user_id=self.principal.user_id,
-                model=self.model,
-                deployment=deployment,
+                model=recorded_model(self.model),
+                deployment=served.deployment,
                 endpoint=self.endpoint,
                 status=status,
                 error_type=error_type,
-                usage=usage or _NO_USAGE,
+                usage=usage,
                 ttft_ms=ttft,
                 latency_ms=(now - self._started) * 1000,
-                queue_wait_ms=queue_wait_ms,
-                created_at=utcnow(),
+                queue_wait_ms=served.queue_wait_ms,
+                created_at=created,
+                pool=served.pool,
+                gpu_seconds=served.gpu_seconds,
+                cost_micros=cost,
+                price_version=version,
             )
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from tenantgate.billing.gpu_time import GpuClock
 from tenantgate.routing.health import Health
 from tenantgate.settings import CatalogConfig
 
@@ -27,8 +28,14 @@ class Deployment:
     scheduler: str = "vtc"
     priority_hint: bool = False
     cost_per_1m_tokens: float = 0.0
+    gpus: float = 1.0
+    cost_per_gpu_hour: float = 0.0
     health: Health = field(default_factory=Health)
     draining: bool = False  # no new dispatch; what runs finishes
+    gpu_time: GpuClock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gpu_time = GpuClock(self.gpus)
 
     @property
     def accepts_work(self) -> bool:
@@ -82,6 +89,8 @@ def catalog_from_config(
                     scheduler=pool.scheduler,
                     priority_hint=spec.priority_hint,
                     cost_per_1m_tokens=spec.cost_per_1m_tokens,
+                    gpus=spec.gpus,
+                    cost_per_gpu_hour=spec.cost_per_gpu_hour,
                     health=health(),
                 )
             )

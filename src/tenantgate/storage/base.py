@@ -6,7 +6,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from tenantgate.domain import ApiKey, KeyChanges, Notification, Tenant, UsageEvent, UsageTotals, User
+from tenantgate.domain import (
+    ApiKey,
+    DeadLetter,
+    KeyChanges,
+    Notification,
+    Price,
+    Tenant,
+    UsageEvent,
+    UsageTotals,
+    User,
+)
 
 
 class TenancyStore(Protocol):
@@ -57,8 +67,25 @@ class UsageStore(Protocol):
 
     async def usage_totals(self, tenant_id: str, since: datetime, until: datetime) -> list[UsageTotals]: ...
 
+    async def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep events the database refused, with the reason; idempotent by request id."""
 
-class Store(TenancyStore, UsageStore, NotificationStore, Protocol):
+    async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
+        """The newest first."""
+
+    async def period_usage(self, scope: str, scope_id: str, since: datetime) -> tuple[int, int]:
+        """(tokens, cost in micros) recorded since `since` for a 'tenant', 'key' or 'user' id."""
+
+
+class PriceStore(Protocol):
+    async def add_price(self, price: Price) -> None:
+        """Insert; raises Conflict when the model has a price from the same moment."""
+
+    async def list_prices(self) -> list[Price]:
+        """Every version, by model then effective date."""
+
+
+class Store(TenancyStore, UsageStore, NotificationStore, PriceStore, Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
 

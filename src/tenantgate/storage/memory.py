@@ -6,7 +6,17 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from tenantgate.domain import ApiKey, KeyChanges, Notification, Tenant, UsageEvent, UsageTotals, User
+from tenantgate.domain import (
+    ApiKey,
+    DeadLetter,
+    KeyChanges,
+    Notification,
+    Price,
+    Tenant,
+    UsageEvent,
+    UsageTotals,
+    User,
+)
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import totals_by_model
 
@@ -18,6 +28,8 @@ class MemoryStore:
         self._keys: dict[str, ApiKey] = {}
         self._usage: dict[str, UsageEvent] = {}
         self._notifications: dict[tuple[str, str, str], Notification] = {}
+        self._dead_letters: dict[str, DeadLetter] = {}
+        self._prices: dict[tuple[str, datetime], Price] = {}
 
     async def create_tenant(self, tenant: Tenant) -> None:
         if any(t.slug == tenant.slug for t in self._tenants.values()):
@@ -89,6 +101,32 @@ class MemoryStore:
         return totals_by_model(
             e for e in self._usage.values() if e.tenant_id == tenant_id and since <= e.created_at < until
         )
+
+    async def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            self._dead_letters.setdefault(letter.request_id, letter)
+
+    async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
+        return sorted(self._dead_letters.values(), key=lambda d: d.created_at, reverse=True)[:limit]
+
+    async def period_usage(self, scope: str, scope_id: str, since: datetime) -> tuple[int, int]:
+        owner = {"tenant": "tenant_id", "key": "key_id", "user": "user_id"}[scope]
+        tokens = cost = 0
+        for event in self._usage.values():
+            if getattr(event, owner) == scope_id and event.created_at >= since:
+                tokens += event.usage.total_tokens
+                cost += event.cost_micros
+        return tokens, cost
+
+    async def add_price(self, price: Price) -> None:
+        once = (price.model, price.effective_from)
+        if once in self._prices:
+            when = price.effective_from.isoformat()
+            raise Conflict(f"model {price.model!r} already has a price from {when}", code="price_exists")
+        self._prices[once] = price
+
+    async def list_prices(self) -> list[Price]:
+        return [self._prices[k] for k in sorted(self._prices)]
 
     async def add_notification(self, notification: Notification) -> bool:
         once = (notification.tenant_id, notification.kind, notification.period)

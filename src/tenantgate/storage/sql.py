@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -21,19 +20,11 @@ from tenantgate.domain import (
     Tenant,
     TenantMode,
     TenantStatus,
-    UsageEvent,
-    UsageTotals,
     User,
 )
 from tenantgate.errors import Conflict
-from tenantgate.storage.tables import api_keys, notifications, tenants, usage_events, users
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; everything we store is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+from tenantgate.storage.sql_usage import SqlUsage, aware
+from tenantgate.storage.tables import api_keys, notifications, tenants, users
 
 
 def _tuple(value: Any) -> tuple[str, ...] | None:
@@ -50,8 +41,8 @@ def _tenant(row: Any) -> Tenant:
         region=row.region,
         status=TenantStatus(row.status),
         allowed_models=_tuple(row.allowed_models),
-        created_at=_aware(row.created_at) or row.created_at,
-        updated_at=_aware(row.updated_at) or row.updated_at,
+        created_at=aware(row.created_at) or row.created_at,
+        updated_at=aware(row.updated_at) or row.updated_at,
         limits=limits_from_json(row.limits),
     )
 
@@ -64,11 +55,11 @@ def _key(row: Any) -> ApiKey:
         secret_hash=row.secret_hash,
         user_id=row.user_id,
         models=_tuple(row.models),
-        expires_at=_aware(row.expires_at),
-        revoked_at=_aware(row.revoked_at),
-        last_used_at=_aware(row.last_used_at),
-        created_at=_aware(row.created_at) or row.created_at,
-        updated_at=_aware(row.updated_at) or row.updated_at,
+        expires_at=aware(row.expires_at),
+        revoked_at=aware(row.revoked_at),
+        last_used_at=aware(row.last_used_at),
+        created_at=aware(row.created_at) or row.created_at,
+        updated_at=aware(row.updated_at) or row.updated_at,
         limits=limits_from_json(row.limits),
     )
 
@@ -80,9 +71,9 @@ def _user(row: Any) -> User:
         email=row.email,
         name=row.name,
         role=Role(row.role),
-        created_at=_aware(row.created_at) or row.created_at,
+        created_at=aware(row.created_at) or row.created_at,
         limits=limits_from_json(row.limits),
-        updated_at=_aware(row.updated_at),
+        updated_at=aware(row.updated_at),
     )
 
 
@@ -111,27 +102,6 @@ def _tenant_values(t: Tenant) -> dict[str, Any]:
     }
 
 
-def _usage_values(e: UsageEvent) -> dict[str, Any]:
-    return {
-        "request_id": e.request_id,
-        "tenant_id": e.tenant_id,
-        "key_id": e.key_id,
-        "user_id": e.user_id,
-        "model": e.model,
-        "deployment": e.deployment,
-        "endpoint": e.endpoint,
-        "status": e.status,
-        "error_type": e.error_type,
-        "prompt_tokens": e.usage.prompt_tokens,
-        "completion_tokens": e.usage.completion_tokens,
-        "cached_tokens": e.usage.cached_tokens,
-        "ttft_ms": e.ttft_ms,
-        "latency_ms": e.latency_ms,
-        "queue_wait_ms": e.queue_wait_ms,
-        "created_at": e.created_at,
-    }
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run beside the usage writer; NORMAL sync is durable across process crashes."""
     cursor = dbapi_connection.cursor()
@@ -141,11 +111,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SqlStore:
+class SqlStore(SqlUsage):
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        self._insert_usage = insert(usage_events).on_conflict_do_nothing(index_elements=["request_id"])
+        super().__init__(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
@@ -273,31 +241,6 @@ class SqlStore:
             keys=tuple(_key(r) for r in keys), tenants=tuple(_tenant(r) for r in ts), users=tuple(_user(r) for r in us)
         )
 
-    async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
-        if not events:
-            return
-        # executemany over one cached statement: compiling a multi-row VALUES per batch costs more than the insert
-        async with self._engine.begin() as conn:
-            await conn.execute(self._insert_usage, [_usage_values(e) for e in events])
-
-    async def usage_totals(self, tenant_id: str, since: datetime, until: datetime) -> list[UsageTotals]:
-        u = usage_events.c
-        query = (
-            sa.select(
-                u.model,
-                sa.func.count(),
-                sa.func.sum(u.prompt_tokens),
-                sa.func.sum(u.completion_tokens),
-                sa.func.sum(sa.case((u.status >= 400, 1), else_=0)),
-            )
-            .where(u.tenant_id == tenant_id, u.created_at >= since, u.created_at < until)
-            .group_by(u.model)
-            .order_by(u.model)
-        )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [UsageTotals(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows]
-
     async def add_notification(self, notification: Notification) -> bool:
         values = dataclasses.asdict(notification)
         try:
@@ -314,7 +257,7 @@ class SqlStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            Notification(r.id, r.tenant_id, r.kind, r.period, r.message, _aware(r.created_at) or r.created_at)
+            Notification(r.id, r.tenant_id, r.kind, r.period, r.message, aware(r.created_at) or r.created_at)
             for r in rows
         ]
 

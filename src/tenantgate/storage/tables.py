@@ -74,6 +74,36 @@ usage_events = sa.Table(
     sa.Column("queue_wait_ms", sa.Float),
     sa.Column("created_at", TS, nullable=False),
     sa.Index("ix_usage_tenant_time", "tenant_id", "created_at"),
+    sa.Column("pool", sa.String(200)),
+    sa.Column("usage_estimated", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("gpu_seconds", sa.Float, nullable=False, server_default="0"),
+    sa.Column("cost_micros", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("price_version", sa.String(64)),
+    sa.Index("ix_usage_key_time", "key_id", "created_at"),
+    sa.Index("ix_usage_user_time", "user_id", "created_at"),
+)
+
+usage_dead_letters = sa.Table(
+    "usage_dead_letters",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+prices = sa.Table(
+    "prices",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("effective_from", TS, nullable=False),
+    sa.Column("input_micros_per_1m", sa.BigInteger, nullable=False),
+    sa.Column("output_micros_per_1m", sa.BigInteger, nullable=False),
+    sa.Column("cached_micros_per_1m", sa.BigInteger, nullable=False),
+    sa.Column("gpu_hour_micros", sa.BigInteger, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("model", "effective_from", name="uq_prices_model_from"),
 )
 
 notifications = sa.Table(

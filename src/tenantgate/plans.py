@@ -1,4 +1,6 @@
-"""From configuration to enforcement: plan limits and prices."""
+"""Plans, from configuration to enforcement: the limits, pools and queue terms a plan gives its tenants.
+
+Admission and billing both read plans from here."""
 
 from __future__ import annotations
 
@@ -45,15 +47,3 @@ def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
     }
     unknown = PlanRules()
     return lambda name: table.get(name, unknown)
-
-
-def pricing(catalog: CatalogConfig) -> Callable[[str, int, int], int]:
-    """Micro-dollars for a request: USD per 1M tokens times tokens is exactly micro-dollars."""
-    prices = {model: (p.input_per_1m, p.output_per_1m) for model, p in catalog.prices.items()}
-    aliases = catalog.aliases
-
-    def cost(model: str, prompt: int, completion: int) -> int:
-        price = prices.get(model) or prices.get(aliases.get(model, model))
-        return 0 if price is None else round(prompt * price[0] + completion * price[1])
-
-    return cost

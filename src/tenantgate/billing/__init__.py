@@ -1,0 +1,1 @@
+"""Billing: versioned prices, GPU-time attribution, and (from usage events) what tenants owe."""

@@ -1,0 +1,119 @@
+"""The SQL store's usage side: events, dead letters and versioned prices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tenantgate.domain import DeadLetter, Price, UsageEvent, UsageTotals
+from tenantgate.errors import Conflict
+from tenantgate.metering.codec import event_to_dict
+from tenantgate.storage.tables import prices, usage_dead_letters, usage_events
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _price(row: Any) -> Price:
+    return Price(
+        id=row.id,
+        model=row.model,
+        effective_from=aware(row.effective_from) or row.effective_from,
+        input_micros_per_1m=int(row.input_micros_per_1m),
+        output_micros_per_1m=int(row.output_micros_per_1m),
+        cached_micros_per_1m=int(row.cached_micros_per_1m),
+        gpu_hour_micros=int(row.gpu_hour_micros),
+        created_at=aware(row.created_at) or row.created_at,
+    )
+
+
+class SqlUsage:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert_usage = insert(usage_events).on_conflict_do_nothing(index_elements=["request_id"])
+        self._insert_letter = insert(usage_dead_letters).on_conflict_do_nothing(index_elements=["request_id"])
+
+    async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
+        if not events:
+            return
+        # executemany over one cached statement: compiling a multi-row VALUES per batch costs more than the insert
+        async with self._engine.begin() as conn:
+            await conn.execute(self._insert_usage, [event_to_dict(e) for e in events])
+
+    async def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        rows = [
+            {"request_id": d.request_id, "reason": d.reason, "payload": d.payload, "created_at": d.created_at}
+            for d in letters
+        ]
+        async with self._engine.begin() as conn:
+            await conn.execute(self._insert_letter, rows)
+
+    async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
+        query = usage_dead_letters.select().order_by(usage_dead_letters.c.created_at.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [DeadLetter(r.request_id, r.reason, r.payload, aware(r.created_at) or r.created_at) for r in rows]
+
+    async def usage_totals(self, tenant_id: str, since: datetime, until: datetime) -> list[UsageTotals]:
+        u = usage_events.c
+        query = (
+            sa.select(
+                u.model,
+                sa.func.count(),
+                sa.func.sum(u.prompt_tokens),
+                sa.func.sum(u.completion_tokens),
+                sa.func.sum(sa.case((u.status >= 400, 1), else_=0)),
+            )
+            .where(u.tenant_id == tenant_id, u.created_at >= since, u.created_at < until)
+            .group_by(u.model)
+            .order_by(u.model)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [UsageTotals(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows]
+
+    async def period_usage(self, scope: str, scope_id: str, since: datetime) -> tuple[int, int]:
+        u = usage_events.c
+        column = {"tenant": u.tenant_id, "key": u.key_id, "user": u.user_id}[scope]
+        query = sa.select(
+            sa.func.coalesce(sa.func.sum(u.prompt_tokens + u.completion_tokens), 0),
+            sa.func.coalesce(sa.func.sum(u.cost_micros), 0),
+        ).where(column == scope_id, u.created_at >= since)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).one()
+        return int(row[0]), int(row[1])
+
+    async def add_price(self, price: Price) -> None:
+        values = {
+            "id": price.id,
+            "model": price.model,
+            "effective_from": price.effective_from,
+            "input_micros_per_1m": price.input_micros_per_1m,
+            "output_micros_per_1m": price.output_micros_per_1m,
+            "cached_micros_per_1m": price.cached_micros_per_1m,
+            "gpu_hour_micros": price.gpu_hour_micros,
+            "created_at": price.created_at,
+        }
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(prices.insert().values(**values))
+        except IntegrityError as exc:
+            when = price.effective_from.isoformat()
+            raise Conflict(f"model {price.model!r} already has a price from {when}", code="price_exists") from exc
+
+    async def list_prices(self) -> list[Price]:
+        query = prices.select().order_by(prices.c.model, prices.c.effective_from)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_price(r) for r in rows]

@@ -1,0 +1,139 @@
+"""The usage writer on every store: poison events go to dead letters and never stop the others;
+an unreachable database keeps everything; a journal replay after a crash never double-counts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tenantgate.domain import Price, Usage
+from tenantgate.errors import Conflict
+from tenantgate.metering.codec import decode
+from tenantgate.metering.journal import UsageJournal
+from tenantgate.metering.recorder import UsageRecorder
+from tenantgate.storage.base import Store
+from tenantgate.storage.sql import SqlStore
+from tests.integration.test_store_suite import T0, event
+
+
+def recorder(store: Store, journal: UsageJournal | None = None) -> UsageRecorder:
+    return UsageRecorder(store, flush_s=60, batch_size=50, buffer_limit=1000, journal=journal)
+
+
+async def test_period_usage_sums_tokens_and_cost_per_identity(store: Store) -> None:
+    first = replace(event("r1", "t-a", "m", 10, 5), cost_micros=700, user_id="u1")
+    second = replace(event("r2", "t-a", "m", 1, 1), cost_micros=30, created_at=T0 + timedelta(hours=1))
+    await store.insert_usage([first, second, event("r3", "t-b", "m", 99, 99)])
+    assert await store.period_usage("tenant", "t-a", T0) == (17, 730)
+    assert await store.period_usage("tenant", "t-a", T0 + timedelta(minutes=1)) == (2, 30)
+    assert await store.period_usage("user", "u1", T0) == (15, 700)
+    assert await store.period_usage("key", "k1", T0) == (17 + 198, 730)
+    assert await store.period_usage("tenant", "t-none", T0) == (0, 0)
+
+
+async def test_prices_are_versioned_and_a_duplicate_moment_conflicts(store: Store) -> None:
+    price = Price("p1", "m", T0, 1_000_000, 2_000_000, 500_000, 0, T0)
+    later = replace(price, id="p2", effective_from=T0 + timedelta(days=1), output_micros_per_1m=3_000_000)
+    await store.add_price(later)
+    await store.add_price(price)
+    assert await store.list_prices() == [price, later]
+    with pytest.raises(Conflict):
+        await store.add_price(replace(price, id="p3"))
+
+
+def rejected_by_every_sql_store() -> Any:
+    """An event no SQL store accepts (a NOT NULL column left empty)."""
+    return replace(event("poison-null", "t-a", "m", 1, 1), latency_ms=None)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def sql_store(request: pytest.FixtureRequest) -> AsyncIterator[SqlStore]:
+    store = SqlStore.from_url(request.getfixturevalue(f"{request.param}_url"))
+    yield store
+    await store.close()
+
+
+async def test_a_refused_event_is_dead_lettered_and_the_rest_are_written(sql_store: SqlStore) -> None:
+    store = sql_store
+    writer = recorder(store)
+    good = [event(f"ok-{i}", "t-a", "m", 1, 1) for i in range(20)]
+    for item in [*good[:7], rejected_by_every_sql_store(), *good[7:]]:
+        writer.record(item)
+    await writer.flush()
+    assert writer.pending == 0 and writer.written == 20 and writer.dead_lettered == 1
+    assert await store.period_usage("tenant", "t-a", T0) == (40, 0)
+    [letter] = await store.list_dead_letters(10)
+    assert letter.request_id == "poison-null" and "latency_ms" in letter.reason
+    assert orjson.loads(letter.payload)["request_id"] == "poison-null"
+    assert "INSERT" not in letter.reason  # the driver's message, not the statement and its values
+
+
+@pytest.mark.postgres
+async def test_postgres_refuses_nul_and_overlong_models_and_usage_keeps_flowing(postgres_url: str) -> None:
+    store = SqlStore.from_url(postgres_url)
+    try:
+        writer = recorder(store)
+        writer.record(event("nul", "t-a", "bad\x00model", 1, 1))
+        writer.record(event("long", "t-a", "m" * 300, 1, 1))
+        for i in range(20):
+            writer.record(event(f"after-{i}", "t-a", "m", 2, 3))
+        await writer.flush()
+        assert writer.pending == 0 and writer.dead_lettered == 2
+        assert await store.period_usage("tenant", "t-a", T0) == (100, 0)
+        letters = {d.request_id: d for d in await store.list_dead_letters(10)}
+        assert set(letters) == {"nul", "long"}
+        assert decode(letters["nul"].payload.encode()).model == "bad\x00model"  # kept whole, to repair by hand
+    finally:
+        await store.close()
+
+
+async def test_an_unreachable_database_keeps_every_event_for_retry(sqlite_url: str) -> None:
+    store = SqlStore.from_url(sqlite_url)
+    writer = recorder(store)
+    for i in range(30):
+        writer.record(event(f"r{i}", "t-a", "m", 1, 1))
+    await store.close()
+    broken = SqlStore.from_url(sqlite_url.replace("tenantgate.db", "missing/dir/x.db"))  # cannot even connect
+    writer._store = broken
+    await writer.flush()
+    assert writer.pending == 30 and writer.dead_lettered == 0 and writer.written == 0
+    await broken.close()
+    writer._store = SqlStore.from_url(sqlite_url)
+    await writer.flush()
+    assert writer.pending == 0 and writer.written == 30
+    assert await writer._store.period_usage("tenant", "t-a", T0) == (60, 0)
+    await writer._store.close()
+
+
+async def test_a_replayed_journal_counts_each_event_once(store: Store, tmp_path: Path) -> None:
+    live = tmp_path / "journal"
+    journal = UsageJournal(live, strict=True)
+    writer = recorder(store, journal)
+    writer.start()
+    for i in range(10):
+        writer.record(replace(event(f"r{i}", "t-a", "m", 1, 1), usage=Usage(1, 1, estimated=i % 2 == 0)))
+    await writer.durable()
+    # a crash may come after the database took a batch but before its segment was deleted
+    stored_but_kept = {path.name: path.read_bytes() for path in live.glob("usage-*")}
+    await writer.flush()
+    assert sorted(path.name for path in live.glob("usage-*")) == [f"usage-{2:012d}.ndjson"]  # the stored one went
+    for i in range(10, 15):
+        writer.record(event(f"r{i}", "t-a", "m", 1, 1))
+    await writer.durable()  # five more only journaled, then the process dies (no close)
+    left = tmp_path / "left-behind"
+    left.mkdir()
+    for name, data in {**stored_but_kept, **{p.name: p.read_bytes() for p in live.glob("usage-*")}}.items():
+        (left / name).write_bytes(data)
+    again = recorder(store, UsageJournal(left, strict=True))
+    again.start()
+    assert again.pending == 15
+    await again.flush()
+    assert await store.period_usage("tenant", "t-a", T0) == (30, 0)
+    assert list(left.glob("usage-*")) == [left / f"usage-{4:012d}.ndjson"]  # only the fresh, empty segment
+    await journal.close()
