@@ -17,7 +17,7 @@ from tenantgate import __version__
 from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
-from tenantgate.api import admin, admin_pools, public
+from tenantgate.api import admin, admin_billing, admin_pools, public
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.directory import KeyDirectory
@@ -120,6 +120,7 @@ def create_app(settings: Settings) -> GatewayApp:
     api.include_router(public.router)
     api.include_router(admin.router)
     api.include_router(admin_pools.router)
+    api.include_router(admin_billing.router)
     api.add_exception_handler(GatewayError, on_gateway_error)
     api.add_exception_handler(HTTPException, on_http_exception)
     api.add_exception_handler(RequestValidationError, on_validation_error)

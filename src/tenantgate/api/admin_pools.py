@@ -38,6 +38,10 @@ class DeploymentState(BaseModel):
     waiting: int
     service_rate: float | None  # cost units (prompt + 2 x output tokens) per second while saturated
     queues: list[TenantQueue]
+    gpus: float
+    busy_gpu_seconds: float  # since start-up, shared among the requests that ran (their usage events)
+    idle_seconds: float
+    utilisation: float  # busy GPU time / (GPUs x time since start-up)
 
 
 class PoolState(BaseModel):
@@ -63,7 +67,7 @@ def deployment_state(gw: Gateway, lane: Lane) -> DeploymentState:
         in_flight=dispatcher.budget.sequences, max_in_flight=deployment.max_in_flight,
         in_flight_tokens=dispatcher.budget.tokens, max_inflight_tokens=deployment.max_inflight_tokens,
         waiting=len(dispatcher.queue), service_rate=dispatcher.outlook.rate.value,
-        queues=sorted(queues, key=lambda q: q.tenant),
+        queues=sorted(queues, key=lambda q: q.tenant), **deployment.gpu_time.utilisation(),
     )  # fmt: skip
 
 

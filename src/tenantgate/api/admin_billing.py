@@ -1,0 +1,91 @@
+"""Platform-admin billing API: price versions and the usage events the database refused."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field, field_validator
+
+from tenantgate.api.admin import gateway, require_admin
+from tenantgate.billing.prices import to_micros, version_of
+from tenantgate.clock import utcnow
+from tenantgate.domain import Price
+from tenantgate.settings import MAX_PRICE
+
+router = APIRouter(prefix="/admin", tags=["billing"], dependencies=[Depends(require_admin)])
+Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=20, decimal_places=6)]
+
+
+class PriceIn(BaseModel):
+    model: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+    input_per_1m: Money
+    output_per_1m: Money
+    cached_per_1m: Money | None = None
+    per_gpu_hour: Money = Decimal(0)
+    effective_from: datetime = Field(description="With a timezone, e.g. 2026-12-01T00:00:00Z")
+
+    @field_validator("effective_from")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("effective_from needs a timezone, e.g. 2026-12-01T00:00:00Z")
+        return value.astimezone(UTC)
+
+
+class PriceOut(BaseModel):
+    version: str
+    model: str
+    effective_from: datetime
+    input_per_1m: Decimal
+    output_per_1m: Decimal
+    cached_per_1m: Decimal
+    per_gpu_hour: Decimal
+
+    @classmethod
+    def of(cls, price: Price) -> PriceOut:
+        unit = Decimal(1_000_000)
+        return cls(
+            version=version_of(price), model=price.model, effective_from=price.effective_from,
+            input_per_1m=price.input_micros_per_1m / unit, output_per_1m=price.output_micros_per_1m / unit,
+            cached_per_1m=price.cached_micros_per_1m / unit, per_gpu_hour=price.gpu_hour_micros / unit,
+        )  # fmt: skip
+
+
+class DeadLetterOut(BaseModel):
+    request_id: str
+    reason: str
+    payload: str
+    created_at: datetime
+
+
+@router.get("/prices")
+async def list_prices(request: Request) -> list[PriceOut]:
+    """Every price version in force or scheduled, configured or added here."""
+    return [PriceOut.of(p) for p in gateway(request).prices.versions()]
+
+
+@router.post("/prices", status_code=201)
+async def add_price(body: PriceIn, request: Request) -> PriceOut:
+    """Add a price version; 409 if the model already has one from that moment."""
+    gw = gateway(request)
+    cached = body.input_per_1m if body.cached_per_1m is None else body.cached_per_1m
+    price = Price(
+        id=secrets.token_hex(8), model=body.model, effective_from=body.effective_from,
+        input_micros_per_1m=to_micros(body.input_per_1m), output_micros_per_1m=to_micros(body.output_per_1m),
+        cached_micros_per_1m=to_micros(cached), gpu_hour_micros=to_micros(body.per_gpu_hour), created_at=utcnow(),
+    )  # fmt: skip
+    await gw.store.add_price(price)
+    gw.prices.replace(await gw.store.list_prices())
+    return PriceOut.of(price)
+
+
+@router.get("/usage/dead-letters")
+async def dead_letters(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DeadLetterOut]:
+    """Usage events the database refused, newest first, with its reason."""
+    letters = await gateway(request).store.list_dead_letters(limit)
+    return [DeadLetterOut(request_id=d.request_id, reason=d.reason, payload=d.payload, created_at=d.created_at)
+            for d in letters]  # fmt: skip
