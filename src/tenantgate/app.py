@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
@@ -17,11 +17,13 @@ from tenantgate import __version__
 from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
-from tenantgate.api import admin, admin_billing, admin_pools, public
+from tenantgate.api import admin, admin_billing, admin_pools, admin_usage, public
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.directory import KeyDirectory
-from tenantgate.billing.prices import PriceBook, config_prices
+from tenantgate.billing.invoicing import Billing
+from tenantgate.billing.prices import PriceBook, config_prices, to_micros
+from tenantgate.billing.rollups import RollupJob
 from tenantgate.builtin_engine import builtin_engine
 from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
@@ -30,6 +32,7 @@ from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.notifications import Notifier
 from tenantgate.plans import rules_by_plan
 from tenantgate.providers.openai_compat import OpenAICompatProvider
+from tenantgate.routing.catalog import Catalog
 from tenantgate.runtime import Gateway, running
 from tenantgate.scheduling.lanes import Scheduler
 from tenantgate.scheduling.metrics import QueueMetrics
@@ -55,6 +58,12 @@ class GatewayApp:
                 await self.data_plane(scope, receive, send)
                 return
         await self.admin_app(scope, receive, send)
+
+
+def gpu_prices(catalog: Catalog) -> Callable[[str], int]:
+    """Deployment name -> the operator's micros per GPU-hour there."""
+    table = {d.name: to_micros(d.cost_per_gpu_hour * d.gpus) for d in catalog.deployments}
+    return lambda name: table.get(name, 0)
 
 
 def journal(settings: Settings) -> UsageJournal | None:
@@ -94,6 +103,7 @@ def create_app(settings: Settings) -> GatewayApp:
                 output_cap=settings.output_estimate_cap,
                 notifier=Notifier(store),
                 recorded=store,
+                thresholds=settings.alert_thresholds,
             )
             recorder = UsageRecorder(
                 store,
@@ -103,10 +113,14 @@ def create_app(settings: Settings) -> GatewayApp:
                 journal=journal(settings),
             )
             gw = Gateway(settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices)
-            await stack.enter_async_context(running(gw))
-            plans = frozenset(p.name for p in settings.catalog.plans)
+            rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments},
+                                lookback_h=settings.rollup_lookback_h)  # fmt: skip
+            await stack.enter_async_context(running(gw, rollups))
+            plans = {p.name: p for p in settings.catalog.plans}
             api.state.gateway = gw
-            api.state.tenancy = TenancyService(store, keys, plans)
+            api.state.tenancy = TenancyService(store, keys, frozenset(plans))
+            api.state.rollups = rollups
+            api.state.billing = Billing(store, plans.get, rollups, currency=settings.currency)
             app.data_plane = DataPlane(gw)
             # What start-up built lives as long as the process: keep it out of every GC pass.
             gc.collect()
@@ -121,6 +135,7 @@ def create_app(settings: Settings) -> GatewayApp:
     api.include_router(admin.router)
     api.include_router(admin_pools.router)
     api.include_router(admin_billing.router)
+    api.include_router(admin_usage.router)
     api.add_exception_handler(GatewayError, on_gateway_error)
     api.add_exception_handler(HTTPException, on_http_exception)
     api.add_exception_handler(RequestValidationError, on_validation_error)

@@ -1,6 +1,6 @@
-"""Tell a tenant when it reaches a soft limit: stored once per tenant, kind and period, off the request path.
-
-Delivery to a signed tenant webhook and to the dashboard reads these records (billing issue).
+"""Tell a tenant when it reaches a soft limit or a threshold of a quota, budget or prepaid credit:
+stored once per tenant, kind and period (the database's unique key makes it once across
+instances), off the request path. `billing/webhooks.py` delivers them to the tenant's webhook.
 """
 
 from __future__ import annotations
@@ -24,12 +24,20 @@ class Notifier:
         self._writing: set[asyncio.Task[None]] = set()
 
     def included_tokens_reached(self, tenant_id: str, included: int, month: str) -> None:
-        once = (tenant_id, INCLUDED_TOKENS_REACHED, month)
+        message = f"The {included} tokens included in this month's plan ({month}) are used; usage continues."
+        self.notify(tenant_id, INCLUDED_TOKENS_REACHED, month, message)
+
+    def threshold_reached(self, tenant_id: str, limit: str, percent: int, period: str, maximum: str) -> None:
+        """`limit` (daily_tokens, monthly_tokens, budget, credit) reached `percent` % of `maximum` in `period`."""
+        message = f"{percent} % of the {limit.replace('_', ' ')} ({maximum}) for {period} is used."
+        self.notify(tenant_id, f"{limit}_{percent}", period, message)
+
+    def notify(self, tenant_id: str, kind: str, period: str, message: str) -> None:
+        once = (tenant_id, kind, period)
         if once in self._sent:
             return
         self._sent.add(once)
-        message = f"The {included} tokens included in this month's plan ({month}) are used; usage continues."
-        notification = Notification(secrets.token_hex(8), tenant_id, INCLUDED_TOKENS_REACHED, month, message, utcnow())
+        notification = Notification(secrets.token_hex(8), tenant_id, kind, period, message, utcnow())
         task = asyncio.get_running_loop().create_task(self._write(notification))
         self._writing.add(task)
         task.add_done_callback(self._writing.discard)

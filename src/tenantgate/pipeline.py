@@ -57,13 +57,14 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
     reservation = None
     dispatch: Dispatch | None = None
     upstream: UpstreamResponse | None = None
+    body = b""
     try:
         route = resolve_route(gw.catalog, principal, request.model)
         reservation = await gw.admission.reserve(principal, request, call.request_id)
         size = gw.admission.estimate(request)
         dispatch = Dispatch(gw, route, request, principal, call.request_id, *size, call.client_request_id)
         if not request.stream:  # waits silently; a client that leaves cancels the wait or the engine call
-            upstream = await unless_client_leaves(dispatch.send(), call.receive)
+            upstream, body = await unless_client_leaves(fetch(dispatch), call.receive)
         elif not dispatch.waiting:  # a waiting stream opens first and waits in QueuedStream
             upstream = await dispatch.send()
     except GatewayError as exc:
@@ -79,7 +80,7 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
     except BaseException:  # a bug or a cancellation: still give the reservation back
         gw.admission.settle_soon(reservation, None)
         raise
-    return await respond(gw, call, request, meter, reservation, dispatch, upstream)
+    return await respond(gw, call, request, meter, reservation, dispatch, upstream, body)
 
 
 def _waited(dispatch: Dispatch | None) -> int | None:
@@ -94,7 +95,7 @@ def _served(dispatch: Dispatch | None) -> Served:
 
 async def respond(
     gw: Gateway, call: InferenceCall, request: InferenceRequest, meter: RequestMeter,
-    reservation: Reservation | None, dispatch: Dispatch, upstream: UpstreamResponse | None,
+    reservation: Reservation | None, dispatch: Dispatch, upstream: UpstreamResponse | None, body: bytes,
 ) -> ASGIApp:  # fmt: skip
     """Relay or return the upstream's answer; settlement releases the place, the limits and meters."""
 
@@ -125,7 +126,7 @@ async def respond(
     headers.append((QUEUE_WAIT_HEADER, str(dispatch.waited_ms()).encode()))
     if request.stream and upstream.status == 200:
         return StreamRelay(upstream, sniffer, _SSE_HEADERS + headers, hooks, prompt_estimate)
-    return await complete(upstream, headers, settle, call.receive, dispatch.cut_usage())
+    return complete(upstream, body, headers, settle)
 
 
 async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T:
@@ -150,27 +151,18 @@ def check_namespace(principal: Principal, namespace: str | None) -> None:
         raise PermissionDenied(f"This API key does not belong to tenant '{namespace}'.", code="tenant_mismatch")
 
 
-async def complete(
-    upstream: UpstreamResponse, headers: list[tuple[bytes, bytes]], settle: Outcome, receive: Receive,
-    cut: Usage | None,
-) -> Response:  # fmt: skip
-    """Read a whole answer; a client that leaves meanwhile cancels the upstream call.
-
-    The engine reports no usage for a call cut short, so `cut` is charged: the prompt estimate (its
-    prefill ran), marked estimated, along with the GPU time the call held."""
+async def fetch(dispatch: Dispatch) -> tuple[UpstreamResponse, bytes]:
+    """A whole answer: wait for a place, send, read. A failure while reading gives the place back here."""
+    upstream = await dispatch.send()
     try:
-        body = await unless_client_leaves(upstream.read(), receive)
-    except GatewayError as exc:
-        settle(exc.status, exc.code, None)
-        raise
-    except ClientGone:
-        upstream.close()
-        settle(CLIENT_CLOSED, "client_disconnected", cut)
-        raise
+        return upstream, await upstream.read()
     except BaseException:
-        upstream.close()
-        settle(CLIENT_CLOSED, "cancelled", None)
+        upstream.close()  # a client that left: dropping the connection cancels the engine's work
+        dispatch.release(None)
         raise
+
+
+def complete(upstream: UpstreamResponse, body: bytes, headers: list[tuple[bytes, bytes]], settle: Outcome) -> Response:
     usage = None
     error = None
     if upstream.status < 300:

@@ -13,7 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from tenantgate.admission.service import Admission
 from tenantgate.auth.directory import KeyDirectory
+from tenantgate.billing.export import UsageExporter
 from tenantgate.billing.prices import PriceBook
+from tenantgate.billing.retention import run_retention
+from tenantgate.billing.rollups import RollupJob
+from tenantgate.billing.webhooks import WebhookDelivery
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.providers.base import Provider
 from tenantgate.routing.catalog import Catalog
@@ -89,13 +93,21 @@ async def renew_leases(gw: Gateway) -> None:
 
 
 @asynccontextmanager
-async def running(gw: Gateway) -> AsyncIterator[Gateway]:
+async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     """Start the background loops; on exit stop them, flush usage and close connections."""
     gw.prices.replace(await gw.store.list_prices())
     gw.recorder.start()
     gw.spawn(poll_key_changes(gw), "key-refresh")
     gw.spawn(poll_prices(gw), "price-refresh")
     gw.spawn(gw.recorder.run(), "usage-flush")
+    gw.spawn(rollups.run(gw.settings.rollup_every_s), "usage-rollups")
+    gw.spawn(run_retention(gw.store, gw.settings.usage_retention_days), "usage-retention")
+    webhooks = WebhookDelivery(gw.store)
+    gw.spawn(webhooks.run(), "webhook-delivery")
+    exporter = None
+    if gw.settings.usage_export_url:
+        exporter = UsageExporter(gw.store, gw.settings.usage_export_url, gw.settings.currency)
+        gw.spawn(exporter.run(gw.settings.usage_export_every_s), "usage-export")
     if gw.settings.usage_journal == "fast":
         gw.spawn(gw.recorder.run_journal(gw.settings.usage_journal_flush_s), "usage-journal")
     gw.spawn(renew_leases(gw), "lease-renewal")
@@ -110,5 +122,8 @@ async def running(gw: Gateway) -> AsyncIterator[Gateway]:
         await gw.admission.drain()
         await gw.admission.store.close()
         await gw.recorder.close()
+        await webhooks.aclose()
+        if exporter is not None:
+            await exporter.aclose()
         await gw.provider.aclose()
         await gw.store.close()

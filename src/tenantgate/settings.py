@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ProviderKind = Literal["openai"]
 
 
+MAX_PRICE = 1_000_000.0  # per 1M tokens, per GPU-hour or per month, in the installation's currency
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,9 +80,23 @@ class PlanConfig(_Strict):
         description="At the monthly cap: soft = allow and notify, hard = block, overage = allow and bill",
     )
     overage_usd_per_1k: float = Field(
-        default=0.0, ge=0, description="Price of tokens past the monthly included ones on overage plans (billing)"
+        default=0.0, ge=0, le=MAX_PRICE, description="Price of 1k tokens past the monthly included ones (overage plans)"
     )
-    overage_floor_usd: float = Field(default=0.0, ge=0, description="Least overage billed in a month (billing)")
+    overage_floor_usd: float = Field(
+        default=0.0, ge=0, le=MAX_PRICE, description="Least overage billed in a month that has any (billing)"
+    )
+    monthly_fee_usd: float = Field(default=0.0, ge=0, le=MAX_PRICE, description="Subscription per month (invoices)")
+    included_gpu_minutes: float | None = Field(
+        default=None, ge=0, le=10**9, description="GPU-minutes per month included in the fee; past them is overage"
+    )
+    overage_usd_per_gpu_minute: float = Field(
+        default=0.0, ge=0, le=MAX_PRICE, description="Price of a GPU-minute past the included ones"
+    )
+    usage_billing: Literal["included", "metered"] | None = Field(
+        default=None,
+        description="metered: usage billed per model at the model prices; included: usage is covered by the fee "
+        "up to the included tokens or GPU-minutes, overage beyond (default: included when the plan includes any)",
+    )
     burst_credits: int = Field(
         default=0, ge=0, description="Tokens a hard-capped tenant may use past its monthly tokens each month"
     )
@@ -89,6 +106,12 @@ class PlanConfig(_Strict):
     queue_max: int = Field(default=100, ge=1, description="Requests a tenant may have waiting per deployment")
     priority: int = Field(default=0, description="Engine priority hint, lower runs first (deployments that opt in)")
     allowed_pools: tuple[str, ...] | None = Field(default=None, description="Pools this plan may use; null = all")
+
+    @property
+    def bills_usage_by_model(self) -> bool:
+        if self.usage_billing is not None:
+            return self.usage_billing == "metered"
+        return self.monthly_tokens is None and self.included_gpu_minutes is None
 
 
 DEFAULT_PLANS = (
@@ -105,9 +128,6 @@ DEFAULT_PLANS = (
         monthly_tokens=2_000_000_000, cap="soft", queue_weight=4,
     ),
 )  # fmt: skip
-
-
-MAX_PRICE = 1_000_000.0  # per 1M tokens or per GPU-hour, in the installation's currency
 
 
 class ModelPrice(_Strict):
@@ -194,6 +214,19 @@ class Settings(BaseSettings):
     usage_journal_flush_s: float = Field(
         default=0.1, gt=0, le=10, description="fast mode: the most a SIGKILL can lose, in seconds of events"
     )
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of every price and invoice")
+    rollup_every_s: float = Field(default=60.0, gt=0, le=3600, description="How often recent hours are rolled up")
+    rollup_lookback_h: int = Field(default=3, ge=1, le=72, description="Hours re-rolled each time (late events)")
+    usage_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Raw usage events kept per tenant unless the tenant sets its own"
+    )
+    usage_export_url: str | None = Field(
+        default=None, description="HTTP sink that receives every usage event as a CloudEvent (batched, retried)"
+    )
+    usage_export_every_s: float = Field(default=5.0, gt=0, le=3600, description="How often events go to the sink")
+    alert_thresholds: tuple[int, ...] = Field(
+        default=(50, 80, 100), description="Percent of a quota, budget or prepaid credit that alerts the tenant"
+    )
     redis_url: str | None = Field(default=None, description="Shared counters for limits; in-process when unset")
     lease_ttl_s: float = Field(default=30.0, gt=1, description="Concurrency leases expire unless renewed")
     output_estimate_tokens: int = Field(default=256, ge=1, description="Reserved output when max_tokens is absent")
@@ -212,6 +245,15 @@ class Settings(BaseSettings):
     @classmethod
     def _normalize(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("alert_thresholds", mode="before")
+    @classmethod
+    def _thresholds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(int(v) for v in value.split(",") if v.strip())
+        if any(not 1 <= int(v) <= 100 for v in value):
+            raise ValueError("alert thresholds are percents from 1 to 100, e.g. 50,80,100")
+        return tuple(sorted(set(value)))
 
     @field_validator("upstreams", mode="before")
     @classmethod

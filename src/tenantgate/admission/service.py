@@ -109,8 +109,10 @@ class Admission:
         output_cap: int,
         notifier: Notifier | None = None,
         recorded: RecordedUsage | None = None,
+        thresholds: tuple[int, ...] = (50, 80, 100),
     ) -> None:
         self.store = store
+        self._thresholds = thresholds
         self._recorded = recorded
         self._notifier = notifier
         self._fallback = store if isinstance(store, MemoryCounterStore) else MemoryCounterStore()
@@ -158,9 +160,13 @@ class Admission:
             outcome, store = await self._degraded(request_id, checks, exc)
         if isinstance(outcome, Denied):
             label, check = labelled[outcome.index]
+            if label == "tenant" and check.shape == "total" and self._notifier is not None:
+                self._threshold(principal.tenant_id, check, 100)  # refused: it is used up
             raise refusal(check, label, outcome.retry_after_s)
-        if principal.included_tokens is not None and self._notifier is not None:
-            self._notice_included(principal.tenant_id, principal.included_tokens, checks[-1], outcome.remaining[-1])
+        if self._notifier is not None:
+            if principal.included_tokens is not None:
+                self._notice_included(principal.tenant_id, principal.included_tokens, checks[-1], outcome.remaining[-1])
+            self._notice_thresholds(principal.tenant_id, labelled, outcome.remaining)
         headers = rate_headers(checks, outcome)
         reservation = Reservation(request_id, request.model, checks, store, headers, prompt, output)
         if any(c.shape == "lease" for c in checks):
@@ -171,6 +177,24 @@ class Admission:
         used = check.limit - remaining
         if used >= included > used - check.amount and self._notifier is not None:
             self._notifier.included_tokens_reached(tenant_id, included, check.counter.rsplit(":", 1)[-1])
+
+    def _notice_thresholds(self, tenant_id: str, labelled: list[tuple[str, Check]], remaining: tuple[int, ...]) -> None:
+        """Alert once per threshold and period when this reservation carries a tenant total across one."""
+        for (label, check), left in zip(labelled, remaining, strict=True):
+            if label != "tenant" or check.shape != "total" or check.limit >= NEVER:
+                continue
+            used = check.limit - left
+            for percent in self._thresholds:
+                mark = check.limit * percent / 100
+                if used - check.amount < mark <= used:
+                    self._threshold(tenant_id, check, percent)
+
+    def _threshold(self, tenant_id: str, check: Check, percent: int) -> None:
+        assert self._notifier is not None
+        name = {"day": "daily_tokens", "month": "monthly_tokens", "budget": "budget"}[check.counter.split(":")[1]]
+        money = check.kind is LimitKind.BUDGET
+        maximum = f"{check.limit / 1e6:.2f}" if money else f"{check.limit} tokens"
+        self._notifier.threshold_reached(tenant_id, name, percent, check.counter.rsplit(":", 1)[-1], maximum)
 
     async def _reserve_seeded(
         self, store: CounterStore, request_id: str, checks: tuple[Check, ...]

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 
 from tenantgate.api.admin_schemas import (
     KeyCreated,
     KeyIn,
     KeyOut,
-    ModelUsage,
     TenantIn,
     TenantOut,
     TenantPatch,
-    UsageOut,
     UserIn,
     UserOut,
     UserPatch,
 )
-from tenantgate.clock import utcnow
-from tenantgate.domain import Limits, UsageTotals
-from tenantgate.errors import AuthenticationFailed, InvalidRequest
+from tenantgate.domain import Limits
+from tenantgate.errors import AuthenticationFailed
 from tenantgate.plans import rules_by_plan
 from tenantgate.runtime import Gateway
 from tenantgate.tenancy import TenancyService, replace_set_fields
@@ -143,35 +139,3 @@ async def tenant_notifications(slug: str, request: Request, service: Service) ->
     tenant = await service.tenant(slug)
     found = await gateway(request).store.list_notifications(tenant.id)
     return [{"kind": n.kind, "period": n.period, "message": n.message, "at": n.created_at.isoformat()} for n in found]
-
-
-@router.get("/tenants/{slug}/usage")
-async def usage(
-    slug: str,
-    request: Request,
-    service: Service,
-    since: Annotated[datetime | None, Query(description="Start (inclusive, UTC); default 30 days ago")] = None,
-    until: Annotated[datetime | None, Query(description="End (exclusive, UTC); default now")] = None,
-) -> UsageOut:
-    gw = gateway(request)
-    tenant = await service.tenant(slug)
-    until = _utc(until) if until else utcnow() + timedelta(seconds=1)
-    since = _utc(since) if since else until - timedelta(days=30)
-    if since >= until:
-        raise InvalidRequest("'since' must be before 'until'.", param="since")
-    await gw.recorder.flush()  # what was served up to now counts, even if not yet written
-    totals = await gw.store.usage_totals(tenant.id, since, until)
-    total = UsageTotals(
-        "*",
-        sum(t.requests for t in totals),
-        sum(t.prompt_tokens for t in totals),
-        sum(t.completion_tokens for t in totals),
-        sum(t.errors for t in totals),
-    )
-    return UsageOut(
-        tenant=slug, since=since, until=until, models=[ModelUsage.of(t) for t in totals], total=ModelUsage.of(total)
-    )
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,19 +1,26 @@
-"""Platform-admin billing API: price versions and the usage events the database refused."""
+"""Platform-admin billing API: price versions, dead letters, tenant webhooks, retention, and the
+CloudEvents export of raw usage events."""
 
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from tenantgate.api.admin import gateway, require_admin
+from tenantgate.api.admin_usage import aware, billing
+from tenantgate.billing.export import ndjson
 from tenantgate.billing.prices import to_micros, version_of
+from tenantgate.billing.records import Webhook
+from tenantgate.billing.retention import purge_expired
 from tenantgate.clock import utcnow
 from tenantgate.domain import Price
+from tenantgate.errors import InvalidRequest
 from tenantgate.settings import MAX_PRICE
 
 router = APIRouter(prefix="/admin", tags=["billing"], dependencies=[Depends(require_admin)])
@@ -89,3 +96,59 @@ async def dead_letters(request: Request, limit: Annotated[int, Query(ge=1, le=10
     letters = await gateway(request).store.list_dead_letters(limit)
     return [DeadLetterOut(request_id=d.request_id, reason=d.reason, payload=d.payload, created_at=d.created_at)
             for d in letters]  # fmt: skip
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s]+$", description="http(s) URL")
+    secret: str | None = Field(default=None, min_length=16, max_length=200, description="Generated when absent")
+
+
+class RetentionIn(BaseModel):
+    days: int | None = Field(ge=1, le=3650, description="Days of raw usage events kept; null = the default")
+
+
+@router.put("/tenants/{slug}/webhook")
+async def set_webhook(slug: str, body: WebhookIn, request: Request) -> dict[str, str]:
+    """Where the tenant's alerts go; the signing secret is shown here only."""
+    tenant = await billing(request).tenant(slug)
+    secret = body.secret or secrets.token_urlsafe(32)
+    await gateway(request).store.set_webhook(Webhook(tenant.id, body.url, secret, utcnow()), tenant.id)
+    return {"url": body.url, "secret": secret}
+
+
+@router.delete("/tenants/{slug}/webhook", status_code=204)
+async def delete_webhook(slug: str, request: Request) -> None:
+    tenant = await billing(request).tenant(slug)
+    await gateway(request).store.set_webhook(None, tenant.id)
+
+
+@router.put("/tenants/{slug}/retention")
+async def set_retention(slug: str, body: RetentionIn, request: Request) -> dict[str, int]:
+    tenant = await billing(request).tenant(slug)
+    gw = gateway(request)
+    await gw.store.set_retention(tenant.id, body.days)
+    return {"days": body.days or gw.settings.usage_retention_days}
+
+
+@router.post("/usage/purge")
+async def purge(request: Request) -> dict[str, int]:
+    """Delete raw usage events past each tenant's retention now (otherwise hourly)."""
+    gw = gateway(request)
+    return {"deleted": await purge_expired(gw.store, gw.settings.usage_retention_days)}
+
+
+@router.get("/tenants/{slug}/usage/events", response_class=Response)
+async def usage_events(
+    slug: str, request: Request,
+    since: Annotated[datetime, Query(description="From (with a timezone)")],
+    until: Annotated[datetime, Query(description="To (with a timezone)")],
+) -> Response:  # fmt: skip
+    """One CloudEvent per request as NDJSON (raw events, so only within the retention period)."""
+    tenant = await billing(request).tenant(slug)
+    start, end = aware(since, "since"), aware(until, "until")
+    if not start < end or end - start > timedelta(days=31):
+        raise InvalidRequest("'since' must be before 'until', and at most 31 days before it.", param="since")
+    gw = gateway(request)
+    await gw.recorder.flush()
+    events = await gw.store.usage_between(start, end, tenant.id)
+    return Response(ndjson(events, {tenant.id: tenant.slug}, gw.settings.currency), media_type="application/x-ndjson")

@@ -66,6 +66,8 @@ def token_cost(price: Price, usage: Usage) -> int:
 
 
 def gpu_cost(price: Price, gpu_seconds: float) -> int:
+    if not price.gpu_hour_micros or not gpu_seconds:
+        return 0
     return int((Decimal(repr(gpu_seconds)) * price.gpu_hour_micros / 3600).quantize(Decimal(1), ROUND_HALF_UP))
 
 

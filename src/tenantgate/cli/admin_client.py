@@ -23,6 +23,13 @@ class AdminClient:
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        return self._send(method, path, json, params).json()
+
+    def text(self, method: str, path: str, params: dict[str, Any] | None = None) -> str:
+        """The answer as text (CSV, NDJSON)."""
+        return self._send(method, path, None, params).text
+
+    def _send(self, method: str, path: str, json: Any, params: dict[str, Any] | None) -> httpx.Response:
         import httpx
 
         try:
@@ -31,7 +38,7 @@ class AdminClient:
             raise SystemExit(f"error: cannot reach tenantgate at {self.url} ({exc}). Is it running?") from None
         if response.status_code >= 400:
             raise SystemExit(f"error: {error_message(response)}")
-        return response.json()
+        return response
 
 
 def error_message(response: httpx.Response) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tenantgate.cli import billing_commands
 from tenantgate.cli.admin_client import client
 from tenantgate.cli.options import (
     BudgetUsd,
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
     app.callback()(connection)
     app.add_typer(tenants, name="tenants")
     app.add_typer(keys, name="keys")
-    app.command("usage")(usage)
+    billing_commands.register(app)
     app.add_typer(limits_app, name="limits")
     app.add_typer(users, name="users")
     app.add_typer(pools, name="pools")
@@ -144,27 +145,6 @@ def keys_revoke(
 ) -> None:
     key = client(ctx).call("POST", f"/admin/keys/{key_id}/revoke")
     emit(key, as_json, [f"revoked key {key['id']}"])
-
-
-def usage(
-    ctx: typer.Context,
-    tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug")],
-    since: Annotated[str | None, typer.Option(help="ISO-8601 start (default: 30 days ago)")] = None,
-    until: Annotated[str | None, typer.Option(help="ISO-8601 end (default: now)")] = None,
-    as_json: Json = False,
-) -> None:
-    """Print a tenant's token totals per model."""
-    params = {k: v for k, v in {"since": since, "until": until}.items() if v is not None}
-    data = client(ctx).call("GET", f"/admin/tenants/{tenant}/usage", params=params)
-    lines = [f"usage of {tenant} from {data['since']} to {data['until']}"]
-    lines.append(f"{'MODEL':<24} {'REQUESTS':>9} {'ERRORS':>7} {'PROMPT':>10} {'COMPLETION':>11} {'TOTAL':>10}")
-    for row in [*data["models"], data["total"]]:
-        label = "total" if row["model"] == "*" else row["model"]
-        lines.append(
-            f"{label:<24} {row['requests']:>9} {row['errors']:>7} {row['prompt_tokens']:>10}"
-            f" {row['completion_tokens']:>11} {row['total_tokens']:>10}"
-        )
-    emit(data, as_json, lines)
 
 
 @limits_app.command("show")

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, Webhook
 from tenantgate.domain import (
     ApiKey,
     DeadLetter,
@@ -85,7 +86,62 @@ class PriceStore(Protocol):
         """Every version, by model then effective date."""
 
 
-class Store(TenancyStore, UsageStore, NotificationStore, PriceStore, Protocol):
+class BillingStore(Protocol):
+    async def usage_between(self, since: datetime, until: datetime, tenant_id: str | None = None) -> list[UsageEvent]:
+        """Raw events in [since, until), of one tenant or all: read by the rollup job and the CloudEvents export."""
+
+    async def replace_rollups(self, granularity: str, since: datetime, until: datetime, rows: Sequence[Rollup]) -> None:
+        """Replace every row of that granularity in [since, until) by `rows`, atomically."""
+
+    async def list_rollups(
+        self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None
+    ) -> list[Rollup]: ...
+
+    async def add_credit_grant(self, grant: CreditGrant) -> None: ...
+
+    async def list_credit_grants(self, tenant_id: str) -> list[CreditGrant]: ...
+
+    async def credit_applied(self, tenant_id: str) -> dict[str, int]:
+        """Micros of each grant already applied to finalised invoices."""
+
+    async def finalize_invoice(self, invoice: FinalInvoice) -> None:
+        """Store it with its credit applications; Conflict when that tenant's month is final already."""
+
+    async def get_invoice(self, tenant_id: str, month: str) -> FinalInvoice | None: ...
+
+    async def list_invoices(self, tenant_id: str) -> list[FinalInvoice]: ...
+
+    async def add_credit_note(self, note: CreditNote) -> None: ...
+
+    async def list_credit_notes(self, invoice_id: str) -> list[CreditNote]: ...
+
+    async def set_webhook(self, webhook: Webhook | None, tenant_id: str) -> None:
+        """Set or (None) remove a tenant's webhook."""
+
+    async def get_webhook(self, tenant_id: str) -> Webhook | None: ...
+
+    async def undelivered_notifications(self, limit: int, max_attempts: int) -> list[Notification]:
+        """The oldest notifications not yet delivered, of tenants that have a webhook."""
+
+    async def mark_notification(self, notification_id: str, delivered_at: datetime | None) -> None:
+        """Delivered (with the time) or one more failed attempt (None)."""
+
+    async def unexported_usage(self, limit: int) -> list[UsageEvent]:
+        """The oldest events not yet pushed to the export sink."""
+
+    async def mark_exported(self, request_ids: Sequence[str], at: datetime) -> None: ...
+
+    async def set_retention(self, tenant_id: str, days: int | None) -> None:
+        """Days of raw usage events kept for the tenant; None = the installation's default."""
+
+    async def retention_days(self) -> dict[str, int | None]:
+        """Every tenant's own retention (None where it uses the default)."""
+
+    async def purge_usage(self, tenant_id: str, before: datetime) -> int:
+        """Delete the tenant's raw events older than `before`; returns how many went."""
+
+
+class Store(TenancyStore, UsageStore, NotificationStore, PriceStore, BillingStore, Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
 

@@ -19,9 +19,10 @@ from tenantgate.domain import (
 )
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import totals_by_model
+from tenantgate.storage.memory_billing import MemoryBilling
 
 
-class MemoryStore:
+class MemoryStore(MemoryBilling):
     def __init__(self) -> None:
         self._tenants: dict[str, Tenant] = {}
         self._users: dict[str, User] = {}
@@ -30,6 +31,7 @@ class MemoryStore:
         self._notifications: dict[tuple[str, str, str], Notification] = {}
         self._dead_letters: dict[str, DeadLetter] = {}
         self._prices: dict[tuple[str, datetime], Price] = {}
+        self._init_billing()
 
     async def create_tenant(self, tenant: Tenant) -> None:
         if any(t.slug == tenant.slug for t in self._tenants.values()):

@@ -23,6 +23,7 @@ from tenantgate.domain import (
     User,
 )
 from tenantgate.errors import Conflict
+from tenantgate.storage.sql_billing import SqlBilling
 from tenantgate.storage.sql_usage import SqlUsage, aware
 from tenantgate.storage.tables import api_keys, notifications, tenants, users
 
@@ -111,7 +112,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SqlStore(SqlUsage):
+class SqlStore(SqlUsage, SqlBilling):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
 

@@ -21,6 +21,7 @@ tenants = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False, index=True),
     sa.Column("limits", sa.JSON),
+    sa.Column("usage_retention_days", sa.Integer),
 )
 
 users = sa.Table(
@@ -81,6 +82,7 @@ usage_events = sa.Table(
     sa.Column("price_version", sa.String(64)),
     sa.Index("ix_usage_key_time", "key_id", "created_at"),
     sa.Index("ix_usage_user_time", "user_id", "created_at"),
+    sa.Column("exported_at", TS),
 )
 
 usage_dead_letters = sa.Table(
@@ -116,4 +118,85 @@ notifications = sa.Table(
     sa.Column("message", sa.String(500), nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tenant_id", "kind", "period", name="uq_notifications_once"),
+    sa.Column("delivered_at", TS),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+)
+
+usage_rollups = sa.Table(
+    "usage_rollups",
+    metadata,
+    sa.Column("granularity", sa.String(8), primary_key=True),  # hour | day
+    sa.Column("bucket", TS, primary_key=True),
+    sa.Column("tenant_id", sa.String(32), primary_key=True),
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(32), primary_key=True),
+    sa.Column("endpoint", sa.String(64), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("deployment", sa.String(200), primary_key=True),
+    sa.Column("pool", sa.String(200), nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.JSON, nullable=False),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cached_tokens", sa.BigInteger, nullable=False),
+    sa.Column("estimated", sa.BigInteger, nullable=False),
+    sa.Column("gpu_seconds", sa.Float, nullable=False),
+    sa.Column("charged_micros", sa.BigInteger, nullable=False),
+    sa.Column("gpu_cost_micros", sa.BigInteger, nullable=False),
+    sa.Column("ttft_sketch", sa.LargeBinary),
+    sa.Column("queue_wait_sketch", sa.LargeBinary),
+    sa.Column("latency_sketch", sa.LargeBinary),
+    sa.Index("ix_rollups_tenant", "tenant_id", "granularity", "bucket"),
+)
+
+credit_grants = sa.Table(
+    "credit_grants",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False, index=True),
+    sa.Column("amount_micros", sa.BigInteger, nullable=False),
+    sa.Column("granted_at", TS, nullable=False),
+    sa.Column("expires_at", TS),
+    sa.Column("note", sa.String(200), nullable=False),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("id", sa.String(48), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("total_micros", sa.BigInteger, nullable=False),
+    sa.Column("document", sa.JSON, nullable=False),
+    sa.Column("finalized_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "month", name="uq_invoices_tenant_month"),
+)
+
+credit_applications = sa.Table(
+    "credit_applications",
+    metadata,
+    sa.Column("invoice_id", sa.String(48), primary_key=True),
+    sa.Column("grant_id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False, index=True),
+    sa.Column("amount_micros", sa.BigInteger, nullable=False),
+)
+
+credit_notes = sa.Table(
+    "credit_notes",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("invoice_id", sa.String(48), nullable=False, index=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("amount_micros", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+tenant_webhooks = sa.Table(
+    "tenant_webhooks",
+    metadata,
+    sa.Column("tenant_id", sa.String(32), primary_key=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
 )

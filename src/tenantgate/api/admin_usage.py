@@ -1,0 +1,181 @@
+"""Platform-admin usage and billing API: usage reports, invoices, credits, margins, rollups.
+
+Every report reads rollups. `fresh=true` (the CLI's default) first writes the buffered events
+and rolls up the current hour, so what was served a moment ago is counted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from tenantgate.admission.periods import day_start, month_label
+from tenantgate.api.admin import gateway, require_admin
+from tenantgate.api.csv_render import csv_response
+from tenantgate.billing.invoices import parse_month
+from tenantgate.billing.invoicing import Billing
+from tenantgate.billing.prices import to_micros
+from tenantgate.billing.reports import grouped, margins, parse_group_by, report_row
+from tenantgate.billing.rollups import HOUR, RollupJob, hour_start
+from tenantgate.clock import utcnow
+from tenantgate.errors import InvalidRequest
+
+router = APIRouter(prefix="/admin", tags=["usage and billing"], dependencies=[Depends(require_admin)])
+Format = Annotated[Literal["json", "csv"], Query(description="json or csv")]
+MAX_RANGE = timedelta(days=400)
+
+
+def billing(request: Request) -> Billing:
+    service: Billing = request.app.state.billing
+    return service
+
+
+def rollups(request: Request) -> RollupJob:
+    job: RollupJob = request.app.state.rollups
+    return job
+
+
+def aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise InvalidRequest(f"'{name}' needs a timezone, e.g. 2026-11-01T00:00:00Z.", param=name)
+    return value.astimezone(UTC)
+
+
+async def refresh(request: Request) -> None:
+    await gateway(request).recorder.flush()
+    await rollups(request).roll_hour(utcnow())
+
+
+@router.get("/tenants/{slug}/usage")
+async def usage(
+    slug: str,
+    request: Request,
+    since: Annotated[
+        datetime | None, Query(description="Start (inclusive, with a timezone); default 30 days ago")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="End (exclusive, with a timezone); default now")] = None,
+    group_by: Annotated[str | None, Query(description="model,key,user,endpoint,deployment,pool,day|hour")] = None,
+    fresh: bool = False,
+    format: Format = "json",
+) -> object:
+    """A tenant's usage from the rollups, grouped as asked (by model by default), with percentiles."""
+    tenant = await billing(request).tenant(slug)
+    end = aware(until, "until") if until else utcnow() + timedelta(seconds=1)
+    start = aware(since, "since") if since else end - timedelta(days=30)
+    if not start < end or end - start > MAX_RANGE:
+        raise InvalidRequest("'since' must be before 'until', and at most 400 days before it.", param="since")
+    groups = parse_group_by(group_by) or ("model",)
+    if fresh:
+        await refresh(request)
+    by_day = "hour" not in groups and start == day_start(start) and end == day_start(end)
+    lo, hi = (start, end) if by_day else (hour_start(start), hour_start(end - timedelta(microseconds=1)) + HOUR)
+    rows = await gateway(request).store.list_rollups("day" if by_day else "hour", lo, hi, tenant.id)
+    report = [report_row(row, groups) for row in grouped(rows, groups)]
+    [total] = [report_row(row, ()) for row in grouped(rows, ())] or [report_row_empty()]
+    if format == "csv":
+        return csv_response(report, [*groups, *COLUMNS], f"usage-{slug}.csv")
+    body: dict[str, object] = {"tenant": slug, "since": start, "until": end, "group_by": groups, "rows": report,
+                               "total": total, "granularity": "day" if by_day else "hour"}  # fmt: skip
+    if groups == ("model",):
+        body["models"] = [row | {"total_tokens": row["total_tokens"]} for row in report]
+    return body
+
+
+COLUMNS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "total_tokens",
+           "estimated_requests", "gpu_seconds", "charged_micros", "ttft_ms_p50", "ttft_ms_p95", "queue_wait_ms_p95",
+           "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "errors_by_type")  # fmt: skip
+
+
+def report_row_empty() -> dict[str, object]:
+    return {column: 0 for column in COLUMNS if not column.endswith(("p50", "p95", "p99"))}
+
+
+@router.post("/rollups/rebuild")
+async def rebuild(
+    request: Request,
+    since: Annotated[datetime, Query(description="From (with a timezone)")],
+    until: Annotated[datetime, Query(description="To (with a timezone)")],
+) -> dict[str, int]:
+    """Roll up every hour in the range again from the raw events still kept."""
+    start, end = aware(since, "since"), aware(until, "until")
+    if not start < end or end - start > MAX_RANGE:
+        raise InvalidRequest("'since' must be before 'until', and at most 400 days before it.", param="since")
+    await gateway(request).recorder.flush()
+    return {"hours": await rollups(request).rebuild(start, end)}
+
+
+INVOICE_COLUMNS = ("id", "kind", "description", "quantity", "unit", "unit_price_micros", "amount_micros")
+
+
+@router.get("/tenants/{slug}/invoices")
+async def list_invoices(slug: str, request: Request) -> list[dict[str, object]]:
+    """The tenant's final invoices, each with its credit notes."""
+    return await billing(request).invoices(slug)
+
+
+@router.get("/tenants/{slug}/invoices/{month}")
+async def get_invoice(slug: str, month: str, request: Request, format: Format = "json") -> object:
+    """The invoice of a month: final if it was finalised, else a draft from the rollups so far."""
+    document = await billing(request).invoice(slug, month)
+    if format == "csv":
+        lines = document["lines"]
+        assert isinstance(lines, list)
+        return csv_response(lines, INVOICE_COLUMNS, f"invoice-{slug}-{month}.csv")
+    return document
+
+
+@router.post("/tenants/{slug}/invoices/{month}/finalize")
+async def finalize(slug: str, month: str, request: Request) -> dict[str, object]:
+    """Fix a month that has ended; 409 while it runs or once it is final."""
+    await gateway(request).recorder.flush()
+    return await billing(request).finalize(slug, month)
+
+
+Money = Annotated[Decimal, Field(gt=0, le=1_000_000_000, max_digits=16, decimal_places=6)]
+
+
+class CreditNoteIn(BaseModel):
+    amount: Money
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CreditGrantIn(BaseModel):
+    amount: Money
+    expires_at: datetime | None = Field(default=None, description="With a timezone; null = never")
+    note: str = Field(default="", max_length=200)
+
+
+@router.post("/tenants/{slug}/invoices/{month}/credit-notes", status_code=201)
+async def credit_note(slug: str, month: str, body: CreditNoteIn, request: Request) -> dict[str, object]:
+    note = await billing(request).credit_note(slug, month, to_micros(body.amount), body.reason)
+    return {"id": note.id, "invoice_id": note.invoice_id, "amount_micros": note.amount_micros, "reason": note.reason}
+
+
+@router.post("/tenants/{slug}/credits", status_code=201)
+async def grant_credit(slug: str, body: CreditGrantIn, request: Request) -> list[dict[str, object]]:
+    """Grant prepaid credit; answers with every grant and what is left of it."""
+    expires = None if body.expires_at is None else aware(body.expires_at, "expires_at")
+    await billing(request).grant(slug, to_micros(body.amount), expires, body.note)
+    return await billing(request).credits(slug)
+
+
+@router.get("/tenants/{slug}/credits")
+async def credits(slug: str, request: Request) -> list[dict[str, object]]:
+    return await billing(request).credits(slug)
+
+
+@router.get("/margins")
+async def margin_report(
+    request: Request, month: Annotated[str | None, Query(description="YYYY-MM; default this month")] = None
+) -> dict[str, object]:
+    """Revenue against attributed GPU cost per tenant, plan and pool; below-cost rows are flagged."""
+    month = month or month_label(utcnow())
+    start, end = parse_month(month)
+    gw = gateway(request)
+    rows = await gw.store.list_rollups("day", start, end)
+    tenants = {t.id: (t.slug, t.plan) for t in await gw.store.list_tenants()}
+    plans = {p.name: p for p in gw.settings.catalog.plans}
+    return {"month": month, "currency": gw.settings.currency, **margins(rows, tenants, plans.get)}

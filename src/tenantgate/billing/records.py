@@ -1,0 +1,111 @@
+"""Billing records: usage rollups, credit grants, invoices. Plain dataclasses shared with storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ddsketch import DDSketch
+
+SKETCH_ACCURACY = 0.01  # relative accuracy of the percentiles (1 %)
+
+
+def new_sketch() -> DDSketch:
+    return DDSketch(SKETCH_ACCURACY)
+
+
+@dataclass(frozen=True, slots=True)
+class RollupKey:
+    """The dimensions of a rollup row; '' stands for none (no user, never reached a deployment)."""
+
+    bucket: datetime  # start of the hour or UTC day
+    tenant_id: str
+    key_id: str
+    user_id: str
+    endpoint: str
+    model: str
+    deployment: str
+    pool: str
+
+
+@dataclass(slots=True)
+class Rollup:
+    key: RollupKey
+    requests: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # error type -> requests
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: int = 0  # requests whose usage the gateway counted (cut streams)
+    gpu_seconds: float = 0.0
+    charged_micros: int = 0  # what the tenant is charged for usage (the events' cost)
+    gpu_cost_micros: int = 0  # the operator's cost of the GPU time, at the deployment's cost per GPU-hour
+    ttft_ms: DDSketch = field(default_factory=new_sketch)
+    queue_wait_ms: DDSketch = field(default_factory=new_sketch)
+    latency_ms: DDSketch = field(default_factory=new_sketch)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def merge(self, other: Rollup) -> None:
+        self.requests += other.requests
+        for kind, count in other.errors.items():
+            self.errors[kind] = self.errors.get(kind, 0) + count
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cached_tokens += other.cached_tokens
+        self.estimated += other.estimated
+        self.gpu_seconds += other.gpu_seconds
+        self.charged_micros += other.charged_micros
+        self.gpu_cost_micros += other.gpu_cost_micros
+        for mine, theirs in (
+            (self.ttft_ms, other.ttft_ms),
+            (self.queue_wait_ms, other.queue_wait_ms),
+            (self.latency_ms, other.latency_ms),
+        ):
+            if theirs.count:
+                mine.merge(theirs)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditGrant:
+    """Prepaid credit: burned down by invoices, soonest-expiring first, then oldest first."""
+
+    id: str
+    tenant_id: str
+    amount_micros: int
+    granted_at: datetime
+    expires_at: datetime | None
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinalInvoice:
+    """A finalised invoice: its document never changes; corrections are credit notes."""
+
+    id: str
+    tenant_id: str
+    month: str  # YYYY-MM
+    total_micros: int
+    document: dict[str, object]
+    finalized_at: datetime
+    credits: tuple[tuple[str, int], ...] = ()  # (grant id, micros applied)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNote:
+    id: str
+    invoice_id: str
+    tenant_id: str
+    amount_micros: int
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    tenant_id: str
+    url: str
+    secret: str
+    created_at: datetime

@@ -1,0 +1,242 @@
+"""The SQL store's billing side: raw events by time, rollups, credit grants, invoices, credit notes."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, Webhook
+from tenantgate.billing.sketches import sketch_from_bytes, sketch_to_bytes
+from tenantgate.domain import Notification, UsageEvent
+from tenantgate.errors import Conflict
+from tenantgate.metering.codec import event_from_dict
+from tenantgate.storage.sql_usage import aware
+from tenantgate.storage.tables import (
+    credit_applications,
+    credit_grants,
+    credit_notes,
+    invoices,
+    notifications,
+    tenant_webhooks,
+    tenants,
+    usage_events,
+    usage_rollups,
+)
+
+
+def _event(row: Any) -> UsageEvent:
+    values = dict(row._mapping)
+    values["created_at"] = aware(values["created_at"])
+    return event_from_dict(values)
+
+
+def _rollup_values(granularity: str, row: Rollup) -> dict[str, Any]:
+    key = row.key
+    return {
+        "granularity": granularity, "bucket": key.bucket, "tenant_id": key.tenant_id, "key_id": key.key_id,
+        "user_id": key.user_id, "endpoint": key.endpoint, "model": key.model, "deployment": key.deployment,
+        "pool": key.pool, "requests": row.requests, "errors": row.errors, "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens, "cached_tokens": row.cached_tokens, "estimated": row.estimated,
+        "gpu_seconds": row.gpu_seconds, "charged_micros": row.charged_micros, "gpu_cost_micros": row.gpu_cost_micros,
+        "ttft_sketch": sketch_to_bytes(row.ttft_ms), "queue_wait_sketch": sketch_to_bytes(row.queue_wait_ms),
+        "latency_sketch": sketch_to_bytes(row.latency_ms),
+    }  # fmt: skip
+
+
+def _rollup(row: Any) -> Rollup:
+    key = RollupKey(
+        aware(row.bucket) or row.bucket, row.tenant_id, row.key_id, row.user_id, row.endpoint, row.model,
+        row.deployment, row.pool,
+    )  # fmt: skip
+    return Rollup(
+        key, int(row.requests), dict(row.errors or {}), int(row.prompt_tokens), int(row.completion_tokens),
+        int(row.cached_tokens), int(row.estimated), float(row.gpu_seconds), int(row.charged_micros),
+        int(row.gpu_cost_micros), sketch_from_bytes(row.ttft_sketch), sketch_from_bytes(row.queue_wait_sketch),
+        sketch_from_bytes(row.latency_sketch),
+    )  # fmt: skip
+
+
+class SqlBilling:
+    _engine: AsyncEngine
+
+    async def _serialise(self, conn: AsyncConnection, name: str) -> None:
+        """Instances writing the same rows take turns (PostgreSQL; SQLite writes one at a time anyway)."""
+        if self._engine.dialect.name == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(zlib.crc32(name.encode()))))
+
+    async def usage_between(self, since: datetime, until: datetime, tenant_id: str | None = None) -> list[UsageEvent]:
+        u = usage_events.c
+        query = usage_events.select().where(u.created_at >= since, u.created_at < until)
+        if tenant_id is not None:
+            query = query.where(u.tenant_id == tenant_id).order_by(u.created_at, u.request_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_event(r) for r in rows]
+
+    async def replace_rollups(self, granularity: str, since: datetime, until: datetime, rows: Sequence[Rollup]) -> None:
+        r = usage_rollups.c
+        async with self._engine.begin() as conn:
+            await self._serialise(conn, f"rollups:{granularity}:{since.isoformat()}")
+            await conn.execute(
+                usage_rollups.delete().where(r.granularity == granularity, r.bucket >= since, r.bucket < until)
+            )
+            if rows:
+                await conn.execute(usage_rollups.insert(), [_rollup_values(granularity, row) for row in rows])
+
+    async def list_rollups(
+        self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None
+    ) -> list[Rollup]:
+        r = usage_rollups.c
+        query = usage_rollups.select().where(r.granularity == granularity, r.bucket >= since, r.bucket < until)
+        if tenant_id is not None:
+            query = query.where(r.tenant_id == tenant_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(r.bucket))).all()
+        return [_rollup(row) for row in rows]
+
+    async def add_credit_grant(self, grant: CreditGrant) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(credit_grants.insert().values(**dataclasses.asdict(grant)))
+
+    async def list_credit_grants(self, tenant_id: str) -> list[CreditGrant]:
+        g = credit_grants.c
+        query = credit_grants.select().where(g.tenant_id == tenant_id).order_by(g.granted_at, g.id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            CreditGrant(r.id, r.tenant_id, int(r.amount_micros), aware(r.granted_at) or r.granted_at,
+                        aware(r.expires_at), r.note)
+            for r in rows
+        ]  # fmt: skip
+
+    async def credit_applied(self, tenant_id: str) -> dict[str, int]:
+        a = credit_applications.c
+        query = sa.select(a.grant_id, sa.func.sum(a.amount_micros)).where(a.tenant_id == tenant_id).group_by(a.grant_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def finalize_invoice(self, invoice: FinalInvoice) -> None:
+        values = {
+            "id": invoice.id, "tenant_id": invoice.tenant_id, "month": invoice.month,
+            "total_micros": invoice.total_micros, "document": invoice.document, "finalized_at": invoice.finalized_at,
+        }  # fmt: skip
+        applied = [
+            {"invoice_id": invoice.id, "grant_id": grant, "tenant_id": invoice.tenant_id, "amount_micros": amount}
+            for grant, amount in invoice.credits
+        ]
+        try:
+            async with self._engine.begin() as conn:
+                await self._serialise(conn, f"credits:{invoice.tenant_id}")
+                await conn.execute(invoices.insert().values(**values))
+                if applied:
+                    await conn.execute(credit_applications.insert(), applied)
+        except IntegrityError as exc:
+            raise Conflict(f"the invoice for {invoice.month} is final already", code="invoice_final") from exc
+
+    async def get_invoice(self, tenant_id: str, month: str) -> FinalInvoice | None:
+        found = await self._invoices((invoices.c.tenant_id == tenant_id) & (invoices.c.month == month))
+        return found[0] if found else None
+
+    async def list_invoices(self, tenant_id: str) -> list[FinalInvoice]:
+        return await self._invoices(invoices.c.tenant_id == tenant_id)
+
+    async def _invoices(self, where: sa.ColumnElement[bool]) -> list[FinalInvoice]:
+        a = credit_applications.c
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(invoices.select().where(where).order_by(invoices.c.month))).all()
+            ids = [r.id for r in rows]
+            applied = (await conn.execute(credit_applications.select().where(a.invoice_id.in_(ids)))).all()
+        credits: dict[str, list[tuple[str, int]]] = {}
+        for row in applied:
+            credits.setdefault(row.invoice_id, []).append((row.grant_id, int(row.amount_micros)))
+        return [
+            FinalInvoice(r.id, r.tenant_id, r.month, int(r.total_micros), dict(r.document),
+                         aware(r.finalized_at) or r.finalized_at, tuple(sorted(credits.get(r.id, []))))
+            for r in rows
+        ]  # fmt: skip
+
+    async def add_credit_note(self, note: CreditNote) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(credit_notes.insert().values(**dataclasses.asdict(note)))
+
+    async def list_credit_notes(self, invoice_id: str) -> list[CreditNote]:
+        n = credit_notes.c
+        query = credit_notes.select().where(n.invoice_id == invoice_id).order_by(n.created_at, n.id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            CreditNote(r.id, r.invoice_id, r.tenant_id, int(r.amount_micros), r.reason,
+                       aware(r.created_at) or r.created_at)
+            for r in rows
+        ]  # fmt: skip
+
+    async def set_webhook(self, webhook: Webhook | None, tenant_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(tenant_webhooks.delete().where(tenant_webhooks.c.tenant_id == tenant_id))
+            if webhook is not None:
+                await conn.execute(tenant_webhooks.insert().values(**dataclasses.asdict(webhook)))
+
+    async def get_webhook(self, tenant_id: str) -> Webhook | None:
+        query = tenant_webhooks.select().where(tenant_webhooks.c.tenant_id == tenant_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return (
+            None
+            if row is None
+            else Webhook(row.tenant_id, row.url, row.secret, aware(row.created_at) or row.created_at)
+        )
+
+    async def undelivered_notifications(self, limit: int, max_attempts: int) -> list[Notification]:
+        n = notifications.c
+        with_webhook = sa.select(tenant_webhooks.c.tenant_id)
+        query = (
+            notifications.select()
+            .where(n.delivered_at.is_(None), n.attempts < max_attempts, n.tenant_id.in_(with_webhook))
+            .order_by(n.created_at)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Notification(r.id, r.tenant_id, r.kind, r.period, r.message, aware(r.created_at) or r.created_at)
+                for r in rows]  # fmt: skip
+
+    async def mark_notification(self, notification_id: str, delivered_at: datetime | None) -> None:
+        n = notifications.c
+        change = {"delivered_at": delivered_at} if delivered_at else {"attempts": n.attempts + 1}
+        async with self._engine.begin() as conn:
+            await conn.execute(notifications.update().where(n.id == notification_id).values(**change))
+
+    async def unexported_usage(self, limit: int) -> list[UsageEvent]:
+        u = usage_events.c
+        query = usage_events.select().where(u.exported_at.is_(None)).order_by(u.created_at).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_event(r) for r in rows]
+
+    async def mark_exported(self, request_ids: Sequence[str], at: datetime) -> None:
+        u = usage_events.c
+        async with self._engine.begin() as conn:
+            await conn.execute(usage_events.update().where(u.request_id.in_(list(request_ids))).values(exported_at=at))
+
+    async def set_retention(self, tenant_id: str, days: int | None) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(tenants.update().where(tenants.c.id == tenant_id).values(usage_retention_days=days))
+
+    async def retention_days(self) -> dict[str, int | None]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(tenants.c.id, tenants.c.usage_retention_days))).all()
+        return {r[0]: r[1] for r in rows}
+
+    async def purge_usage(self, tenant_id: str, before: datetime) -> int:
+        u = usage_events.c
+        async with self._engine.begin() as conn:
+            result = await conn.execute(usage_events.delete().where(u.tenant_id == tenant_id, u.created_at < before))
+        return int(result.rowcount)
