@@ -15,6 +15,7 @@ Money is integer micro-units; an amount is rounded once per line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,11 +28,14 @@ from tenantgate.errors import InvalidRequest
 from tenantgate.settings import PlanConfig
 
 FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+MONTH = re.compile(r"\d{4}-\d{2}")
 
 
 def parse_month(month: str) -> tuple[datetime, datetime]:
     """'2026-02' → (start, end) in UTC; InvalidRequest naming the format otherwise."""
     try:
+        if not MONTH.fullmatch(month):
+            raise ValueError(month)
         start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
     except ValueError:
         raise InvalidRequest(

@@ -1,0 +1,87 @@
+"""The billing side of every store (memory, SQLite, PostgreSQL): rollups, credits, invoices, credit
+notes, webhooks and delivery state, export marks, retention."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, Webhook
+from tenantgate.domain import Notification
+from tenantgate.errors import Conflict
+from tenantgate.storage.base import Store
+from tests.integration.test_store_suite import T0, event, tenant
+
+
+def rollup(bucket_hours: int, model: str, requests: int) -> Rollup:
+    row = Rollup(RollupKey(T0 + timedelta(hours=bucket_hours), "t-a", "k1", "", "chat/completions", model, "d", "p"))
+    row.requests = requests
+    row.errors = {"upstream_error": 1}
+    row.prompt_tokens, row.completion_tokens, row.gpu_seconds, row.charged_micros = 10, 20, 1.5, 300
+    for value in (5.0, 10.0, 400.0):
+        row.latency_ms.add(value)
+    return row
+
+
+async def test_rollups_are_replaced_by_range_and_keep_their_sketches(store: Store) -> None:
+    await store.replace_rollups("hour", T0, T0 + timedelta(hours=2), [rollup(0, "m", 3), rollup(1, "m", 4)])
+    await store.replace_rollups("hour", T0 + timedelta(hours=1), T0 + timedelta(hours=2), [rollup(1, "n", 9)])
+    rows = await store.list_rollups("hour", T0, T0 + timedelta(days=1), "t-a")
+    assert [(r.key.model, r.requests) for r in rows] == [("m", 3), ("n", 9)]
+    assert rows[0].errors == {"upstream_error": 1} and rows[0].gpu_seconds == 1.5
+    assert rows[0].latency_ms.count == 3 and rows[0].latency_ms.get_quantile_value(1.0) == pytest.approx(400, rel=0.02)
+    assert await store.list_rollups("hour", T0, T0 + timedelta(days=1), "t-other") == []
+    assert await store.list_rollups("day", T0, T0 + timedelta(days=1)) == []
+
+
+async def test_credits_invoices_and_credit_notes(store: Store) -> None:
+    grant = CreditGrant("g1", "t-a", 5_000_000, T0, None, "welcome")
+    await store.add_credit_grant(grant)
+    assert await store.list_credit_grants("t-a") == [grant] and await store.list_credit_grants("t-b") == []
+    invoice = FinalInvoice("inv-t-a-202611", "t-a", "2026-11", 1_000_000, {"lines": []}, T0, (("g1", 2_000_000),))
+    await store.finalize_invoice(invoice)
+    with pytest.raises(Conflict):
+        await store.finalize_invoice(replace(invoice, id="other"))
+    assert await store.get_invoice("t-a", "2026-11") == invoice
+    assert await store.get_invoice("t-b", "2026-11") is None
+    assert await store.credit_applied("t-a") == {"g1": 2_000_000}
+    note = CreditNote("n1", invoice.id, "t-a", 250_000, "outage", T0)
+    await store.add_credit_note(note)
+    assert await store.list_credit_notes(invoice.id) == [note]
+    assert [i.month for i in await store.list_invoices("t-a")] == ["2026-11"]
+
+
+async def test_notifications_wait_for_a_webhook_and_count_attempts(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    first = Notification("n1", "t-acme", "budget_50", "2026-11", "half", T0)
+    await store.add_notification(first)
+    assert await store.undelivered_notifications(10, 3) == []  # no webhook: nothing to deliver yet
+    await store.set_webhook(Webhook("t-acme", "http://hook.example/x", "s" * 16, T0), "t-acme")
+    assert await store.get_webhook("t-acme") == Webhook("t-acme", "http://hook.example/x", "s" * 16, T0)
+    assert [n.id for n in await store.undelivered_notifications(10, 3)] == ["n1"]
+    for _ in range(3):
+        await store.mark_notification("n1", None)
+    assert await store.undelivered_notifications(10, 3) == []  # gave up after three attempts
+    await store.add_notification(replace(first, id="n2", kind="budget_80"))
+    await store.mark_notification("n2", T0)
+    assert await store.undelivered_notifications(10, 5) == [first]  # n2 delivered; n1 has attempts left under 5
+    await store.set_webhook(None, "t-acme")
+    assert await store.get_webhook("t-acme") is None
+
+
+async def test_export_marks_and_a_purge_that_really_deletes(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    old = replace(event("old", "t-acme", "m", 1, 1), created_at=T0 - timedelta(days=40))
+    new = event("new", "t-acme", "m", 2, 2)
+    other = replace(event("other", "t-b", "m", 3, 3), created_at=T0 - timedelta(days=40))
+    await store.insert_usage([old, new, other])
+    assert [e.request_id for e in await store.unexported_usage(10)] == ["old", "other", "new"]
+    await store.mark_exported(["old", "other"], T0)
+    assert [e.request_id for e in await store.unexported_usage(10)] == ["new"]
+    await store.set_retention("t-acme", 7)
+    assert (await store.retention_days())["t-acme"] == 7
+    assert await store.purge_usage("t-acme", T0 - timedelta(days=30)) == 1
+    assert await store.usage_between(T0 - timedelta(days=60), T0 + timedelta(days=1), "t-acme") == [new]
+    assert await store.period_usage("tenant", "t-b", T0 - timedelta(days=60)) == (6, 0)  # another tenant's stays

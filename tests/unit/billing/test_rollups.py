@@ -1,0 +1,91 @@
+"""Rollups: every event lands in exactly one hour, one day and one month's invoice, at UTC midnight,
+month ends and leap days alike; re-rolling changes nothing; groups merge their sketches."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tenantgate.billing.invoices import MonthUsage, parse_month
+from tenantgate.billing.reports import grouped, margins, report_row
+from tenantgate.billing.rollups import RollupJob, roll_events
+from tenantgate.domain import Usage
+from tenantgate.settings import PlanConfig
+from tenantgate.storage.memory import MemoryStore
+from tests.integration.test_store_suite import event
+
+BOUNDARIES = [datetime(2028, 2, 29, tzinfo=UTC), datetime(2028, 3, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC),
+              datetime(2027, 1, 1, tzinfo=UTC), datetime(2026, 11, 30, 23, tzinfo=UTC)]  # fmt: skip
+moments = st.builds(
+    lambda base, offset: base + timedelta(microseconds=offset),
+    st.sampled_from(BOUNDARIES),
+    st.integers(min_value=-3 * 3_600_000_000, max_value=3 * 3_600_000_000),
+)
+
+
+def month_of(moment: datetime) -> str:
+    return moment.strftime("%Y-%m")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(moments, st.integers(0, 500), st.integers(0, 500)), min_size=1, max_size=30))
+def test_every_event_counts_once_in_its_hour_day_and_month(spec: list[tuple[datetime, int, int]]) -> None:
+    async def check() -> None:
+        store = MemoryStore()
+        events = [replace(event(f"r{i}", "t1", "m", p, c), created_at=at) for i, (at, p, c) in enumerate(spec)]
+        await store.insert_usage(events)
+        job = RollupJob(store, lambda _: 0, {})
+        first, last = min(at for at, _, _ in spec), max(at for at, _, _ in spec)
+        await job.rebuild(first, last + timedelta(hours=1))
+        await job.rebuild(first, last + timedelta(hours=1))  # re-rolling changes nothing
+        for month in {month_of(at) for at, _, _ in spec}:
+            start, end = parse_month(month)
+            usage = MonthUsage.of(await store.list_rollups("day", start, end, "t1"))
+            expected = [(p, c) for at, p, c in spec if month_of(at) == month]
+            assert usage.tokens == sum(p + c for p, c in expected)
+            assert usage.requests == len(expected)
+        hours = await store.list_rollups("hour", first - timedelta(hours=1), last + timedelta(hours=2))
+        assert sum(r.requests for r in hours) == len(spec)
+        for row in hours:
+            inside = [at for at, _, _ in spec if row.key.bucket <= at < row.key.bucket + timedelta(hours=1)]
+            assert row.requests == len(inside)
+
+    asyncio.run(check())
+
+
+def test_grouping_merges_rows_and_their_percentiles() -> None:
+    base = datetime(2026, 11, 5, 10, tzinfo=UTC)
+    events = [
+        replace(event(f"m{i}", "t1", "m", 10, 5), created_at=base, latency_ms=float(i), key_id=f"k{i % 2}")
+        for i in range(1, 101)
+    ]  # latencies 1..100 ms over two keys
+    events.append(replace(event("bad", "t1", "m", 0, 0, status=502), created_at=base, key_id="k1"))
+    events.append(replace(event("cut", "t1", "n", 1, 1), created_at=base, usage=Usage(1, 1, estimated=True)))
+    rows = roll_events(events, base, lambda _: 0, {})
+    assert len(rows) == 3  # one per key and model
+    by_model = {r.key.model: report_row(r, ("model",)) for r in grouped(rows, ("model",))}
+    assert by_model["m"]["requests"] == 101 and by_model["m"]["errors"] == 1
+    assert by_model["m"]["errors_by_type"] == {"upstream_error": 1}
+    assert 94 <= by_model["m"]["latency_ms_p95"] <= 97  # type: ignore[operator]  # 1 % relative accuracy
+    assert 49 <= by_model["m"]["latency_ms_p50"] <= 52  # type: ignore[operator]
+    assert by_model["n"]["estimated_requests"] == 1
+    [total] = grouped(rows, ())
+    assert total.requests == 102 and total.prompt_tokens == 1001
+
+
+def test_margins_flag_tenants_plans_and_pools_priced_below_cost() -> None:
+    base = datetime(2026, 11, 5, tzinfo=UTC)
+    cheap = replace(event("a", "t1", "m", 10, 5), created_at=base, gpu_seconds=3600.0, cost_micros=1_000_000)
+    dear = replace(event("b", "t2", "m", 10, 5), created_at=base, gpu_seconds=60.0, cost_micros=5_000_000)
+    rows = roll_events([cheap, dear], base, lambda _: 2_000_000, {"d": "gpu-pool"})  # $2 per GPU-hour
+    plans = {"payg": PlanConfig(name="payg", display_name="PAYG")}
+    report = margins(rows, {"t1": ("cheap", "payg"), "t2": ("dear", "payg")}, plans.get)
+    tenants = {row["tenant"]: row for row in report["tenants"]}
+    assert tenants["cheap"]["below_cost"] and tenants["cheap"]["margin_micros"] == 1_000_000 - 2_000_000
+    assert not tenants["dear"]["below_cost"]
+    assert report["pools"] == [{"pool": "gpu-pool", "revenue_micros": 6_000_000, "gpu_cost_micros": 2_033_333,
+                                "margin_micros": 3_966_667, "margin_ratio": 0.6611, "below_cost": False}]  # fmt: skip
