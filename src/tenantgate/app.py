@@ -113,8 +113,7 @@ def create_app(settings: Settings) -> GatewayApp:
                 journal=journal(settings),
             )
             gw = Gateway(settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices)
-            rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments},
-                                lookback_h=settings.rollup_lookback_h)  # fmt: skip
+            rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
             plans = {p.name: p for p in settings.catalog.plans}
             api.state.gateway = gw

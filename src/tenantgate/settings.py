@@ -215,8 +215,7 @@ class Settings(BaseSettings):
         default=0.1, gt=0, le=10, description="fast mode: the most a SIGKILL can lose, in seconds of events"
     )
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of every price and invoice")
-    rollup_every_s: float = Field(default=60.0, gt=0, le=3600, description="How often recent hours are rolled up")
-    rollup_lookback_h: int = Field(default=3, ge=1, le=72, description="Hours re-rolled each time (late events)")
+    rollup_every_s: float = Field(default=10.0, gt=0, le=3600, description="How often new events are rolled up")
     usage_retention_days: int = Field(
         default=30, ge=1, le=3650, description="Raw usage events kept per tenant unless the tenant sets its own"
     )

@@ -85,3 +85,15 @@ async def test_export_marks_and_a_purge_that_really_deletes(store: Store) -> Non
     assert await store.purge_usage("t-acme", T0 - timedelta(days=30)) == 1
     assert await store.usage_between(T0 - timedelta(days=60), T0 + timedelta(days=1), "t-acme") == [new]
     assert await store.period_usage("tenant", "t-b", T0 - timedelta(days=60)) == (6, 0)  # another tenant's stays
+
+
+async def test_merging_adds_into_stored_rows_and_counts_each_event_once(store: Store) -> None:
+    await store.insert_usage([event("r1", "t-a", "m", 1, 1), event("r2", "t-a", "m", 1, 1)])
+    assert [e.request_id for e in await store.unrolled_usage(10)] == ["r1", "r2"]
+    assert await store.merge_rollups([("hour", rollup(0, "m", 3)), ("day", rollup(0, "m", 3))], ["r1"])
+    assert not await store.merge_rollups([("hour", rollup(0, "m", 100))], ["r1", "r2"])  # r1 is taken: nothing changes
+    assert await store.merge_rollups([("hour", rollup(0, "m", 4))], ["r2"])
+    [hour] = await store.list_rollups("hour", T0, T0 + timedelta(hours=1))
+    assert hour.requests == 7 and hour.errors == {"upstream_error": 2} and hour.latency_ms.count == 6
+    assert [r.requests for r in await store.list_rollups("day", T0, T0 + timedelta(days=1))] == [3]
+    assert await store.unrolled_usage(10) == []

@@ -46,7 +46,7 @@ def aware(value: datetime, name: str) -> datetime:
 
 async def refresh(request: Request) -> None:
     await gateway(request).recorder.flush()
-    await rollups(request).roll_hour(utcnow())
+    await rollups(request).roll_pending()
 
 
 @router.get("/tenants/{slug}/usage")

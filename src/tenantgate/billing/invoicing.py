@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from tenantgate.billing.invoices import compose, invoice_id, parse_month
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice
@@ -92,7 +92,7 @@ class Billing:
         return [await self._with_notes(i) for i in await self._store.list_invoices(tenant.id)]
 
     async def finalize(self, slug: str, month: str) -> dict[str, object]:
-        """Fix a month that has ended: its last day is rolled up again first, then nothing changes it."""
+        """Fix a month that has ended: pending events are rolled up first, then nothing changes it."""
         tenant = await self.tenant(slug)
         _, end = parse_month(month)
         if self._clock() < end:
@@ -101,7 +101,7 @@ class Billing:
         if await self._store.get_invoice(tenant.id, month) is not None:
             raise Conflict(f"The invoice of {month} is final already; correct it with a credit note.",
                            code="invoice_final")  # fmt: skip
-        await self._rollups.rebuild(end - timedelta(days=1), end)  # events that arrived late on the last day
+        await self._rollups.roll_pending()  # what was written up to now, late events included
         document, applications = await self._draft(tenant, month)
         now = self._clock()
         document |= {"status": "final", "finalized_at": now.isoformat()}

@@ -1,16 +1,17 @@
 """Usage rollups: raw events summed per hour and per UTC day, the only thing dashboards, invoices
 and exports read.
 
-Dimensions: tenant, key, user, endpoint, model, deployment (and its pool). Measures:
-requests, errors by type, tokens by kind, estimated requests, GPU-seconds, what the tenant is
-charged, the GPU cost to the operator, and TTFT / queue-wait / latency sketches (DDSketch, 1 %
-relative accuracy) that merge across hours, days and instances.
+Dimensions: tenant, key, user, endpoint, model, deployment (and its pool). Measures: requests,
+errors by type, tokens by kind, estimated requests, GPU-seconds, what the tenant is charged, the
+GPU cost to the operator, and TTFT / queue-wait / latency sketches (DDSketch, 1 % relative
+accuracy) that merge across hours, days and instances.
 
-The job re-rolls each recent hour from its events and then the day that holds it from the day's
-hour rows, replacing what was there: running it twice, or on two instances at once (the store
-serialises them; PostgreSQL with an advisory lock), gives the same rows. Events that arrive late
-(a journal replayed after a crash, a database outage) are picked up while their hour is within
-`lookback_h`; `tenantgate rollups rebuild` re-rolls any range.
+The job is incremental: every `every_s` it takes the events not yet rolled up (in slices of
+`SLICE`, yielding to the event loop between them), sums them into hour and day rows, and adds
+those into the stored rows while marking the events rolled up, in one transaction. An event is
+counted once however many instances run the job (the marking decides; a slice another instance
+took first is dropped and retried), and an event that arrives late (a journal replayed after a
+crash) lands in its own hour. `rebuild` recomputes a range from the raw events still kept.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from tenantgate.admission.periods import day_start
 from tenantgate.billing.records import Rollup, RollupKey
-from tenantgate.clock import utcnow
 from tenantgate.domain import UsageEvent
 from tenantgate.storage.base import Store
 
 log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+SLICE = 1000  # events summed between two turns of the event loop
 GpuPrice = Callable[[str], int]  # deployment name -> operator's micros per GPU-hour
 
 
@@ -42,15 +43,14 @@ def gpu_cost_micros(gpu_seconds: float, micros_per_hour: int) -> int:
     return int((Decimal(repr(gpu_seconds)) * micros_per_hour / 3600).quantize(Decimal(1), ROUND_HALF_UP))
 
 
-def roll_events(
-    events: Iterable[UsageEvent], bucket: datetime, gpu_price: GpuPrice, pools: dict[str, str]
-) -> list[Rollup]:
+def roll_events(events: Iterable[UsageEvent], gpu_price: GpuPrice, pools: dict[str, str]) -> list[Rollup]:
+    """Hour rows of the events, each in the hour it ended in."""
     rows: dict[RollupKey, Rollup] = {}
     for event in events:
         deployment = event.deployment or ""
         key = RollupKey(
-            bucket, event.tenant_id, event.key_id, event.user_id or "", event.endpoint, event.model, deployment,
-            event.pool or pools.get(deployment, ""),
+            hour_start(event.created_at), event.tenant_id, event.key_id, event.user_id or "", event.endpoint,
+            event.model, deployment, event.pool or pools.get(deployment, ""),
         )  # fmt: skip
         row = rows.get(key)
         if row is None:
@@ -89,25 +89,41 @@ def roll_up(rows: Iterable[Rollup], bucket: Callable[[RollupKey], RollupKey]) ->
 
 
 class RollupJob:
-    def __init__(self, store: Store, gpu_price: GpuPrice, pools: dict[str, str], *, lookback_h: int = 3) -> None:
+    def __init__(self, store: Store, gpu_price: GpuPrice, pools: dict[str, str]) -> None:
         self._store = store
         self._gpu_price = gpu_price
         self._pools = pools
-        self._lookback_h = lookback_h
+        self._lock = asyncio.Lock()  # one round at a time in this process
+
+    async def roll_pending(self) -> int:
+        """Add every event not yet rolled up into the hour and day rows; returns how many."""
+        done = 0
+        async with self._lock:
+            while events := await self._store.unrolled_usage(SLICE):
+                hours = roll_events(events, self._gpu_price, self._pools)
+                days = roll_up(hours, lambda key: replace(key, bucket=day_start(key.bucket)))
+                rows = [("hour", row) for row in hours] + [("day", row) for row in days]
+                if not await self._store.merge_rollups(rows, [e.request_id for e in events]):
+                    break  # another instance took some of these first; the rest wait for the next round
+                done += len(events)
+                await asyncio.sleep(0)  # let requests run between slices
+        return done
 
     async def roll_hour(self, hour: datetime) -> int:
-        """Re-roll one hour and its day; returns the hour's row count."""
+        """Recompute one hour from its raw events, then its day from its hours; returns the hour's rows."""
         hour = hour_start(hour)
-        events = await self._store.usage_between(hour, hour + HOUR)
-        rows = roll_events(events, hour, self._gpu_price, self._pools)
-        await self._store.replace_rollups("hour", hour, hour + HOUR, rows)
-        day = day_start(hour)
-        hours = await self._store.list_rollups("hour", day, day + DAY)
-        days = roll_up(hours, lambda key: replace(key, bucket=day))
-        await self._store.replace_rollups("day", day, day + DAY, days)
+        async with self._lock:
+            events = await self._store.usage_between(hour, hour + HOUR)
+            rows = roll_events(events, self._gpu_price, self._pools)
+            await self._store.replace_rollups("hour", hour, hour + HOUR, rows)
+            day = day_start(hour)
+            hours = await self._store.list_rollups("hour", day, day + DAY)
+            days = roll_up(hours, lambda key: replace(key, bucket=day))
+            await self._store.replace_rollups("day", day, day + DAY, days)
         return len(rows)
 
     async def rebuild(self, since: datetime, until: datetime) -> int:
+        """Recompute every hour in the range from the raw events still kept (a repair tool)."""
         hours = 0
         hour = hour_start(since)
         while hour < until:
@@ -116,15 +132,10 @@ class RollupJob:
             hours += 1
         return hours
 
-    async def catch_up(self) -> None:
-        now = hour_start(utcnow())
-        for back in range(self._lookback_h - 1, -1, -1):
-            await self.roll_hour(now - back * HOUR)
-
     async def run(self, every_s: float) -> None:
         while True:
             try:
-                await self.catch_up()
+                await self.roll_pending()
             except Exception:
                 log.warning("usage rollup failed; retried in %.0f s", every_s, exc_info=True)
             await asyncio.sleep(every_s)

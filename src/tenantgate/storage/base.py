@@ -91,7 +91,15 @@ class BillingStore(Protocol):
         """Raw events in [since, until), of one tenant or all: read by the rollup job and the CloudEvents export."""
 
     async def replace_rollups(self, granularity: str, since: datetime, until: datetime, rows: Sequence[Rollup]) -> None:
-        """Replace every row of that granularity in [since, until) by `rows`, atomically."""
+        """Replace every row of that granularity in [since, until) by `rows`, atomically; for hours, the
+        events in the range count as rolled up."""
+
+    async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
+        """The oldest events not yet in the rollups."""
+
+    async def merge_rollups(self, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> bool:
+        """Add `rows` ((granularity, row)) into the stored rollups and mark the `rolled` events, in one
+        transaction; False (nothing changed) when another instance rolled some of them first."""
 
     async def list_rollups(
         self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None

@@ -25,6 +25,7 @@ class MemoryBilling:
         self._webhooks: dict[str, Webhook] = {}
         self._delivery: dict[str, tuple[datetime | None, int]] = {}  # notification id -> (delivered, attempts)
         self._exported: set[str] = set()
+        self._rolled: set[str] = set()
         self._retention: dict[str, int | None] = {}
 
     async def usage_between(self, since: datetime, until: datetime, tenant_id: str | None = None) -> list[UsageEvent]:
@@ -38,6 +39,25 @@ class MemoryBilling:
     async def replace_rollups(self, granularity: str, since: datetime, until: datetime, rows: Sequence[Rollup]) -> None:
         kept = [r for r in self._rollups[granularity] if not since <= r.key.bucket < until]
         self._rollups[granularity] = kept + [copy.deepcopy(r) for r in rows]
+        if granularity == "hour":
+            self._rolled.update(e.request_id for e in self._usage.values() if since <= e.created_at < until)
+
+    async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
+        waiting = [e for e in self._usage.values() if e.request_id not in self._rolled]
+        return sorted(waiting, key=lambda e: e.created_at)[:limit]
+
+    async def merge_rollups(self, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> bool:
+        if any(request_id in self._rolled for request_id in rolled):
+            return False
+        self._rolled.update(rolled)
+        for granularity, row in rows:
+            table = self._rollups[granularity]
+            existing = next((r for r in table if r.key == row.key), None)
+            if existing is None:
+                table.append(copy.deepcopy(row))
+            else:
+                existing.merge(row)
+        return True
 
     async def list_rollups(
         self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, Webhook
 from tenantgate.billing.sketches import sketch_from_bytes, sketch_to_bytes
+from tenantgate.clock import utcnow
 from tenantgate.domain import Notification, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.metering.codec import event_from_dict
@@ -37,7 +38,7 @@ def _event(row: Any) -> UsageEvent:
     return event_from_dict(values)
 
 
-def _rollup_values(granularity: str, row: Rollup) -> dict[str, Any]:
+def rollup_values(granularity: str, row: Rollup) -> dict[str, Any]:
     key = row.key
     return {
         "granularity": granularity, "bucket": key.bucket, "tenant_id": key.tenant_id, "key_id": key.key_id,
@@ -63,6 +64,16 @@ def _rollup(row: Any) -> Rollup:
     )  # fmt: skip
 
 
+class _RolledElsewhere(Exception):
+    pass
+
+
+def _key_match(key: RollupKey) -> list[sa.ColumnElement[bool]]:
+    r = usage_rollups.c
+    return [r.key_id == key.key_id, r.user_id == key.user_id, r.endpoint == key.endpoint, r.model == key.model,
+            r.deployment == key.deployment, r.tenant_id == key.tenant_id]  # fmt: skip
+
+
 class SqlBilling:
     _engine: AsyncEngine
 
@@ -81,14 +92,51 @@ class SqlBilling:
         return [_event(r) for r in rows]
 
     async def replace_rollups(self, granularity: str, since: datetime, until: datetime, rows: Sequence[Rollup]) -> None:
-        r = usage_rollups.c
+        r, u = usage_rollups.c, usage_events.c
         async with self._engine.begin() as conn:
-            await self._serialise(conn, f"rollups:{granularity}:{since.isoformat()}")
+            await self._serialise(conn, "rollups")
             await conn.execute(
                 usage_rollups.delete().where(r.granularity == granularity, r.bucket >= since, r.bucket < until)
             )
             if rows:
-                await conn.execute(usage_rollups.insert(), [_rollup_values(granularity, row) for row in rows])
+                await conn.execute(usage_rollups.insert(), [rollup_values(granularity, row) for row in rows])
+            if granularity == "hour":  # these hours now hold every event in them
+                in_range = (u.created_at >= since) & (u.created_at < until) & u.rolled_at.is_(None)
+                await conn.execute(usage_events.update().where(in_range).values(rolled_at=utcnow()))
+
+    async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
+        u = usage_events.c
+        query = usage_events.select().where(u.rolled_at.is_(None)).order_by(u.created_at).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_event(r) for r in rows]
+
+    async def merge_rollups(self, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> bool:
+        try:
+            async with self._engine.begin() as conn:
+                await self._serialise(conn, "rollups")
+                await self._merge(conn, rows, rolled)
+        except _RolledElsewhere:
+            return False
+        return True
+
+    async def _merge(self, conn: AsyncConnection, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> None:
+        r, u = usage_rollups.c, usage_events.c
+        pending = u.request_id.in_(list(rolled)) & u.rolled_at.is_(None)
+        marked = await conn.execute(usage_events.update().where(pending).values(rolled_at=utcnow()))
+        if marked.rowcount != len(rolled):
+            raise _RolledElsewhere  # another instance rolled some of them meanwhile: undo, retry next round
+        for granularity, bucket in {(granularity, row.key.bucket) for granularity, row in rows}:
+            mine = {row.key: row for g, row in rows if g == granularity and row.key.bucket == bucket}
+            tenants = {key.tenant_id for key in mine}
+            where = (r.granularity == granularity) & (r.bucket == bucket) & r.tenant_id.in_(tenants)
+            for existing in (await conn.execute(usage_rollups.select().where(where))).all():
+                old = _rollup(existing)
+                if old.key in mine:
+                    old.merge(mine[old.key])
+                    mine[old.key] = old
+                    await conn.execute(usage_rollups.delete().where(where, *_key_match(old.key)))
+            await conn.execute(usage_rollups.insert(), [rollup_values(granularity, row) for row in mine.values()])
 
     async def list_rollups(
         self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None

@@ -83,6 +83,19 @@ usage_events = sa.Table(
     sa.Index("ix_usage_key_time", "key_id", "created_at"),
     sa.Index("ix_usage_user_time", "user_id", "created_at"),
     sa.Column("exported_at", TS),
+    sa.Column("rolled_at", TS),
+    sa.Index(
+        "ix_usage_unrolled",
+        "rolled_at",
+        postgresql_where=sa.text("rolled_at IS NULL"),
+        sqlite_where=sa.text("rolled_at IS NULL"),
+    ),
+    sa.Index(
+        "ix_usage_unexported",
+        "exported_at",
+        postgresql_where=sa.text("exported_at IS NULL"),
+        sqlite_where=sa.text("exported_at IS NULL"),
+    ),
 )
 
 usage_dead_letters = sa.Table(

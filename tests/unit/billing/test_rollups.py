@@ -37,11 +37,20 @@ def test_every_event_counts_once_in_its_hour_day_and_month(spec: list[tuple[date
     async def check() -> None:
         store = MemoryStore()
         events = [replace(event(f"r{i}", "t1", "m", p, c), created_at=at) for i, (at, p, c) in enumerate(spec)]
-        await store.insert_usage(events)
         job = RollupJob(store, lambda _: 0, {})
         first, last = min(at for at, _, _ in spec), max(at for at, _, _ in spec)
-        await job.rebuild(first, last + timedelta(hours=1))
-        await job.rebuild(first, last + timedelta(hours=1))  # re-rolling changes nothing
+        half = len(events) // 2
+        await store.insert_usage(events[:half])
+        assert await job.roll_pending() == half
+        await store.insert_usage(events[half:])  # the rest arrive later, some of them in hours rolled already
+        assert await job.roll_pending() == len(events) - half
+        assert await job.roll_pending() == 0  # nothing is counted twice
+        incremental = await store.list_rollups("day", first - timedelta(days=1), last + timedelta(days=1))
+        await job.rebuild(first, last + timedelta(hours=1))  # recomputing from raw events agrees
+        rebuilt = await store.list_rollups("day", first - timedelta(days=1), last + timedelta(days=1))
+        assert {r.key: (r.requests, r.prompt_tokens) for r in incremental} == {
+            r.key: (r.requests, r.prompt_tokens) for r in rebuilt
+        }
         for month in {month_of(at) for at, _, _ in spec}:
             start, end = parse_month(month)
             usage = MonthUsage.of(await store.list_rollups("day", start, end, "t1"))
@@ -65,7 +74,7 @@ def test_grouping_merges_rows_and_their_percentiles() -> None:
     ]  # latencies 1..100 ms over two keys
     events.append(replace(event("bad", "t1", "m", 0, 0, status=502), created_at=base, key_id="k1"))
     events.append(replace(event("cut", "t1", "n", 1, 1), created_at=base, usage=Usage(1, 1, estimated=True)))
-    rows = roll_events(events, base, lambda _: 0, {})
+    rows = roll_events(events, lambda _: 0, {})
     assert len(rows) == 3  # one per key and model
     by_model = {r.key.model: report_row(r, ("model",)) for r in grouped(rows, ("model",))}
     assert by_model["m"]["requests"] == 101 and by_model["m"]["errors"] == 1
@@ -81,7 +90,7 @@ def test_margins_flag_tenants_plans_and_pools_priced_below_cost() -> None:
     base = datetime(2026, 11, 5, tzinfo=UTC)
     cheap = replace(event("a", "t1", "m", 10, 5), created_at=base, gpu_seconds=3600.0, cost_micros=1_000_000)
     dear = replace(event("b", "t2", "m", 10, 5), created_at=base, gpu_seconds=60.0, cost_micros=5_000_000)
-    rows = roll_events([cheap, dear], base, lambda _: 2_000_000, {"d": "gpu-pool"})  # $2 per GPU-hour
+    rows = roll_events([cheap, dear], lambda _: 2_000_000, {"d": "gpu-pool"})  # $2 per GPU-hour
     plans = {"payg": PlanConfig(name="payg", display_name="PAYG")}
     report = margins(rows, {"t1": ("cheap", "payg"), "t2": ("dear", "payg")}, plans.get)
     tenants = {row["tenant"]: row for row in report["tenants"]}

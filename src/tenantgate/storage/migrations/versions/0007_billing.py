@@ -1,5 +1,5 @@
-"""Billing: hourly and daily usage rollups, prepaid credits, invoices and credit notes, tenant
-webhooks; notification delivery state, export marks on usage events, per-tenant retention.
+"""Billing: hourly and daily usage rollups (events marked once rolled up), prepaid credits, invoices
+and credit notes, tenant webhooks; notification delivery state, export marks on usage events, per-tenant retention.
 
 Revision ID: 0007
 Revises: 0006
@@ -88,6 +88,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("attempts", sa.Integer, nullable=False, server_default="0"))
     with op.batch_alter_table("usage_events") as batch:
         batch.add_column(sa.Column("exported_at", TS))
+        batch.add_column(sa.Column("rolled_at", TS))
+    # the rollup job and the export take what is not yet done; partial indexes keep that cheap
+    for column, name in (("rolled_at", "ix_usage_unrolled"), ("exported_at", "ix_usage_unexported")):
+        where = sa.text(f"{column} IS NULL")
+        op.create_index(name, "usage_events", [column], postgresql_where=where, sqlite_where=where)
     with op.batch_alter_table("tenants") as batch:
         batch.add_column(sa.Column("usage_retention_days", sa.Integer))
 
@@ -95,7 +100,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("tenants") as batch:
         batch.drop_column("usage_retention_days")
+    op.drop_index("ix_usage_unexported", "usage_events")
+    op.drop_index("ix_usage_unrolled", "usage_events")
     with op.batch_alter_table("usage_events") as batch:
+        batch.drop_column("rolled_at")
         batch.drop_column("exported_at")
     with op.batch_alter_table("notifications") as batch:
         batch.drop_column("attempts")
