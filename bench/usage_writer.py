@@ -63,9 +63,9 @@ async def journal_cost(strict: bool, count: int, concurrency: int) -> float:
     return elapsed / count * 1e6
 
 
-async def writer_rate(url: str, count: int) -> float:
+async def writer_rate(url: str, count: int, batch: int) -> float:
     store = SqlStore.from_url(url)
-    recorder = UsageRecorder(store, flush_s=3600, batch_size=500, buffer_limit=count + 1)
+    recorder = UsageRecorder(store, flush_s=3600, batch_size=batch, buffer_limit=count + 1)
     for event in events(count):
         recorder.record(event)
     started = time.perf_counter()
@@ -80,8 +80,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--writer-only", action="store_true")
     args = parser.parse_args()
-    for strict, concurrency in ((False, 1), (True, 1), (True, 64)):
+    for strict, concurrency in ((False, 1), (True, 1), (True, 64)) if not args.writer_only else ():
         runs = [await journal_cost(strict, 20_000 if not strict else 2_000, concurrency) for _ in range(3)]
         mode = "strict" if strict else "fast"
         print(f"journal {mode:6} {concurrency:>2} writers: {statistics.median(runs):8.1f} us/event (median of 3)")
@@ -92,8 +93,10 @@ async def main() -> None:
         base = args.database_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
         url = f"{base}/{scratch}"
         await asyncio.to_thread(upgrade, url)
-        rates = [await writer_rate(url, args.events) for _ in range(3)]
-        print(f"writer into PostgreSQL: {statistics.median(rates):,.0f} events/s (median of 3 x {args.events:,})")
+        for batch in (500, 2000, 5000):
+            rates = [await writer_rate(url, args.events, batch) for _ in range(3)]
+            rate = statistics.median(rates)
+            print(f"writer into PostgreSQL, batches of {batch}: {rate:,.0f} events/s (median of 3 x {args.events:,})")
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
         await admin.close()

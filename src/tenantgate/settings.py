@@ -204,7 +204,7 @@ class Settings(BaseSettings):
     key_refresh_s: float = Field(default=1.0, gt=0, description="How often each instance polls for key changes")
     negative_key_ttl_s: float = Field(default=2.0, gt=0, description="How long an unknown key id stays cached")
     usage_flush_s: float = Field(default=0.5, gt=0)
-    usage_batch_size: int = Field(default=500, ge=1)
+    usage_batch_size: int = Field(default=5000, ge=1, le=100_000, description="Events per insert")
     usage_buffer_limit: int = Field(default=200_000, ge=1000)
     usage_journal: Literal["strict", "fast", "off"] = Field(
         default="fast",

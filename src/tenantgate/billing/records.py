@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ddsketch import DDSketch
+from ddsketch.ddsketch import BaseDDSketch
 
 SKETCH_ACCURACY = 0.01  # relative accuracy of the percentiles (1 %)
 
@@ -40,9 +41,9 @@ class Rollup:
     gpu_seconds: float = 0.0
     charged_micros: int = 0  # what the tenant is charged for usage (the events' cost)
     gpu_cost_micros: int = 0  # the operator's cost of the GPU time, at the deployment's cost per GPU-hour
-    ttft_ms: DDSketch = field(default_factory=new_sketch)
-    queue_wait_ms: DDSketch = field(default_factory=new_sketch)
-    latency_ms: DDSketch = field(default_factory=new_sketch)
+    ttft_ms: BaseDDSketch = field(default_factory=new_sketch)
+    queue_wait_ms: BaseDDSketch = field(default_factory=new_sketch)
+    latency_ms: BaseDDSketch = field(default_factory=new_sketch)
 
     @property
     def error_count(self) -> int:
