@@ -22,6 +22,7 @@ from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.billing.invoicing import Billing
+from tenantgate.billing.prepaid import PrepaidGate
 from tenantgate.billing.prices import PriceBook, config_prices, to_micros
 from tenantgate.billing.rollups import RollupJob
 from tenantgate.builtin_engine import builtin_engine
@@ -90,9 +91,9 @@ def create_app(settings: Settings) -> GatewayApp:
             queue_metrics = QueueMetrics(registry)
             scheduler = Scheduler(catalog.deployments, fair_prices, observer=queue_metrics)
             queue_metrics.watch(scheduler)
-            keys = KeyDirectory(
-                store, negative_ttl_s=settings.negative_key_ttl_s, plan_rules=rules_by_plan(settings.catalog)
-            )
+            plans = {p.name: p for p in settings.catalog.plans}
+            prepaid = PrepaidGate(plans, rules_by_plan(settings.catalog))
+            keys = KeyDirectory(store, negative_ttl_s=settings.negative_key_ttl_s, plan_rules=prepaid.rules_for)
             counters = RedisCounterStore.from_url(settings.redis_url) if settings.redis_url else MemoryCounterStore()
             prices = PriceBook(settings.catalog.aliases, config_prices(settings.catalog))
             admission = Admission(
@@ -112,14 +113,17 @@ def create_app(settings: Settings) -> GatewayApp:
                 buffer_limit=settings.usage_buffer_limit,
                 journal=journal(settings),
             )
-            gw = Gateway(settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices)
+            gw = Gateway(
+                settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices, prepaid
+            )
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
-            plans = {p.name: p for p in settings.catalog.plans}
             api.state.gateway = gw
             api.state.tenancy = TenancyService(store, keys, frozenset(plans))
             api.state.rollups = rollups
-            api.state.billing = Billing(store, plans.get, rollups, currency=settings.currency)
+            api.state.billing = Billing(
+                store, plans.get, rollups, currency=settings.currency, credit_changed=gw.refresh_prepaid
+            )
             app.data_plane = DataPlane(gw)
             # What start-up built lives as long as the process: keep it out of every GC pass.
             gc.collect()

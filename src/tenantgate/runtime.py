@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from tenantgate.admission.service import Admission
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.billing.export import UsageExporter
+from tenantgate.billing.prepaid import PrepaidGate
 from tenantgate.billing.prices import PriceBook
 from tenantgate.billing.retention import run_retention
 from tenantgate.billing.rollups import RollupJob
@@ -40,7 +41,13 @@ class Gateway:
     scheduler: Scheduler
     registry: CollectorRegistry
     prices: PriceBook
+    prepaid: PrepaidGate
     background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def refresh_prepaid(self) -> None:
+        """Reload prepaid balances now; tenants whose plan in force changed get new principals."""
+        for tenant_id in await self.prepaid.refresh(self.store, self.keys.known_tenants):
+            self.keys.forget_principals(tenant_id)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """The only way to start a background task: tracked, and cancelled at shutdown."""
@@ -96,9 +103,11 @@ async def renew_leases(gw: Gateway) -> None:
 async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     """Start the background loops; on exit stop them, flush usage and close connections."""
     gw.prices.replace(await gw.store.list_prices())
+    await gw.refresh_prepaid()
     gw.recorder.start()
     gw.spawn(poll_key_changes(gw), "key-refresh")
     gw.spawn(poll_prices(gw), "price-refresh")
+    gw.spawn(gw.prepaid.run(gw.store, gw.keys.known_tenants, gw.keys.forget_principals), "prepaid-balances")
     gw.spawn(gw.recorder.run(), "usage-flush")
     gw.spawn(rollups.run(gw.settings.rollup_every_s), "usage-rollups")
     gw.spawn(run_retention(gw.store, gw.settings.usage_retention_days), "usage-retention")

@@ -92,6 +92,15 @@ class PlanConfig(_Strict):
     overage_usd_per_gpu_minute: float = Field(
         default=0.0, ge=0, le=MAX_PRICE, description="Price of a GPU-minute past the included ones"
     )
+    prepaid_required_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_PRICE,
+        description="Prepaid credit a tenant must hold before this plan's limits apply",
+    )
+    until_prepaid: str | None = Field(
+        default=None, description="The plan whose limits apply until that credit is there (required with it)"
+    )
     usage_billing: Literal["included", "metered"] | None = Field(
         default=None,
         description="metered: usage billed per model at the model prices; included: usage is covered by the fee "
@@ -167,6 +176,12 @@ class CatalogConfig(_Strict):
         names = [d.name for p in self.pools for d in p.deployments]
         if len(names) != len(set(names)):
             raise ValueError("deployment names must be unique across pools")
+        plans = {p.name for p in self.plans}
+        for plan in self.plans:
+            if (plan.prepaid_required_usd is None) != (plan.until_prepaid is None):
+                raise ValueError(f"plans.{plan.name}: prepaid_required_usd and until_prepaid go together")
+            if plan.until_prepaid is not None and plan.until_prepaid not in plans - {plan.name}:
+                raise ValueError(f"plans.{plan.name}.until_prepaid: no other plan named {plan.until_prepaid!r}")
         known = set(names) | {p.name for p in self.pools}
         for tenant, targets in self.pins.items():
             unknown = [t for t in targets if t not in known]

@@ -97,3 +97,12 @@ async def test_merging_adds_into_stored_rows_and_counts_each_event_once(store: S
     assert hour.requests == 7 and hour.errors == {"upstream_error": 2} and hour.latency_ms.count == 6
     assert [r.requests for r in await store.list_rollups("day", T0, T0 + timedelta(days=1))] == [3]
     assert await store.unrolled_usage(10) == []
+
+
+async def test_credit_balances_count_unexpired_grants_less_what_invoices_took(store: Store) -> None:
+    await store.add_credit_grant(CreditGrant("g1", "t-a", 5_000_000, T0, None, ""))
+    await store.add_credit_grant(CreditGrant("g2", "t-a", 1_000_000, T0, T0 + timedelta(days=1), ""))
+    await store.add_credit_grant(CreditGrant("g3", "t-b", 7, T0, None, ""))
+    await store.finalize_invoice(FinalInvoice("i1", "t-a", "2026-11", 0, {}, T0, (("g1", 2_000_000),)))
+    assert await store.credit_balances(T0) == {"t-a": 4_000_000, "t-b": 7}
+    assert await store.credit_balances(T0 + timedelta(days=2)) == {"t-a": 3_000_000, "t-b": 7}  # g2 expired

@@ -19,3 +19,19 @@ def test_budget_in_micro_dollars_and_unknown_plans_are_unlimited() -> None:
     assert rules("b").limits == Limits(rpm=5, budget_micros=12_500_000)
     assert rules("b").allowed_pools == frozenset({"gpu"})
     assert rules("nope").limits.unlimited and rules("nope").allowed_pools is None
+
+
+def test_a_deposit_plan_names_the_plan_that_applies_until_then() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    trial = PlanConfig(name="trial", display_name="Trial", rpm=2)
+    for broken in (
+        {"prepaid_required_usd": 100},
+        {"until_prepaid": "trial"},
+        {"prepaid_required_usd": 100, "until_prepaid": "vip"},
+        {"prepaid_required_usd": 100, "until_prepaid": "nowhere"},
+    ):
+        vip = PlanConfig(name="vip", display_name="VIP", **broken)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            CatalogConfig(plans=(trial, vip))

@@ -20,7 +20,6 @@ from tenantgate.api.admin_schemas import (
 )
 from tenantgate.domain import Limits
 from tenantgate.errors import AuthenticationFailed
-from tenantgate.plans import rules_by_plan
 from tenantgate.runtime import Gateway
 from tenantgate.tenancy import TenancyService, replace_set_fields
 
@@ -128,9 +127,12 @@ async def tenant_limits(slug: str, request: Request, service: Service) -> dict[s
     """The tenant's effective limits (plan tightened by overrides), current use and resets."""
     gw = gateway(request)
     tenant = await service.tenant(slug)
-    rules = rules_by_plan(gw.settings.catalog)(tenant.plan)
+    rules = gw.prepaid.rules_for(tenant)
     rows = await gw.admission.current(tenant.id, rules.limits.tighten(tenant.limits), rules.included_tokens)
-    return {"tenant": slug, "plan": tenant.plan, "limits": rows}
+    body: dict[str, object] = {"tenant": slug, "plan": tenant.plan, "limits": rows}
+    if (in_force := gw.prepaid.plan_for(tenant)) != tenant.plan:
+        body["limits_of_plan"] = in_force  # until the plan's prepaid balance is there
+    return body
 
 
 @router.get("/tenants/{slug}/notifications")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from tenantgate.auth.keys import parse_key, secret_matches
@@ -54,7 +54,7 @@ class KeyDirectory:
         store: TenancyStore,
         *,
         negative_ttl_s: float = 2.0,
-        plan_rules: Callable[[str], PlanRules] = lambda plan: PlanRules(),
+        plan_rules: Callable[[Tenant], PlanRules] = lambda tenant: PlanRules(),
     ) -> None:
         self._store = store
         self._plan_rules = plan_rules
@@ -90,7 +90,7 @@ class KeyDirectory:
         if principal is None:
             tenant = self._tenants[key.tenant_id]
             user = None if key.user_id is None else self._users.get(key.user_id)
-            principal = _principal(key, tenant, self._plan_rules(tenant.plan), user)
+            principal = _principal(key, tenant, self._plan_rules(tenant), user)
             self._principals[key_id] = principal
         if self._tenants[key.tenant_id].status is not TenantStatus.ACTIVE:
             raise PermissionDenied("This tenant is suspended; contact your platform operator.", code="tenant_suspended")
@@ -145,7 +145,15 @@ class KeyDirectory:
         if tenant.id not in self._tenants:
             return
         self._tenants[tenant.id] = tenant
-        for key_id in [k for k, p in self._principals.items() if p.tenant_id == tenant.id]:
+        self.forget_principals(tenant.id)
+
+    def known_tenants(self) -> Mapping[str, Tenant]:
+        """The tenants this instance has keys of (read-only)."""
+        return self._tenants
+
+    def forget_principals(self, tenant_id: str) -> None:
+        """Rebuild the tenant's principals on their next request (its plan in force changed)."""
+        for key_id in [k for k, p in self._principals.items() if p.tenant_id == tenant_id]:
             del self._principals[key_id]
 
     def apply_user(self, user: User) -> None:

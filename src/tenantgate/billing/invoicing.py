@@ -4,7 +4,7 @@ notes, prepaid credit grants. The admin API and the CLI call it; it owns every b
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from tenantgate.billing.invoices import compose, invoice_id, parse_month
@@ -32,13 +32,18 @@ def check_money(micros: int, what: str) -> int:
 class Billing:
     def __init__(
         self, store: Store, plans: Callable[[str], PlanConfig | None], rollups: RollupJob, *, currency: str,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = utcnow, credit_changed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:  # fmt: skip
         self._store = store
         self._plans = plans
         self._rollups = rollups
         self._currency = currency
         self._clock = clock
+        self._credit_changed = credit_changed
+
+    async def _credits_moved(self) -> None:
+        if self._credit_changed is not None:
+            await self._credit_changed()
 
     async def tenant(self, slug: str) -> Tenant:
         tenant = await self._store.get_tenant_by_slug(slug)
@@ -110,6 +115,7 @@ class Billing:
             tuple(applications),
         )  # fmt: skip
         await self._store.finalize_invoice(final)
+        await self._credits_moved()
         return await self._with_notes(final)
 
     async def credit_note(self, slug: str, month: str, amount_micros: int, reason: str) -> CreditNote:
@@ -135,6 +141,7 @@ class Billing:
             secrets.token_hex(8), tenant.id, check_money(amount_micros, "amount"), now, expires_at, note
         )
         await self._store.add_credit_grant(grant)
+        await self._credits_moved()
         return grant
 
     async def credits(self, slug: str) -> list[dict[str, object]]:

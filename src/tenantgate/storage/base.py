@@ -112,6 +112,9 @@ class BillingStore(Protocol):
     async def credit_applied(self, tenant_id: str) -> dict[str, int]:
         """Micros of each grant already applied to finalised invoices."""
 
+    async def credit_balances(self, now: datetime) -> dict[str, int]:
+        """Per tenant, the prepaid credit left on grants unexpired at `now`."""
+
     async def finalize_invoice(self, invoice: FinalInvoice) -> None:
         """Store it with its credit applications; Conflict when that tenant's month is final already."""
 

@@ -83,6 +83,14 @@ class MemoryBilling:
                     applied[grant] = applied.get(grant, 0) + amount
         return applied
 
+    async def credit_balances(self, now: datetime) -> dict[str, int]:
+        balances: dict[str, int] = {}
+        for grant in self._grants.values():
+            if grant.expires_at is None or grant.expires_at > now:
+                used = (await self.credit_applied(grant.tenant_id)).get(grant.id, 0)
+                balances[grant.tenant_id] = balances.get(grant.tenant_id, 0) + grant.amount_micros - used
+        return balances
+
     async def finalize_invoice(self, invoice: FinalInvoice) -> None:
         once = (invoice.tenant_id, invoice.month)
         if once in self._invoices:

@@ -171,6 +171,20 @@ class SqlBilling:
             rows = (await conn.execute(query)).all()
         return {r[0]: int(r[1]) for r in rows}
 
+    async def credit_balances(self, now: datetime) -> dict[str, int]:
+        g, a = credit_grants.c, credit_applications.c
+        applied = sa.select(a.grant_id, sa.func.sum(a.amount_micros).label("used")).group_by(a.grant_id).subquery()
+        left = g.amount_micros - sa.func.coalesce(applied.c.used, 0)
+        query = (
+            sa.select(g.tenant_id, sa.func.sum(left))
+            .select_from(credit_grants.outerjoin(applied, applied.c.grant_id == g.id))
+            .where(sa.or_(g.expires_at.is_(None), g.expires_at > now))
+            .group_by(g.tenant_id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {r[0]: int(r[1]) for r in rows}
+
     async def finalize_invoice(self, invoice: FinalInvoice) -> None:
         values = {
             "id": invoice.id, "tenant_id": invoice.tenant_id, "month": invoice.month,
