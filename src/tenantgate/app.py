@@ -95,6 +95,7 @@ def create_app(settings: Settings) -> GatewayApp:
             prepaid = PrepaidGate(plans, rules_by_plan(settings.catalog))
             keys = KeyDirectory(store, negative_ttl_s=settings.negative_key_ttl_s, plan_rules=prepaid.rules_for)
             counters = RedisCounterStore.from_url(settings.redis_url) if settings.redis_url else MemoryCounterStore()
+            notifier = Notifier(store)
             prices = PriceBook(settings.catalog.aliases, config_prices(settings.catalog))
             admission = Admission(
                 counters,
@@ -102,7 +103,7 @@ def create_app(settings: Settings) -> GatewayApp:
                 lease_ttl_s=settings.lease_ttl_s,
                 output_estimate=settings.output_estimate_tokens,
                 output_cap=settings.output_estimate_cap,
-                notifier=Notifier(store),
+                notifier=notifier,
                 recorded=store,
                 thresholds=settings.alert_thresholds,
             )
@@ -122,7 +123,13 @@ def create_app(settings: Settings) -> GatewayApp:
             api.state.tenancy = TenancyService(store, keys, frozenset(plans))
             api.state.rollups = rollups
             api.state.billing = Billing(
-                store, plans.get, rollups, currency=settings.currency, credit_changed=gw.refresh_prepaid
+                store,
+                plans.get,
+                rollups,
+                currency=settings.currency,
+                credit_changed=gw.refresh_prepaid,
+                notifier=notifier,
+                thresholds=settings.alert_thresholds,
             )
             app.data_plane = DataPlane(gw)
             # What start-up built lives as long as the process: keep it out of every GC pass.

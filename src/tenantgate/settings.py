@@ -20,6 +20,13 @@ ProviderKind = Literal["openai"]
 MAX_PRICE = 1_000_000.0  # per 1M tokens, per GPU-hour or per month, in the installation's currency
 
 
+def in_utc(value: datetime, name: str) -> datetime:
+    """A moment that says its timezone, in UTC; a naive one is refused (ValueError naming the field)."""
+    if value.tzinfo is None:
+        raise ValueError(f"{name} needs a timezone, e.g. 2026-12-01T00:00:00Z")
+    return value.astimezone(UTC)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -153,9 +160,7 @@ class ModelPrice(_Strict):
     @field_validator("effective_from")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("effective_from needs a timezone, e.g. 2026-12-01T00:00:00Z")
-        return value.astimezone(UTC)
+        return in_utc(value, "effective_from")
 
 
 class CatalogConfig(_Strict):

@@ -51,36 +51,34 @@ def daily_used(gw: Gateway, tenant: str) -> int:
     return int(next(r["used"] for r in shown["limits"] if r["limit"] == "daily_tokens"))
 
 
-def test_a_stream_its_client_cuts_is_charged_for_what_it_delivered(gw: Gateway) -> None:
-    key = gw.tenant_with_key("cutter")
-    chat = {"model": "sim-small", "messages": MESSAGES, "max_tokens": 3000, "stream": True}
+def stream_tokens(gw: Gateway, key: str, model: str, max_tokens: int, leave_after: int | None) -> tuple[str, int]:
+    """Stream a chat, counting the token events received; leave after `leave_after` of them if given."""
+    chat = {"model": model, "messages": MESSAGES, "max_tokens": max_tokens, "stream": True}
     received = 0
     with httpx.stream(
         "POST", gw.url + "/v1/chat/completions", json=chat, headers={"Authorization": f"Bearer {key}"}
     ) as response:
-        request_id = response.headers["x-request-id"]
         for line in response.iter_lines():
-            received += line.startswith("data: {")
-            if received == 300:
-                break  # the client leaves with 300 tokens in hand
+            received += line.startswith('data: {"id"')
+            if received == leave_after:
+                break
+        return response.headers["x-request-id"], received
+
+
+def test_a_stream_its_client_cuts_is_charged_for_what_it_delivered(gw: Gateway) -> None:
+    key = gw.tenant_with_key("cutter")
+    request_id, received = stream_tokens(gw, key, "sim-small", 3000, leave_after=300)
+    assert received == 300  # the client leaves with 300 tokens in hand
     event = recorded(gw, request_id)
     assert event["status"] == 499 and event["usage_estimated"] == 1
     assert 300 <= event["completion_tokens"] < 3000 and event["prompt_tokens"] > 0
     # the limits were settled with the delivered figure, not refunded
-    used = daily_used(gw, "cutter")
-    assert used == event["prompt_tokens"] + event["completion_tokens"]
+    assert daily_used(gw, "cutter") == event["prompt_tokens"] + event["completion_tokens"]
 
 
 def test_a_stream_the_engine_cuts_is_charged_for_what_it_delivered(gw: Gateway) -> None:
     key = gw.tenant_with_key("dropped")
-    chat = {"model": "sim-drop", "messages": MESSAGES, "max_tokens": 400, "stream": True}
-    received = 0
-    with httpx.stream(
-        "POST", gw.url + "/v1/chat/completions", json=chat, headers={"Authorization": f"Bearer {key}"}
-    ) as response:
-        request_id = response.headers["x-request-id"]
-        for line in response.iter_lines():
-            received += line.startswith('data: {"id"')
+    request_id, received = stream_tokens(gw, key, "sim-drop", 400, leave_after=None)
     event = recorded(gw, request_id)
     assert event["status"] == 502 and event["usage_estimated"] == 1
     assert event["completion_tokens"] == received > 0

@@ -4,7 +4,7 @@ CloudEvents export of raw usage events."""
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -21,7 +21,7 @@ from tenantgate.billing.retention import purge_expired
 from tenantgate.clock import utcnow
 from tenantgate.domain import Price
 from tenantgate.errors import InvalidRequest
-from tenantgate.settings import MAX_PRICE
+from tenantgate.settings import MAX_PRICE, in_utc
 
 router = APIRouter(prefix="/admin", tags=["billing"], dependencies=[Depends(require_admin)])
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=20, decimal_places=6)]
@@ -38,9 +38,7 @@ class PriceIn(BaseModel):
     @field_validator("effective_from")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("effective_from needs a timezone, e.g. 2026-12-01T00:00:00Z")
-        return value.astimezone(UTC)
+        return in_utc(value, "effective_from")
 
 
 class PriceOut(BaseModel):

@@ -5,7 +5,7 @@ and rolls up the current hour, so what was served a moment ago is counted."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -22,6 +22,7 @@ from tenantgate.billing.reports import grouped, margins, parse_group_by, report_
 from tenantgate.billing.rollups import HOUR, RollupJob, hour_start
 from tenantgate.clock import utcnow
 from tenantgate.errors import InvalidRequest
+from tenantgate.settings import in_utc
 
 router = APIRouter(prefix="/admin", tags=["usage and billing"], dependencies=[Depends(require_admin)])
 Format = Annotated[Literal["json", "csv"], Query(description="json or csv")]
@@ -39,9 +40,10 @@ def rollups(request: Request) -> RollupJob:
 
 
 def aware(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None:
-        raise InvalidRequest(f"'{name}' needs a timezone, e.g. 2026-11-01T00:00:00Z.", param=name)
-    return value.astimezone(UTC)
+    try:
+        return in_utc(value, name)
+    except ValueError as exc:
+        raise InvalidRequest(f"{exc}.", param=name) from None
 
 
 async def refresh(request: Request) -> None:

@@ -13,6 +13,7 @@ from tenantgate.billing.rollups import RollupJob
 from tenantgate.clock import utcnow
 from tenantgate.domain import Tenant
 from tenantgate.errors import Conflict, InvalidRequest, NotFound
+from tenantgate.notifications import Notifier
 from tenantgate.settings import PlanConfig
 from tenantgate.storage.base import Store
 
@@ -33,6 +34,7 @@ class Billing:
     def __init__(
         self, store: Store, plans: Callable[[str], PlanConfig | None], rollups: RollupJob, *, currency: str,
         clock: Callable[[], datetime] = utcnow, credit_changed: Callable[[], Awaitable[None]] | None = None,
+        notifier: Notifier | None = None, thresholds: tuple[int, ...] = (50, 80, 100),
     ) -> None:  # fmt: skip
         self._store = store
         self._plans = plans
@@ -40,6 +42,8 @@ class Billing:
         self._currency = currency
         self._clock = clock
         self._credit_changed = credit_changed
+        self._notifier = notifier
+        self._thresholds = thresholds
 
     async def _credits_moved(self) -> None:
         if self._credit_changed is not None:
@@ -107,6 +111,7 @@ class Billing:
             raise Conflict(f"The invoice of {month} is final already; correct it with a credit note.",
                            code="invoice_final")  # fmt: skip
         await self._rollups.roll_pending()  # what was written up to now, late events included
+        applied_before = await self._store.credit_applied(tenant.id)
         document, applications = await self._draft(tenant, month)
         now = self._clock()
         document |= {"status": "final", "finalized_at": now.isoformat()}
@@ -116,7 +121,21 @@ class Billing:
         )  # fmt: skip
         await self._store.finalize_invoice(final)
         await self._credits_moved()
+        await self._credit_alerts(tenant, applied_before, applications)
         return await self._with_notes(final)
+
+    async def _credit_alerts(self, tenant: Tenant, before: dict[str, int], taken: list[tuple[str, int]]) -> None:
+        """Tell the tenant once when a grant's use crosses a threshold."""
+        if self._notifier is None or not taken:
+            return
+        grants = {g.id: g for g in await self._store.list_credit_grants(tenant.id)}
+        for grant_id, amount in taken:
+            grant, was = grants[grant_id], before.get(grant_id, 0)
+            for percent in self._thresholds:
+                if was < grant.amount_micros * percent / 100 <= was + amount:
+                    label = grant.note or grant.id
+                    message = f"{percent} % of prepaid credit '{label}' ({grant.amount_micros / 1e6:.2f}) is used."
+                    self._notifier.notify(tenant.id, f"credit_{percent}", grant.id, message)
 
     async def credit_note(self, slug: str, month: str, amount_micros: int, reason: str) -> CreditNote:
         tenant = await self.tenant(slug)
