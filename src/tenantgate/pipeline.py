@@ -80,7 +80,7 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
     except BaseException:  # a bug or a cancellation: still give the reservation back
         gw.admission.settle_soon(reservation, None)
         raise
-    return await respond(gw, call, request, meter, reservation, dispatch, upstream, body)
+    return respond(gw, call, request, meter, reservation, dispatch, upstream, body)
 
 
 def _waited(dispatch: Dispatch | None) -> int | None:
@@ -93,7 +93,7 @@ def _served(dispatch: Dispatch | None) -> Served:
     return dispatch.served() if dispatch.sent else Served(queue_wait_ms=dispatch.waited_ms())
 
 
-async def respond(
+def respond(
     gw: Gateway, call: InferenceCall, request: InferenceRequest, meter: RequestMeter,
     reservation: Reservation | None, dispatch: Dispatch, upstream: UpstreamResponse | None, body: bytes,
 ) -> ASGIApp:  # fmt: skip

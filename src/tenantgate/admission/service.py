@@ -160,7 +160,7 @@ class Admission:
             outcome, store = await self._degraded(request_id, checks, exc)
         if isinstance(outcome, Denied):
             label, check = labelled[outcome.index]
-            if label == "tenant" and check.shape == "total" and self._notifier is not None:
+            if label == "tenant" and check.shape == "total" and 100 in self._thresholds and self._notifier:
                 self._threshold(principal.tenant_id, check, 100)  # refused: it is used up
             raise refusal(check, label, outcome.retry_after_s)
         if self._notifier is not None:
