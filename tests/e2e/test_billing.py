@@ -64,6 +64,13 @@ def test_each_event_carries_the_price_in_force_and_gpu_time_adds_up(engines: Eng
         assert box["gpus"] == 2 and box["busy_gpu_seconds"] > 0
         assert math.isclose(shares, box["busy_gpu_seconds"], rel_tol=1e-6)  # every busy GPU-second attributed
         assert 0 < box["utilisation"] <= 1
+        window = {"since": (now - timedelta(hours=2)).isoformat(), "until": (now + timedelta(hours=2)).isoformat()}
+        hourly = admin.get("/admin/utilisation", params={**window, "by": "pool", "fresh": "true"}).json()
+        assert {row["pool"] for row in hourly} == {"main"}
+        assert math.isclose(sum(row["busy_gpu_seconds"] for row in hourly), shares, rel_tol=1e-6)
+        for row in hourly:
+            assert math.isclose(row["utilisation"], row["busy_gpu_seconds"] / (2 * 3600), rel_tol=1e-6)
+        assert admin.get("/admin/utilisation", params={**window, "by": "region"}).status_code == 400
 
 
 def test_hostile_model_names_on_postgresql_never_stop_usage(

@@ -5,7 +5,6 @@ request costing its tokens at the price in force when it ran."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -14,10 +13,12 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import yaml
 
 from tests.e2e.conftest import Engines
 from tests.e2e.procs import gateway, sim_engine
+from tests.e2e.usage_db import usage_rows
 
 MESSAGES = [{"role": "user", "content": "count the tokens please"}]
 PER_PHASE = 1000
@@ -86,20 +87,17 @@ def run_phase(url: str, key: str, numbers: range) -> list[dict[str, Any]]:
             client.close()
 
 
-def stored_events(database: str) -> dict[str, dict[str, Any]]:
-    db = sqlite3.connect(database)
-    db.row_factory = sqlite3.Row
-    try:
-        return {row["request_id"]: dict(row) for row in db.execute("SELECT * FROM usage_events")}
-    finally:
-        db.close()
-
-
-def test_rollups_and_invoice_equal_the_engines_usage_exactly(engines: Engines, tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_rollups_and_invoice_equal_the_engines_usage_exactly(
+    database: str, engines: Engines, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     env = {"TENANTGATE_ROLLUP_EVERY_S": "1", "TENANTGATE_BREAKER_FAILURES": "1000000"}
+    url = None
+    if database == "postgres":
+        url = str(request.getfixturevalue("postgres_url")).replace("postgresql+asyncpg://", "postgresql://")
     with sim_engine("--speed", "50", "--models", "sim-small") as engine:
         config = catalog(tmp_path, engine.url, engines)
-        with gateway(tmp_path, "--config", str(config), env=env) as gw, gw.admin() as admin:
+        with gateway(tmp_path, "--config", str(config), env=env, database_url=url) as gw, gw.admin() as admin:
             key = gw.tenant_with_key("accurate", "--plan", "payg")
             first = run_phase(gw.url, key, range(PER_PHASE))
             change = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -109,7 +107,7 @@ def test_rollups_and_invoice_equal_the_engines_usage_exactly(engines: Engines, t
             engine_stats = engine.stats()
             month = datetime.now(UTC).strftime("%Y-%m")
             gw.cli("usage", "--tenant", "accurate")  # writes what is buffered, rolls up the current hour
-            events = stored_events(gw.database_url.removeprefix("sqlite:///"))
+            events = usage_rows(gw.database_url)
             seen = first + second
             assert {s["id"] for s in seen} <= set(events)  # one event per request
             for phase, prices in ((first, V1), (second, V2)):

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Engines
-from tests.e2e.procs import Gateway, free_port, gateway, stop
+from tests.e2e.procs import Gateway, free_port, gateway, sim_engine, stop
 from tests.e2e.usage_db import request_ids
 
 MESSAGES = [{"role": "user", "content": "a b c"}]
@@ -154,13 +154,13 @@ def test_sigkill_under_load_loses_no_answered_request(
         key = doomed.tenant_with_key("crashy")
         with ThreadPoolExecutor(1) as killer:
             answered = killer.submit(_load, doomed, key, 600)
-            while _journal_bytes(data) < 60_000 and not answered.done():
+            while _journal_bytes(data) < 120_000 and not answered.done():
                 time.sleep(0.01)  # polling the journal's size: kill once a good share of the load is through
             doomed.process.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
             done = answered.result()
         doomed.process.wait()
-    assert len(done) > 50
+    assert len(done) > 20  # enough answered requests before the kill to say something
     revived_env = {"TENANTGATE_USAGE_JOURNAL": mode}  # writes batches as usual again
     with gateway(tmp_path, *upstream, env=revived_env, data_dir=data, database_url=doomed.database_url) as revived:
         ids = {request_id for request_id, _ in done}
@@ -169,7 +169,7 @@ def test_sigkill_under_load_loses_no_answered_request(
         while time.monotonic() < until and not ids <= stored:
             stored = request_ids(revived.database_url)
             time.sleep(0.05)  # the replayed events are written in the next batch
-        window = 0.1 + 0.2  # fast mode's flush interval, plus the scheduling slack of a 2-core machine
+        window = 0.1 + 0.9  # fast mode's flush interval, plus the scheduling slack of a loaded 2-core machine
         must_have = ids if mode == "strict" else {r for r, at in done if at < killed_at - window}
         missing = must_have - stored
         assert not missing, f"{len(missing)} of {len(must_have)} answered requests lost in {mode} mode"
@@ -214,3 +214,24 @@ def test_a_redis_restart_mid_day_leaves_the_remaining_daily_quota_unchanged(engi
             assert response.status_code == 200
             latest = recorded(gw, response.headers["x-request-id"])
             assert daily_used(gw, "steady") == before + latest["prompt_tokens"] + latest["completion_tokens"]
+
+
+def test_a_long_stream_is_charged_while_it_runs(tmp_path: Path) -> None:
+    """A stream that outgrows its reservation counts against the quota as it goes, not only at its end."""
+    with sim_engine("--speed", "2", "--default-max-tokens", "400", "--models", "sim-small") as engine:
+        env = {"TENANTGATE_OUTPUT_ESTIMATE_TOKENS": "16"}  # no max_tokens: 16 output tokens reserved
+        with gateway(tmp_path, "--upstream", engine.url + "/v1", env=env) as gw, gw.admin() as admin:
+            key = gw.tenant_with_key("runner")
+            chat = {"model": "sim-small", "messages": MESSAGES, "stream": True}
+            received = used = 0
+            with httpx.stream(
+                "POST", gw.url + "/v1/chat/completions", json=chat, headers={"Authorization": f"Bearer {key}"}
+            ) as response:
+                for line in response.iter_lines():
+                    received += line.startswith('data: {"id"')
+                    if received == 100:  # mid-stream: 400 tokens take the engine ~8 s at this speed
+                        limits = admin.get("/admin/tenants/runner/limits").json()["limits"]
+                        used = next(r["used"] for r in limits if r["limit"] == "daily_tokens")
+                        assert engine.stats()["running"] == 1  # still generating: nothing was settled yet
+                        break
+            assert used >= 64 + 2, f"only {used} tokens counted while 100 were streamed"  # charged every 64

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from typing import Any
 
 import asyncpg
 
@@ -25,3 +26,25 @@ def request_ids(database_url: str) -> set[str]:
         finally:
             db.close()
     return asyncio.run(_postgres_ids(database_url.replace("postgresql+asyncpg://", "postgresql://")))
+
+
+async def _postgres_rows(url: str) -> list[dict[str, object]]:
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        return [dict(row) for row in await conn.fetch("SELECT * FROM usage_events")]
+    finally:
+        await conn.close()
+
+
+def usage_rows(database_url: str) -> dict[str, dict[str, Any]]:
+    """Every stored usage event as a dict, by request id."""
+    if database_url.startswith("sqlite:///"):
+        db = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+        db.row_factory = sqlite3.Row
+        try:
+            rows = [dict(row) for row in db.execute("SELECT * FROM usage_events")]
+        finally:
+            db.close()
+    else:
+        rows = asyncio.run(_postgres_rows(database_url.replace("postgresql+asyncpg://", "postgresql://")))
+    return {str(row["request_id"]): row for row in rows}

@@ -18,7 +18,7 @@ from tenantgate.api.csv_render import csv_response
 from tenantgate.billing.invoices import parse_month
 from tenantgate.billing.invoicing import Billing
 from tenantgate.billing.prices import to_micros
-from tenantgate.billing.reports import grouped, margins, parse_group_by, report_row
+from tenantgate.billing.reports import grouped, margins, parse_group_by, report_row, utilisation
 from tenantgate.billing.rollups import HOUR, RollupJob, hour_start
 from tenantgate.clock import utcnow
 from tenantgate.errors import InvalidRequest
@@ -167,6 +167,29 @@ async def grant_credit(slug: str, body: CreditGrantIn, request: Request) -> list
 @router.get("/tenants/{slug}/credits")
 async def credits(slug: str, request: Request) -> list[dict[str, object]]:
     return await billing(request).credits(slug)
+
+
+@router.get("/utilisation")
+async def gpu_utilisation(
+    request: Request,
+    since: Annotated[datetime, Query(description="From (with a timezone)")],
+    until: Annotated[datetime, Query(description="To (with a timezone)")],
+    by: Annotated[Literal["deployment", "pool"], Query(description="deployment or pool")] = "deployment",
+    granularity: Annotated[Literal["hour", "day"], Query(description="hour or day")] = "hour",
+    fresh: bool = False,
+) -> list[dict[str, object]]:
+    """Busy GPU time over capacity per deployment or pool, per hour or day (every tenant's rollups)."""
+    start, end = aware(since, "since"), aware(until, "until")
+    if not start < end or end - start > MAX_RANGE:
+        raise InvalidRequest("'since' must be before 'until', and at most 400 days before it.", param="since")
+    if fresh:
+        await refresh(request)
+    gw = gateway(request)
+    rows = await gw.store.list_rollups(granularity, start, end)
+    deployments = gw.catalog.deployments
+    gpus = {d.name: d.gpus for d in deployments}
+    pools = {d.name: d.pool for d in deployments}
+    return utilisation(rows, gpus, pools, by, 3600.0 if granularity == "hour" else 86400.0)
 
 
 @router.get("/margins")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 
 from tenantgate.admission.periods import day_start
 from tenantgate.billing.invoices import MonthUsage, charge_lines
@@ -100,3 +101,26 @@ def _margin(labels: dict[str, object], revenue: int, cost: int) -> dict[str, obj
         "revenue_micros": revenue, "gpu_cost_micros": cost, "margin_micros": margin,
         "margin_ratio": None if revenue == 0 else round(margin / revenue, 4), "below_cost": margin < 0,
     }  # fmt: skip
+
+
+def utilisation(
+    rows: Iterable[Rollup], gpus: Mapping[str, float], pools: Mapping[str, str], by: str, bucket_s: float
+) -> list[dict[str, object]]:
+    """Busy GPU time over capacity per deployment or pool and bucket, from every tenant's rollups.
+
+    The requests' GPU-seconds add up to their deployment's busy GPU time (attribution conserves it),
+    so a bucket's utilisation is their sum over the GPUs' time in the bucket."""
+    busy: dict[tuple[str, datetime], float] = {}
+    for row in rows:
+        if row.key.deployment:
+            name = row.key.deployment if by == "deployment" else pools.get(row.key.deployment, row.key.pool)
+            busy[(name, row.key.bucket)] = busy.get((name, row.key.bucket), 0.0) + row.gpu_seconds
+    capacity = dict(gpus) if by == "deployment" else {}
+    if by == "pool":
+        for deployment, count in gpus.items():
+            capacity[pools[deployment]] = capacity.get(pools[deployment], 0.0) + count
+    return [
+        {by: name, "bucket": bucket.isoformat().replace("+00:00", "Z"), "busy_gpu_seconds": seconds,
+         "utilisation": seconds / (capacity[name] * bucket_s) if capacity.get(name) else None}
+        for (name, bucket), seconds in sorted(busy.items())
+    ]  # fmt: skip
