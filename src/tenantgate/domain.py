@@ -34,6 +34,7 @@ class Limits:
     daily_tokens: int | None = None
     monthly_tokens: int | None = None
     budget_micros: int | None = None
+    monthly_gpu_ms: int | None = None  # GPU time attributed to the requests (plans with included GPU-minutes)
 
     def tighten(self, other: Limits) -> Limits:
         """The tighter of two limit sets, field by field."""

@@ -68,13 +68,13 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
         elif not dispatch.waiting:  # a waiting stream opens first and waits in QueuedStream
             upstream = await dispatch.send()
     except GatewayError as exc:
-        gw.admission.settle_soon(reservation, None)
+        gw.admission.settle_soon(reservation, None, _gpu(dispatch))
         meter.finish(exc.status, exc.code, served=_served(dispatch))
         exc.headers.setdefault(QUEUE_WAIT, str(_waited(dispatch) or 0))
         raise
     except ClientGone:
         cut = None if dispatch is None else dispatch.cut_usage()
-        gw.admission.settle_soon(reservation, cut)
+        gw.admission.settle_soon(reservation, cut, _gpu(dispatch))
         meter.finish(CLIENT_CLOSED, "client_disconnected", cut, _served(dispatch))
         raise
     except BaseException:  # a bug or a cancellation: still give the reservation back
@@ -85,6 +85,10 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
 
 def _waited(dispatch: Dispatch | None) -> int | None:
     return None if dispatch is None else dispatch.waited_ms()
+
+
+def _gpu(dispatch: Dispatch | None) -> float:
+    return 0.0 if dispatch is None else dispatch.gpu_seconds
 
 
 def _served(dispatch: Dispatch | None) -> Served:
@@ -101,7 +105,7 @@ def respond(
 
     def settle(status: int, error: str | None, usage: Usage | None) -> None:
         dispatch.release(None if usage is None else usage.completion_tokens)
-        gw.admission.settle_soon(reservation, usage)
+        gw.admission.settle_soon(reservation, usage, dispatch.gpu_seconds)
         meter.finish(status, error, usage, dispatch.served())
 
     def progress(events: int) -> None:

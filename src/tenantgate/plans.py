@@ -24,6 +24,9 @@ def plan_limits(plan: PlanConfig) -> Limits:
         if plan.cap == "hard" and plan.monthly_tokens is not None
         else None,
         budget_micros=None if plan.budget_usd is None else round(plan.budget_usd * 1_000_000),
+        monthly_gpu_ms=round(plan.included_gpu_minutes * 60_000)
+        if plan.cap == "hard" and plan.included_gpu_minutes is not None
+        else None,
     )
 
 

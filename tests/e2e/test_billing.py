@@ -95,3 +95,20 @@ def test_hostile_model_names_on_postgresql_never_stop_usage(
         assert by_model == {"bad?model": 1, "m" * 127 + "…": 1, "sim-small": 20}
         assert admin.get("/admin/usage/dead-letters").json() == []
         assert admin.get("/admin/usage/dead-letters", params={"limit": 0}).status_code == 400
+
+
+def test_a_hard_plan_stops_at_its_included_gpu_minutes(engines: Engines, tmp_path: Path) -> None:
+    config = tmp_path / "catalog.yaml"
+    deployment = {"name": "box", "base_url": engines.healthy.url + "/v1", "models": ["sim-small"]}
+    plan = {"name": "gpu-capped", "display_name": "GPU capped", "included_gpu_minutes": 0.005, "cap": "hard"}
+    config.write_text(yaml.safe_dump({"pools": [{"name": "main", "deployments": [deployment]}], "plans": [plan]}))
+    with gateway(tmp_path, "--config", str(config)) as gw:
+        key = gw.tenant_with_key("capped", "--plan", "gpu-capped")
+        chat = {"model": "sim-small", "messages": MESSAGES, "max_tokens": 40}
+        answers = [httpx.post(gw.url + "/v1/chat/completions", json=chat, headers={"Authorization": f"Bearer {key}"})
+                   for _ in range(40)]  # fmt: skip
+        codes = [a.status_code for a in answers]
+        assert codes[0] == 200 and 429 in codes  # 0.3 GPU-seconds go within a few requests
+        refused = next(a for a in answers if a.status_code == 429).json()["error"]
+        assert refused["code"] == "gpu_quota_exceeded" and "GPU-minutes" in refused["message"]
+        assert codes.index(429) == len(codes) - codes[::-1].index(200) or 200 not in codes[codes.index(429) :]

@@ -20,6 +20,7 @@ class LimitKind(StrEnum):
     CONCURRENCY = "concurrency_limit_exceeded"
     QUOTA = "quota_exceeded"
     BUDGET = "budget_exceeded"
+    GPU_TIME = "gpu_quota_exceeded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,12 @@ def checks_for(
         checks.append(
             Check(LimitKind.CONCURRENCY, f"tg1:conc:{scope}", limits.concurrency, 1, "lease", ttl_s=lease_ttl_s)
         )
-    if limits.daily_tokens is None and limits.monthly_tokens is None and limits.budget_micros is None:
+    if (
+        limits.daily_tokens is None
+        and limits.monthly_tokens is None
+        and limits.budget_micros is None
+        and limits.monthly_gpu_ms is None
+    ):
         return checks
     today = calendar(now)
     if limits.daily_tokens is not None:
@@ -60,4 +66,7 @@ def checks_for(
     if limits.budget_micros is not None:
         budget = f"tg1:budget:{scope}:{today.month}"
         checks.append(Check(LimitKind.BUDGET, budget, limits.budget_micros, cost_micros, "total", today.next_month))
+    if limits.monthly_gpu_ms is not None:  # GPU time is known only afterwards: admit while any is left
+        gpu = f"tg1:gpu:{scope}:{today.month}"
+        checks.append(Check(LimitKind.GPU_TIME, gpu, limits.monthly_gpu_ms, 1, "total", today.next_month))
     return checks

@@ -19,20 +19,25 @@ from tenantgate.admission.limits import Check
 class RecordedUsage(Protocol):
     async def period_usage(self, scope: str, scope_id: str, since: datetime) -> tuple[int, int]: ...
 
+    async def period_gpu_seconds(self, scope: str, scope_id: str, since: datetime) -> float: ...
 
-def period_of(check: Check) -> tuple[str, str, datetime, bool]:
-    """(scope kind, scope id, period start, counts money) of a total's counter name.
 
-    Names: tg1:{day|month|budget|included}:{tenant|key|user}:{id}:{YYYY-MM-DD|YYYY-MM}."""
+def period_of(check: Check) -> tuple[str, str, str, datetime]:
+    """(what it counts, scope kind, scope id, period start) of a total's counter name.
+
+    Names: tg1:{day|month|budget|included|gpu}:{tenant|key|user}:{id}:{YYYY-MM-DD|YYYY-MM}."""
     _, kind, scope, scope_id, label = check.counter.split(":")
     start = datetime.strptime(label, "%Y-%m-%d" if kind == "day" else "%Y-%m").replace(tzinfo=UTC)
-    return scope, scope_id, start, kind == "budget"
+    return kind, scope, scope_id, start
 
 
 async def recorded_totals(usage: RecordedUsage, checks: Sequence[Check]) -> list[int]:
     values = []
     for check in checks:
-        scope, scope_id, start, money = period_of(check)
+        kind, scope, scope_id, start = period_of(check)
+        if kind == "gpu":
+            values.append(round(await usage.period_gpu_seconds(scope, scope_id, start) * 1000))
+            continue
         tokens, cost = await usage.period_usage(scope, scope_id, start)
-        values.append(cost if money else tokens)
+        values.append(cost if kind == "budget" else tokens)
     return values

@@ -89,6 +89,8 @@ def refusal(check: Check, scope: str, retry_after_s: float) -> RateLimited:
         text = f"This {scope} already has {check.limit} requests in flight, its concurrency limit."
     elif check.kind is LimitKind.QUOTA:
         text = f"Token quota of {check.limit} for this {scope} is used up until {reset}."
+    elif check.kind is LimitKind.GPU_TIME:
+        text = f"GPU quota of {check.limit / 60_000:g} GPU-minutes for this {scope} is used up until {reset}."
     else:
         text = f"Budget of ${check.limit / 1e6:.2f} for this {scope} is used up until {reset}."
     if reset is not None:
@@ -191,9 +193,11 @@ class Admission:
 
     def _threshold(self, tenant_id: str, check: Check, percent: int) -> None:
         assert self._notifier is not None
-        name = {"day": "daily_tokens", "month": "monthly_tokens", "budget": "budget"}[check.counter.split(":")[1]]
-        money = check.kind is LimitKind.BUDGET
-        maximum = f"{check.limit / 1e6:.2f}" if money else f"{check.limit} tokens"
+        kind = check.counter.split(":")[1]
+        name = {"day": "daily_tokens", "month": "monthly_tokens", "budget": "budget", "gpu": "gpu_minutes"}[kind]
+        maximum = {"budget": f"{check.limit / 1e6:.2f}", "gpu": f"{check.limit / 60_000:g} GPU-minutes"}.get(
+            kind, f"{check.limit} tokens"
+        )
         self._notifier.threshold_reached(tenant_id, name, percent, check.counter.rsplit(":", 1)[-1], maximum)
 
     async def _reserve_seeded(
@@ -267,27 +271,26 @@ class Admission:
         task.add_done_callback(self._settling.discard)
         return task
 
-    def settle_soon(self, reservation: Reservation | None, usage: Usage | None) -> None:
+    def settle_soon(self, reservation: Reservation | None, usage: Usage | None, gpu_seconds: float = 0.0) -> None:
         """Called from synchronous end-of-request code: settle in a tracked task."""
         if reservation is None:
             return
         if isinstance(reservation.store, MemoryCounterStore):  # nothing to wait for: settle right here
             self._leased.pop(reservation.request_id, None)
-            reservation.store.settle_now(reservation.request_id, reservation.checks, self._actual(reservation, usage))
+            actual = self._actual(reservation, usage, gpu_seconds)
+            reservation.store.settle_now(reservation.request_id, reservation.checks, actual)
             return
-        _ = self._track(self.settle(reservation, usage))
+        _ = self._track(self.settle(reservation, usage, gpu_seconds))
 
-    def _actual(self, reservation: Reservation, usage: Usage | None) -> list[int]:
+    def _actual(self, reservation: Reservation, usage: Usage | None, gpu_seconds: float) -> list[int]:
         used = usage or Usage()
         cost = self._pricing(reservation.model, used.prompt_tokens, used.completion_tokens)
-        return [
-            cost if c.kind is LimitKind.BUDGET else 1 if c.kind is LimitKind.REQUESTS else used.total_tokens
-            for c in reservation.checks
-        ]
+        settled = {LimitKind.BUDGET: cost, LimitKind.REQUESTS: 1, LimitKind.GPU_TIME: round(gpu_seconds * 1000)}
+        return [settled.get(c.kind, used.total_tokens) for c in reservation.checks]
 
-    async def settle(self, reservation: Reservation, usage: Usage | None) -> None:
+    async def settle(self, reservation: Reservation, usage: Usage | None, gpu_seconds: float = 0.0) -> None:
         self._leased.pop(reservation.request_id, None)
-        actual = self._actual(reservation, usage)
+        actual = self._actual(reservation, usage, gpu_seconds)
         if reservation.pending is not None:
             await reservation.pending
         try:
@@ -315,14 +318,15 @@ class Admission:
             used = await self._fallback.peek(checks)
         names = {"rpm": "rpm", "tpm": "tpm", "conc": "concurrency", "day": "daily_tokens"}
         names |= {"month": "monthly_tokens", "budget": "budget_usd", "included": "included_tokens"}
+        names |= {"gpu": "monthly_gpu_minutes"}
         rows: list[dict[str, object]] = []
         for check, value in zip(checks, used, strict=True):
-            money = check.kind is LimitKind.BUDGET
+            unit = 1e6 if check.kind is LimitKind.BUDGET else 60_000 if check.kind is LimitKind.GPU_TIME else 1
             rows.append(
                 {
                     "limit": names[check.counter.split(":")[1]],
-                    "max": check.limit / 1e6 if money else check.limit,
-                    "used": value / 1e6 if money else value,
+                    "max": check.limit / unit if unit != 1 else check.limit,
+                    "used": value / unit if unit != 1 else value,
                     "resets": "sliding 60 s" if check.shape == "window" else
                     "as requests finish" if check.shape == "lease" else
                     (check.reset_at.isoformat().replace("+00:00", "Z") if check.reset_at else ""),

@@ -18,6 +18,8 @@ from tenantgate.api.errors import error_response, internal_error_response
 from tenantgate.errors import BodyTooLarge, ClientGone, GatewayError, InvalidRequest, NotFound
 from tenantgate.inference_request import Endpoint
 from tenantgate.pipeline import InferenceCall, check_namespace, handle_inference
+from tenantgate.queued_stream import QueuedStream
+from tenantgate.relay import StreamRelay
 from tenantgate.routing.policy import visible_models
 from tenantgate.runtime import Gateway
 
@@ -90,7 +92,9 @@ class DataPlane:
             log.exception("unhandled error in request %s", request_id)
             app = internal_error_response(request_id)
         recorder = self.gateway.recorder
-        if recorder.strict:  # the request's usage event is on disk before its answer goes out
+        # Strict journal: an answer goes out once its usage event is on disk. A stream records its
+        # event when it ends, and waits for the disk there (relay.py), not before its head.
+        if recorder.strict and not isinstance(app, StreamRelay | QueuedStream):
             await recorder.durable()
         await app(scope, receive, send)
 

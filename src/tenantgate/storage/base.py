@@ -77,6 +77,9 @@ class UsageStore(Protocol):
     async def period_usage(self, scope: str, scope_id: str, since: datetime) -> tuple[int, int]:
         """(tokens, cost in micros) recorded since `since` for a 'tenant', 'key' or 'user' id."""
 
+    async def period_gpu_seconds(self, scope: str, scope_id: str, since: datetime) -> float:
+        """GPU-seconds recorded since `since` for a 'tenant', 'key' or 'user' id."""
+
 
 class PriceStore(Protocol):
     async def add_price(self, price: Price) -> None:

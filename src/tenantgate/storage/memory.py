@@ -120,6 +120,12 @@ class MemoryStore(MemoryBilling):
                 cost += event.cost_micros
         return tokens, cost
 
+    async def period_gpu_seconds(self, scope: str, scope_id: str, since: datetime) -> float:
+        owner = {"tenant": "tenant_id", "key": "key_id", "user": "user_id"}[scope]
+        return sum(
+            e.gpu_seconds for e in self._usage.values() if getattr(e, owner) == scope_id and e.created_at >= since
+        )
+
     async def add_price(self, price: Price) -> None:
         once = (price.model, price.effective_from)
         if once in self._prices:

@@ -94,6 +94,15 @@ class SqlUsage:
             row = (await conn.execute(query)).one()
         return int(row[0]), int(row[1])
 
+    async def period_gpu_seconds(self, scope: str, scope_id: str, since: datetime) -> float:
+        u = usage_events.c
+        column = {"tenant": u.tenant_id, "key": u.key_id, "user": u.user_id}[scope]
+        query = sa.select(sa.func.coalesce(sa.func.sum(u.gpu_seconds), 0.0)).where(
+            column == scope_id, u.created_at >= since
+        )
+        async with self._engine.connect() as conn:
+            return float((await conn.execute(query)).scalar_one())
+
     async def add_price(self, price: Price) -> None:
         values = {
             "id": price.id,
