@@ -92,7 +92,8 @@ class StreamRelay:
         finally:
             watcher.cancel()
             self._upstream.close()
-            self._report(CLIENT_CLOSED, "client_disconnected")  # no-op when the stream ended normally
+            # a no-op when the stream ended normally; else the client left, or the server is stopping
+            self._report(CLIENT_CLOSED, "client_disconnected" if self._client_gone else "cancelled")
 
     def usage(self) -> Usage:
         """The engine's usage if it reported it, else what was delivered (estimated)."""

@@ -2,6 +2,7 @@
 
 Lines, each with an id stable across drafts and the final version (`<invoice id>:<kind>[:<detail>]`):
 - `subscription`: the plan's monthly fee.
+- `included:tokens` / `included:gpu_minutes`: how much of the plan's included usage the month used (0).
 - `usage:<model>`: tokens per model. On metered plans the amount is what the requests were
   charged at the model prices in force when they ran; on plans with included usage it is 0 (the
   fee covers it) and the line is the per-model breakdown.
@@ -110,6 +111,15 @@ def charge_lines(invoice: str, plan: PlanConfig, usage: MonthUsage) -> list[dict
                            "tokens", 0, amount))  # fmt: skip
     if metered:
         return lines
+    if plan.monthly_tokens is not None:
+        used = min(usage.tokens, plan.monthly_tokens)
+        description = f"Included in the plan: {used:,} of {plan.monthly_tokens:,} tokens used"
+        lines.append(_line(invoice, "included:tokens", description, used, "tokens", 0, 0))
+    if plan.included_gpu_minutes is not None:
+        minutes = min(Decimal(repr(usage.gpu_seconds)) / 60, Decimal(repr(plan.included_gpu_minutes)))
+        used_minutes = minutes.quantize(Decimal("0.000001"))
+        description = f"Included in the plan: {used_minutes} of {plan.included_gpu_minutes:g} GPU-minutes used"
+        lines.append(_line(invoice, "included:gpu_minutes", description, used_minutes, "GPU-minutes", 0, 0))
     floor = to_micros(plan.overage_floor_usd)
     if plan.cap == "overage" and plan.monthly_tokens is not None and usage.tokens > plan.monthly_tokens:
         extra = usage.tokens - plan.monthly_tokens

@@ -39,7 +39,10 @@ def test_an_overage_plan_bills_past_its_included_tokens_never_below_the_floor() 
                       overage_floor_usd=5, monthly_fee_usd=99)  # fmt: skip
     document, _ = invoice(plan, [day_row("a", 800), day_row("b", 700)])
     # 500 tokens over: 0.5 x $2 = $1, raised to the $5 floor; usage lines show the tokens at 0
-    assert amounts(document) == {"subscription": 99_000_000, "usage:a": 0, "usage:b": 0, "overage:tokens": 5_000_000}
+    assert amounts(document) == {"subscription": 99_000_000, "usage:a": 0, "usage:b": 0, "included:tokens": 0,
+                                 "overage:tokens": 5_000_000}  # fmt: skip
+    included = next(line for line in document["lines"] if line["kind"] == "included")  # type: ignore[attr-defined]
+    assert included["quantity"] == "1000" and "1,000 of 1,000 tokens" in included["description"]
     assert document["total_micros"] == 104_000_000
     big, _ = invoice(plan, [day_row("a", 10_000)])
     assert amounts(big)["overage:tokens"] == 18_000_000  # 9,000 over at $2 per 1k
@@ -57,9 +60,11 @@ def test_gpu_minutes_past_the_included_ones_and_burst_credits() -> None:
     plan = PlanConfig(name="gpu", display_name="GPU", included_gpu_minutes=10, overage_usd_per_gpu_minute=0.5,
                       monthly_tokens=100, burst_credits=50, cap="hard")  # fmt: skip
     document, _ = invoice(plan, [day_row("a", 130, gpu_seconds=900.0)])  # 15 GPU-minutes, 30 burst tokens
-    assert amounts(document) == {"usage:a": 0, "burst": 0, "overage:gpu_minutes": 2_500_000}
-    lines = {line["kind"]: line for line in document["lines"]}  # type: ignore[attr-defined]
-    assert lines["burst"]["quantity"] == "30" and lines["overage"]["quantity"] == "5.000000"
+    assert amounts(document) == {"usage:a": 0, "included:tokens": 0, "included:gpu_minutes": 0, "burst": 0,
+                                 "overage:gpu_minutes": 2_500_000}  # fmt: skip
+    lines = {line["id"].split(":", 1)[1]: line for line in document["lines"]}  # type: ignore[attr-defined]
+    assert lines["burst"]["quantity"] == "30" and lines["overage:gpu_minutes"]["quantity"] == "5.000000"
+    assert lines["included:gpu_minutes"]["quantity"] == "10.000000"
 
 
 def test_prepaid_credit_burns_soonest_expiring_then_oldest_and_never_past_what_is_due() -> None:
