@@ -12,6 +12,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tenantgate.admission.counters import CounterStore, MemoryCounterStore
+from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.storage.memory import MemoryStore
 from tenantgate.storage.migrate import upgrade
 from tenantgate.storage.sql import SqlStore
@@ -86,3 +88,14 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         _unavailable(f"Redis unreachable at {REDIS_URL}: {exc}")
     return REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def counter_store(request: pytest.FixtureRequest) -> AsyncIterator[CounterStore]:
+    """The same suite runs against the in-process counters and a real Redis."""
+    if request.param == "memory":
+        yield MemoryCounterStore()
+        return
+    redis = RedisCounterStore.from_url(request.getfixturevalue("redis_url"))
+    yield redis
+    await redis.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -21,16 +20,6 @@ from tenantgate.storage.memory import MemoryStore
 from tests.integration.test_store_suite import event
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def counters(request: pytest.FixtureRequest) -> AsyncIterator[CounterStore]:
-    if request.param == "memory":
-        yield MemoryCounterStore()
-        return
-    store = RedisCounterStore.from_url(request.getfixturevalue("redis_url"))
-    yield store
-    await store.close()
-
-
 async def lose_totals(counters: CounterStore, keys: list[str], redis_url: str | None) -> None:
     if isinstance(counters, MemoryCounterStore):
         counters.forget_totals()
@@ -42,8 +31,9 @@ async def lose_totals(counters: CounterStore, keys: list[str], redis_url: str | 
 
 
 async def test_a_lost_daily_quota_and_budget_continue_from_the_recorded_usage(
-    counters: CounterStore, request: pytest.FixtureRequest
+    counter_store: CounterStore, request: pytest.FixtureRequest
 ) -> None:
+    counters = counter_store
     tenant = "t" + secrets.token_hex(6)
     limits = Limits(daily_tokens=1000, budget_micros=5000)
     principal = Principal(tenant, "t", "k" + tenant, None, "growth", None, None, tenant_limits=limits)

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
-import pytest
-
-from tenantgate.admission.counters import CounterStore, MemoryCounterStore
+from tenantgate.admission.counters import CounterStore
 from tenantgate.admission.limits import checks_for
-from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
 from tenantgate.clock import utcnow
 from tenantgate.domain import Limits, Principal, Usage
 from tenantgate.inference_request import Endpoint, parse_request
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[CounterStore]:
-    if request.param == "memory":
-        yield MemoryCounterStore()
-        return
-    redis = RedisCounterStore.from_url(request.getfixturevalue("redis_url"))
-    yield redis
-    await redis.close()
-
-
-async def test_overrun_is_charged_during_the_stream_and_settled_exactly(store: CounterStore) -> None:
+async def test_overrun_is_charged_during_the_stream_and_settled_exactly(counter_store: CounterStore) -> None:
+    store = counter_store
     limits = Limits(tpm=100_000, daily_tokens=1_000_000, budget_micros=10**9)
     tenant = secrets.token_hex(6)
     principal = Principal(tenant, "t", "k", None, "growth", None, None, tenant_limits=limits)
