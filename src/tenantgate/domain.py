@@ -184,15 +184,6 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
-class UsageTotals:
-    model: str
-    requests: int
-    prompt_tokens: int
-    completion_tokens: int
-    errors: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class Notification:
     """Something a tenant's admins should hear about, e.g. a soft cap reached; once per period."""
 

@@ -102,7 +102,7 @@ async def test_touch_keys_keeps_latest(store: Store) -> None:
     assert loaded is not None and loaded.last_used_at == T0 + timedelta(minutes=2)
 
 
-async def test_usage_is_idempotent_and_totals_per_model(store: Store) -> None:
+async def test_usage_is_idempotent_and_kept_per_tenant(store: Store) -> None:
     batch = [
         event("r1", "t-acme", "sim-small", 10, 5),
         event("r2", "t-acme", "sim-large", 7, 3),
@@ -111,12 +111,12 @@ async def test_usage_is_idempotent_and_totals_per_model(store: Store) -> None:
     ]
     await store.insert_usage(batch)
     await store.insert_usage(batch[:2])  # a retried batch counts once
-    totals = await store.usage_totals("t-acme", T0 - timedelta(days=1), T0 + timedelta(days=1))
-    assert [(t.model, t.requests, t.prompt_tokens, t.completion_tokens, t.errors) for t in totals] == [
-        ("sim-large", 1, 7, 3, 0),
-        ("sim-small", 2, 11, 6, 1),
-    ]
-    assert await store.usage_totals("t-acme", T0 + timedelta(seconds=1), T0 + timedelta(days=1)) == []
+    kept = await store.usage_between(T0 - timedelta(days=1), T0 + timedelta(days=1), "t-acme")
+    assert sorted((e.request_id, e.model, e.status) for e in kept) == [
+        ("r1", "sim-small", 200), ("r2", "sim-large", 200), ("r3", "sim-small", 502)
+    ]  # fmt: skip
+    assert await store.period_usage("tenant", "t-acme", T0 - timedelta(days=1)) == (10 + 5 + 7 + 3 + 1 + 1, 0)
+    assert await store.usage_between(T0 + timedelta(seconds=1), T0 + timedelta(days=1), "t-acme") == []
 
 
 def test_head_revision_constant_matches_the_migrations() -> None:

@@ -13,14 +13,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from tenantgate.api.admin import gateway, require_admin
-from tenantgate.api.admin_usage import aware, billing
+from tenantgate.api.admin_usage import aware, billing, window
 from tenantgate.billing.export import ndjson
 from tenantgate.billing.prices import to_micros, version_of
 from tenantgate.billing.records import Webhook
 from tenantgate.billing.retention import purge_expired
 from tenantgate.clock import utcnow
 from tenantgate.domain import Price
-from tenantgate.errors import InvalidRequest
 from tenantgate.settings import MAX_PRICE, in_utc
 
 router = APIRouter(prefix="/admin", tags=["billing"], dependencies=[Depends(require_admin)])
@@ -143,9 +142,7 @@ async def usage_events(
 ) -> Response:  # fmt: skip
     """One CloudEvent per request as NDJSON (raw events, so only within the retention period)."""
     tenant = await billing(request).tenant(slug)
-    start, end = aware(since, "since"), aware(until, "until")
-    if not start < end or end - start > timedelta(days=31):
-        raise InvalidRequest("'since' must be before 'until', and at most 31 days before it.", param="since")
+    start, end = window(aware(since, "since"), aware(until, "until"), timedelta(days=31))
     gw = gateway(request)
     await gw.recorder.flush()
     events = await gw.store.usage_between(start, end, tenant.id)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tenantgate.domain import ApiKey, Limits, Role, Tenant, TenantMode, TenantStatus, UsageTotals, User
+from tenantgate.domain import ApiKey, Limits, Role, Tenant, TenantMode, TenantStatus, User
 
 
 class _In(BaseModel):
@@ -135,27 +135,3 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="The full key. Shown once; only its hash is stored.")
-
-
-class ModelUsage(BaseModel):
-    model: str
-    requests: int
-    errors: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-    @classmethod
-    def of(cls, t: UsageTotals) -> ModelUsage:
-        return cls(
-            model=t.model, requests=t.requests, errors=t.errors, prompt_tokens=t.prompt_tokens,
-            completion_tokens=t.completion_tokens, total_tokens=t.prompt_tokens + t.completion_tokens,
-        )  # fmt: skip
-
-
-class UsageOut(BaseModel):
-    tenant: str
-    since: datetime
-    until: datetime
-    models: list[ModelUsage]
-    total: ModelUsage

@@ -46,6 +46,14 @@ def aware(value: datetime, name: str) -> datetime:
         raise InvalidRequest(f"{exc}.", param=name) from None
 
 
+def window(start: datetime, end: datetime, longest: timedelta = MAX_RANGE) -> tuple[datetime, datetime]:
+    """A query's time range, checked: start before end, and at most `longest` long."""
+    if not start < end or end - start > longest:
+        days = longest.days
+        raise InvalidRequest(f"'since' must be before 'until', and at most {days} days before it.", param="since")
+    return start, end
+
+
 async def refresh(request: Request) -> None:
     await gateway(request).recorder.flush()
     await rollups(request).roll_pending()
@@ -66,9 +74,7 @@ async def usage(
     """A tenant's usage from the rollups, grouped as asked (by model by default), with percentiles."""
     tenant = await billing(request).tenant(slug)
     end = aware(until, "until") if until else utcnow() + timedelta(seconds=1)
-    start = aware(since, "since") if since else end - timedelta(days=30)
-    if not start < end or end - start > MAX_RANGE:
-        raise InvalidRequest("'since' must be before 'until', and at most 400 days before it.", param="since")
+    start, end = window(aware(since, "since") if since else end - timedelta(days=30), end)
     groups = parse_group_by(group_by) or ("model",)
     if fresh:
         await refresh(request)
@@ -82,7 +88,7 @@ async def usage(
     body: dict[str, object] = {"tenant": slug, "since": start, "until": end, "group_by": groups, "rows": report,
                                "total": total, "granularity": "day" if by_day else "hour"}  # fmt: skip
     if groups == ("model",):
-        body["models"] = [row | {"total_tokens": row["total_tokens"]} for row in report]
+        body["models"] = report
     return body
 
 
@@ -102,9 +108,7 @@ async def rebuild(
     until: Annotated[datetime, Query(description="To (with a timezone)")],
 ) -> dict[str, int]:
     """Roll up every hour in the range again from the raw events still kept."""
-    start, end = aware(since, "since"), aware(until, "until")
-    if not start < end or end - start > MAX_RANGE:
-        raise InvalidRequest("'since' must be before 'until', and at most 400 days before it.", param="since")
+    start, end = window(aware(since, "since"), aware(until, "until"))
     await gateway(request).recorder.flush()
     return {"hours": await rollups(request).rebuild(start, end)}
 
@@ -179,9 +183,7 @@ async def gpu_utilisation(
     fresh: bool = False,
 ) -> list[dict[str, object]]:
     """Busy GPU time over capacity per deployment or pool, per hour or day (every tenant's rollups)."""
-    start, end = aware(since, "since"), aware(until, "until")
-    if not start < end or end - start > MAX_RANGE:
-        raise InvalidRequest("'since' must be before 'until', and at most 400 days before it.", param="since")
+    start, end = window(aware(since, "since"), aware(until, "until"))
     if fresh:
         await refresh(request)
     gw = gateway(request)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -15,7 +15,6 @@ from tenantgate.domain import (
     Price,
     Tenant,
     UsageEvent,
-    UsageTotals,
     User,
 )
 
@@ -65,8 +64,6 @@ class NotificationStore(Protocol):
 class UsageStore(Protocol):
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         """Idempotent by request id: a batch written twice counts once."""
-
-    async def usage_totals(self, tenant_id: str, since: datetime, until: datetime) -> list[UsageTotals]: ...
 
     async def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         """Keep events the database refused, with the reason; idempotent by request id."""
@@ -160,15 +157,3 @@ class Store(TenancyStore, UsageStore, NotificationStore, PriceStore, BillingStor
         """Raise if the store cannot be reached."""
 
     async def close(self) -> None: ...
-
-
-def totals_by_model(events: Iterable[UsageEvent]) -> list[UsageTotals]:
-    """Sum events per model, sorted by model name."""
-    sums: dict[str, list[int]] = {}
-    for event in events:
-        row = sums.setdefault(event.model, [0, 0, 0, 0])
-        row[0] += 1
-        row[1] += event.usage.prompt_tokens
-        row[2] += event.usage.completion_tokens
-        row[3] += event.status >= 400
-    return [UsageTotals(m, r[0], r[1], r[2], r[3]) for m, r in sorted(sums.items())]

@@ -14,12 +14,12 @@ from tenantgate.domain import (
     Price,
     Tenant,
     UsageEvent,
-    UsageTotals,
     User,
 )
 from tenantgate.errors import Conflict
-from tenantgate.storage.base import totals_by_model
 from tenantgate.storage.memory_billing import MemoryBilling
+
+_OWNER = {"tenant": "tenant_id", "key": "key_id", "user": "user_id"}  # the event field naming each scope
 
 
 class MemoryStore(MemoryBilling):
@@ -99,11 +99,6 @@ class MemoryStore(MemoryBilling):
         for event in events:
             self._usage.setdefault(event.request_id, event)
 
-    async def usage_totals(self, tenant_id: str, since: datetime, until: datetime) -> list[UsageTotals]:
-        return totals_by_model(
-            e for e in self._usage.values() if e.tenant_id == tenant_id and since <= e.created_at < until
-        )
-
     async def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:
             self._dead_letters.setdefault(letter.request_id, letter)
@@ -112,7 +107,7 @@ class MemoryStore(MemoryBilling):
         return sorted(self._dead_letters.values(), key=lambda d: d.created_at, reverse=True)[:limit]
 
     async def period_usage(self, scope: str, scope_id: str, since: datetime) -> tuple[int, int]:
-        owner = {"tenant": "tenant_id", "key": "key_id", "user": "user_id"}[scope]
+        owner = _OWNER[scope]
         tokens = cost = 0
         for event in self._usage.values():
             if getattr(event, owner) == scope_id and event.created_at >= since:
@@ -121,7 +116,7 @@ class MemoryStore(MemoryBilling):
         return tokens, cost
 
     async def period_gpu_seconds(self, scope: str, scope_id: str, since: datetime) -> float:
-        owner = {"tenant": "tenant_id", "key": "key_id", "user": "user_id"}[scope]
+        owner = _OWNER[scope]
         return sum(
             e.gpu_seconds for e in self._usage.values() if getattr(e, owner) == scope_id and e.created_at >= since
         )

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantgate.domain import DeadLetter, Price, UsageEvent, UsageTotals
+from tenantgate.domain import DeadLetter, Price, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.metering.codec import event_to_dict
 from tenantgate.storage.tables import prices, usage_dead_letters, usage_events
@@ -35,6 +35,12 @@ def _price(row: Any) -> Price:
         gpu_hour_micros=int(row.gpu_hour_micros),
         created_at=aware(row.created_at) or row.created_at,
     )
+
+
+def _owner(scope: str) -> sa.Column[str]:
+    """The event column that names a 'tenant', 'key' or 'user'."""
+    u = usage_events.c
+    return {"tenant": u.tenant_id, "key": u.key_id, "user": u.user_id}[scope]
 
 
 class SqlUsage:
@@ -65,27 +71,9 @@ class SqlUsage:
             rows = (await conn.execute(query)).all()
         return [DeadLetter(r.request_id, r.reason, r.payload, aware(r.created_at) or r.created_at) for r in rows]
 
-    async def usage_totals(self, tenant_id: str, since: datetime, until: datetime) -> list[UsageTotals]:
-        u = usage_events.c
-        query = (
-            sa.select(
-                u.model,
-                sa.func.count(),
-                sa.func.sum(u.prompt_tokens),
-                sa.func.sum(u.completion_tokens),
-                sa.func.sum(sa.case((u.status >= 400, 1), else_=0)),
-            )
-            .where(u.tenant_id == tenant_id, u.created_at >= since, u.created_at < until)
-            .group_by(u.model)
-            .order_by(u.model)
-        )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [UsageTotals(r[0], int(r[1]), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows]
-
     async def period_usage(self, scope: str, scope_id: str, since: datetime) -> tuple[int, int]:
         u = usage_events.c
-        column = {"tenant": u.tenant_id, "key": u.key_id, "user": u.user_id}[scope]
+        column = _owner(scope)
         query = sa.select(
             sa.func.coalesce(sa.func.sum(u.prompt_tokens + u.completion_tokens), 0),
             sa.func.coalesce(sa.func.sum(u.cost_micros), 0),
@@ -96,7 +84,7 @@ class SqlUsage:
 
     async def period_gpu_seconds(self, scope: str, scope_id: str, since: datetime) -> float:
         u = usage_events.c
-        column = {"tenant": u.tenant_id, "key": u.key_id, "user": u.user_id}[scope]
+        column = _owner(scope)
         query = sa.select(sa.func.coalesce(sa.func.sum(u.gpu_seconds), 0.0)).where(
             column == scope_id, u.created_at >= since
         )
