@@ -4,24 +4,30 @@ Placement order is computed once per request (least predicted wait, then cost). 
 one deployment's fair queue at a time; when the send fails before any byte reached the client
 (connection error, 5xx), the place is released, the failure counts against the deployment's circuit
 breaker, and the request queues on the next deployment with what is left of its queue timeout.
+
+An engine that refuses the connection while other requests run on it is full, not failing: the
+request queues again on the same deployment, whose budget shrinks (scheduling/capacity.py). Streams
+also report when their first byte came, which sizes the budget of engines that publish no metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from tenantgate.domain import Principal, Usage
-from tenantgate.errors import NoCapacity, QueueFull, UpstreamError, UpstreamTimeout
+from tenantgate.errors import NoCapacity, QueueFull, UpstreamError, UpstreamRefused, UpstreamTimeout
 from tenantgate.inference_request import InferenceRequest
 from tenantgate.metering.meter import Served
 from tenantgate.providers.base import UpstreamResponse
-from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.policy import Route
 from tenantgate.runtime import Gateway
 from tenantgate.scheduling.forecast import Forecast
 from tenantgate.scheduling.lanes import Displaced, Lane, OnUpdate, Waiter, WaitingRequest
 from tenantgate.scheduling.tickets import Ticket
+
+MAX_REFUSALS = 5  # an engine that keeps refusing this request with others running is treated as failing
 
 
 @dataclass(eq=False, slots=True)
@@ -60,6 +66,8 @@ class Dispatch:
         self.sent = False  # some deployment received it: its engine may have worked on it
         self.gpu_seconds = 0.0  # GPU time held on deployments, failed attempts included
         self._gpu_mark: float | None = None
+        self._refusals = 0  # connections refused by a saturated engine, each followed by queueing again
+        self._refused = False  # the last attempt's connection was refused before any answer
 
     def _ticket(self) -> Ticket:
         principal = self.principal
@@ -119,6 +127,8 @@ class Dispatch:
                 return await self._send_to(place.lane)
             except (UpstreamError, UpstreamTimeout):  # the deployment failed before any byte
                 self._gpu_end()
+                if self._saturated(place):
+                    continue
                 if place.lane.deployment.health.failure():  # its circuit opened: what waits there moves on
                     self.gw.scheduler.evacuate(place.lane)
                 self.gw.scheduler.release(place.lane, place.ticket)
@@ -129,6 +139,21 @@ class Dispatch:
                 self.gw.scheduler.release(place.lane, place.ticket)  # cancelled mid-send: give the place back
                 raise
             self.first()
+
+    def _saturated(self, place: Place) -> bool:
+        """A refused connection while others run on the engine: shrink its budget, queue here again."""
+        lane, scheduler = place.lane, self.gw.scheduler
+        others = lane.dispatcher.budget.sequences - 1
+        if not self._refused or others < 1 or self._refusals >= MAX_REFUSALS:
+            return False
+        if not lane.capacity.refused(others, scheduler.clock()) and lane.capacity.engine_metrics:
+            return False  # an engine that reports its load refused: a failure, not a full engine
+        self._refusals += 1
+        scheduler.resize(lane)
+        scheduler.release(lane, place.ticket, refund=True)  # it never ran: its prompt is not charged
+        self._lanes.insert(0, lane)
+        self.first()
+        return True
 
     async def _send_to(self, lane: Lane) -> UpstreamResponse:
         deployment = lane.deployment
@@ -145,7 +170,7 @@ class Dispatch:
         self._gpu_mark = deployment.gpu_time.begin()
         self.sent = True
         try:
-            upstream = await self._answer_from(deployment, body, headers)
+            upstream = await self._answer_from(lane, body, headers)
         except asyncio.CancelledError:
             if trial:  # the client left before the trial had an answer: let the next request try
                 deployment.health.no_verdict()
@@ -153,19 +178,50 @@ class Dispatch:
         deployment.health.success()
         return upstream
 
-    async def _answer_from(self, deployment: Deployment, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
+    async def _answer_from(self, lane: Lane, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
         """The deployment's answer, once it is one to relay: a failure until then may fail over."""
-        upstream = await self.gw.provider.send(deployment, "/" + self.request.endpoint.value, body, headers)
+        deployment, clock = lane.deployment, self.gw.scheduler.clock
+        in_flight, sent_at = lane.dispatcher.budget.sequences, clock()
+        self._refused = False
+        try:
+            upstream = await self.gw.provider.send(deployment, "/" + self.request.endpoint.value, body, headers)
+        except UpstreamRefused:
+            self._refused = True
+            raise
         if upstream.status >= 500:
             upstream.close()
             raise UpstreamError(f"The upstream deployment '{deployment.name}' failed with HTTP {upstream.status}.")
         if self.request.stream and upstream.status == 200:
             try:  # a stream that dies before its first bytes can still go elsewhere
-                await upstream.first_bytes()
+                await self._first_bytes(upstream, lane, in_flight, sent_at)
             except BaseException:
                 upstream.close()
                 raise
         return upstream
+
+    async def _first_bytes(self, upstream: UpstreamResponse, lane: Lane, in_flight: int, sent_at: float) -> None:
+        """Wait for the stream's first bytes, telling the deployment's capacity when they came (and,
+        as soon as it is sure, that they are late: the engine queued the request)."""
+        capacity, scheduler = lane.capacity, self.gw.scheduler
+        if not capacity.discovers or capacity.engine_metrics:
+            await upstream.first_bytes()
+            return
+        late = capacity.late_after_s(self.prompt_estimate)
+        first = asyncio.ensure_future(upstream.first_bytes())
+        try:
+            if late is not None:
+                await asyncio.wait((first,), timeout=max(0.0, sent_at + late - scheduler.clock()))
+                if not first.done() and capacity.queued(in_flight, scheduler.clock()):
+                    scheduler.resize(lane)
+            await first
+        finally:
+            if not first.done():
+                first.cancel()
+                with contextlib.suppress(BaseException):
+                    await first
+        now = scheduler.clock()
+        if capacity.first_byte(now - sent_at, self.prompt_estimate, in_flight, now):
+            scheduler.resize(lane)
 
     @property
     def deployment(self) -> str:

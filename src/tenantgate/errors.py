@@ -96,6 +96,12 @@ class UpstreamError(GatewayError):
     code = "upstream_error"
 
 
+class UpstreamRefused(UpstreamError):
+    """The engine refused or reset the connection before answering: saturated, or down."""
+
+    code = "upstream_unreachable"
+
+
 class NoCapacity(GatewayError):
     status = 503
     type = "service_unavailable"

@@ -19,6 +19,7 @@ from tenantgate.billing.prices import PriceBook
 from tenantgate.billing.retention import run_retention
 from tenantgate.billing.rollups import RollupJob
 from tenantgate.billing.webhooks import WebhookDelivery
+from tenantgate.errors import UpstreamError, UpstreamTimeout
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.providers.base import Provider
 from tenantgate.routing.catalog import Catalog
@@ -93,6 +94,38 @@ async def probe_deployments(gw: Gateway) -> None:
         await asyncio.sleep(gw.settings.health_probe_s)
 
 
+METRICS_RETRY_S = 30.0  # an engine that publishes no metrics is asked again this much later
+
+
+async def size_deployments(gw: Gateway) -> None:
+    """Read the load of every engine whose in-flight budget is discovered, and resize the budget."""
+    lanes = [lane for lane in gw.scheduler.lanes.values() if lane.capacity.discovers]
+    retry_at = dict.fromkeys((lane.deployment.name for lane in lanes), 0.0)
+    clock = gw.scheduler.clock
+    while lanes:
+        await asyncio.sleep(gw.settings.capacity_probe_s)
+        due = [lane for lane in lanes if retry_at[lane.deployment.name] <= clock()]
+        loads = await asyncio.gather(
+            *(gw.provider.engine_load(lane.deployment) for lane in due), return_exceptions=True
+        )
+        for lane, load in zip(due, loads, strict=True):
+            capacity = lane.capacity
+            if isinstance(load, BaseException):
+                if not isinstance(load, UpstreamError | UpstreamTimeout):
+                    raise load
+                continue  # unreachable: the health probe and the breaker deal with that
+            if load is None:
+                if capacity.engine_metrics:
+                    log.info("deployment %s stopped publishing engine metrics; sizing it adaptively",
+                             lane.deployment.name)  # fmt: skip
+                capacity.engine_metrics = False
+                retry_at[lane.deployment.name] = clock() + METRICS_RETRY_S
+                continue
+            sequences, waiting = lane.dispatcher.budget.sequences, len(lane.dispatcher.queue)
+            if capacity.engine_reported(load, sequences, waiting, clock()):
+                gw.scheduler.resize(lane)
+
+
 async def renew_leases(gw: Gateway) -> None:
     while True:
         await asyncio.sleep(gw.settings.lease_ttl_s / 3)
@@ -121,6 +154,7 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
         gw.spawn(gw.recorder.run_journal(gw.settings.usage_journal_flush_s), "usage-journal")
     gw.spawn(renew_leases(gw), "lease-renewal")
     gw.spawn(probe_deployments(gw), "health-probes")
+    gw.spawn(size_deployments(gw), "capacity-discovery")
     try:
         yield gw
     finally:

@@ -39,8 +39,15 @@ class DeploymentConfig(_Strict):
     base_url: str = Field(description="Base URL including /v1, e.g. http://10.0.0.5:8000/v1")
     models: tuple[str, ...] = Field(default=(), description="Model names this deployment serves; empty = discover")
     api_key: SecretStr | None = None
-    max_in_flight: int = Field(
-        default=64, ge=1, description="Requests dispatched at once; above it requests wait in the fair queue"
+    max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Requests dispatched at once; above it requests wait in the fair queue. "
+        "Unset: found from the engine (its metrics, else its time to first byte)",
+    )
+    metrics_url: str | None = Field(
+        default=None, description="The engine's Prometheus metrics (default: /metrics at the root of base_url)"
     )
     max_inflight_tokens: int | None = Field(
         default=None, ge=1, description="Tokens (prompt + max output) dispatched at once; null = no token budget"
@@ -254,6 +261,9 @@ class Settings(BaseSettings):
     fair_prompt_weight: float = Field(default=1.0, gt=0, description="VTC price of a prompt token (w_p)")
     fair_output_weight: float = Field(default=2.0, gt=0, description="VTC price of an output token (w_q)")
     queue_update_s: float = Field(default=1.0, gt=0, description="How often a waiting stream gets a queue comment")
+    capacity_probe_s: float = Field(
+        default=0.5, gt=0, le=60, description="How often engines' metrics are read to size in-flight budgets"
+    )
     health_probe_s: float = Field(default=5.0, gt=0, description="Active health probe interval per deployment")
     breaker_failures: int = Field(default=3, ge=1, description="Consecutive failures that open the circuit")
     breaker_cooldown_s: float = Field(default=10.0, gt=0, description="How long an open circuit refuses traffic")

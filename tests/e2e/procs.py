@@ -77,8 +77,8 @@ class SimEngine:
 
 
 @contextmanager
-def sim_engine(*flags: str) -> Iterator[SimEngine]:
-    port = free_port()
+def sim_engine(*flags: str, port: int | None = None) -> Iterator[SimEngine]:
+    port = port or free_port()
     args = [sys.executable, "-m", "tenantgate", "sim-engine", "--port", str(port), *flags]
     url = f"http://127.0.0.1:{port}"
     with running(args, url + "/health") as process:

@@ -5,24 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
 import yaml
 
 from tenantgate.settings import DEFAULT_PLANS
-from tenantgate.sim.engine_model import EngineConfig
+from tests.e2e.flood_support import SPEED, b_under_flood, idle, p50
 from tests.e2e.procs import Gateway, SimEngine, gateway, sim_engine
 from tests.e2e.scheduling_support import chat, deployment, until
 
-SPEED = "10"  # an A request of 256 tokens takes about 1 s at 8 sequences
-# A's first 8 streams arrive spread over one request's length, as real traffic does, so that its slots
-# free up one at a time; with every stream started at once they would all end at once, in lockstep.
-A_SPREAD_S = 256 * EngineConfig().decode_floor_s / float(SPEED) / 8
 # B's prompts. A long one makes idle TTFT mostly the engine's prefill (about 24 ms) rather than the test's
 # noise; but VTC charges B that prompt, so after each long request B waits until A's counter catches up.
 LONG_PROMPT = "word " * 1000
@@ -61,94 +55,10 @@ def gw(shared: SimEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield running
 
 
-@dataclass
-class Flood:
-    """Tenant A: many long streams at once; refused ones retry when one of A's streams ends."""
-
-    gw: Gateway
-    key: str
-    model: str
-    durations: list[float] = field(default_factory=list)
-    refused: int = 0
-    ended: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def worker(self, client: httpx.AsyncClient) -> None:
-        while True:
-            async with client.stream(
-                "POST", self.gw.url + "/v1/chat/completions", json=chat(self.model, 256, stream=True),
-                headers={"Authorization": f"Bearer {self.key}"},
-            ) as response:  # fmt: skip
-                if response.status_code == 429:
-                    self.refused += 1
-                    await response.aread()
-                    async with self.ended:
-                        await self.ended.wait()
-                    continue
-                first = None
-                async for line in response.aiter_lines():
-                    if first is None and line.startswith("data: "):
-                        first = time.perf_counter()
-                if first is not None:
-                    self.durations.append(time.perf_counter() - first)
-            async with self.ended:
-                self.ended.notify(1)
-
-
-async def ttft(client: httpx.AsyncClient, gw: Gateway, key: str, model: str, prompt: str) -> float:
-    started = time.perf_counter()
-    async with client.stream(
-        "POST", gw.url + "/v1/chat/completions", json=chat(model, 4, stream=True, prompt=prompt),
-        headers={"Authorization": f"Bearer {key}"},
-    ) as response:  # fmt: skip
-        assert response.status_code == 200
-        first = None
-        async for line in response.aiter_lines():
-            if first is None and line.startswith("data: "):
-                first = time.perf_counter() - started
-    assert first is not None
-    return first
-
-
-async def b_under_flood(
-    gw: Gateway,
-    a_key: str,
-    b_key: str,
-    model: str,
-    backlog: Callable[[], bool],
-    samples: int,
-    prompt: str,
-) -> tuple[list[float], Flood]:
-    flood = Flood(gw, a_key, model)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
-        workers = []
-        try:
-            for index in range(100):
-                workers.append(asyncio.create_task(flood.worker(client)))
-                if index < 8:
-                    await asyncio.sleep(A_SPREAD_S)  # the arrival process of the load, see A_SPREAD_S
-            await asyncio.to_thread(until, backlog, 30, "tenant A's backlog")
-            waits = [await ttft(client, gw, b_key, model, prompt) for _ in range(samples)]
-        finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-    return waits, flood
-
-
-async def idle(gw: Gateway, key: str, prompt: str) -> list[float]:
-    async with httpx.AsyncClient(timeout=60) as client:
-        return [await ttft(client, gw, key, "sim-fair", prompt) for _ in range(7)]
-
-
 def engine_queue(engine: SimEngine) -> int:
     stats = engine.stats()["engine"]
     assert isinstance(stats, dict)
     return int(stats["queued"])
-
-
-def p50(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 def test_noisy_neighbour_cannot_make_b_wait_behind_its_backlog(gw: Gateway, shared: SimEngine) -> None:

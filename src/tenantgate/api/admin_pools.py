@@ -32,7 +32,9 @@ class DeploymentState(BaseModel):
     accepts_work: bool
     scheduler: str
     in_flight: int
-    max_in_flight: int
+    max_in_flight: int  # the in-flight budget now: configured, or discovered from the engine
+    capacity_source: str  # configured | cold start | engine metrics (vllm) | adaptive (time to first byte)
+    capacity_reason: str  # what the budget was last set from, in words
     in_flight_tokens: int
     max_inflight_tokens: int | None
     waiting: int
@@ -64,7 +66,8 @@ def deployment_state(gw: Gateway, lane: Lane) -> DeploymentState:
         name=deployment.name, pool=deployment.pool, region=deployment.region, health=deployment.health.state,
         consecutive_failures=deployment.health.failures,
         draining=deployment.draining, accepts_work=deployment.accepts_work, scheduler=deployment.scheduler,
-        in_flight=dispatcher.budget.sequences, max_in_flight=deployment.max_in_flight,
+        in_flight=dispatcher.budget.sequences, max_in_flight=lane.capacity.limit,
+        capacity_source=lane.capacity.source, capacity_reason=lane.capacity.reason,
         in_flight_tokens=dispatcher.budget.tokens, max_inflight_tokens=deployment.max_inflight_tokens,
         waiting=len(dispatcher.queue), service_rate=dispatcher.outlook.rate.value,
         queues=sorted(queues, key=lambda q: q.tenant), **deployment.gpu_time.utilisation(),

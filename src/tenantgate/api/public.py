@@ -59,7 +59,7 @@ async def model_settings(
                 "pools": sorted({d.pool for d in deployments}),
                 "regions": sorted({d.region for d in deployments}),
                 "deployments": len(deployments),
-                "max_in_flight": sum(d.max_in_flight for d in deployments),
+                "max_in_flight": sum(gw.scheduler.lanes[d.name].capacity.limit for d in deployments),
             }
         )
     return {"data": data}

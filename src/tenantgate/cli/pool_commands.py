@@ -37,6 +37,8 @@ def _deployment_lines(d: dict[str, Any]) -> list[str]:
         f"  {d['name']:<20} {state:<14} {d['in_flight']:>4}/{d['max_in_flight']:<5} {tokens:>14} "
         f"{d['waiting']:>8}  {rate}"
     ]
+    if d["capacity_source"] != "configured":
+        lines.append(f"    in-flight budget {d['max_in_flight']} from {d['capacity_source']}: {d['capacity_reason']}")
     for queue in d["queues"]:
         start = "unknown" if queue["next_start_ms"] is None else f"{queue['next_start_ms'] / 1000:.1f} s"
         lines.append(f"    {queue['tenant']:<24} waiting {queue['waiting']:>4}   next start in {start}")

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from tenantgate.routing.catalog import Deployment
+from tenantgate.routing.engine_load import EngineLoad
 
 
 class UpstreamResponse(Protocol):
@@ -31,5 +32,9 @@ class Provider(Protocol):
         """POST to the deployment. Raises UpstreamError / UpstreamTimeout before any byte arrived."""
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]: ...
+
+    async def engine_load(self, deployment: Deployment) -> EngineLoad | None:
+        """The engine's own report of its running and waiting requests, if it publishes one (None if
+        not). Raises UpstreamError / UpstreamTimeout when it cannot be reached."""
 
     async def aclose(self) -> None: ...

@@ -10,8 +10,11 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from tenantgate.errors import UpstreamError, UpstreamTimeout
+from tenantgate.errors import UpstreamError, UpstreamRefused, UpstreamTimeout
 from tenantgate.routing.catalog import Deployment
+from tenantgate.routing.engine_load import EngineLoad, read_engine_load
+
+METRICS_TIMEOUT = aiohttp.ClientTimeout(total=2)
 
 
 @contextmanager
@@ -21,6 +24,8 @@ def map_upstream_errors(target: str) -> Iterator[None]:
         yield
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamTimeout(f"The upstream deployment '{target}' did not answer in time.") from exc
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:  # refused, reset, closed unanswered
+        raise UpstreamRefused(f"The upstream deployment '{target}' refused the connection.") from exc
     except aiohttp.ClientError as exc:
         message = f"Could not reach the upstream deployment '{target}'."
         raise UpstreamError(message, code="upstream_unreachable") from exc
@@ -90,6 +95,18 @@ class OpenAICompatProvider:
         with map_upstream_errors(deployment.name):
             response = await self._session(deployment).post(url, data=body, headers=headers)
         return AiohttpUpstreamResponse(response, deployment.name)
+
+    async def engine_load(self, deployment: Deployment) -> EngineLoad | None:
+        """The engine's own report of its load; None when it publishes none we know. UpstreamError /
+        UpstreamTimeout when it cannot be reached (which says nothing about its metrics)."""
+        if deployment.metrics_url is None:
+            return None
+        with map_upstream_errors(deployment.name):
+            async with self._session(deployment).get(deployment.metrics_url, timeout=METRICS_TIMEOUT) as response:
+                if response.status != 200:
+                    return None
+                text = await response.text(errors="replace")
+        return read_engine_load(text)
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}

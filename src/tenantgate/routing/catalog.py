@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from tenantgate.billing.gpu_time import GpuClock
+from tenantgate.routing.engine_load import metrics_url
 from tenantgate.routing.health import Health
 from tenantgate.settings import CatalogConfig
 
@@ -22,9 +23,10 @@ class Deployment:
     provider: str
     base_url: str
     models: frozenset[str]
-    max_in_flight: int
+    max_in_flight: int | None  # None: found from the engine (scheduling/capacity.py)
     api_key: str | None = None
     max_inflight_tokens: int | None = None
+    metrics_url: str | None = None
     scheduler: str = "vtc"
     priority_hint: bool = False
     cost_per_1m_tokens: float = 0.0
@@ -86,6 +88,7 @@ def catalog_from_config(
                     max_in_flight=spec.max_in_flight,
                     api_key=None if spec.api_key is None else spec.api_key.get_secret_value(),
                     max_inflight_tokens=spec.max_inflight_tokens,
+                    metrics_url=spec.metrics_url or metrics_url(spec.base_url),
                     scheduler=pool.scheduler,
                     priority_hint=spec.priority_hint,
                     cost_per_1m_tokens=spec.cost_per_1m_tokens,

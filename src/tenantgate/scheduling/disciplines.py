@@ -37,6 +37,10 @@ class Discipline(Protocol):
 
     def remove(self, ticket: Ticket) -> bool: ...
 
+    def refund(self, ticket: Ticket) -> None:
+        """Take back the prompt charge of a dispatched ticket that never ran (the engine refused it)."""
+        ...
+
     def charge_output(self, ticket: Ticket, tokens: int) -> None:
         """`tokens` more output tokens of a dispatched ticket were served."""
         ...
@@ -80,6 +84,9 @@ class FcfsQueue:
             return False
         self._per_tenant[ticket.tenant] -= 1
         return True
+
+    def refund(self, ticket: Ticket) -> None:
+        pass  # arrival order charges nothing
 
     def charge_output(self, ticket: Ticket, tokens: int) -> None:
         ticket.output_charged += tokens
@@ -171,6 +178,9 @@ class VtcQueue:
         if not own:
             del self._waiting[ticket.tenant]
         return True
+
+    def refund(self, ticket: Ticket) -> None:
+        self.counters.add(ticket.tenant, -self.prices.prompt * ticket.prompt_tokens / ticket.weight)
 
     def charge_output(self, ticket: Ticket, tokens: int) -> None:
         ticket.output_charged += tokens

@@ -39,7 +39,7 @@ class Dispatcher:
             self._start(ticket, now, saturated=False)
             return [ticket]
         queue.push(ticket)
-        return self._fill(now)
+        return self.fill(now)
 
     def withdraw(self, ticket: Ticket) -> bool:
         """Take a waiting ticket out (client gone, timed out). False if it already started."""
@@ -49,19 +49,24 @@ class Dispatcher:
         self.queue.charge_output(ticket, tokens)
         self.outlook.rate.record(self.prices.output * tokens, now, saturated=len(self.queue) > 0)
 
-    def release(self, ticket: Ticket, now: float, output_tokens: int | None = None) -> list[Ticket]:
-        """`ticket` finished (or failed); its budget goes to whoever is next. Returns what started."""
+    def release(
+        self, ticket: Ticket, now: float, output_tokens: int | None = None, refund: bool = False
+    ) -> list[Ticket]:
+        """`ticket` finished (or failed; `refund`: never ran); its budget goes to whoever is next.
+        Returns what started."""
         self.running.discard(ticket)
+        if refund:
+            self.queue.refund(ticket)
         self.budget.give(ticket.budget_tokens)
         if output_tokens is not None:
             self.outlook.predictor.observe(ticket.tenant, output_tokens)
-        return self._fill(now)
+        return self.fill(now)
 
     def resume(self, now: float) -> list[Ticket]:
         self.paused = False
-        return self._fill(now)
+        return self.fill(now)
 
-    def _fill(self, now: float) -> list[Ticket]:
+    def fill(self, now: float) -> list[Ticket]:
         started: list[Ticket] = []
         queue, budget = self.queue, self.budget
         if self.paused or not len(queue):

@@ -19,6 +19,7 @@ from typing import Protocol
 from tenantgate.domain import QueueTerms
 from tenantgate.errors import QueueFull, QueueTimeout
 from tenantgate.routing.catalog import Deployment
+from tenantgate.scheduling.capacity import Capacity
 from tenantgate.scheduling.disciplines import make_discipline
 from tenantgate.scheduling.dispatcher import Dispatcher
 from tenantgate.scheduling.forecast import Forecast
@@ -33,16 +34,17 @@ class Displaced(Exception):
 
 
 class Lane:
-    def __init__(self, deployment: Deployment, dispatcher: Dispatcher) -> None:
+    def __init__(self, deployment: Deployment, dispatcher: Dispatcher, capacity: Capacity) -> None:
         self.deployment = deployment
         self.dispatcher = dispatcher
+        self.capacity = capacity
         self.waiters: dict[Ticket, Waiter] = {}
         self._forecast: dict[Ticket, Forecast] = {}
         self._forecast_at = -math.inf
 
     def placement_key(self, ticket: Ticket) -> tuple[float, float, float]:
         dispatcher = self.dispatcher
-        load = dispatcher.budget.sequences / self.deployment.max_in_flight
+        load = dispatcher.budget.sequences / self.capacity.limit
         return dispatcher.predicted_wait_s(ticket), self.deployment.cost_per_1m_tokens, load
 
     def forecast(self, ticket: Ticket, now: float) -> Forecast | None:
@@ -121,9 +123,10 @@ class Scheduler:
         self.observer: QueueObserver = observer or _Unobserved()
         self.lanes: dict[str, Lane] = {}
         for deployment in deployments:
-            budget = MemoryBudget(deployment.max_in_flight, deployment.max_inflight_tokens)
+            capacity = Capacity(deployment.max_in_flight)
+            budget = MemoryBudget(capacity.limit, deployment.max_inflight_tokens)
             discipline = make_discipline(deployment.scheduler, self.prices)
-            self.lanes[deployment.name] = Lane(deployment, Dispatcher(discipline, budget, self.prices))
+            self.lanes[deployment.name] = Lane(deployment, Dispatcher(discipline, budget, self.prices), capacity)
 
     def ticket(self, tenant: str, label: str, prompt_tokens: int, max_output: int, terms: QueueTerms) -> Ticket:
         self.observer.labels[tenant] = label
@@ -217,14 +220,26 @@ class Scheduler:
         if more > 0:
             lane.dispatcher.charge_output(ticket, more, self.clock())
 
-    def release(self, lane: Lane, ticket: Ticket, output_tokens: int | None = None) -> None:
+    def release(self, lane: Lane, ticket: Ticket, output_tokens: int | None = None, refund: bool = False) -> None:
+        """The ticket's request ended; `refund` when it never ran (its prompt charge is taken back)."""
         if ticket not in lane.dispatcher.running:
             return  # released already
         if output_tokens is not None:
             self.charge(lane, ticket, output_tokens)
         now = self.clock()
-        self._wake(lane, lane.dispatcher.release(ticket, now, output_tokens), now)
+        self._wake(lane, lane.dispatcher.release(ticket, now, output_tokens, refund), now)
         self._take_over(lane, now)
+
+    def resize(self, lane: Lane) -> None:
+        """The lane's capacity changed: a larger budget starts what waits at once, a smaller one lets
+        what runs finish."""
+        budget = lane.dispatcher.budget
+        grew = lane.capacity.limit > budget.max_sequences
+        budget.max_sequences = lane.capacity.limit
+        if grew:
+            now = self.clock()
+            self._wake(lane, lane.dispatcher.fill(now), now)
+            self._take_over(lane, now)
 
     def drain(self, name: str, draining: bool = True) -> Lane:
         """Stop (or resume) dispatch to a deployment; requests waiting on it are placed elsewhere."""

@@ -43,6 +43,8 @@ class MemoryCounters:
 class InflightBudget(Protocol):
     """What a deployment may run at once: sequences and reserved tokens (prompt + max output)."""
 
+    max_sequences: int
+
     @property
     def sequences(self) -> int: ...
 
@@ -57,6 +59,9 @@ class InflightBudget(Protocol):
 
 
 class MemoryBudget:
+    """`max_sequences` may change while requests run (a discovered engine capacity): what runs above a
+    lowered limit finishes, and nothing new starts until the deployment is back under it."""
+
     def __init__(self, max_sequences: int, max_tokens: int | None = None) -> None:
         if max_sequences < 1 or (max_tokens is not None and max_tokens < 1):
             raise ValueError("an in-flight budget needs at least one sequence and one token")

@@ -42,6 +42,9 @@ def sim_engine_command(
         int, typer.Option("--drop-after-chunks", help="Chunks a cut stream sends first (0: headers only).")
     ] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fault injection.")] = 0,
+    metrics: Annotated[
+        bool, typer.Option("--metrics/--no-metrics", help="Publish vLLM's scheduler gauges at /metrics.")
+    ] = True,
 ) -> None:
     """Run the simulated OpenAI-compatible engine (continuous batching, calibrated timings)."""
     from tenantgate.sim.config import SimConfig
@@ -59,6 +62,7 @@ def sim_engine_command(
             drop_rate=drop_rate,
             drop_after_chunks=drop_after_chunks,
             seed=seed,
+            metrics=metrics,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None

@@ -22,6 +22,7 @@ class SimConfig:
     drop_rate: float = 0.0  # share of streams whose connection is cut after `drop_after_chunks` chunks
     drop_after_chunks: int = 2
     seed: int = 0  # makes the sequence of injected faults repeatable
+    metrics: bool = True  # GET /metrics in vLLM's names; off, it answers 404 as an engine without them does
 
     def __post_init__(self) -> None:
         if self.speed <= 0:

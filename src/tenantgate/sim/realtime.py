@@ -78,6 +78,11 @@ class RealtimeEngine:
     def snapshot(self) -> dict[str, int]:
         return {"batch": len(self.model.running), "queued": self.model.waiting, "peak_batch": self.peak_batch}
 
+    def kv_usage(self) -> float:
+        """Share of the KV cache the running sequences hold (prompt and what they generated so far)."""
+        held = sum(r.prompt_tokens + r.generated for r in self.model.running)
+        return held / self.model.config.kv_tokens
+
     def reset_peak(self) -> None:
         self.peak_batch = len(self.model.running)
 

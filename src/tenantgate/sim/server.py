@@ -1,7 +1,8 @@
 """The simulated engine's OpenAI-compatible HTTP server (aiohttp).
 
 Routes: GET /health, GET /v1/models, POST /v1/chat/completions, POST /v1/completions,
-POST /v1/embeddings, GET /sim/stats, POST /sim/reset. Generations run through the real-time engine
+POST /v1/embeddings, GET /metrics (vLLM's scheduler gauges, unless turned off), GET /sim/stats,
+POST /sim/reset. Generations run through the real-time engine
 model, or answer at once in `instant` mode. Client disconnects free the request's batch slot; that
 needs the runner's `handler_cancellation=True`, which `start_sim_engine` sets.
 """
@@ -44,6 +45,17 @@ class SimServer:
 
     async def models(self, request: web.Request) -> web.Response:
         return web.Response(body=self._models_body, content_type=_JSON)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        if not self.config.metrics:
+            raise web.HTTPNotFound()
+        engine = self.engine
+        if engine is None:  # instant: whatever is being answered counts as running, nothing waits
+            running, waiting, kv = self.stats.running, 0, 0.0
+        else:
+            running, waiting, kv = len(engine.model.running), engine.model.waiting, engine.kv_usage()
+        body = wire.metrics_text(self.config.models, running, waiting, kv)
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
     async def get_stats(self, request: web.Request) -> web.Response:
         return web.json_response(self._stats_json())
@@ -234,6 +246,7 @@ def create_sim_app(config: SimConfig) -> web.Application:
     app.router.add_post("/v1/chat/completions", server.chat_completions)
     app.router.add_post("/v1/completions", server.completions)
     app.router.add_post("/v1/embeddings", server.embeddings)
+    app.router.add_get("/metrics", server.metrics)
     app.router.add_get("/sim/stats", server.get_stats)
     app.router.add_post("/sim/reset", server.reset_stats)
     engine = server.engine

@@ -139,3 +139,19 @@ def models_body(models: Sequence[str], max_model_len: int) -> bytes:
 
 def error_body(message: str, kind: str, code: str, param: str | None = None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": kind, "code": code, "param": param}})
+
+
+def metrics_text(models: Sequence[str], running: int, waiting: int, kv_usage: float) -> bytes:
+    """The scheduler gauges vLLM publishes at /metrics, under its names (Prometheus text format)."""
+    label = f'model_name="{models[0]}"'
+    return (
+        "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+        "# TYPE vllm:num_requests_running gauge\n"
+        f"vllm:num_requests_running{{{label}}} {running}.0\n"
+        "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+        "# TYPE vllm:num_requests_waiting gauge\n"
+        f"vllm:num_requests_waiting{{{label}}} {waiting}.0\n"
+        "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
+        "# TYPE vllm:kv_cache_usage_perc gauge\n"
+        f"vllm:kv_cache_usage_perc{{{label}}} {kv_usage:.4f}\n"
+    ).encode()

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tenantgate.routing.engine_load import read_engine_load
 from tenantgate.sim import wire
 from tenantgate.sim.config import SimConfig
 from tenantgate.sim.engine_model import EngineConfig
@@ -319,3 +320,31 @@ def test_generated_text_is_the_same_word_rule_at_any_length() -> None:
         text = wire.generated_text(tokens)
         assert text == "".join(f"tok{i} " for i in range(tokens))
         assert len(text.split()) == tokens  # feeding an answer back costs as many tokens as it had
+
+
+@pytest.mark.asyncio
+async def test_metrics_publish_the_batch_and_queue_under_vllms_names() -> None:
+    async with serve(SimConfig(speed=10.0, engine=EngineConfig(max_num_seqs=2, admit_every=1))) as client:
+        chat = {"model": "sim-small", "messages": HELLO, "max_tokens": 2000, "stream": True}
+        streams = [asyncio.ensure_future(client.post("/v1/chat/completions", json=chat)) for _ in range(3)]
+        engine = sim_of(client).engine
+        assert engine is not None
+
+        async def full() -> bool:
+            return len(engine.model.running) == 2 and engine.model.waiting == 1
+
+        await eventually(full)
+        text = await (await client.get("/metrics")).text()
+        for stream in streams:
+            stream.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+    load = read_engine_load(text)
+    assert load is not None and (load.engine, load.running, load.waiting) == ("vllm", 2, 1)
+    assert load.kv_usage is not None and 0 < load.kv_usage < 1
+    assert 'vllm:num_requests_running{model_name="sim-small"} 2.0' in text
+
+
+@pytest.mark.asyncio
+async def test_metrics_can_be_turned_off_like_an_engine_without_them() -> None:
+    async with serve(SimConfig(metrics=False)) as client:
+        assert (await client.get("/metrics")).status == 404

@@ -1,0 +1,111 @@
+"""In-flight budgets found from the engine, with nothing configured: `serve --upstream` to an engine
+that runs 8 sequences at once, read from its vLLM metrics or, with those off, from its time to first
+byte. The numbers are printed for docs/fairness.md (run with -s)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.flood_support import SPEED, Flood, b_under_flood, flood_client, idle, p50, stop
+from tests.e2e.procs import Gateway, SimEngine, free_port, gateway, sim_engine
+from tests.e2e.scheduling_support import deployment, until
+
+PROMPT = "word " * 50
+MODEL = "sim-cap"
+ENGINE = ("--max-num-seqs", "8", "--speed", SPEED, "--admit-every", "1", "--models", MODEL)
+FAST_RECOVERY = {"TENANTGATE_BREAKER_COOLDOWN_S": "0.5", "TENANTGATE_HEALTH_PROBE_S": "0.5"}
+
+
+def upstream(gw: Gateway) -> dict[str, object]:
+    return deployment(gw, "upstream-1")
+
+
+def _holding(state: dict[str, object]) -> int:
+    """A's requests in the gateway: dispatched to the engine or waiting in the fair queue."""
+    in_flight, waiting = state["in_flight"], state["waiting"]
+    assert isinstance(in_flight, int) and isinstance(waiting, int)
+    return in_flight + waiting
+
+
+def budget(gw: Gateway) -> int:
+    value = upstream(gw)["max_in_flight"]
+    assert isinstance(value, int)
+    return value
+
+
+@pytest.mark.parametrize("metrics", ["--metrics", "--no-metrics"])
+def test_noisy_neighbour_with_no_capacity_configured(metrics: str, tmp_path: Path) -> None:
+    with sim_engine(*ENGINE, metrics) as engine, gateway(tmp_path, "--upstream", engine.url + "/v1") as gw:
+        a_key, b_key = gw.tenant_with_key("noisy", "--plan", "scale"), gw.tenant_with_key("quiet", "--plan", "scale")
+        idle_ttft = p50(asyncio.run(idle(gw, b_key, PROMPT, MODEL)))
+        waits, flood = asyncio.run(
+            b_under_flood(gw, a_key, b_key, MODEL, lambda: _holding(upstream(gw)) >= 95, 9, PROMPT)
+        )
+        state = upstream(gw)
+        until(lambda: engine.stats()["running"] == 0, what="the engine to empty")
+    generation = statistics.fmean(flood.durations)
+    print(
+        f"\n{metrics}: B idle TTFT {idle_ttft * 1000:.0f} ms; one A stream {generation * 1000:.0f} ms; "
+        f"B TTFT p50 behind 100 A streams {p50(waits) * 1000:.0f} ms, samples {[round(w * 1000) for w in waits]}; "
+        f"budget {state['max_in_flight']} from {state['capacity_source']}: {state['capacity_reason']}"
+    )
+    assert p50(waits) <= idle_ttft + 1.25 * generation
+    expected = "engine metrics (vllm)" if metrics == "--metrics" else "adaptive (time to first byte)"
+    assert state["capacity_source"] == expected
+
+
+def test_budget_converges_from_cold_and_follows_the_engine_down(tmp_path: Path) -> None:
+    port = free_port()
+    with ExitStack() as stack:
+        engine = stack.enter_context(sim_engine(*ENGINE, port=port))
+        gw = stack.enter_context(gateway(tmp_path, "--upstream", engine.url + "/v1", env=FAST_RECOVERY))
+        key = gw.tenant_with_key("steady", "--plan", "scale")
+        converged, shrunk, flood = asyncio.run(_load_then_restart(gw, key, engine, stack, port))
+    print(f"\nbudget reached 8 in {converged:.1f} s from cold; followed the engine down to 4 in {shrunk:.1f} s "
+          f"after it answered again ({flood.failed} of A's requests failed while it was down)")  # fmt: skip
+    assert converged <= 10
+    assert shrunk <= 10
+
+
+async def _load_then_restart(
+    gw: Gateway, key: str, engine: SimEngine, stack: ExitStack, port: int
+) -> tuple[float, float, Flood]:
+    flood = Flood(gw, key, MODEL)
+    async with flood_client() as client:
+        started = time.monotonic()
+        workers = await flood.start(client)
+        try:
+            converged = await asyncio.to_thread(_settles, gw, 8, started)
+            assert engine.process is not None
+            engine.process.kill()
+            engine.process.wait()
+            flags = [*ENGINE]
+            flags[flags.index("8")] = "4"
+            await asyncio.to_thread(stack.enter_context, sim_engine(*flags, port=port))
+            restarted = time.monotonic()  # the engine answers again, now with 4 sequences
+            await asyncio.to_thread(until, lambda: budget(gw) == 4, 30, "the budget to follow the engine to 4")
+            shrunk = time.monotonic() - restarted
+        finally:
+            await stop(workers)
+    return converged, shrunk, flood
+
+
+def _settles(gw: Gateway, value: int, since: float, hold_s: float = 3.0, within_s: float = 30.0) -> float:
+    """Seconds from `since` until the budget became `value` and then kept it for `hold_s` (sampled
+    every 50 ms: an observable state watched over a period, not a wait for an event)."""
+    settled_at: float | None = None
+    while (now := time.monotonic()) < since + within_s:
+        if budget(gw) != value:
+            settled_at = None
+        elif settled_at is None:
+            settled_at = now
+        elif now - settled_at >= hold_s:
+            return settled_at - since
+        time.sleep(0.05)
+    raise AssertionError(f"the budget did not settle at {value} within {within_s} s")
