@@ -57,6 +57,7 @@ class QueueTerms:
     timeout_s: float = 30.0
     max_waiting: int = 100  # per deployment
     priority: int = 0  # engine hint, lower first
+    concurrency: int | None = None  # plans that queue over their concurrency: the scheduler holds it
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ class PlanRules:
     allowed_pools: frozenset[str] | None = None
     included_tokens: int | None = None  # soft/overage plans: reaching it notifies instead of blocking
     queue: QueueTerms = field(default_factory=QueueTerms)
+    queue_over_concurrency: bool = False  # the tenant's concurrency waits in the fair queue, not 429
 
 
 def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
@@ -45,6 +46,7 @@ def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
             allowed_pools=None if plan.allowed_pools is None else frozenset(plan.allowed_pools),
             included_tokens=plan.monthly_tokens if plan.cap != "hard" else None,
             queue=QueueTerms(plan.queue_weight, plan.queue_timeout_s, plan.queue_max, plan.priority),
+            queue_over_concurrency=plan.over_concurrency == "queue",
         )
         for plan in catalog.plans
     }

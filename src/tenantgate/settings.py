@@ -73,8 +73,10 @@ class PoolConfig(_Strict):
 
     name: str
     region: str = "default"
-    scheduler: Literal["vtc", "fcfs"] = Field(
-        default="vtc", description="Queue discipline: weighted virtual token counter, or first come first served"
+    scheduler: Literal["vtc", "vtc-predict", "fcfs"] = Field(
+        default="vtc",
+        description="Queue discipline: weighted virtual token counter; vtc-predict, which also charges each "
+        "request's predicted output at dispatch (its tenant's recent average); or first come first served",
     )
     deployments: tuple[DeploymentConfig, ...]
 
@@ -127,6 +129,11 @@ class PlanConfig(_Strict):
     queue_weight: float = Field(default=1.0, gt=0, description="Share of contended capacity (scheduler)")
     queue_timeout_s: float = Field(default=30.0, gt=0, description="Longest wait in the fair queue (scheduler)")
     queue_max: int = Field(default=100, ge=1, description="Requests a tenant may have waiting per deployment")
+    over_concurrency: Literal["reject", "queue"] = Field(
+        default="reject",
+        description="A request past the tenant's concurrency: reject = 429 at once; queue = wait in the fair "
+        "queue (bounded by queue_max and queue_timeout_s) until one of the tenant's requests ends",
+    )
     priority: int = Field(default=0, description="Engine priority hint, lower runs first (deployments that opt in)")
     allowed_pools: tuple[str, ...] | None = Field(default=None, description="Pools this plan may use; null = all")
 

@@ -47,6 +47,8 @@ def gw(shared: SimEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         + [
             {"name": "bulk", "display_name": "Bulk", "queue_max": 500, "queue_timeout_s": 300},
             {"name": "bulk-6", "display_name": "Bulk 6", "concurrency": 6, "queue_timeout_s": 300},
+            {"name": "queued-4", "display_name": "Queued 4", "concurrency": 4, "over_concurrency": "queue",
+             "queue_timeout_s": 300},
         ],
     }  # fmt: skip
     path = tmp / "tenantgate.yaml"
@@ -165,3 +167,40 @@ def test_a_deployment_that_fails_its_probe_takes_no_new_work(tmp_path_factory: p
             assert reply.status_code == 200
         assert deployment(gw, "first")["consecutive_failures"] == 0  # never tried: not a failover
         assert deployment(gw, "second")["consecutive_failures"] == 0
+
+
+def test_a_plan_that_queues_over_its_concurrency_completes_everything_and_holds_the_engine_to_it(
+    gw: Gateway, shared: SimEngine
+) -> None:
+    key = gw.tenant_with_key("patient", "--plan", "queued-4")
+    statuses, seen_waiting = asyncio.run(_eight_clients(gw, key))
+    peak = shared.stats()["peak_by_tenant"]
+    assert isinstance(peak, dict)
+    print(f"\nqueue over concurrency 4 at concurrency 8: statuses {sorted(set(statuses))}, "
+          f"engine peak for the tenant {peak.get('patient')}, waiting requests seen {seen_waiting}")  # fmt: skip
+    assert statuses == [200] * 24  # nothing refused
+    assert peak.get("patient") == 4  # never more than its concurrency at the engine, and all of it used
+    assert seen_waiting > 0  # the rest waited in the fair queue, visible there
+
+
+async def _eight_clients(gw: Gateway, key: str) -> tuple[list[int], int]:
+    statuses: list[int] = []
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        for _ in range(3):
+            async with client.stream(
+                "POST", gw.url + "/v1/chat/completions", json=chat("sim-fair", 64, stream=True), headers=headers
+            ) as response:
+                statuses.append(response.status_code)
+                await response.aread()
+
+    async with httpx.AsyncClient(timeout=120) as client:
+        tasks = [asyncio.create_task(client_loop(client)) for _ in range(8)]
+        seen = 0
+        while not all(task.done() for task in tasks):
+            listing = (await client.get(gw.url + "/queue", headers=headers)).json()
+            seen = max(seen, len(listing["data"]))
+            await asyncio.wait(tasks, timeout=0.05)  # sample the queue while the clients run
+        await asyncio.gather(*tasks)
+    return statuses, seen

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from tenantgate.auth.keys import parse_key, secret_matches
@@ -31,6 +32,10 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
         allowed = frozenset(tenant.allowed_models)
     if key.models is not None:
         allowed = frozenset(key.models) if allowed is None else allowed & frozenset(key.models)
+    limits, queue = plan.limits.tighten(tenant.limits), plan.queue
+    if plan.queue_over_concurrency and limits.concurrency is not None:
+        # The scheduler holds the tenant at its concurrency; admission no longer refuses over it.
+        limits, queue = replace(limits, concurrency=None), replace(queue, concurrency=limits.concurrency)
     return Principal(
         tenant_id=tenant.id,
         tenant_slug=tenant.slug,
@@ -39,12 +44,12 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
         plan=tenant.plan,
         region=tenant.region,
         allowed_models=allowed,
-        tenant_limits=plan.limits.tighten(tenant.limits),
+        tenant_limits=limits,
         key_limits=key.limits,
         user_limits=Limits() if user is None else user.limits,
         allowed_pools=plan.allowed_pools,
         included_tokens=plan.included_tokens,
-        queue=plan.queue,
+        queue=queue,
     )
 
 

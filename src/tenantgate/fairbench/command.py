@@ -28,7 +28,7 @@ def _weights(text: str | None, clients: tuple[str, ...]) -> dict[str, float] | N
 @bench_app.command("fairness")
 def fairness_command(
     suite: Annotated[str, typer.Option("--suite", help="Workload from the VTC paper, e.g. overload")] = "overload",
-    scheduler: Annotated[str, typer.Option("--scheduler", help="vtc | lcf | fcfs | rpm:N")] = "vtc",
+    scheduler: Annotated[str, typer.Option("--scheduler", help="vtc | vtc-predict | lcf | fcfs | rpm:N")] = "vtc",
     weights: Annotated[str | None, typer.Option("--weights", help="Per-client weights, e.g. 1,2,3,4")] = None,
     trace: Annotated[
         Path | None, typer.Option("--trace", help="CSV: timestamp_s,client,prompt_tokens,output_tokens")

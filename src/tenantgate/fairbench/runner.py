@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from tenantgate.fairbench.metrics import Report, Served, report
 from tenantgate.fairbench.workloads import Workload
-from tenantgate.scheduling.disciplines import Discipline, make_discipline
+from tenantgate.scheduling.disciplines import DISCIPLINES, Discipline, make_discipline
 from tenantgate.scheduling.dispatcher import Dispatcher
 from tenantgate.scheduling.forecast import QueueOutlook
 from tenantgate.scheduling.state import MemoryBudget
@@ -29,7 +29,7 @@ from tenantgate.sim.engine_model import EngineConfig, EngineModel, FcfsPolicy, S
 
 @dataclass(frozen=True, slots=True)
 class Experiment:
-    scheduler: str = "vtc"  # vtc | lcf | fcfs | rpm:N
+    scheduler: str = "vtc"  # vtc | vtc-predict | lcf | fcfs | rpm:N
     weights: Mapping[str, float] | None = None
     inflight_tokens: int | None = None
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -37,8 +37,8 @@ class Experiment:
     predict: bool = True
 
     def __post_init__(self) -> None:
-        if self.scheduler not in ("vtc", "lcf", "fcfs") and not self.scheduler.startswith("rpm:"):
-            raise ValueError(f"unknown scheduler '{self.scheduler}' (choose vtc, lcf, fcfs or rpm:N)")
+        if self.scheduler not in DISCIPLINES and not self.scheduler.startswith("rpm:"):
+            raise ValueError(f"unknown scheduler '{self.scheduler}' (choose {', '.join(DISCIPLINES)} or rpm:N)")
         if self.scheduler.startswith("rpm:"):
             limit = self.scheduler.removeprefix("rpm:")
             if not limit.isdigit() or int(limit) < 1:
@@ -65,6 +65,8 @@ class QueuePolicy:
     def add(self, request: SimRequest) -> None:
         ticket = self.tickets[request]
         self.outlook.arrived(ticket, request.arrival)
+        if self.discipline.predictive:
+            ticket.predicted_output = round(self.outlook.predictor.expect(ticket.tenant, ticket.max_output))
         self.discipline.push(ticket)
 
     def peek(self) -> SimRequest | None:
@@ -198,6 +200,7 @@ def _run_in_engine(
         for request in step.finished:
             ticket = policy.tickets.pop(request)
             policy.requests.pop(ticket)
+            policy.discipline.finish(ticket, request.output_tokens)
             policy.outlook.predictor.observe(ticket.tenant, request.output_tokens)
             assert request.admitted_at is not None
             served.append(_served(request, ticket, predicted.pop(request), request.admitted_at))

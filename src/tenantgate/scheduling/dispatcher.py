@@ -11,6 +11,7 @@ from __future__ import annotations
 from tenantgate.scheduling.disciplines import Discipline
 from tenantgate.scheduling.forecast import Forecast, OutputPredictor, QueueOutlook, ServiceRate
 from tenantgate.scheduling.state import InflightBudget
+from tenantgate.scheduling.tenant_caps import TenantCaps
 from tenantgate.scheduling.tickets import Prices, Ticket
 
 
@@ -22,8 +23,10 @@ class Dispatcher:
         prices: Prices | None = None,
         rate: ServiceRate | None = None,
         predictor: OutputPredictor | None = None,
+        caps: TenantCaps | None = None,
     ) -> None:
         self.queue = discipline
+        self.caps = caps or TenantCaps()
         self.budget = budget
         self.prices = prices or Prices()
         self.outlook = QueueOutlook(self.prices, rate, predictor)
@@ -34,7 +37,10 @@ class Dispatcher:
         """Queue `ticket` and start whatever may start now (it, or nothing, when others wait first)."""
         self.outlook.arrived(ticket, now)
         queue = self.queue
-        if not len(queue) and not self.paused and self.budget.fits(ticket.budget_tokens):
+        if queue.predictive:
+            ticket.predicted_output = round(self.outlook.predictor.expect(ticket.tenant, ticket.max_output))
+        may_start = not self.paused and ticket.tenant not in self.caps.full
+        if may_start and not len(queue) and self.budget.fits(ticket.budget_tokens):
             queue.start_now(ticket)  # the common, uncontended case: no queue to go through
             self._start(ticket, now, saturated=False)
             return [ticket]
@@ -54,9 +60,13 @@ class Dispatcher:
     ) -> list[Ticket]:
         """`ticket` finished (or failed; `refund`: never ran); its budget goes to whoever is next.
         Returns what started."""
+        if ticket in self.running:
+            self.caps.ended(ticket.tenant)
         self.running.discard(ticket)
         if refund:
             self.queue.refund(ticket)
+        else:
+            self.queue.finish(ticket, ticket.output_charged if output_tokens is None else output_tokens)
         self.budget.give(ticket.budget_tokens)
         if output_tokens is not None:
             self.outlook.predictor.observe(ticket.tenant, output_tokens)
@@ -68,17 +78,18 @@ class Dispatcher:
 
     def fill(self, now: float) -> list[Ticket]:
         started: list[Ticket] = []
-        queue, budget = self.queue, self.budget
+        queue, budget, full = self.queue, self.budget, self.caps.full
         if self.paused or not len(queue):
             return started
-        while (head := queue.peek()) is not None and budget.fits(head.budget_tokens):
-            ticket = queue.pop()
+        while (head := queue.peek(full)) is not None and budget.fits(head.budget_tokens):
+            ticket = queue.pop(full)
             self._start(ticket, now, saturated=len(queue) > 0)
             started.append(ticket)
         return started
 
     def _start(self, ticket: Ticket, now: float, saturated: bool) -> None:
         self.budget.take(ticket.budget_tokens)
+        self.caps.started(ticket.tenant)
         ticket.dispatched_at = now
         self.running.add(ticket)
         self.outlook.rate.record(self.prices.prompt * ticket.prompt_tokens, now, saturated)

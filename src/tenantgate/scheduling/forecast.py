@@ -20,13 +20,18 @@ class ServiceRate:
     """Cost units served per second, averaged over windows in which work was waiting throughout.
 
     Windows with an empty queue say how much was asked, not what the deployment can do, so they
-    are not sampled. `value` is None until one saturated window has been seen.
+    are not sampled. `value` is None until one saturated window has been seen; until then
+    `estimate` is the most served per second over any stretch so far (at least COLD_AFTER_S long):
+    a lower bound of what the deployment can do, so early predictions err late, not early.
     """
+
+    COLD_AFTER_S = 0.5
 
     def __init__(self, window_s: float = 2.0, smoothing: float = 0.3) -> None:
         self.window_s = window_s
         self.smoothing = smoothing
         self.value: float | None = None
+        self.cold: float | None = None
         self._start: float | None = None
         self._cost = 0.0
         self._saturated = True
@@ -37,12 +42,20 @@ class ServiceRate:
         self._cost += cost
         self._saturated = self._saturated and saturated
         elapsed = now - self._start
+        if self.value is None and elapsed >= self.COLD_AFTER_S:
+            served = self._cost / elapsed
+            if self.cold is None or served > self.cold:
+                self.cold = served
         if elapsed < self.window_s:
             return
         if self._saturated:
             sample = self._cost / elapsed
             self.value = sample if self.value is None else self.value + self.smoothing * (sample - self.value)
         self._start, self._cost, self._saturated = now, 0.0, saturated
+
+    @property
+    def estimate(self) -> float | None:
+        return self.value if self.value is not None else self.cold
 
 
 class OutputPredictor:
@@ -101,13 +114,14 @@ class QueueOutlook:
         return self.prices.cost(ticket.prompt_tokens, round(self.predictor.expect(ticket.tenant, ticket.max_output)))
 
     def forecast(self, queue: Discipline, now: float, only: Ticket | None = None) -> dict[Ticket, Forecast]:
-        return forecast_queue(queue, self.expected_cost, self.rate.value, self.arrivals.rates(now), self.weights, only)
+        rates = self.arrivals.rates(now)
+        return forecast_queue(queue, self.expected_cost, self.rate.estimate, rates, self.weights, only)
 
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
     position: int  # requests that start before this one (0: next)
-    predicted_start_s: float | None  # from now; None until the deployment's rate has been measured
+    predicted_start_s: float | None  # from now; None until the deployment has served anything
 
 
 def forecast_queue(

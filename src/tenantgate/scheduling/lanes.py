@@ -24,6 +24,7 @@ from tenantgate.scheduling.disciplines import make_discipline
 from tenantgate.scheduling.dispatcher import Dispatcher
 from tenantgate.scheduling.forecast import Forecast
 from tenantgate.scheduling.state import MemoryBudget
+from tenantgate.scheduling.tenant_caps import TenantCaps
 from tenantgate.scheduling.tickets import Prices, Ticket
 
 FORECAST_TTL_S = 0.2  # waiting requests share one pass over the queue per this interval
@@ -50,7 +51,10 @@ class Lane:
     def forecast(self, ticket: Ticket, now: float) -> Forecast | None:
         if now - self._forecast_at > FORECAST_TTL_S:
             self._forecast, self._forecast_at = self.dispatcher.forecast(now), now
-        return self._forecast.get(ticket)
+        forecast = self._forecast.get(ticket)
+        if forecast is None and ticket in self.waiters:  # it joined after the shared pass: its own pass
+            forecast = self.dispatcher.forecast(now, only=ticket).get(ticket)
+        return forecast
 
     def tenant_queues(self, now: float) -> dict[str, TenantWaiting]:
         """Per tenant id: how many of its requests wait here, and when the first of them should start."""
@@ -122,14 +126,18 @@ class Scheduler:
         self.clock = clock
         self.observer: QueueObserver = observer or _Unobserved()
         self.lanes: dict[str, Lane] = {}
+        self.caps = TenantCaps()  # plans that queue over their concurrency, across every lane
         for deployment in deployments:
             capacity = Capacity(deployment.max_in_flight)
             budget = MemoryBudget(capacity.limit, deployment.max_inflight_tokens)
             discipline = make_discipline(deployment.scheduler, self.prices)
-            self.lanes[deployment.name] = Lane(deployment, Dispatcher(discipline, budget, self.prices), capacity)
+            dispatcher = Dispatcher(discipline, budget, self.prices, caps=self.caps)
+            self.lanes[deployment.name] = Lane(deployment, dispatcher, capacity)
 
     def ticket(self, tenant: str, label: str, prompt_tokens: int, max_output: int, terms: QueueTerms) -> Ticket:
         self.observer.labels[tenant] = label
+        if terms.concurrency is not None or tenant in self.caps.caps:
+            self.caps.set(tenant, terms.concurrency)
         return Ticket(tenant, prompt_tokens, max_output, self.clock(), terms.weight)
 
     def order(self, deployments: Iterable[Deployment], ticket: Ticket) -> list[Lane]:
@@ -227,7 +235,12 @@ class Scheduler:
         if output_tokens is not None:
             self.charge(lane, ticket, output_tokens)
         now = self.clock()
+        was_full = ticket.tenant in self.caps.full
         self._wake(lane, lane.dispatcher.release(ticket, now, output_tokens, refund), now)
+        if was_full and ticket.tenant not in self.caps.full:  # its requests waiting elsewhere may start
+            for other in self.lanes.values():
+                if other is not lane and other.dispatcher.queue.queued(ticket.tenant):
+                    self._wake(other, other.dispatcher.fill(now), now)
         self._take_over(lane, now)
 
     def resize(self, lane: Lane) -> None:
@@ -284,7 +297,7 @@ class Scheduler:
             queue = lane.dispatcher.queue
             if lane is idle or len(queue) <= depth:
                 continue
-            head = queue.peek()  # the next one by the lane's own fair order
+            head = queue.peek(self.caps.full)  # the next one by the lane's own fair order
             waiter = None if head is None else lane.waiters.get(head)
             if waiter is not None and idle in waiter.elsewhere:
                 found, depth = waiter, len(queue)

@@ -32,6 +32,7 @@ class Ticket:
     seq: int = 0  # arrival order, set by the queue
     dispatched_at: float | None = None
     output_charged: int = 0
+    predicted_output: int = 0  # predicted-cost VTC: output charged at dispatch, corrected as it streams
 
     @property
     def budget_tokens(self) -> int:

@@ -88,3 +88,13 @@ def test_forecast_orders_by_fairness_and_scales_with_measured_rate() -> None:
     assert forecast[waiting[2]].predicted_start_s == pytest.approx(own / 200.0)
     assert forecast[waiting[1]].predicted_start_s is not None
     assert forecast[waiting[1]].predicted_start_s >= 3 * own / 200.0
+
+
+def test_before_a_saturated_window_the_estimate_is_what_was_served_so_far() -> None:
+    rate = ServiceRate(window_s=2.0)
+    assert rate.estimate is None
+    rate.record(100, 0.0, saturated=False)
+    rate.record(100, 0.2, saturated=False)
+    assert rate.estimate is None  # too short a stretch to say anything
+    rate.record(200, 1.0, saturated=False)
+    assert rate.value is None and rate.estimate == pytest.approx(400.0)  # 400 served in 1 s

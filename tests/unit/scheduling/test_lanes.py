@@ -103,3 +103,30 @@ async def test_evacuating_a_failed_lane_sends_its_waiters_on() -> None:
     s.evacuate(left)
     assert waiter.future.done() and isinstance(waiter.future.exception(), Displaced)
     assert len(left.dispatcher.queue) == 0 and not left.waiters
+
+
+CAPPED_AT_2 = QueueTerms(weight=1.0, timeout_s=30.0, max_waiting=10, priority=0, concurrency=2)
+
+
+async def test_a_plan_that_queues_over_its_concurrency_runs_that_many_across_every_lane() -> None:
+    s = Scheduler([deployment("left", seats=8), deployment("right", seats=8)], clock=Clock())
+    left, right = s.lanes["left"], s.lanes["right"]
+    first = s.enqueue(left, s.ticket("a", "a", 10, 10, CAPPED_AT_2), CAPPED_AT_2)
+    second = s.enqueue(right, s.ticket("a", "a", 10, 10, CAPPED_AT_2), CAPPED_AT_2)
+    assert first is None and second is None  # two run, one on each lane
+    on_left = wait_on_terms(s, left, "a")
+    on_right = wait_on_terms(s, right, "a")
+    other = s.enqueue(left, s.ticket("b", "b", 10, 10, TERMS), TERMS)
+    assert other is None  # another tenant is not held back by a's cap: the lane has room
+    assert not on_left.future.done() and not on_right.future.done()
+    started_on_right = next(iter(t for t in right.dispatcher.running))
+    s.release(right, started_on_right, output_tokens=5)
+    # a's place came free on the right; its oldest waiting request may start wherever it waits
+    assert on_left.future.done() != on_right.future.done()
+    assert sum(t.tenant == "a" for lane in (left, right) for t in lane.dispatcher.running) == 2
+
+
+def wait_on_terms(s: Scheduler, lane: Lane, tenant: str) -> Waiter:
+    waiter = s.enqueue(lane, s.ticket(tenant, tenant, 10, 10, CAPPED_AT_2), CAPPED_AT_2)
+    assert waiter is not None
+    return waiter
