@@ -111,7 +111,8 @@ TRACE_CLIENTS, TRACE_REQUESTS, TRACE_DURATION_S = 27, 1500, 600.0
 def _quantile(curve: Sequence[tuple[float, float]], u: float) -> int:
     for (p0, v0), (p1, v1) in itertools.pairwise(curve):
         if u <= p1:
-            return max(1, round(v0 * (v1 / v0) ** ((u - p0) / (p1 - p0))))
+            growth: float = (v1 / v0) ** ((u - p0) / (p1 - p0))
+            return max(1, round(v0 * growth))
     return round(curve[-1][1])
 
 
