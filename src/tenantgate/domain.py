@@ -122,6 +122,7 @@ class Principal:
     allowed_pools: frozenset[str] | None = None  # from the plan; None = every pool
     included_tokens: int | None = None  # soft/overage plans: monthly tokens that trigger a notice, not a block
     queue: QueueTerms = QueueTerms()
+    ttft_slo_ms: float | None = None  # the plan's time-to-first-token target
 
 
 @dataclass(frozen=True, slots=True)

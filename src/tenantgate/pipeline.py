@@ -51,8 +51,9 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
     principal = await gw.keys.authenticate(call.authorization)
     check_namespace(principal, call.namespace)
     request = parse_request(call.endpoint, call.body)
+    slo = gw.slo if request.stream and principal.ttft_slo_ms is not None else None
     meter = RequestMeter(
-        gw.recorder, gw.prices, principal, call.request_id, call.endpoint.value, request.model, started
+        gw.recorder, gw.prices, principal, call.request_id, call.endpoint.value, request.model, started, slo
     )
     reservation = None
     dispatch: Dispatch | None = None

@@ -37,6 +37,7 @@ class PlanRules:
     included_tokens: int | None = None  # soft/overage plans: reaching it notifies instead of blocking
     queue: QueueTerms = field(default_factory=QueueTerms)
     queue_over_concurrency: bool = False  # the tenant's concurrency waits in the fair queue, not 429
+    ttft_slo_ms: float | None = None
 
 
 def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
@@ -47,6 +48,7 @@ def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
             included_tokens=plan.monthly_tokens if plan.cap != "hard" else None,
             queue=QueueTerms(plan.queue_weight, plan.queue_timeout_s, plan.queue_max, plan.priority),
             queue_over_concurrency=plan.over_concurrency == "queue",
+            ttft_slo_ms=plan.ttft_slo_ms,
         )
         for plan in catalog.plans
     }

@@ -21,6 +21,7 @@ from tenantgate.billing.rollups import RollupJob
 from tenantgate.billing.webhooks import WebhookDelivery
 from tenantgate.errors import UpstreamError, UpstreamTimeout
 from tenantgate.metering.recorder import UsageRecorder
+from tenantgate.metering.slo import TtftSlo
 from tenantgate.providers.base import Provider
 from tenantgate.routing.catalog import Catalog
 from tenantgate.scheduling.lanes import Scheduler
@@ -43,6 +44,7 @@ class Gateway:
     registry: CollectorRegistry
     prices: PriceBook
     prepaid: PrepaidGate
+    slo: TtftSlo
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh_prepaid(self) -> None:

@@ -127,6 +127,9 @@ class PlanConfig(_Strict):
     )
     budget_usd: float | None = Field(default=None, gt=0, description="Monthly money budget")
     queue_weight: float = Field(default=1.0, gt=0, description="Share of contended capacity (scheduler)")
+    ttft_slo_ms: float | None = Field(
+        default=None, gt=0, le=3_600_000, description="Time-to-first-token target; attainment is reported per plan"
+    )
     queue_timeout_s: float = Field(default=30.0, gt=0, description="Longest wait in the fair queue (scheduler)")
     queue_max: int = Field(default=100, ge=1, description="Requests a tenant may have waiting per deployment")
     over_concurrency: Literal["reject", "queue"] = Field(

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from tenantgate.routing.health import Health
+from tests.unit.manual_clock import ManualClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def opened() -> tuple[Health, Clock]:
-    clock = Clock()
+def opened() -> tuple[Health, ManualClock]:
+    clock = ManualClock()
     health = Health(failures_to_open=2, cooldown_s=10.0, clock=clock)
     assert health.failure() is False and health.available  # one failure is not a pattern
     assert health.failure() is True and not health.available

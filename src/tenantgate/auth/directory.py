@@ -50,6 +50,7 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
         allowed_pools=plan.allowed_pools,
         included_tokens=plan.included_tokens,
         queue=queue,
+        ttft_slo_ms=plan.ttft_slo_ms,
     )
 
 

@@ -66,12 +66,17 @@ def fairness_command(
     typer.echo(_table(body))
 
 
+def _index(value: object) -> str:
+    return "-" if not isinstance(value, float) else f"{value:.3f}"
+
+
 def _table(body: dict[str, object]) -> str:
     rows = [
         f"{body['suite']} · {body['scheduler']} · in-flight tokens {body['inflight_tokens'] or 'engine KV'}",
         f"throughput {body['throughput_tok_s']:.0f} tok/s · service difference avg {body['service_diff_avg']:.1f}"
         f" / max {body['service_diff_max']:.1f} · accumulated |ΔS| max {body['acc_service_diff_max']:.0f}"
         f" · aborted {body['aborted']} of {body['requests'] + body['aborted']}",  # type: ignore[operator]
+        f"Jain's index: service / fair share {_index(body['jain_service'])} · mean TTFT {_index(body['jain_ttft'])}",
         f"{'client':<12}{'service/s':>12}{'demand/s':>12}{'mean TTFT s':>14}",
     ]
     service, demand, ttft = body["service_rate"], body["demand_rate"], body["mean_ttft_s"]

@@ -12,6 +12,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tenantgate.scheduling.fairness_index import jain, max_min_shares
+
 WINDOW_S = 60.0
 WARMUP_S = 30.0
 TICKS = 20
@@ -54,6 +56,8 @@ class Report:
     acc_service_diff_end: float
     aborted: int
     requests: int
+    jain_service: float | None = None  # over each client's service / its max-min fair share
+    jain_ttft: float | None = None  # over each client's mean time to first token
     prediction: dict[str, float | int | None] = field(default_factory=dict)
 
 
@@ -108,8 +112,17 @@ def report(
         acc_service_diff_end=acc_end,
         aborted=aborted,
         requests=len(served),
+        jain_service=_jain_of_shares(rate_sums, demand_sums),
+        jain_ttft=jain(ttft.values()),
         prediction=prediction_error(served, duration),
     )
+
+
+def _jain_of_shares(service: dict[str, float], demand: dict[str, float]) -> float | None:
+    """Jain's index of service relative to the max-min fair share of what was served (Jain's x_i =
+    actual / fair): a client that asked for less than an equal part is fair at what it asked for."""
+    shares = max_min_shares(demand, sum(service.values()))
+    return jain(service[c] / shares[c] for c in service if shares.get(c))
 
 
 def _accumulated_difference(served: Sequence[Served], clients: Sequence[str], duration: float) -> tuple[float, float]:

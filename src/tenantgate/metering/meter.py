@@ -10,6 +10,7 @@ from tenantgate.clock import utcnow
 from tenantgate.domain import Principal, Usage, UsageEvent
 from tenantgate.metering.codec import recorded_model
 from tenantgate.metering.recorder import UsageRecorder
+from tenantgate.metering.slo import TtftSlo
 
 _NO_USAGE = Usage()
 
@@ -29,14 +30,16 @@ _NOWHERE = Served()
 
 class RequestMeter:
     __slots__ = (
-        "_done", "_first_byte", "_started", "endpoint", "model", "prices", "principal", "recorder", "request_id"
+        "_done", "_first_byte", "_started", "endpoint", "model", "prices", "principal", "recorder", "request_id",
+        "slo",
     )  # fmt: skip
 
     def __init__(
         self, recorder: UsageRecorder, prices: PriceBook, principal: Principal, request_id: str, endpoint: str,
-        model: str, started: float,
+        model: str, started: float, slo: TtftSlo | None = None,
     ) -> None:  # fmt: skip
         self.recorder = recorder
+        self.slo = slo  # a stream of a plan with a TTFT target
         self.prices = prices
         self.principal = principal
         self.request_id = request_id
@@ -60,6 +63,8 @@ class RequestMeter:
         now = time.perf_counter()
         ttft = None if self._first_byte is None else (self._first_byte - self._started) * 1000
         usage = usage or _NO_USAGE
+        if self.slo is not None and ttft is not None and status == 200 and self.principal.ttft_slo_ms is not None:
+            self.slo.observe(self.principal.plan, ttft, self.principal.ttft_slo_ms)
         created = utcnow()
         cost, version = self.prices.cost(self.model, usage, served.gpu_seconds, created)
         self.recorder.record(

@@ -101,7 +101,10 @@ OnUpdate = Callable[[Forecast], Awaitable[None]]
 class QueueObserver(Protocol):
     labels: dict[str, str]  # tenant id -> a name for people (the slug)
 
-    def started(self, ticket: Ticket, waited_s: float) -> None: ...
+    def started(self, ticket: Ticket, waited_s: float, pool: str) -> None: ...
+
+    def ended(self, ticket: Ticket, pool: str, weighted_cost: float) -> None:
+        """A request that ran is over; it was served `weighted_cost` (cost / its plan weight)."""
 
     def rejected(self, ticket: Ticket, reason: str) -> None: ...
 
@@ -110,7 +113,10 @@ class _Unobserved:
     def __init__(self) -> None:
         self.labels: dict[str, str] = {}
 
-    def started(self, ticket: Ticket, waited_s: float) -> None:
+    def started(self, ticket: Ticket, waited_s: float, pool: str) -> None:
+        pass
+
+    def ended(self, ticket: Ticket, pool: str, weighted_cost: float) -> None:
         pass
 
     def rejected(self, ticket: Ticket, reason: str) -> None:
@@ -234,6 +240,9 @@ class Scheduler:
             return  # released already
         if output_tokens is not None:
             self.charge(lane, ticket, output_tokens)
+        if not refund:
+            cost = self.prices.cost(ticket.prompt_tokens, ticket.output_charged) / ticket.weight
+            self.observer.ended(ticket, lane.deployment.pool, cost)
         now = self.clock()
         was_full = ticket.tenant in self.caps.full
         self._wake(lane, lane.dispatcher.release(ticket, now, output_tokens, refund), now)
@@ -276,7 +285,7 @@ class Scheduler:
 
     def _wake(self, lane: Lane, started: list[Ticket], now: float) -> None:
         for ticket in started:
-            self.observer.started(ticket, now - ticket.arrival)
+            self.observer.started(ticket, now - ticket.arrival, lane.deployment.pool)
             waiter = lane.waiters.pop(ticket, None)
             if waiter is not None and not waiter.future.done():
                 waiter.future.set_result(None)
@@ -311,5 +320,5 @@ class Scheduler:
         waiter.lane, waiter.ticket = target, ticket
         started = target.dispatcher.offer(ticket, now)  # room and an empty queue: it starts at once
         assert started == [ticket]
-        self.observer.started(ticket, now - ticket.arrival)
+        self.observer.started(ticket, now - ticket.arrival, target.deployment.pool)
         waiter.future.set_result(None)

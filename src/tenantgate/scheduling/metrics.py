@@ -1,7 +1,9 @@
 """Prometheus view of the fair queues, per deployment and tenant (labelled by tenant slug).
 
 Gauges are read from the lanes when Prometheus scrapes, so the request path pays only for the
-wait histogram and the rejection counter.
+wait histogram, the rejection counter and the pool's fairness window. The per-tenant wait
+histogram labels at most MAX_TENANT_LABELS tenants by slug (the first seen); the rest share
+`tenant="other"`, so 10,000 tenants do not make 10,000 histograms.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from tenantgate.scheduling.fairness_index import FairnessWindow
 from tenantgate.scheduling.lanes import Scheduler
 from tenantgate.scheduling.state import MemoryCounters
 from tenantgate.scheduling.tickets import Ticket
 
 WAIT_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+MAX_TENANT_LABELS = 200
+OTHER = "other"
 
 
 class QueueMetrics:
@@ -33,26 +38,58 @@ class QueueMetrics:
             registry=registry,
         )  # fmt: skip
         self.labels: dict[str, str] = {}  # tenant id -> slug
-        self._waits_of: dict[str, Histogram] = {}  # slug -> its labelled child, looked up once
+        self._waits_of: dict[str, Histogram] = {}  # tenant id -> its labelled child, looked up once
+        self.windows: dict[str, FairnessWindow] = {}  # pool -> its tenants' service and waits, last minute
 
-    def started(self, ticket: Ticket, waited_s: float) -> None:
-        label = self.labels.get(ticket.tenant, ticket.tenant)
-        child = self._waits_of.get(label)
+    def _window(self, pool: str) -> FairnessWindow:
+        window = self.windows.get(pool)
+        if window is None:
+            window = self.windows[pool] = FairnessWindow()
+        return window
+
+    def started(self, ticket: Ticket, waited_s: float, pool: str) -> None:
+        child = self._waits_of.get(ticket.tenant)
         if child is None:
-            child = self._waits_of[label] = self.waits.labels(label)
+            label = self.labels.get(ticket.tenant, ticket.tenant) if len(self._waits_of) < MAX_TENANT_LABELS else OTHER
+            child = self._waits_of[ticket.tenant] = self.waits.labels(label)
         child.observe(waited_s)
+        self._window(pool).waited(ticket.tenant, waited_s)
+
+    def ended(self, ticket: Ticket, pool: str, weighted_cost: float) -> None:
+        self._window(pool).served(ticket.tenant, weighted_cost)
 
     def rejected(self, ticket: Ticket, reason: str) -> None:
         self.rejections.labels(self.labels.get(ticket.tenant, ticket.tenant), reason).inc()
 
     def watch(self, scheduler: Scheduler) -> None:
-        self.registry.register(_LaneCollector(scheduler, self.labels))
+        self.registry.register(_LaneCollector(scheduler, self.labels, self.windows))
 
 
 class _LaneCollector(Collector):
-    def __init__(self, scheduler: Scheduler, labels: dict[str, str]) -> None:
+    def __init__(self, scheduler: Scheduler, labels: dict[str, str], windows: dict[str, FairnessWindow]) -> None:
         self.scheduler = scheduler
         self.labels = labels
+        self.windows = windows
+
+    def _fairness(self) -> Iterator[GaugeMetricFamily]:
+        service = GaugeMetricFamily(
+            "tenantgate_fairness_jain_service", "Jain's index of weighted service relative to max-min fair "
+            "shares, last minute", labels=["pool"],
+        )  # fmt: skip
+        waits = GaugeMetricFamily(
+            "tenantgate_fairness_jain_queue_wait", "Jain's index of tenants' mean queue wait, last minute",
+            labels=["pool"],
+        )  # fmt: skip
+        backlogged: dict[str, set[str]] = {}
+        for lane in self.scheduler.lanes.values():
+            if len(lane.dispatcher.queue):
+                backlogged.setdefault(lane.deployment.pool, set()).update(t.tenant for t in lane.waiters)
+        for pool, window in self.windows.items():
+            indexes = ((service, window.service_index(backlogged.get(pool, set()))), (waits, window.wait_index()))
+            for family, value in indexes:
+                if value is not None:
+                    family.add_metric([pool], value)
+        yield from (service, waits)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         by_deployment = ["deployment"]
@@ -65,6 +102,10 @@ class _LaneCollector(Collector):
         counter = GaugeMetricFamily("tenantgate_fair_counter", "Virtual token counter", labels=by_tenant)
         running = GaugeMetricFamily("tenantgate_in_flight", "Requests dispatched", labels=by_deployment)
         tokens = GaugeMetricFamily("tenantgate_in_flight_tokens", "Tokens reserved by them", labels=by_deployment)
+        budget = GaugeMetricFamily(
+            "tenantgate_in_flight_budget", "Requests the deployment may run at once (configured or discovered)",
+            labels=by_deployment,
+        )  # fmt: skip
         available = GaugeMetricFamily(
             "tenantgate_deployment_available", "1 when healthy and not draining", labels=by_deployment
         )
@@ -73,6 +114,7 @@ class _LaneCollector(Collector):
             dispatcher = lane.dispatcher
             running.add_metric([name], dispatcher.budget.sequences)
             tokens.add_metric([name], dispatcher.budget.tokens)
+            budget.add_metric([name], lane.capacity.limit)
             available.add_metric([name], 1.0 if lane.deployment.accepts_work else 0.0)
             for tenant, queue in lane.tenant_queues(now).items():
                 label = self.labels.get(tenant, tenant)
@@ -83,4 +125,5 @@ class _LaneCollector(Collector):
             if isinstance(counters, MemoryCounters):
                 for tenant, value in counters.snapshot().items():
                     counter.add_metric([name, self.labels.get(tenant, tenant)], value)
-        yield from (depth, start, counter, running, tokens, available)
+        yield from (depth, start, counter, running, tokens, budget, available)
+        yield from self._fairness()

@@ -8,18 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tenantgate.billing.gpu_time import GpuClock
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.manual_clock import ManualClock
 
 
 def test_two_requests_share_the_gpus_while_both_run() -> None:
-    clock = ManualClock()
+    clock = ManualClock(100.0)
     gpu = GpuClock(gpus=4, clock=clock)
     clock.now += 10  # idle
     a = gpu.begin()
@@ -39,7 +32,7 @@ def test_two_requests_share_the_gpus_while_both_run() -> None:
     steps=st.lists(st.tuples(st.booleans(), st.floats(min_value=0, max_value=50)), min_size=1, max_size=200),
 )
 def test_shares_are_conserved(gpus: float, steps: list[tuple[bool, float]]) -> None:
-    clock = ManualClock()
+    clock = ManualClock(100.0)
     gpu = GpuClock(gpus, clock)
     running: list[float] = []
     shares: list[float] = []

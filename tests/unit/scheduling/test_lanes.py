@@ -6,16 +6,9 @@ from tenantgate.domain import QueueTerms
 from tenantgate.routing.catalog import Deployment
 from tenantgate.scheduling.lanes import Displaced, Lane, Scheduler, Waiter
 from tenantgate.scheduling.tickets import Ticket
+from tests.unit.manual_clock import ManualClock
 
 TERMS = QueueTerms(weight=1.0, timeout_s=30.0, max_waiting=10, priority=0)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def deployment(name: str, seats: int = 1) -> Deployment:
@@ -23,7 +16,7 @@ def deployment(name: str, seats: int = 1) -> Deployment:
 
 
 def scheduler(*names: str) -> Scheduler:
-    return Scheduler([deployment(name) for name in names], clock=Clock())
+    return Scheduler([deployment(name) for name in names], clock=ManualClock())
 
 
 def run_now(s: Scheduler, lane: Lane, tenant: str) -> Ticket:
@@ -109,7 +102,7 @@ CAPPED_AT_2 = QueueTerms(weight=1.0, timeout_s=30.0, max_waiting=10, priority=0,
 
 
 async def test_a_plan_that_queues_over_its_concurrency_runs_that_many_across_every_lane() -> None:
-    s = Scheduler([deployment("left", seats=8), deployment("right", seats=8)], clock=Clock())
+    s = Scheduler([deployment("left", seats=8), deployment("right", seats=8)], clock=ManualClock())
     left, right = s.lanes["left"], s.lanes["right"]
     first = s.enqueue(left, s.ticket("a", "a", 10, 10, CAPPED_AT_2), CAPPED_AT_2)
     second = s.enqueue(right, s.ticket("a", "a", 10, 10, CAPPED_AT_2), CAPPED_AT_2)
