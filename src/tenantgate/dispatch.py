@@ -144,10 +144,9 @@ class Dispatch:
         """A refused connection while others run on the engine: shrink its budget, queue here again."""
         lane, scheduler = place.lane, self.gw.scheduler
         others = lane.dispatcher.budget.sequences - 1
-        if not self._refused or others < 1 or self._refusals >= MAX_REFUSALS:
-            return False
-        if not lane.capacity.refused(others, scheduler.clock()) and lane.capacity.engine_metrics:
-            return False  # an engine that reports its load refused: a failure, not a full engine
+        if not self._refused or others < 1 or self._refusals >= MAX_REFUSALS or lane.deployment.health.failures:
+            return False  # nothing else runs there, it kept refusing, or it is failing: a failure
+        lane.capacity.refused(others, scheduler.clock())
         self._refusals += 1
         scheduler.resize(lane)
         scheduler.release(lane, place.ticket, refund=True)  # it never ran: its prompt is not charged

@@ -92,6 +92,7 @@ async def probe_deployments(gw: Gateway) -> None:
             else:
                 if not deployment.health.probe_ok:
                     log.info("deployment %s answers its health probe again", deployment.name)
+                    gw.scheduler.lanes[deployment.name].capacity.forget()
                 deployment.health.probe_ok = True
         await asyncio.sleep(gw.settings.health_probe_s)
 

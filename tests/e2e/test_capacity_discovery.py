@@ -10,11 +10,12 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.flood_support import SPEED, Flood, b_under_flood, flood_client, idle, p50, stop
 from tests.e2e.procs import Gateway, SimEngine, free_port, gateway, sim_engine
-from tests.e2e.scheduling_support import deployment, until
+from tests.e2e.scheduling_support import chat, deployment, until
 
 PROMPT = "word " * 50
 MODEL = "sim-cap"
@@ -109,3 +110,35 @@ def _settles(gw: Gateway, value: int, since: float, hold_s: float = 3.0, within_
             return settled_at - since
         time.sleep(0.05)
     raise AssertionError(f"the budget did not settle at {value} within {within_s} s")
+
+
+@pytest.mark.parametrize("metrics", ["--metrics", "--no-metrics"])
+def test_an_engine_that_refuses_connections_when_full_costs_clients_nothing(metrics: str, tmp_path: Path) -> None:
+    flags = ("--max-num-seqs", "64", "--max-connections", "4", "--speed", SPEED, "--models", MODEL, metrics)
+    with sim_engine(*flags) as engine, gateway(tmp_path, "--upstream", engine.url + "/v1") as gw:
+        key = gw.tenant_with_key("eager", "--plan", "scale")
+        outcomes = asyncio.run(_streams(gw, key, clients=12, each=3))
+        state, refused = upstream(gw), engine.stats()["refused"]
+    print(f"\n{metrics}: {outcomes.count('ok')} of {len(outcomes)} streams whole; the engine reset {refused} "
+          f"connections; budget {state['max_in_flight']}: {state['capacity_reason']}")  # fmt: skip
+    assert isinstance(refused, int) and refused > 0  # the engine did refuse
+    assert outcomes == ["ok"] * 36  # and no client saw it
+    assert state["max_in_flight"] == 4 and "refused" in str(state["capacity_reason"])
+
+
+async def _streams(gw: Gateway, key: str, clients: int, each: int) -> list[str]:
+    async def one(client: httpx.AsyncClient) -> list[str]:
+        results = []
+        for _ in range(each):
+            async with client.stream(
+                "POST", gw.url + "/v1/chat/completions", json=chat(MODEL, 32, stream=True),
+                headers={"Authorization": f"Bearer {key}"},
+            ) as response:  # fmt: skip
+                text = (await response.aread()).decode()
+            whole = response.status_code == 200 and text.rstrip().endswith("data: [DONE]") and '"error"' not in text
+            results.append("ok" if whole else f"{response.status_code}: {text[-200:]}")
+        return results
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        per_client = await asyncio.gather(*(one(client) for _ in range(clients)))
+    return [outcome for outcomes in per_client for outcome in outcomes]

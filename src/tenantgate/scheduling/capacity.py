@@ -142,13 +142,18 @@ class Capacity:
         return self._saturated(max(1, in_flight_at_send - 1), now, "adaptive (time to first byte)", reason)
 
     def refused(self, others_in_flight: int, now: float) -> bool:
-        """The engine refused or reset a connection while `others_in_flight` of ours ran there. Not
-        remembered as its capacity: an engine going down refuses too, and should not stay throttled."""
-        if self.engine_metrics:
-            return False  # its metrics say how full it is; a refusal then is a failure
-        self._growth = 0.0
+        """The engine refused or reset a connection while `others_in_flight` of ours ran there: it
+        takes no more connections than that (its metrics, if any, cannot say so)."""
+        self._growth, self.probed_at = 0.0, now
         reason = f"the engine refused a connection with {others_in_flight} of ours running"
-        return self._set(max(1, min(self.limit, others_in_flight)), "adaptive (refused connections)", reason)
+        source = self.source if self.engine_metrics else "adaptive (refused connections)"
+        changed = self._set(max(1, min(self.limit, others_in_flight)), source, reason)
+        self.known = self.limit
+        return changed
+
+    def forget(self) -> None:
+        """The engine was down and is back (maybe restarted, maybe resized): what was learnt is stale."""
+        self.known, self._growth, self._queued_before = None, 0.0, False
 
     def _set(self, limit: int, source: str, reason: str) -> bool:
         if not self.discovers:

@@ -42,6 +42,10 @@ def sim_engine_command(
         int, typer.Option("--drop-after-chunks", help="Chunks a cut stream sends first (0: headers only).")
     ] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fault injection.")] = 0,
+    max_connections: Annotated[
+        int | None,
+        typer.Option("--max-connections", help="Reset generation requests beyond this many at once (unlimited)."),
+    ] = None,
     metrics: Annotated[
         bool, typer.Option("--metrics/--no-metrics", help="Publish vLLM's scheduler gauges at /metrics.")
     ] = True,
@@ -63,6 +67,7 @@ def sim_engine_command(
             drop_after_chunks=drop_after_chunks,
             seed=seed,
             metrics=metrics,
+            max_connections=max_connections,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None

@@ -23,6 +23,7 @@ class SimConfig:
     drop_after_chunks: int = 2
     seed: int = 0  # makes the sequence of injected faults repeatable
     metrics: bool = True  # GET /metrics in vLLM's names; off, it answers 404 as an engine without them does
+    max_connections: int | None = None  # more generation requests at once are reset, as a thread-bound server does
 
     def __post_init__(self) -> None:
         if self.speed <= 0:
@@ -34,6 +35,8 @@ class SimConfig:
         for name in ("fail_rate", "stall_rate", "drop_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         if self.stall_s < 0 or self.drop_after_chunks < 0:
             raise ValueError("stall_s and drop_after_chunks cannot be negative")
 

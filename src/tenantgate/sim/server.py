@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from tenantgate.sim import wire
 from tenantgate.sim.config import FaultInjector, Faults, SimConfig
@@ -230,6 +231,31 @@ def _injected_failure() -> web.Response:
     return web.Response(status=500, body=_INJECTED_FAILURE, content_type=_JSON)
 
 
+def _connection_limit(server: SimServer) -> Middleware:
+    """Reset the connection of a generation request beyond `max_connections` at once, before any
+    answer: what an engine whose HTTP server has only so many worker threads does when saturated."""
+    limit = server.config.max_connections
+    active = 0
+
+    @web.middleware
+    async def limited(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal active
+        if request.method != "POST" or limit is None:
+            return await handler(request)
+        if active >= limit:
+            server.stats.refused += 1
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()  # never reaches the client: its connection is gone
+        active += 1
+        try:
+            return await handler(request)
+        finally:
+            active -= 1
+
+    return limited
+
+
 SIM_SERVER = web.AppKey("sim_server", SimServer)
 
 
@@ -239,7 +265,7 @@ def create_sim_app(config: SimConfig) -> web.Application:
     Serve it with `handler_cancellation=True` so that a client disconnect frees the request's slot.
     """
     server = SimServer(config)
-    app = web.Application()
+    app = web.Application(middlewares=[] if config.max_connections is None else [_connection_limit(server)])
     app[SIM_SERVER] = server
     app.router.add_get("/health", server.health)
     app.router.add_get("/v1/models", server.models)

@@ -18,6 +18,7 @@ class SimStats:
     stalls: int = 0
     drops: int = 0
     cancelled: int = 0
+    refused: int = 0  # connections reset beyond --max-connections
     running: int = 0
     peak_running: int = 0
     prompt_tokens: int = 0
@@ -45,7 +46,7 @@ class SimStats:
 
     def reset(self) -> None:
         """Zero every total; requests still in flight stay counted as running and as the new peaks."""
-        self.requests = self.injected_failures = self.stalls = self.drops = self.cancelled = 0
+        self.requests = self.injected_failures = self.stalls = self.drops = self.cancelled = self.refused = 0
         self.prompt_tokens = self.completion_tokens = 0
         self.priorities = Counter()
         self.peak_running = self.running
@@ -59,6 +60,7 @@ class SimStats:
             "stalls": self.stalls,
             "drops": self.drops,
             "cancelled": self.cancelled,
+            "refused": self.refused,
             "running": self.running,
             "peak_running": self.peak_running,
             "prompt_tokens": self.prompt_tokens,

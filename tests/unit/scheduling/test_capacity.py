@@ -82,14 +82,18 @@ def test_adaptive_stands_aside_while_the_engine_publishes_metrics() -> None:
     capacity.engine_reported(vllm(2, 0), ours=2, backlog=0, now=1.0)
     assert not capacity.first_byte(5.0, 10, in_flight_at_send=8, now=2.0)
     assert not capacity.queued(8, now=2.0)
-    assert not capacity.refused(3, now=2.0)
     assert capacity.limit == 8
 
 
-def test_a_refusal_shrinks_the_budget_without_becoming_the_known_capacity() -> None:
+def test_a_refusal_caps_the_budget_at_what_runs_until_the_engine_comes_back() -> None:
     capacity = Capacity(limit=16)
     assert capacity.refused(others_in_flight=5, now=1.0)
-    assert (capacity.limit, capacity.known, capacity.source) == (5, None, "adaptive (refused connections)")
+    assert (capacity.limit, capacity.known, capacity.source) == (5, 5, "adaptive (refused connections)")
+    # an engine that publishes metrics without queueing is still not asked for more until a probe is due
+    assert not capacity.engine_reported(vllm(5, 0), ours=5, backlog=9, now=2.0)
+    capacity.forget()  # it was down and answers its probe again
+    assert capacity.engine_reported(vllm(5, 0), ours=5, backlog=9, now=2.5)
+    assert capacity.limit == 10
 
 
 def test_the_sim_engines_metrics_read_as_vllms() -> None:
