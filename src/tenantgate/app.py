@@ -30,7 +30,7 @@ from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
 from tenantgate.metering.journal import UsageJournal
 from tenantgate.metering.recorder import UsageRecorder
-from tenantgate.metering.slo import TtftSlo
+from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.notifications import Notifier
 from tenantgate.plans import rules_by_plan
 from tenantgate.providers.openai_compat import OpenAICompatProvider
@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> GatewayApp:
             )
             gw = Gateway(
                 settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices, prepaid,
-                TtftSlo(registry),
+                RequestMetrics(registry),
             )  # fmt: skip
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))

@@ -125,6 +125,9 @@ class Principal:
     ttft_slo_ms: float | None = None  # the plan's time-to-first-token target
 
 
+REFUSED_STATUS = 429  # a limit, a quota or a full queue refused the attempt: counted apart from errors
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int = 0

@@ -51,10 +51,11 @@ async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
     principal = await gw.keys.authenticate(call.authorization)
     check_namespace(principal, call.namespace)
     request = parse_request(call.endpoint, call.body)
-    slo = gw.slo if request.stream and principal.ttft_slo_ms is not None else None
+    slo_target = principal.ttft_slo_ms if request.stream else None
     meter = RequestMeter(
-        gw.recorder, gw.prices, principal, call.request_id, call.endpoint.value, request.model, started, slo
-    )
+        gw.recorder, gw.prices, principal, call.request_id, call.endpoint.value, request.model, started,
+        gw.request_metrics, slo_target,
+    )  # fmt: skip
     reservation = None
     dispatch: Dispatch | None = None
     upstream: UpstreamResponse | None = None

@@ -21,7 +21,7 @@ from tenantgate.billing.rollups import RollupJob
 from tenantgate.billing.webhooks import WebhookDelivery
 from tenantgate.errors import UpstreamError, UpstreamTimeout
 from tenantgate.metering.recorder import UsageRecorder
-from tenantgate.metering.slo import TtftSlo
+from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.providers.base import Provider
 from tenantgate.routing.catalog import Catalog
 from tenantgate.scheduling.lanes import Scheduler
@@ -44,7 +44,7 @@ class Gateway:
     registry: CollectorRegistry
     prices: PriceBook
     prepaid: PrepaidGate
-    slo: TtftSlo
+    request_metrics: RequestMetrics
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh_prepaid(self) -> None:

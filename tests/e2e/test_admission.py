@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,14 @@ def test_requests_per_minute_per_key(gw: Gateway) -> None:
     api = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
     with pytest.raises(openai.RateLimitError):
         api.chat.completions.create(model="sim-small", messages=[{"role": "user", "content": "x"}])
+    # The two refusals are attempts, not requests that failed: the usage report and the metrics say so.
+    with gw.admin() as admin:
+        total = admin.get("/admin/tenants/rpm-tenant/usage", params={"fresh": "true"}).json()["total"]
+        metrics = admin.get("/metrics").text
+    assert (total["requests"], total["errors"], total["rejected"]) == (3, 0, 2)
+    assert total["rejected_by_reason"] == {"rate_limit_exceeded": 2}
+    counted = re.search(r'^tenantgate_requests_rejected_total\{reason="rate_limit_exceeded"\} (\S+)$', metrics, re.M)
+    assert counted is not None and float(counted.group(1)) >= 2
 
 
 def test_tokens_per_minute(gw: Gateway) -> None:

@@ -19,6 +19,7 @@ def rollup(bucket_hours: int, model: str, requests: int) -> Rollup:
     row = Rollup(RollupKey(T0 + timedelta(hours=bucket_hours), "t-a", "k1", "", "chat/completions", model, "d", "p"))
     row.requests = requests
     row.errors = {"upstream_error": 1}
+    row.rejected = {"concurrency_limit_exceeded": 7}
     row.prompt_tokens, row.completion_tokens, row.gpu_seconds, row.charged_micros = 10, 20, 1.5, 300
     for value in (5.0, 10.0, 400.0):
         row.latency_ms.add(value)
@@ -31,6 +32,7 @@ async def test_rollups_are_replaced_by_range_and_keep_their_sketches(store: Stor
     rows = await store.list_rollups("hour", T0, T0 + timedelta(days=1), "t-a")
     assert [(r.key.model, r.requests) for r in rows] == [("m", 3), ("n", 9)]
     assert rows[0].errors == {"upstream_error": 1} and rows[0].gpu_seconds == 1.5
+    assert rows[0].rejected == {"concurrency_limit_exceeded": 7}
     assert rows[0].latency_ms.count == 3 and rows[0].latency_ms.get_quantile_value(1.0) == pytest.approx(400, rel=0.02)
     assert await store.list_rollups("hour", T0, T0 + timedelta(days=1), "t-other") == []
     assert await store.list_rollups("day", T0, T0 + timedelta(days=1)) == []

@@ -92,7 +92,7 @@ async def usage(
     return body
 
 
-COLUMNS = ("requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "total_tokens",
+COLUMNS = ("requests", "errors", "rejected", "prompt_tokens", "completion_tokens", "cached_tokens", "total_tokens",
            "estimated_requests", "gpu_seconds", "charged_micros", "ttft_ms_p50", "ttft_ms_p95", "queue_wait_ms_p95",
            "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "errors_by_type")  # fmt: skip
 

@@ -32,8 +32,8 @@ class RollupKey:
 @dataclass(slots=True)
 class Rollup:
     key: RollupKey
-    requests: int = 0
-    errors: dict[str, int] = field(default_factory=dict)  # error type -> requests
+    requests: int = 0  # attempts that were admitted (refused ones are in `rejected`)
+    errors: dict[str, int] = field(default_factory=dict)  # error type -> admitted requests that failed
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
@@ -44,15 +44,22 @@ class Rollup:
     ttft_ms: BaseDDSketch = field(default_factory=new_sketch)
     queue_wait_ms: BaseDDSketch = field(default_factory=new_sketch)
     latency_ms: BaseDDSketch = field(default_factory=new_sketch)
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> attempts refused with a 429
 
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
 
+    @property
+    def rejected_count(self) -> int:
+        return sum(self.rejected.values())
+
     def merge(self, other: Rollup) -> None:
         self.requests += other.requests
         for kind, count in other.errors.items():
             self.errors[kind] = self.errors.get(kind, 0) + count
+        for reason, count in other.rejected.items():
+            self.rejected[reason] = self.rejected.get(reason, 0) + count
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.cached_tokens += other.cached_tokens

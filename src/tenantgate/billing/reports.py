@@ -52,6 +52,7 @@ def report_row(row: Rollup, group_by: Sequence[str]) -> dict[str, object]:
         out[name] = value.isoformat().replace("+00:00", "Z") if name in ("day", "hour") else value
     out |= {
         "requests": row.requests, "errors": row.error_count, "errors_by_type": dict(sorted(row.errors.items())),
+        "rejected": row.rejected_count, "rejected_by_reason": dict(sorted(row.rejected.items())),
         "prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens,
         "cached_tokens": row.cached_tokens, "total_tokens": row.prompt_tokens + row.completion_tokens,
         "estimated_requests": row.estimated, "gpu_seconds": round(row.gpu_seconds, 6),

@@ -25,7 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from tenantgate.admission.periods import day_start
 from tenantgate.billing.records import Rollup, RollupKey
-from tenantgate.domain import UsageEvent
+from tenantgate.domain import REFUSED_STATUS, UsageEvent
 from tenantgate.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,10 @@ def roll_events(events: Iterable[UsageEvent], gpu_price: GpuPrice, pools: dict[s
         if row is None:
             row = rows[key] = Rollup(key)
         usage = event.usage
+        if event.status == REFUSED_STATUS:  # a limit or a full queue refused it: an attempt, not a request that failed
+            reason = event.error_type or str(event.status)
+            row.rejected[reason] = row.rejected.get(reason, 0) + 1
+            continue
         row.requests += 1
         if event.status >= 400:
             kind = event.error_type or str(event.status)

@@ -51,11 +51,15 @@ def usage(
     groups = list(data["group_by"])
     lines = [f"usage of {tenant} from {data['since']} to {data['until']}"]
     head = "".join(f"{g.upper():<26}" for g in groups)
-    lines.append(f"{head}{'REQUESTS':>9} {'ERRORS':>7} {'PROMPT':>11} {'COMPLETION':>11} {'P95 MS':>8} {'CHARGED':>14}")
+    lines.append(
+        f"{head}{'REQUESTS':>9} {'ERRORS':>7} {'REFUSED':>8} {'PROMPT':>11} {'COMPLETION':>11} {'P95 MS':>8}"
+        f" {'CHARGED':>14}"
+    )
     for row in [*data["rows"], {**data["total"], **dict.fromkeys(groups, "")} | {groups[0]: "total"}]:
         label = "".join(f"{str(row.get(g, ''))[:25]:<26}" for g in groups)
         lines.append(
-            f"{label}{row['requests']:>9} {row['errors']:>7} {row['prompt_tokens']:>11} {row['completion_tokens']:>11}"
+            f"{label}{row['requests']:>9} {row['errors']:>7} {row['rejected']:>8} {row['prompt_tokens']:>11}"
+            f" {row['completion_tokens']:>11}"
             f" {row.get('latency_ms_p95') or '':>8} {money(row['charged_micros']):>14}"
         )
     emit(data, as_json, lines)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from tenantgate.billing.prices import PriceBook
 from tenantgate.clock import utcnow
-from tenantgate.domain import Principal, Usage, UsageEvent
+from tenantgate.domain import REFUSED_STATUS, Principal, Usage, UsageEvent
 from tenantgate.metering.codec import recorded_model
 from tenantgate.metering.recorder import UsageRecorder
-from tenantgate.metering.slo import TtftSlo
+from tenantgate.metering.request_metrics import RequestMetrics
 
 _NO_USAGE = Usage()
 
@@ -30,16 +30,26 @@ _NOWHERE = Served()
 
 class RequestMeter:
     __slots__ = (
-        "_done", "_first_byte", "_started", "endpoint", "model", "prices", "principal", "recorder", "request_id",
-        "slo",
+        "_done",
+        "_first_byte",
+        "_started",
+        "endpoint",
+        "metrics",
+        "model",
+        "prices",
+        "principal",
+        "recorder",
+        "request_id",
+        "slo_target_ms",
     )  # fmt: skip
 
     def __init__(
         self, recorder: UsageRecorder, prices: PriceBook, principal: Principal, request_id: str, endpoint: str,
-        model: str, started: float, slo: TtftSlo | None = None,
+        model: str, started: float, metrics: RequestMetrics | None = None, slo_target_ms: float | None = None,
     ) -> None:  # fmt: skip
         self.recorder = recorder
-        self.slo = slo  # a stream of a plan with a TTFT target
+        self.metrics = metrics
+        self.slo_target_ms = slo_target_ms  # a stream of a plan with a TTFT target
         self.prices = prices
         self.principal = principal
         self.request_id = request_id
@@ -63,8 +73,11 @@ class RequestMeter:
         now = time.perf_counter()
         ttft = None if self._first_byte is None else (self._first_byte - self._started) * 1000
         usage = usage or _NO_USAGE
-        if self.slo is not None and ttft is not None and status == 200 and self.principal.ttft_slo_ms is not None:
-            self.slo.observe(self.principal.plan, ttft, self.principal.ttft_slo_ms)
+        if self.metrics is not None:
+            if status == REFUSED_STATUS:
+                self.metrics.rejected(error_type or "rate_limit_exceeded")
+            elif self.slo_target_ms is not None and ttft is not None and status == 200:
+                self.metrics.ttft(self.principal.plan, ttft, self.slo_target_ms)
         created = utcnow()
         cost, version = self.prices.cost(self.model, usage, served.gpu_seconds, created)
         self.recorder.record(

@@ -43,7 +43,8 @@ def rollup_values(granularity: str, row: Rollup) -> dict[str, Any]:
     return {
         "granularity": granularity, "bucket": key.bucket, "tenant_id": key.tenant_id, "key_id": key.key_id,
         "user_id": key.user_id, "endpoint": key.endpoint, "model": key.model, "deployment": key.deployment,
-        "pool": key.pool, "requests": row.requests, "errors": row.errors, "prompt_tokens": row.prompt_tokens,
+        "pool": key.pool, "requests": row.requests, "errors": row.errors, "rejected": row.rejected,
+        "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens, "cached_tokens": row.cached_tokens, "estimated": row.estimated,
         "gpu_seconds": row.gpu_seconds, "charged_micros": row.charged_micros, "gpu_cost_micros": row.gpu_cost_micros,
         "ttft_sketch": sketch_to_bytes(row.ttft_ms), "queue_wait_sketch": sketch_to_bytes(row.queue_wait_ms),
@@ -60,7 +61,7 @@ def _rollup(row: Any) -> Rollup:
         key, int(row.requests), dict(row.errors or {}), int(row.prompt_tokens), int(row.completion_tokens),
         int(row.cached_tokens), int(row.estimated), float(row.gpu_seconds), int(row.charged_micros),
         int(row.gpu_cost_micros), sketch_from_bytes(row.ttft_sketch), sketch_from_bytes(row.queue_wait_sketch),
-        sketch_from_bytes(row.latency_sketch),
+        sketch_from_bytes(row.latency_sketch), dict(row.rejected or {}),
     )  # fmt: skip
 
 

@@ -149,6 +149,7 @@ usage_rollups = sa.Table(
     sa.Column("pool", sa.String(200), nullable=False),
     sa.Column("requests", sa.BigInteger, nullable=False),
     sa.Column("errors", sa.JSON, nullable=False),
+    sa.Column("rejected", sa.JSON, nullable=False, server_default="{}"),
     sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
     sa.Column("completion_tokens", sa.BigInteger, nullable=False),
     sa.Column("cached_tokens", sa.BigInteger, nullable=False),

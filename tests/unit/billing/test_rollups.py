@@ -74,11 +74,17 @@ def test_grouping_merges_rows_and_their_percentiles() -> None:
     ]  # latencies 1..100 ms over two keys
     events.append(replace(event("bad", "t1", "m", 0, 0, status=502), created_at=base, key_id="k1"))
     events.append(replace(event("cut", "t1", "n", 1, 1), created_at=base, usage=Usage(1, 1, estimated=True)))
+    for i, reason in enumerate(("concurrency_limit_exceeded", "concurrency_limit_exceeded", "queue_full")):
+        refused = event(f"no{i}", "t1", "m", 0, 0, status=429)
+        events.append(replace(refused, created_at=base, key_id="k1", error_type=reason, latency_ms=9999.0))
     rows = roll_events(events, lambda _: 0, {})
     assert len(rows) == 3  # one per key and model
     by_model = {r.key.model: report_row(r, ("model",)) for r in grouped(rows, ("model",))}
     assert by_model["m"]["requests"] == 101 and by_model["m"]["errors"] == 1
     assert by_model["m"]["errors_by_type"] == {"upstream_error": 1}
+    # refused attempts are counted apart: not requests, not errors, not in the latency percentiles
+    assert by_model["m"]["rejected"] == 3
+    assert by_model["m"]["rejected_by_reason"] == {"concurrency_limit_exceeded": 2, "queue_full": 1}
     assert 94 <= by_model["m"]["latency_ms_p95"] <= 97  # type: ignore[operator]  # 1 % relative accuracy
     assert 49 <= by_model["m"]["latency_ms_p50"] <= 52  # type: ignore[operator]
     assert by_model["n"]["estimated_requests"] == 1
