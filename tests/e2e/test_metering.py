@@ -175,7 +175,8 @@ def test_sigkill_under_load_loses_no_answered_request(
         assert not missing, f"{len(missing)} of {len(must_have)} answered requests lost in {mode} mode"
         report = revived.cli_json("usage", "--tenant", "crashy")
         assert isinstance(report, dict)
-        assert report["total"]["requests"] == len(request_ids(revived.database_url))  # replayed, rolled up once
+        total = report["total"]  # replayed, rolled up once; the starter plan refused most of the load (429s)
+        assert total["requests"] + total["rejected"] == len(request_ids(revived.database_url))
 
 
 @contextmanager
