@@ -56,7 +56,8 @@ class Dispatch:
         self.enqueued_at = scheduler.clock()
         self.deadline = self.enqueued_at + principal.queue.timeout_s
         self._fresh: Ticket | None = self._ticket()
-        self._lanes = scheduler.order(route.deployments, self._fresh)
+        self._prefix: int | None = None
+        self._lanes = scheduler.order(route.deployments, self._fresh, self._prefix_key)
         if not self._lanes:
             raise NoCapacity(
                 f"Every deployment that may serve model '{route.requested}' is unhealthy or draining; "
@@ -68,6 +69,11 @@ class Dispatch:
         self._gpu_mark: float | None = None
         self._refusals = 0  # connections refused by a saturated engine, each followed by queueing again
         self._refused = False  # the last attempt's connection was refused before any answer
+
+    def _prefix_key(self) -> int | None:
+        """Asked only when placement has a choice to make (several deployments)."""
+        self._prefix = self.request.prefix_key(self.principal.tenant_id)
+        return self._prefix
 
     def _ticket(self) -> Ticket:
         principal = self.principal
@@ -166,6 +172,8 @@ class Dispatch:
         priority = principal.queue.priority if deployment.priority_hint else None
         body = self.request.upstream_body(self.route.served, priority)
         trial = deployment.health.sending()
+        if self._prefix is not None:
+            lane.remember(self._prefix, self.gw.scheduler.clock())
         self._gpu_mark = deployment.gpu_time.begin()
         self.sent = True
         try:

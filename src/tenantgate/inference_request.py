@@ -25,6 +25,9 @@ _REQUIRED: dict[Endpoint, tuple[str, tuple[type, ...]]] = {
 }
 
 
+PREFIX_CHARS = 2048  # of the first message or prompt: what identifies a shared prefix for cache affinity
+
+
 @dataclass(slots=True)
 class InferenceRequest:
     endpoint: Endpoint
@@ -33,6 +36,21 @@ class InferenceRequest:
     wants_usage: bool
     payload: dict[str, Any]
     body: bytes
+
+    def prefix_key(self, tenant_id: str) -> int | None:
+        """What identifies the start of this prompt within its tenant (for prefix-cache affinity): the
+        first message (a system prompt, or a conversation's opening) or the prompt, up to 2 KB."""
+        payload = self.payload
+        first: object = None
+        if self.endpoint is Endpoint.CHAT:
+            messages = payload.get("messages")
+            first = messages[0] if isinstance(messages, list) and messages else None
+            if isinstance(first, dict):
+                first = (first.get("role"), str(first.get("content"))[:PREFIX_CHARS])
+        elif self.endpoint is Endpoint.COMPLETIONS:
+            prompt = payload.get("prompt")
+            first = prompt[:PREFIX_CHARS] if isinstance(prompt, str) else None
+        return None if first is None else hash((tenant_id, self.model, repr(first)))
 
     def upstream_body(self, served_model: str, priority: int | None = None) -> bytes:
         """The bytes to send upstream: the client's own unless the model, usage request or engine

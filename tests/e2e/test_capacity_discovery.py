@@ -8,6 +8,7 @@ import asyncio
 import statistics
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -142,3 +143,17 @@ async def _streams(gw: Gateway, key: str, clients: int, each: int) -> list[str]:
     async with httpx.AsyncClient(timeout=60) as client:
         per_client = await asyncio.gather(*(one(client) for _ in range(clients)))
     return [outcome for outcomes in per_client for outcome in outcomes]
+
+
+def test_capacity_plan_reads_the_recorded_traffic_of_a_running_gateway(tmp_path: Path) -> None:
+    with sim_engine(*ENGINE) as engine, gateway(tmp_path, "--upstream", engine.url + "/v1") as gw:
+        key = gw.tenant_with_key("planned", "--plan", "growth")
+        started = datetime.now(UTC) - timedelta(minutes=1)
+        outcomes = asyncio.run(_streams(gw, key, clients=4, each=5))
+        assert outcomes == ["ok"] * 20
+        window = ("--from", started.isoformat(), "--to", (datetime.now(UTC) + timedelta(minutes=1)).isoformat())
+        plan = gw.cli_json("capacity", "plan", *window, "--slo-ttft-ms", "growth=5000", "--max-deployments", "2")
+    assert isinstance(plan, list)
+    [pool] = plan
+    assert (pool["pool"], pool["requests"], pool["deployments_now"]) == ("upstreams", 20, 1)
+    assert pool["deployments_needed"] == 1 and pool["attainment"]["1"] == {"growth": 1.0}

@@ -331,3 +331,29 @@ def test_unknown_deployment_is_a_clear_404(gw: Gateway) -> None:
         response = admin.post("/admin/deployments/nope/drain")
     assert response.status_code == 404
     assert "GET /admin/pools" in response.json()["error"]["message"]
+
+
+def test_a_tenants_shared_prompt_prefix_stays_on_the_deployment_that_has_it_cached(
+    gw: Gateway, engines: dict[str, SimEngine]
+) -> None:
+    def held_on(tenant: str, prompts: list[str]) -> dict[str, int]:
+        """Open one long stream per prompt, one after another, and see where each tenant's streams run."""
+        key = gw.tenant_with_key(tenant, "--plan", "growth")
+        readers = []  # a line reader dropped early would close its stream
+        with httpx.Client(timeout=60) as client, ExitStack() as streams:
+            for prompt in prompts:
+                messages = [{"role": "system", "content": prompt}, {"role": "user", "content": "go"}]
+                body = {"model": "sim-pair", "max_tokens": 2000, "stream": True, "messages": messages}
+                response = streams.enter_context(
+                    client.stream("POST", gw.url + "/v1/chat/completions", json=body, headers=headers(key))
+                )
+                readers.append(lines := response.iter_lines())
+                assert next(line for line in lines if line.startswith("data: "))  # it runs now
+            running = {name: engines[name].stats()["running_by_tenant"] for name in ("left", "right")}
+        return {name: int(by_tenant.get(tenant, 0)) for name, by_tenant in running.items()}  # type: ignore[attr-defined]
+
+    warm = held_on("prefix-warm", ["You are the tax assistant of Acme. " * 20] * 3)
+    spread = held_on("prefix-mixed", [f"You are assistant number {i}. " * 20 for i in range(3)])
+    print(f"\nsame system prompt: {warm}; three different ones: {spread}")
+    assert sorted(warm.values()) == [0, 3]  # all on the one that served the prefix first
+    assert sorted(spread.values()) == [1, 2]  # no shared prefix: equal waits go to the less loaded

@@ -2,7 +2,7 @@ import orjson
 import pytest
 
 from tenantgate.errors import InvalidRequest
-from tenantgate.inference_request import Endpoint, parse_request
+from tenantgate.inference_request import Endpoint, InferenceRequest, parse_request
 
 CHAT = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -56,3 +56,16 @@ def test_bad_bodies_are_400_naming_the_field(endpoint: Endpoint, raw: bytes, par
         parse_request(endpoint, raw)
     assert caught.value.status == 400 and caught.value.param == param
     assert caught.value.message
+
+
+def test_the_prefix_key_is_the_first_message_within_the_tenant() -> None:
+    def chat(*contents: str) -> InferenceRequest:
+        messages = [{"role": "system" if i == 0 else "user", "content": c} for i, c in enumerate(contents)]
+        return parse_request(Endpoint.CHAT, orjson.dumps({"model": "m", "messages": messages}))
+
+    shared = chat("You are a tax assistant.", "hello").prefix_key("t1")
+    assert shared == chat("You are a tax assistant.", "another question").prefix_key("t1")
+    assert shared != chat("You are a tax assistant.", "hello").prefix_key("t2")  # never across tenants
+    assert shared != chat("You are a poet.", "hello").prefix_key("t1")
+    embed = parse_request(Endpoint.EMBEDDINGS, orjson.dumps({"model": "m", "input": "x"}))
+    assert embed.prefix_key("t1") is None

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tenantgate.cli import billing_commands
+from tenantgate.cli import billing_commands, capacity_commands
 from tenantgate.cli.admin_client import client
 from tenantgate.cli.options import (
     BudgetUsd,
@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(limits_app, name="limits")
     app.add_typer(users, name="users")
     app.add_typer(pools, name="pools")
+    capacity_commands.register(app)
 
 
 def connection(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,6 +29,9 @@ from tenantgate.scheduling.tenant_caps import TenantCaps
 from tenantgate.scheduling.tickets import Prices, Ticket
 
 FORECAST_TTL_S = 0.2  # waiting requests share one pass over the queue per this interval
+EQUAL_WAIT_S = 0.05  # placement treats predicted waits this close as equal
+PREFIX_MEMORY_S = 120.0  # a deployment is taken to still hold a prefix it served this recently
+PREFIX_MEMORY = 8192  # prefixes remembered per deployment (the oldest are forgotten first)
 
 
 class Displaced(Exception):
@@ -39,14 +43,29 @@ class Lane:
         self.deployment = deployment
         self.dispatcher = dispatcher
         self.capacity = capacity
+        self.prefixes: OrderedDict[int, float] = OrderedDict()  # prefix key -> when it was last sent here
         self.waiters: dict[Ticket, Waiter] = {}
         self._forecast: dict[Ticket, Forecast] = {}
         self._forecast_at = -math.inf
 
-    def placement_key(self, ticket: Ticket) -> tuple[float, float, float]:
+    def placement_key(self, ticket: Ticket, prefix: int | None, now: float) -> tuple[int, int, float, float]:
         dispatcher = self.dispatcher
         load = dispatcher.budget.sequences / self.capacity.limit
-        return dispatcher.predicted_wait_s(ticket), self.deployment.cost_per_1m_tokens, load
+        wait = math.floor(dispatcher.predicted_wait_s(ticket) / EQUAL_WAIT_S)
+        cold = 0 if prefix is not None and self.holds(prefix, now) else 1
+        return wait, cold, self.deployment.cost_per_1m_tokens, load
+
+    def holds(self, prefix: int, now: float) -> bool:
+        """This deployment served the prefix recently: its engine's prefix cache may still have it."""
+        served = self.prefixes.get(prefix)
+        return served is not None and now - served < PREFIX_MEMORY_S
+
+    def remember(self, prefix: int, now: float) -> None:
+        prefixes = self.prefixes
+        prefixes[prefix] = now
+        prefixes.move_to_end(prefix)
+        if len(prefixes) > PREFIX_MEMORY:
+            prefixes.popitem(last=False)
 
     def forecast(self, ticket: Ticket, now: float) -> Forecast | None:
         if now - self._forecast_at > FORECAST_TTL_S:
@@ -146,12 +165,17 @@ class Scheduler:
             self.caps.set(tenant, terms.concurrency)
         return Ticket(tenant, prompt_tokens, max_output, self.clock(), terms.weight)
 
-    def order(self, deployments: Iterable[Deployment], ticket: Ticket) -> list[Lane]:
-        """Placement: deployments taking work, least predicted wait first, then the cheapest, then the
-        least loaded (so that equal, idle deployments share the work)."""
+    def order(
+        self, deployments: Iterable[Deployment], ticket: Ticket, prefix: Callable[[], int | None] = lambda: None
+    ) -> list[Lane]:
+        """Placement: deployments taking work, least predicted wait first; among equal waits, one that
+        recently served this tenant's same prompt prefix (`prefix`: a key that includes the tenant, so
+        never another tenant's), then the cheapest, then the least loaded (so that equal, idle
+        deployments share the work)."""
         lanes = [self.lanes[d.name] for d in deployments if d.accepts_work]
         if len(lanes) > 1:
-            lanes.sort(key=lambda lane: lane.placement_key(ticket))
+            key, now = prefix(), self.clock()
+            lanes.sort(key=lambda lane: lane.placement_key(ticket, key, now))
         return lanes
 
     def enqueue(

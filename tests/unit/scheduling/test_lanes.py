@@ -123,3 +123,42 @@ def wait_on_terms(s: Scheduler, lane: Lane, tenant: str) -> Waiter:
     waiter = s.enqueue(lane, s.ticket(tenant, tenant, 10, 10, CAPPED_AT_2), CAPPED_AT_2)
     assert waiter is not None
     return waiter
+
+
+async def test_equal_waits_prefer_the_deployment_that_served_the_tenants_prefix_never_anothers() -> None:
+    clock = ManualClock()
+    s = Scheduler([deployment("left", seats=4), deployment("right", seats=4)], clock=clock)
+    left, right = s.lanes["left"], s.lanes["right"]
+    run_now(s, right, "a")  # right is busier, so by load alone the next request goes left
+    ticket = s.ticket("a", "a", 10, 10, TERMS)
+    assert s.order([left.deployment, right.deployment], ticket, lambda: hash(("a", "system prompt")))[0] is left
+    right.remember(hash(("a", "system prompt")), clock.now)
+    assert s.order([left.deployment, right.deployment], ticket, lambda: hash(("a", "system prompt")))[0] is right
+    # another tenant's key never matches: it goes by load
+    assert s.order([left.deployment, right.deployment], ticket, lambda: hash(("b", "system prompt")))[0] is left
+    clock.now += 121  # an old prefix is likely evicted from the engine's cache by now
+    assert s.order([left.deployment, right.deployment], ticket, lambda: hash(("a", "system prompt")))[0] is left
+
+
+async def test_a_shorter_wait_still_beats_a_warm_prefix() -> None:
+    s = Scheduler([deployment("left", seats=1), deployment("right", seats=1)], clock=ManualClock())
+    left, right = s.lanes["left"], s.lanes["right"]
+    run_now(s, right, "a")
+    wait_on(s, right, "a")  # right is full and has a queue: its predicted wait is longer
+    right.remember(1234, 0.0)
+    assert s.order([left.deployment, right.deployment], s.ticket("a", "a", 10, 10, TERMS), lambda: 1234)[0] is left
+
+
+async def test_a_request_that_joins_between_forecast_passes_still_has_its_place_and_start() -> None:
+    clock = ManualClock()
+    s = Scheduler([deployment("only", seats=1)], clock=clock)
+    lane = s.lanes["only"]
+    running = run_now(s, lane, "a")
+    clock.now = 1.0
+    s.charge(lane, running, 100)  # the deployment has served something: a cold rate exists
+    first = wait_on(s, lane, "a")
+    assert s.forecast(first) is not None  # the shared pass is made now
+    second = wait_on(s, lane, "b")  # joins within the same pass's lifetime
+    forecast = s.forecast(second)
+    assert forecast is not None and forecast.position == 1  # lifted to a's counter; the tie goes to a's older head
+    assert forecast.predicted_start_s is not None  # never null once the deployment has served anything
