@@ -40,6 +40,7 @@ from tenantgate.scheduling.lanes import Scheduler
 from tenantgate.scheduling.metrics import QueueMetrics
 from tenantgate.scheduling.tickets import Prices
 from tenantgate.settings import Settings
+from tenantgate.startup import summary
 from tenantgate.storage.sql import SqlStore
 from tenantgate.tenancy import TenancyService
 
@@ -74,7 +75,9 @@ def journal(settings: Settings) -> UsageJournal | None:
     return UsageJournal(settings.data_dir / "journal", strict=settings.usage_journal == "strict")
 
 
-def create_app(settings: Settings) -> GatewayApp:
+def create_app(settings: Settings, announce: Callable[[str], None] = lambda text: None) -> GatewayApp:
+    """`announce` receives the start-up summary once the pools are known."""
+
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -87,6 +90,7 @@ def create_app(settings: Settings) -> GatewayApp:
             stack.push_async_callback(provider.aclose)
             engine_url = await stack.enter_async_context(builtin_engine(settings))
             catalog = await build_catalog(settings, provider, engine_url)
+            announce(summary(settings, catalog))
             fair_prices = Prices(settings.fair_prompt_weight, settings.fair_output_weight)
             registry = CollectorRegistry()
             queue_metrics = QueueMetrics(registry)
@@ -122,7 +126,7 @@ def create_app(settings: Settings) -> GatewayApp:
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
             api.state.gateway = gw
-            api.state.tenancy = TenancyService(store, keys, frozenset(plans))
+            api.state.tenancy = TenancyService(store, keys, frozenset(plans), frozenset(catalog.model_names()))
             api.state.rollups = rollups
             api.state.billing = Billing(
                 store,

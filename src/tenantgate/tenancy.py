@@ -20,7 +20,7 @@ from tenantgate.errors import InvalidRequest, NotFound
 from tenantgate.storage.base import TenancyStore
 
 NO_LIMITS = Limits()
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # whole string: `$` would let a trailing newline through
 
 
 def replace_set_fields(current: Limits, changes: Limits) -> Limits:
@@ -43,10 +43,25 @@ class CreatedKey:
 
 
 class TenancyService:
-    def __init__(self, store: TenancyStore, directory: KeyDirectory | None, plans: frozenset[str]) -> None:
+    def __init__(
+        self, store: TenancyStore, directory: KeyDirectory | None, plans: frozenset[str],
+        models: frozenset[str] | None = None,
+    ) -> None:  # fmt: skip
         self._store = store
         self._directory = directory
         self._plans = plans
+        self._models = models  # every name a client may ask for; None: not checked (seeding before start-up)
+
+    def _check_models(self, models: tuple[str, ...] | None, param: str) -> None:
+        if models is None or self._models is None:
+            return
+        unknown = sorted(set(models) - self._models)
+        if unknown:
+            known = ", ".join(sorted(self._models)) or "none"
+            raise InvalidRequest(
+                f"No model named {', '.join(repr(m) for m in unknown)} is served here (models: {known}).",
+                param=param, code="model_not_found",
+            )  # fmt: skip
 
     async def create_tenant(
         self,
@@ -59,12 +74,13 @@ class TenancyService:
         allowed_models: tuple[str, ...] | None = None,
         limits: Limits = NO_LIMITS,
     ) -> Tenant:
-        if not SLUG.match(slug):
+        if not SLUG.fullmatch(slug):
             raise InvalidRequest(
                 "Tenant names are 1-63 characters of lowercase letters, digits and '-', starting alphanumeric.",
                 param="slug",
             )
         self._check_plan(plan)
+        self._check_models(allowed_models, "allowed_models")
         now = utcnow()
         tenant = Tenant(
             id=new_id(),
@@ -165,6 +181,7 @@ class TenancyService:
         limits: Limits = NO_LIMITS,
     ) -> CreatedKey:
         tenant = await self.tenant(slug)
+        self._check_models(models, "models")
         if user_id is not None and user_id not in {u.id for u in await self._store.list_users(tenant.id)}:
             raise NotFound(f"No user '{user_id}' in tenant '{slug}'.", code="user_not_found", param="user_id")
         issued = issue_key()

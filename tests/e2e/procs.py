@@ -90,6 +90,7 @@ class Gateway:
     url: str
     process: subprocess.Popen[bytes]
     database_url: str
+    log: Path | None = None  # what the process printed (stdout and stderr)
 
     def cli(self, *args: str) -> str:
         """Run the tenantgate CLI against this gateway; returns stdout, raises on failure."""
@@ -129,5 +130,6 @@ def gateway(
         **(env or {}),
     }
     url = f"http://127.0.0.1:{port}"
-    with running(args, url + "/readyz", environment, log=tmp / f"gateway-{port}.log") as process:
-        yield Gateway(url, process, database_url)
+    log = tmp / f"gateway-{port}.log"
+    with running(args, url + "/readyz", environment, log=log) as process:
+        yield Gateway(url, process, database_url, log)

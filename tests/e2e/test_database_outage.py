@@ -54,7 +54,13 @@ def test_requests_flow_through_a_database_outage_and_no_event_is_lost(
                 time.sleep(2)  # load before the outage (a duration of the scenario, not a synchronisation)
                 db.cut()
                 cut_at, during_before = time.monotonic(), len(answered)
-                time.sleep(OUTAGE_S)  # the outage itself
+                with gw.admin() as admin:  # management needs the database: a clear 503, not a 500
+                    down = admin.get("/admin/tenants")
+                    while down.status_code == 200 and time.monotonic() - cut_at < 10:
+                        down = admin.get("/admin/tenants")  # until the pooled connection is seen broken
+                assert down.status_code == 503, down.text
+                assert down.json()["error"]["code"] == "store_unavailable"
+                time.sleep(OUTAGE_S - (time.monotonic() - cut_at))  # the rest of the outage
                 during = len(answered) - during_before
                 db.start()
                 outage_s = time.monotonic() - cut_at

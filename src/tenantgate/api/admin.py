@@ -39,7 +39,8 @@ def require_admin(request: Request, authorization: Annotated[str | None, Header(
     if expected is None:
         raise AuthenticationFailed("The admin API is disabled: start the gateway with TENANTGATE_ADMIN_TOKEN set.")
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected.get_secret_value()):
+    given, wanted = token.strip().encode(), expected.get_secret_value().encode()  # bytes: any header compares
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given, wanted):
         raise AuthenticationFailed("Missing or wrong admin token (Authorization: Bearer <TENANTGATE_ADMIN_TOKEN>).")
 
 

@@ -4,10 +4,33 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from tenantgate.domain import ApiKey, Limits, Role, Tenant, TenantMode, TenantStatus, User
+from tenantgate.settings import in_utc
+
+# Printable text of bounded length: no control characters (a NUL breaks PostgreSQL, a newline makes
+# a name that looks like another).
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Email = Annotated[
+    str,
+    StringConstraints(
+        min_length=3, max_length=254, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
+    ),
+]
+MOST = 10**15  # requests or tokens: more than any real limit, and within a 64-bit column
+
+
+def _utc(value: datetime) -> datetime:
+    moment = in_utc(value, "the time")
+    if not 2000 <= moment.year <= 2999:
+        raise ValueError("the time must be in the years 2000 to 2999")
+    return moment
+
+
+Moment = Annotated[datetime, AfterValidator(_utc)]  # with a timezone, within a sane range
 
 
 class _In(BaseModel):
@@ -17,12 +40,12 @@ class _In(BaseModel):
 class LimitsIn(_In):
     """Limits to set; omitted fields are left alone, 0 clears an override."""
 
-    rpm: int | None = Field(default=None, ge=0)
-    tpm: int | None = Field(default=None, ge=0)
-    concurrency: int | None = Field(default=None, ge=0)
-    daily_tokens: int | None = Field(default=None, ge=0)
-    monthly_tokens: int | None = Field(default=None, ge=0)
-    budget_usd: float | None = Field(default=None, ge=0)
+    rpm: int | None = Field(default=None, ge=0, le=MOST)
+    tpm: int | None = Field(default=None, ge=0, le=MOST)
+    concurrency: int | None = Field(default=None, ge=0, le=1_000_000)
+    daily_tokens: int | None = Field(default=None, ge=0, le=MOST)
+    monthly_tokens: int | None = Field(default=None, ge=0, le=MOST)
+    budget_usd: float | None = Field(default=None, ge=0, le=1_000_000_000)
 
     def to_limits(self) -> Limits:
         budget = None if self.budget_usd is None else round(self.budget_usd * 1_000_000)
@@ -37,20 +60,22 @@ def limits_out(limits: Limits) -> dict[str, int | float]:
 
 
 class TenantIn(_In):
-    slug: str = Field(description="Unique lowercase name, used in URLs and the CLI")
-    name: str | None = Field(default=None, description="Display name; defaults to the slug")
-    plan: str = "starter"
+    slug: str = Field(max_length=63, description="Unique lowercase name, used in URLs and the CLI")
+    name: Name | None = Field(default=None, description="Display name; defaults to the slug")
+    plan: Name = "starter"
     mode: TenantMode = TenantMode.ENTERPRISE
-    region: str | None = Field(default=None, description="Data-residency region; only deployments there serve it")
-    allowed_models: list[str] | None = Field(default=None, description="Models the tenant may use; null = all")
+    region: Name | None = Field(default=None, description="Data-residency region; only deployments there serve it")
+    allowed_models: list[Name] | None = Field(
+        default=None, max_length=1000, description="Models the tenant may use; null = all"
+    )
     limits: LimitsIn = Field(default_factory=LimitsIn, description="Overrides on top of the plan")
 
 
 class TenantPatch(_In):
-    name: str | None = None
-    plan: str | None = None
+    name: Name | None = None
+    plan: Name | None = None
     status: TenantStatus | None = None
-    region: str | None = None
+    region: Name | None = None
     limits: LimitsIn | None = None
 
 
@@ -76,14 +101,14 @@ class TenantOut(BaseModel):
 
 
 class UserIn(_In):
-    email: str = Field(min_length=3, max_length=320)
-    name: str = ""
+    email: Email = Field(description="The person's email address, e.g. dev@acme.example")
+    name: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
     role: Role = Role.DEVELOPER
     limits: LimitsIn = Field(default_factory=LimitsIn, description="Limits across all of this user's keys")
 
 
 class UserPatch(_In):
-    name: str | None = None
+    name: Name | None = None
     role: Role | None = None
     limits: LimitsIn | None = None
 
@@ -104,10 +129,12 @@ class UserOut(BaseModel):
 
 
 class KeyIn(_In):
-    name: str = "default"
-    models: list[str] | None = Field(default=None, description="Model allowlist for this key; null = tenant's")
-    user_id: str | None = None
-    expires_at: datetime | None = None
+    name: Name = "default"
+    models: list[Name] | None = Field(
+        default=None, max_length=1000, description="Model allowlist for this key; null = tenant's"
+    )
+    user_id: Name | None = None
+    expires_at: Moment | None = Field(default=None, description="With a timezone, e.g. 2027-01-01T00:00:00Z")
     limits: LimitsIn = Field(default_factory=LimitsIn)
 
 

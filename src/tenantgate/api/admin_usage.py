@@ -40,10 +40,15 @@ def rollups(request: Request) -> RollupJob:
 
 
 def aware(value: datetime, name: str) -> datetime:
+    """A query's moment: with a timezone, in UTC, and in the years 2000 to 2999 (so that ranges
+    around it can be computed)."""
     try:
-        return in_utc(value, name)
+        moment = in_utc(value, name)
     except ValueError as exc:
         raise InvalidRequest(f"{exc}.", param=name) from None
+    if not 2000 <= moment.year <= 2999:
+        raise InvalidRequest(f"{name} must be in the years 2000 to 2999.", param=name)
+    return moment
 
 
 def window(start: datetime, end: datetime, longest: timedelta = MAX_RANGE) -> tuple[datetime, datetime]:

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from tenantgate.errors import GatewayError
+from tenantgate.storage.failures import as_gateway_error
 
 log = logging.getLogger(__name__)
 
@@ -67,5 +68,9 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
+    known = as_gateway_error(exc)
+    if known is not None:  # the database: unreachable (503) or a value it refused (400); no traceback
+        log.warning("%s %s: %s (%s)", request.method, request.url.path, known.message, type(exc).__name__)
+        return error_response(known)
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return internal_error_response()

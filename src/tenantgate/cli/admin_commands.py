@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tenantgate import __version__
 from tenantgate.cli import billing_commands, capacity_commands
 from tenantgate.cli.admin_client import client
 from tenantgate.cli.options import (
@@ -40,10 +41,19 @@ def register(app: typer.Typer) -> None:
     capacity_commands.register(app)
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"tenantgate {__version__}")
+        raise typer.Exit()
+
+
 def connection(
     ctx: typer.Context,
     url: Annotated[str | None, typer.Option("--url", help="Gateway URL [env TENANTGATE_URL]")] = None,
     token: Annotated[str | None, typer.Option("--token", help="Admin token [env TENANTGATE_ADMIN_TOKEN]")] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit")
+    ] = False,
 ) -> None:
     """Multi-tenant LLM inference gateway."""
     ctx.obj = {"url": url, "token": token}
@@ -141,9 +151,11 @@ def keys_list(
 @keys.command("revoke")
 def keys_revoke(
     ctx: typer.Context,
-    key_id: Annotated[str, typer.Argument(help="Key id (the part after 'tg-')")],
+    key_id: Annotated[str, typer.Argument(help="Key id, tg-<id>, or the whole key (only its id is sent)")],
     as_json: Json = False,
 ) -> None:
+    """Revoke a key at once (within about a second on every other instance)."""
+    key_id = key_id.strip().removeprefix("tg-").split("-", 1)[0]  # the id, whichever form was pasted
     key = client(ctx).call("POST", f"/admin/keys/{key_id}/revoke")
     emit(key, as_json, [f"revoked key {key['id']}"])
 

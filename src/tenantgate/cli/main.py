@@ -68,14 +68,29 @@ def serve(
     import uvicorn
 
     from tenantgate.app import create_app
+    from tenantgate.startup import configuration_problem, database_problem
     from tenantgate.storage.migrate import ensure_schema
 
-    settings = load_settings(
-        host=host, port=port, config=config, upstreams=tuple(upstream or ()), database_url=database_url, demo=demo
-    )
+    try:
+        settings = load_settings(
+            host=host, port=port, config=config, upstreams=tuple(upstream or ()), database_url=database_url, demo=demo
+        )
+    except Exception as exc:
+        message = configuration_problem(exc, config)
+        if message is None:
+            raise
+        typer.echo(f"tenantgate: {message}", err=True)
+        raise typer.Exit(2) from None
     if settings.demo and settings.admin_token is None:
         settings = settings.model_copy(update={"admin_token": SecretStr(_demo_admin_token(settings.data_dir))})
-    ensure_schema(settings.database_url)
+    try:
+        ensure_schema(settings.database_url)
+    except Exception as exc:
+        message = database_problem(exc, settings.database_url)
+        if message is None:
+            raise
+        typer.echo(f"tenantgate: {message}", err=True)
+        raise typer.Exit(2) from None
     if settings.usage_journal != "off":
         from tenantgate.errors import ConfigurationError
         from tenantgate.metering.journal import UsageJournal
@@ -90,7 +105,7 @@ def serve(
         command = sys.argv[0] if sys.argv[0].endswith("tenantgate") else "tenantgate"
         typer.echo(asyncio.run(_seed(settings, os.path.relpath(command) if "/" in command else command)))
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, announce=lambda text: typer.echo(text, err=True)),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -1,0 +1,71 @@
+"""What `serve` says about itself once it is up: where it listens, what it stores where, whether the
+admin API is on (and how to turn it on), and the pools and models it found. No secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from tenantgate import __version__
+from tenantgate.routing.catalog import Catalog
+from tenantgate.settings import Settings
+
+
+def _redacted(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as its scheme only
+        return url.split(":", 1)[0] + ":…"
+
+
+def summary(settings: Settings, catalog: Catalog) -> str:
+    admin = (
+        "on (Authorization: Bearer $TENANTGATE_ADMIN_TOKEN)"
+        if settings.admin_token is not None
+        else "OFF: set TENANTGATE_ADMIN_TOKEN (or run with --demo) to manage tenants and keys"
+    )
+    counters = f"Redis at {_redacted(settings.redis_url)}" if settings.redis_url else "in this process"
+    lines = [
+        f"tenantgate {__version__} on http://{settings.host}:{settings.port}",
+        f"  database   {_redacted(settings.database_url)}",
+        f"  limits     {counters}",
+        f"  admin API  {admin}",
+    ]
+    for deployment in catalog.deployments:
+        budget = "found from the engine" if deployment.max_in_flight is None else f"{deployment.max_in_flight}"
+        models = ", ".join(sorted(deployment.models)) or "none found (it did not answer /models)"
+        lines.append(
+            f"  pool {deployment.pool}: {deployment.name} at {deployment.base_url}, in flight {budget}; models {models}"
+        )
+    if not catalog.deployments:
+        lines.append("  no deployments: give --upstream URL or --config FILE")
+    return "\n".join(lines)
+
+
+def configuration_problem(error: BaseException, config: Path | None) -> str | None:
+    """One line naming the file, line and field of a configuration mistake; None if `error` is not one."""
+    source = f"{config}: " if config is not None else ""
+    if isinstance(error, yaml.YAMLError):
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        return f"{source}{where}not valid YAML ({getattr(error, 'problem', None) or error})"
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "settings"
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        return f"{source or 'settings: '}{field}: {first['msg']}{more}"
+    if isinstance(error, OSError) and config is not None:
+        return f"{config}: cannot be read ({error.strerror or error})"
+    return None
+
+
+def database_problem(error: BaseException, database_url: str) -> str | None:
+    """One line naming the database that could not be reached or used; None if `error` is not that."""
+    if isinstance(error, OSError | sa_exc.OperationalError | sa_exc.InterfaceError | TimeoutError):
+        reason = getattr(error, "orig", None) or error
+        return f"cannot use the database {_redacted(database_url)}: {str(reason).splitlines()[0][:300]}"
+    return None

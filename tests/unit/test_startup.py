@@ -1,0 +1,42 @@
+"""`serve` with a mistake in its configuration or an unreachable database: one line, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tenantgate.cli.main import app
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("pools:\n  - name: p\n   deployments: [\n", "line 3, column 4: not valid YAML"),
+        (
+            "pools:\n  - name: p\n    deployments:\n      - name: d\n        base_url: http://x/v1\n"
+            "        max_in_flight: 0\n",
+            "pools.0.deployments.0.max_in_flight: Input should be greater than or equal to 1",
+        ),
+        ("pools: []\nplans: []\nunknown_key: 1\n", "unknown_key: Extra inputs are not permitted"),
+    ],
+)
+def test_a_configuration_mistake_is_one_line_naming_the_file_and_field(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    config = tmp_path / "tenantgate.yaml"
+    config.write_text(text)
+    done = CliRunner().invoke(app, ["serve", "--config", str(config), "--database-url", f"sqlite:///{tmp_path}/db"])
+    assert done.exit_code == 2
+    [line] = done.output.strip().splitlines()
+    assert line.startswith(f"tenantgate: {config}: {expected}")
+
+
+def test_an_unreachable_database_is_one_line_naming_it_without_its_password(tmp_path: Path) -> None:
+    url = "postgresql://postgres:s3cret@127.0.0.1:9/nowhere"  # port 9 (discard): nothing listens there
+    done = CliRunner().invoke(app, ["serve", "--database-url", url], env={"TENANTGATE_DATA_DIR": str(tmp_path)})
+    assert done.exit_code == 2
+    [line] = done.output.strip().splitlines()
+    assert line.startswith("tenantgate: cannot use the database postgresql+asyncpg://postgres:***@127.0.0.1:9/nowhere")
+    assert "s3cret" not in done.output
