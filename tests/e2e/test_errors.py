@@ -109,6 +109,10 @@ def test_503_when_no_deployment_in_the_tenants_region(gw: Gateway) -> None:
     key = gw.tenant_with_key("eu-only", "--region", "eu")
     error = assert_error(post(gw, key, CHAT), 503, "no_capacity")
     assert "eu" in str(error["message"])
+    # nothing in its region serves anything: the listings say so rather than offer what then fails
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(gw.url + "/v1/models", headers=headers).json()["data"] == []
+    assert httpx.get(gw.url + "/model-settings", headers=headers).json()["data"] == []
 
 
 def test_504_when_the_upstream_stalls(gw: Gateway, acme_key: str) -> None:

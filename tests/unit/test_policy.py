@@ -7,7 +7,7 @@ import pytest
 from tenantgate.domain import Principal
 from tenantgate.errors import ModelNotFound, NoCapacity, PermissionDenied
 from tenantgate.routing.catalog import Catalog, Deployment
-from tenantgate.routing.policy import resolve_route, visible_models
+from tenantgate.routing.policy import eligible, resolve_route, visible_models
 
 
 def deployment(name: str, pool: str, region: str, *models: str) -> Deployment:
@@ -64,3 +64,16 @@ def test_pins_keep_a_tenant_on_its_pools_or_deployments() -> None:
         resolve_route(by_name, principal(), "big")
     other = principal(tenant_slug="globex")  # pins are per tenant
     assert len(resolve_route(by_name, other, "llama").deployments) == 2
+
+
+def test_listings_show_only_what_the_principal_can_reach() -> None:
+    """/v1/models and /model-settings ask the same function placement does: region, plan pools and
+    pins all hide a model nothing reachable serves."""
+    assert visible_models(CATALOG, principal(region="eu")) == ["l", "llama", "mistral"]  # not "big" (us only)
+    pinned = Catalog(CATALOG.deployments, CATALOG.aliases, pins={"acme": frozenset({"eu-shared"})})
+    assert visible_models(pinned, principal()) == ["l", "llama", "mistral"]
+    assert visible_models(pinned, principal(tenant_slug="other")) == ["big", "l", "llama", "mistral"]
+    deployments, why = eligible(pinned, principal(), "llama")
+    assert [d.name for d in deployments] == ["eu-shared"] and why is None
+    assert eligible(pinned, principal(), "big") == ((), "Your tenant is pinned to eu-shared, and none of them "
+                                                        "serves model 'big'.")  # fmt: skip

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from tenantgate import __version__
 from tenantgate.api.admin import gateway
-from tenantgate.routing.policy import visible_models
+from tenantgate.routing.policy import eligible, visible_models
 
 router = APIRouter(tags=["public"])
 
@@ -49,9 +49,7 @@ async def model_settings(
     data = []
     for model in visible_models(gw.catalog, principal):
         served = gw.catalog.target(model)
-        deployments = gw.catalog.by_model[served]
-        if principal.region is not None:
-            deployments = tuple(d for d in deployments if d.region == principal.region)
+        deployments, _ = eligible(gw.catalog, principal, model)
         data.append(
             {
                 "id": model,

@@ -21,10 +21,34 @@ def may_use(principal: Principal, model: str, served: str) -> bool:
     return allowed is None or model in allowed or served in allowed
 
 
+def eligible(catalog: Catalog, principal: Principal, model: str) -> tuple[tuple[Deployment, ...], str | None]:
+    """The one place that decides where a principal's request for `model` may run: the deployments
+    serving it within the plan's pools, the tenant's pins and its region — and, when none is left,
+    why (for the error). Health is placement's concern: a model stays listed while its deployments
+    recover."""
+    served = catalog.target(model)
+    deployments = catalog.by_model.get(served, ())
+    pools, pins, region = principal.allowed_pools, catalog.pins.get(principal.tenant_slug), principal.region
+    if pools is not None:
+        deployments = tuple(d for d in deployments if d.pool in pools)
+        if not deployments:
+            return (), f"No pool included in your plan serves model '{model}'; requests are not sent to other tiers."
+    if pins is not None:
+        deployments = tuple(d for d in deployments if d.name in pins or d.pool in pins)
+        if not deployments:
+            return (), f"Your tenant is pinned to {', '.join(sorted(pins))}, and none of them serves model '{model}'."
+    if region is not None:
+        deployments = tuple(d for d in deployments if d.region == region)
+        if not deployments:
+            return (), (
+                f"No deployment in region '{region}' serves model '{model}'; requests are not sent to other regions."
+            )
+    return deployments, None
+
+
 def resolve_route(catalog: Catalog, principal: Principal, model: str) -> Route:
     served = catalog.target(model)
-    deployments = catalog.by_model.get(served)
-    if deployments is None:
+    if served not in catalog.by_model:
         raise ModelNotFound(
             f"The model '{model}' does not exist. GET /v1/models lists the models you can use.", param="model"
         )
@@ -32,35 +56,16 @@ def resolve_route(catalog: Catalog, principal: Principal, model: str) -> Route:
         raise PermissionDenied(
             f"Your API key or tenant is not allowed to use model '{model}'.", code="model_not_allowed", param="model"
         )
-    if principal.allowed_pools is not None:
-        deployments = tuple(d for d in deployments if d.pool in principal.allowed_pools)
-        if not deployments:
-            raise NoCapacity(
-                f"No pool included in your plan serves model '{model}'; requests are not sent to other tiers."
-            )
-    pins = catalog.pins.get(principal.tenant_slug)
-    if pins is not None:
-        deployments = tuple(d for d in deployments if d.name in pins or d.pool in pins)
-        if not deployments:
-            raise NoCapacity(
-                f"Your tenant is pinned to {', '.join(sorted(pins))}, and none of them serves model '{model}'."
-            )
-    if principal.region is not None:
-        deployments = tuple(d for d in deployments if d.region == principal.region)
-        if not deployments:
-            raise NoCapacity(
-                f"No deployment in region '{principal.region}' serves model '{model}'; "
-                "requests are not sent to other regions."
-            )
+    deployments, why = eligible(catalog, principal, model)
+    if why is not None:
+        raise NoCapacity(why)
     return Route(requested=model, served=served, deployments=deployments)
 
 
 def visible_models(catalog: Catalog, principal: Principal) -> list[str]:
-    """Models the principal may use and that some pool of its plan serves."""
-    pools = principal.allowed_pools
+    """Models the principal may use and that a deployment it may reach serves (`eligible`)."""
     return [
         m
         for m in catalog.model_names()
-        if may_use(principal, m, catalog.target(m))
-        and (pools is None or any(d.pool in pools for d in catalog.by_model[catalog.target(m)]))
+        if may_use(principal, m, catalog.target(m)) and eligible(catalog, principal, m)[0]
     ]
