@@ -47,6 +47,11 @@ def _admin(sql: str) -> None:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test, dropped afterwards."""
+    yield from postgres_database()
+
+
+def postgres_database() -> Iterator[str]:
+    """Create and migrate a PostgreSQL database, yield its URL, drop it (for fixtures of any scope)."""
     name = "tg_test_" + secrets.token_hex(4)
     try:
         _admin(f'CREATE DATABASE "{name}"')

@@ -42,6 +42,15 @@ class CreatedKey:
     plaintext: str  # shown once, never stored
 
 
+async def find_tenant(store: TenancyStore, slug: str) -> Tenant:
+    """The tenant named `slug`; NotFound (without asking the store) when no tenant could have that name."""
+    tenant = None if not SLUG.fullmatch(slug) else await store.get_tenant_by_slug(slug)
+    if tenant is None:
+        shown = slug if SLUG.fullmatch(slug) else slug.encode("unicode_escape").decode()[:80]
+        raise NotFound(f"No tenant named '{shown}'; tenantgate tenants list shows them.", code="tenant_not_found")
+    return tenant
+
+
 class TenancyService:
     def __init__(
         self, store: TenancyStore, directory: KeyDirectory | None, plans: frozenset[str],
@@ -99,10 +108,7 @@ class TenancyService:
         return tenant
 
     async def tenant(self, slug: str) -> Tenant:
-        tenant = await self._store.get_tenant_by_slug(slug)
-        if tenant is None:
-            raise NotFound(f"No tenant named '{slug}'.", code="tenant_not_found")
-        return tenant
+        return await find_tenant(self._store, slug)
 
     async def list_tenants(self) -> list[Tenant]:
         return await self._store.list_tenants()

@@ -96,8 +96,13 @@ async def dead_letters(request: Request, limit: Annotated[int, Query(ge=1, le=10
 
 
 class WebhookIn(BaseModel):
-    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s]+$", description="http(s) URL")
-    secret: str | None = Field(default=None, min_length=16, max_length=200, description="Generated when absent")
+    url: str = Field(
+        min_length=8, max_length=2000, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$", description="http(s) URL"
+    )
+    secret: str | None = Field(
+        default=None, min_length=16, max_length=200, pattern=r"^[\x21-\x7e]+$",
+        description="Printable ASCII, no spaces; generated when absent",
+    )  # fmt: skip
 
 
 class RetentionIn(BaseModel):

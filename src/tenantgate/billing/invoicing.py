@@ -12,10 +12,11 @@ from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice
 from tenantgate.billing.rollups import RollupJob
 from tenantgate.clock import utcnow
 from tenantgate.domain import Tenant
-from tenantgate.errors import Conflict, InvalidRequest, NotFound
+from tenantgate.errors import Conflict, InvalidRequest
 from tenantgate.notifications import Notifier
 from tenantgate.settings import PlanConfig
 from tenantgate.storage.base import Store
+from tenantgate.tenancy import find_tenant
 
 MAX_MONEY_MICROS = 10**15  # a billion in the installation's currency: far beyond any real grant or note
 
@@ -50,10 +51,7 @@ class Billing:
             await self._credit_changed()
 
     async def tenant(self, slug: str) -> Tenant:
-        tenant = await self._store.get_tenant_by_slug(slug)
-        if tenant is None:
-            raise NotFound(f"No tenant '{slug}'.", code="tenant_not_found")
-        return tenant
+        return await find_tenant(self._store, slug)
 
     def _plan(self, tenant: Tenant) -> PlanConfig:
         plan = self._plans(tenant.plan)

@@ -10,10 +10,15 @@ from tenantgate.errors import GatewayError, InvalidRequest, StoreUnavailable
 _UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, ConnectionError, TimeoutError)
 
 
+def _refused_text(error: BaseException) -> bool:
+    """PostgreSQL refuses a NUL character in text (asyncpg reports it as a plain DBAPI error)."""
+    return isinstance(error, sa_exc.DBAPIError) and "invalid byte sequence" in str(error.orig)
+
+
 def as_gateway_error(error: BaseException) -> GatewayError | None:
     """The client-facing error for a storage failure; None when `error` is not one."""
-    if isinstance(error, sa_exc.DataError):
-        return InvalidRequest("A value is too long or out of range for the database; shorten or correct it.")
+    if isinstance(error, sa_exc.DataError) or _refused_text(error):
+        return InvalidRequest("A value is too long, out of range or not text the database takes; correct it.")
     if isinstance(error, _UNREACHABLE) or (isinstance(error, OSError) and error.errno is not None):
         return StoreUnavailable("The database is unreachable right now; retry shortly.")
     return None
