@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -103,6 +104,15 @@ class ApiKey:
     created_at: datetime
     updated_at: datetime
     limits: Limits = Limits()
+    previous_secret_hash: str | None = None  # after a rotation: the old secret, accepted until...
+    previous_valid_until: datetime | None = None  # ...the end of its grace period
+
+    def accepts(self, secret_matches: Callable[[str], bool], now: datetime) -> bool:
+        """Whether a presented secret is this key's, or its previous one within the grace period."""
+        if secret_matches(self.secret_hash):
+            return True
+        previous, until = self.previous_secret_hash, self.previous_valid_until
+        return previous is not None and until is not None and now < until and secret_matches(previous)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,13 @@ import dataclasses
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.auth.keys import issue_key
 from tenantgate.clock import utcnow
 from tenantgate.domain import ApiKey, Limits, Role, Tenant, TenantMode, TenantStatus, User
-from tenantgate.errors import InvalidRequest, NotFound
+from tenantgate.errors import Conflict, InvalidRequest, NotFound
 from tenantgate.storage.base import TenancyStore
 
 NO_LIMITS = Limits()
@@ -222,6 +222,21 @@ class TenancyService:
         if self._directory is not None:
             self._directory.apply_key(revoked)
         return revoked
+
+    async def rotate_key(self, key_id: str, grace: timedelta) -> CreatedKey:
+        """A new secret for the key (same id, limits and models); the old one works for `grace` more."""
+        found = await self._store.get_key(key_id)
+        if found is None:
+            raise NotFound(f"No API key with id '{key_id}'.", code="key_not_found")
+        if found.revoked_at is not None:
+            raise Conflict(f"The key '{key_id}' is revoked; create a new one instead.", code="key_revoked")
+        issued, now = issue_key(key_id), utcnow()
+        rotated = await self._store.rotate_key(found.tenant_id, key_id, issued.secret_hash, now + grace, now)
+        if rotated is None or rotated.revoked_at is not None:
+            raise Conflict(f"The key '{key_id}' was revoked meanwhile; create a new one instead.", code="key_revoked")
+        if self._directory is not None:
+            self._directory.apply_key(rotated)
+        return CreatedKey(rotated, issued.plaintext)
 
     def _check_plan(self, plan: str) -> None:
         if plan not in self._plans:

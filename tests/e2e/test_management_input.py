@@ -65,3 +65,21 @@ def test_serve_says_where_it_stands(gw: Gateway) -> None:
     assert gw.log is not None
     said = gw.log.read_text()
     assert "admin API  on" in said and "pool main: healthy at " in said and ADMIN_TOKEN not in said
+
+
+def test_a_rotated_key_keeps_working_through_its_grace_and_not_after(gw: Gateway) -> None:
+    old = gw.tenant_with_key("rotating")
+    models = gw.url + "/v1/models"
+
+    def status(key: str) -> int:
+        return httpx.get(models, headers={"Authorization": f"Bearer {key}"}).status_code
+
+    rotated = gw.cli_json("keys", "rotate", old, "--grace", "600")
+    assert isinstance(rotated, dict)
+    new = str(rotated["key"])
+    assert new != old and new.split("-")[1] == old.split("-")[1]  # same key id, new secret
+    assert (status(old), status(new)) == (200, 200)  # both during the grace period
+    again = gw.cli_json("keys", "rotate", new, "--grace", "0")
+    assert isinstance(again, dict)
+    newest = str(again["key"])
+    assert (status(old), status(new), status(newest)) == (401, 401, 200)  # no grace: only the newest

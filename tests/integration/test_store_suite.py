@@ -83,6 +83,24 @@ async def test_keys_lookup_list_and_revoke_is_tenant_scoped(store: Store) -> Non
     assert again is not None and again.revoked_at == revoke_at  # first revocation time is kept
 
 
+async def test_a_rotation_keeps_the_old_secret_until_its_grace_ends_and_is_tenant_scoped(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    await store.create_key(key("aaaaaaaaaaaa", "t-acme"))
+    old = key("aaaaaaaaaaaa", "t-acme").secret_hash
+    at, until = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    assert await store.rotate_key("t-solo", "aaaaaaaaaaaa", "f" * 64, until, at) is None  # another tenant's key
+    rotated = await store.rotate_key("t-acme", "aaaaaaaaaaaa", "f" * 64, until, at)
+    assert rotated is not None and (rotated.secret_hash, rotated.previous_secret_hash) == ("f" * 64, old)
+    assert rotated.previous_valid_until == until and rotated.updated_at == at
+    assert await store.get_key("aaaaaaaaaaaa") == rotated
+    assert rotated.accepts(lambda stored: stored == old, at) and not rotated.accepts(
+        lambda stored: stored == old, until
+    )
+    await store.revoke_key("t-acme", "aaaaaaaaaaaa", at)
+    after = await store.rotate_key("t-acme", "aaaaaaaaaaaa", "e" * 64, until, at)
+    assert after is not None and after.secret_hash == "f" * 64  # a revoked key gets no new secret
+
+
 async def test_changes_since_returns_only_newer_rows(store: Store) -> None:
     await store.create_tenant(tenant("acme"))
     await store.create_key(key("aaaaaaaaaaaa", "t-acme"))

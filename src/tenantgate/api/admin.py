@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hmac
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 
 from tenantgate.api.admin_schemas import (
     KeyCreated,
@@ -121,6 +122,17 @@ async def list_keys(slug: str, service: Service) -> list[KeyOut]:
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(key_id: str, service: Service) -> KeyOut:
     return KeyOut.of(await service.revoke_key(key_id))
+
+
+@router.post("/keys/{key_id}/rotate", status_code=201)
+async def rotate_key(
+    key_id: str, service: Service,
+    grace_s: Annotated[int, Query(ge=0, le=30 * 86_400, description="Seconds the old secret keeps working")] = 3600,
+) -> KeyCreated:  # fmt: skip
+    """A new secret for the key — same id, models and limits — shown once; the old secret is accepted
+    for `grace_s` more seconds (0: rejected at once), so clients can be switched without an outage."""
+    created = await service.rotate_key(key_id, timedelta(seconds=grace_s))
+    return KeyCreated(**KeyOut.of(created.key).model_dump(), key=created.plaintext)
 
 
 @router.get("/tenants/{slug}/limits")

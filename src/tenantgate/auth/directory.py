@@ -86,7 +86,7 @@ class KeyDirectory:
         key = self._keys.get(key_id)
         if key is None:
             key = await self._load(key_id)
-        if key is None or not secret_matches(secret, key.secret_hash):
+        if key is None or not key.accepts(lambda stored: secret_matches(secret, stored), utcnow()):
             raise AuthenticationFailed("Incorrect API key provided.")
         if key.revoked_at is not None:
             raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")

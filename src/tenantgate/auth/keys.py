@@ -23,8 +23,9 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue_key() -> IssuedKey:
-    key_id = secrets.token_hex(ID_BYTES)
+def issue_key(key_id: str | None = None) -> IssuedKey:
+    """A new key, or with `key_id` a new secret for that key (a rotation)."""
+    key_id = key_id or secrets.token_hex(ID_BYTES)
     secret = secrets.token_urlsafe(SECRET_BYTES)
     return IssuedKey(id=key_id, plaintext=f"{PREFIX}-{key_id}-{secret}", secret_hash=hash_secret(secret))
 

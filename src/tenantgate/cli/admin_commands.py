@@ -148,6 +148,26 @@ def keys_list(
     emit(rows, as_json, lines)
 
 
+def key_id_of(pasted: str) -> str:
+    """The key id, whether the id, tg-<id> or the whole key was pasted (only the id is ever sent)."""
+    return pasted.strip().removeprefix("tg-").split("-", 1)[0]
+
+
+@keys.command("rotate")
+def keys_rotate(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="Key id, tg-id, or the whole key (only its id is sent)")],
+    grace: Annotated[
+        int, typer.Option("--grace", min=0, max=30 * 86_400, help="Seconds the old secret keeps working")
+    ] = 3600,
+    as_json: Json = False,
+) -> None:
+    """Give a key a new secret (shown once); the old one keeps working for --grace seconds."""
+    created = client(ctx).call("POST", f"/admin/keys/{key_id_of(key_id)}/rotate", params={"grace_s": grace})
+    emit(created, as_json, [f"new secret for key {created['id']} (shown once):", created["key"],
+                            f"the previous secret works for {grace} s more"])  # fmt: skip
+
+
 @keys.command("revoke")
 def keys_revoke(
     ctx: typer.Context,
@@ -155,8 +175,7 @@ def keys_revoke(
     as_json: Json = False,
 ) -> None:
     """Revoke a key at once (within about a second on every other instance)."""
-    key_id = key_id.strip().removeprefix("tg-").split("-", 1)[0]  # the id, whichever form was pasted
-    key = client(ctx).call("POST", f"/admin/keys/{key_id}/revoke")
+    key = client(ctx).call("POST", f"/admin/keys/{key_id_of(key_id)}/revoke")
     emit(key, as_json, [f"revoked key {key['id']}"])
 
 

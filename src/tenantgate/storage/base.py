@@ -49,6 +49,11 @@ class TenancyStore(Protocol):
 
     async def revoke_key(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None: ...
 
+    async def rotate_key(
+        self, tenant_id: str, key_id: str, secret_hash: str, previous_valid_until: datetime, at: datetime
+    ) -> ApiKey | None:
+        """Give an unrevoked key a new secret; the old one keeps working until `previous_valid_until`."""
+
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None: ...
 
     async def changes_since(self, since: datetime) -> KeyChanges: ...

@@ -82,6 +82,20 @@ class MemoryStore(MemoryBilling):
             self._keys[key_id] = key
         return key
 
+    async def rotate_key(
+        self, tenant_id: str, key_id: str, secret_hash: str, previous_valid_until: datetime, at: datetime
+    ) -> ApiKey | None:
+        key = self._keys.get(key_id)
+        if key is None or key.tenant_id != tenant_id:
+            return None
+        if key.revoked_at is None:
+            key = dataclasses.replace(
+                key, previous_secret_hash=key.secret_hash, secret_hash=secret_hash,
+                previous_valid_until=previous_valid_until, updated_at=at,
+            )  # fmt: skip
+            self._keys[key_id] = key
+        return key
+
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
         for key_id, at in last_used.items():
             key = self._keys.get(key_id)

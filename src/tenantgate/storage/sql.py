@@ -62,6 +62,8 @@ def _key(row: Any) -> ApiKey:
         created_at=aware(row.created_at) or row.created_at,
         updated_at=aware(row.updated_at) or row.updated_at,
         limits=limits_from_json(row.limits),
+        previous_secret_hash=row.previous_secret_hash,
+        previous_valid_until=aware(row.previous_valid_until),
     )
 
 
@@ -197,6 +199,8 @@ class SqlStore(SqlUsage, SqlBilling):
             "created_at": key.created_at,
             "updated_at": key.updated_at,
             "limits": limits_to_json(key.limits),
+            "previous_secret_hash": key.previous_secret_hash,
+            "previous_valid_until": key.previous_valid_until,
         }
         async with self._engine.begin() as conn:
             await conn.execute(api_keys.insert().values(**values))
@@ -218,6 +222,21 @@ class SqlStore(SqlUsage, SqlBilling):
             await conn.execute(
                 api_keys.update().where(scope & api_keys.c.revoked_at.is_(None)).values(revoked_at=at, updated_at=at)
             )
+            row = (await conn.execute(api_keys.select().where(scope))).first()
+        return None if row is None else _key(row)
+
+    async def rotate_key(
+        self, tenant_id: str, key_id: str, secret_hash: str, previous_valid_until: datetime, at: datetime
+    ) -> ApiKey | None:
+        scope = (api_keys.c.id == key_id) & (api_keys.c.tenant_id == tenant_id)
+        c = api_keys.c
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                api_keys.update().where(scope & c.revoked_at.is_(None)).values(
+                    previous_secret_hash=c.secret_hash, secret_hash=secret_hash,
+                    previous_valid_until=previous_valid_until, updated_at=at,
+                )
+            )  # fmt: skip
             row = (await conn.execute(api_keys.select().where(scope))).first()
         return None if row is None else _key(row)
 

@@ -53,6 +53,8 @@ api_keys = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False, index=True),
     sa.Column("limits", sa.JSON),
+    sa.Column("previous_secret_hash", sa.String(64)),  # the secret it was rotated from...
+    sa.Column("previous_valid_until", TS),  # ...which works until then
 )
 
 usage_events = sa.Table(
