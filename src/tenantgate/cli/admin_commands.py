@@ -25,7 +25,7 @@ from tenantgate.cli.pool_commands import pools
 from tenantgate.cli.user_commands import users
 
 tenants = typer.Typer(no_args_is_help=True, help="Create, list and update tenants.")
-keys = typer.Typer(no_args_is_help=True, help="Issue, list and revoke API keys.")
+keys = typer.Typer(no_args_is_help=True, help="Issue, list, rotate and revoke API keys.")
 
 limits_app = typer.Typer(no_args_is_help=True, help="Show limits and their current use.")
 
@@ -49,8 +49,10 @@ def _print_version(wanted: bool) -> None:
 
 def connection(
     ctx: typer.Context,
-    url: Annotated[str | None, typer.Option("--url", help="Gateway URL [env TENANTGATE_URL]")] = None,
-    token: Annotated[str | None, typer.Option("--token", help="Admin token [env TENANTGATE_ADMIN_TOKEN]")] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", envvar="TENANTGATE_URL", help="Gateway URL (default http://127.0.0.1:8080)")
+    ] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="TENANTGATE_ADMIN_TOKEN", help="Admin token")] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit")
     ] = False,
