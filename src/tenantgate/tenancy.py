@@ -173,6 +173,17 @@ class TenancyService:
             self._directory.apply_user(user)
         return user
 
+    async def delete_user(self, slug: str, user_id: str) -> list[ApiKey]:
+        """Delete the user; its keys are revoked at once (here, and within a second elsewhere)."""
+        tenant = await self.tenant(slug)
+        revoked = await self._store.delete_user(tenant.id, user_id, utcnow())
+        if revoked is None:
+            raise NotFound(f"No user '{user_id}' in tenant '{slug}'.", code="user_not_found")
+        if self._directory is not None:
+            for key in revoked:
+                self._directory.apply_key(key)
+        return revoked
+
     async def users(self, slug: str) -> list[User]:
         return await self._store.list_users((await self.tenant(slug)).id)
 

@@ -83,3 +83,21 @@ def test_a_rotated_key_keeps_working_through_its_grace_and_not_after(gw: Gateway
     assert isinstance(again, dict)
     newest = str(again["key"])
     assert (status(old), status(new), status(newest)) == (401, 401, 200)  # no grace: only the newest
+
+
+def test_deleting_a_user_revokes_its_keys_at_once(gw: Gateway) -> None:
+    gw.cli("tenants", "create", "shrinking")
+    user = gw.cli_json("users", "create", "leaver@shrinking.example", "--tenant", "shrinking")
+    assert isinstance(user, dict)
+    theirs = gw.cli_json("keys", "create", "--tenant", "shrinking", "--user", str(user["id"]))
+    assert isinstance(theirs, dict)
+    kept = gw.tenant_with_key("staying")
+    models = gw.url + "/v1/models"
+    headers = {"Authorization": f"Bearer {theirs['key']}"}
+    assert httpx.get(models, headers=headers).status_code == 200
+    assert "revoked keys: " + str(theirs["id"]) in gw.cli("users", "delete", str(user["id"]), "--tenant", "shrinking")
+    assert_error(httpx.get(models, headers=headers), 401)
+    assert gw.cli_json("users", "list", "--tenant", "shrinking") == []
+    assert httpx.get(models, headers={"Authorization": f"Bearer {kept}"}).status_code == 200
+    with gw.admin() as admin:
+        assert_error(admin.delete(f"/admin/tenants/staying/users/{user['id']}"), 404)  # not another tenant's

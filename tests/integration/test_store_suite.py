@@ -68,6 +68,21 @@ async def test_users_scoped_by_tenant(store: Store) -> None:
         await store.create_user(User("u3", "t-acme", "alice@acme.test", "Again", Role.ANALYST, T0))
 
 
+async def test_deleting_a_user_revokes_and_unbinds_its_keys_within_its_tenant_only(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    await store.create_tenant(tenant("solo"))
+    await store.create_user(User("u1", "t-acme", "bob@acme.test", "Bob", Role.DEVELOPER, T0))
+    await store.create_key(replace(key("aaaaaaaaaaaa", "t-acme"), user_id="u1"))
+    await store.create_key(key("bbbbbbbbbbbb", "t-acme"))
+    at = T0 + timedelta(hours=1)
+    assert await store.delete_user("t-solo", "u1", at) is None  # another tenant's user
+    revoked = await store.delete_user("t-acme", "u1", at)
+    assert revoked is not None and [(k.id, k.revoked_at, k.user_id) for k in revoked] == [("aaaaaaaaaaaa", at, None)]
+    assert await store.get_user("u1") is None and await store.list_users("t-acme") == []
+    assert (await store.get_key("bbbbbbbbbbbb")) == key("bbbbbbbbbbbb", "t-acme")  # not the user's: untouched
+    assert await store.delete_user("t-acme", "u1", at) is None
+
+
 async def test_keys_lookup_list_and_revoke_is_tenant_scoped(store: Store) -> None:
     await store.create_tenant(tenant("acme"))
     await store.create_tenant(tenant("solo"))

@@ -95,6 +95,13 @@ async def update_user(slug: str, user_id: str, body: UserPatch, service: Service
     return UserOut.of(await service.update_user(slug, user_id, role=body.role, name=body.name, limits=limits))
 
 
+@router.delete("/tenants/{slug}/users/{user_id}")
+async def delete_user(slug: str, user_id: str, service: Service) -> dict[str, object]:
+    """Delete the user and revoke the keys bound to it; usage already recorded keeps its id."""
+    revoked = await service.delete_user(slug, user_id)
+    return {"deleted": user_id, "revoked_keys": [k.id for k in revoked]}
+
+
 @router.get("/tenants/{slug}/users")
 async def list_users(slug: str, service: Service) -> list[UserOut]:
     return [UserOut.of(u) for u in await service.users(slug)]

@@ -19,7 +19,7 @@ from tenantgate.cli.options import (
     limit_body,
 )
 
-users = typer.Typer(no_args_is_help=True, help="Add, list and limit a tenant's users.")
+users = typer.Typer(no_args_is_help=True, help="Add, list, limit and delete a tenant's users.")
 Tenant = Annotated[str, typer.Option("--tenant", help="Tenant slug")]
 
 
@@ -52,6 +52,15 @@ def users_list(ctx: typer.Context, tenant: Tenant, as_json: Json = False) -> Non
         limits = ", ".join(f"{k}={v}" for k, v in u["limits"].items()) or "-"
         lines.append(f"{u['id']:<18} {u['role']:<10} {u['email']:<32} {limits}")
     emit(rows, as_json, lines)
+
+
+@users.command("delete")
+def users_delete(
+    ctx: typer.Context, user_id: Annotated[str, typer.Argument(help="User id")], tenant: Tenant, as_json: Json = False
+) -> None:
+    """Delete a user; the keys bound to it are revoked at once."""
+    done = client(ctx).call("DELETE", f"/admin/tenants/{tenant}/users/{user_id}")
+    emit(done, as_json, [f"deleted user {user_id}; revoked keys: {', '.join(done['revoked_keys']) or 'none'}"])
 
 
 @users.command("update")

@@ -40,6 +40,10 @@ class TenancyStore(Protocol):
 
     async def update_user(self, user: User) -> None: ...
 
+    async def delete_user(self, tenant_id: str, user_id: str, at: datetime) -> list[ApiKey] | None:
+        """Delete the tenant's user; the keys bound to it are revoked at `at` and unbound (returned).
+        None when the tenant has no such user. Usage already recorded keeps the user's id."""
+
     async def create_key(self, key: ApiKey) -> None: ...
 
     async def get_key(self, key_id: str) -> ApiKey | None:

@@ -61,6 +61,18 @@ class MemoryStore(MemoryBilling):
     async def get_user(self, user_id: str) -> User | None:
         return self._users.get(user_id)
 
+    async def delete_user(self, tenant_id: str, user_id: str, at: datetime) -> list[ApiKey] | None:
+        user = self._users.get(user_id)
+        if user is None or user.tenant_id != tenant_id:
+            return None
+        del self._users[user_id]
+        unbound = []
+        for key in [k for k in self._keys.values() if k.user_id == user_id]:
+            key = dataclasses.replace(key, revoked_at=key.revoked_at or at, user_id=None, updated_at=at)
+            self._keys[key.id] = key
+            unbound.append(key)
+        return unbound
+
     async def update_user(self, user: User) -> None:
         self._users[user.id] = user
 

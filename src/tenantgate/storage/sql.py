@@ -180,6 +180,22 @@ class SqlStore(SqlUsage, SqlBilling):
             row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
         return None if row is None else _user(row)
 
+    async def delete_user(self, tenant_id: str, user_id: str, at: datetime) -> list[ApiKey] | None:
+        c = api_keys.c
+        async with self._engine.begin() as conn:
+            mine = (users.c.id == user_id) & (users.c.tenant_id == tenant_id)
+            if (await conn.execute(users.select().where(mine))).first() is None:
+                return None
+            ids = list((await conn.execute(sa.select(c.id).where(c.user_id == user_id))).scalars())
+            if ids:
+                revoked_at = sa.func.coalesce(c.revoked_at, at)
+                await conn.execute(
+                    api_keys.update().where(c.id.in_(ids)).values(revoked_at=revoked_at, user_id=None, updated_at=at)
+                )
+            await conn.execute(users.delete().where(mine))
+            rows = (await conn.execute(api_keys.select().where(c.id.in_(ids)))).all() if ids else []
+        return [_key(r) for r in rows]
+
     async def update_user(self, user: User) -> None:
         values = {"name": user.name, "role": user.role.value, "limits": limits_to_json(user.limits)}
         async with self._engine.begin() as conn:
