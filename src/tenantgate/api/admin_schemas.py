@@ -23,14 +23,16 @@ Email = Annotated[
 MOST = 10**15  # requests or tokens: more than any real limit, and within a 64-bit column
 
 
-def _utc(value: datetime) -> datetime:
-    moment = in_utc(value, "the time")
+def sane_moment(value: datetime, name: str) -> datetime:
+    """A moment the API accepts: with a timezone (returned in UTC) and in the years 2000 to 2999, so
+    that ranges around it can be computed. ValueError naming `name` otherwise."""
+    moment = in_utc(value, name)
     if not 2000 <= moment.year <= 2999:
-        raise ValueError("the time must be in the years 2000 to 2999")
+        raise ValueError(f"{name} must be in the years 2000 to 2999")
     return moment
 
 
-Moment = Annotated[datetime, AfterValidator(_utc)]  # with a timezone, within a sane range
+Moment = Annotated[datetime, AfterValidator(lambda value: sane_moment(value, "the time"))]
 
 
 class _In(BaseModel):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from tenantgate.admission.periods import day_start, month_label
 from tenantgate.api.admin import gateway, require_admin
+from tenantgate.api.admin_schemas import sane_moment
 from tenantgate.api.csv_render import csv_response
 from tenantgate.billing.invoices import parse_month
 from tenantgate.billing.invoicing import Billing
@@ -22,7 +23,6 @@ from tenantgate.billing.reports import grouped, margins, parse_group_by, report_
 from tenantgate.billing.rollups import HOUR, RollupJob, hour_start
 from tenantgate.clock import utcnow
 from tenantgate.errors import InvalidRequest
-from tenantgate.settings import in_utc
 
 router = APIRouter(prefix="/admin", tags=["usage and billing"], dependencies=[Depends(require_admin)])
 Format = Annotated[Literal["json", "csv"], Query(description="json or csv")]
@@ -40,15 +40,11 @@ def rollups(request: Request) -> RollupJob:
 
 
 def aware(value: datetime, name: str) -> datetime:
-    """A query's moment: with a timezone, in UTC, and in the years 2000 to 2999 (so that ranges
-    around it can be computed)."""
+    """A query's moment, checked as `sane_moment` does; InvalidRequest naming the parameter otherwise."""
     try:
-        moment = in_utc(value, name)
+        return sane_moment(value, name)
     except ValueError as exc:
         raise InvalidRequest(f"{exc}.", param=name) from None
-    if not 2000 <= moment.year <= 2999:
-        raise InvalidRequest(f"{name} must be in the years 2000 to 2999.", param=name)
-    return moment
 
 
 def window(start: datetime, end: datetime, longest: timedelta = MAX_RANGE) -> tuple[datetime, datetime]:

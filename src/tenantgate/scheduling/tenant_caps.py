@@ -34,16 +34,14 @@ class TenantCaps:
         if running >= cap:
             self.full.add(tenant)
 
-    def ended(self, tenant: str) -> bool:
-        """One of the tenant's requests ended. True when that made room for its waiting ones."""
+    def ended(self, tenant: str) -> None:
+        """One of the tenant's requests ended: below its cap again, it leaves `full`."""
         running = self.running.get(tenant)
         if running is None:
-            return False
+            return
         if running <= 1:
             del self.running[tenant]
         else:
             self.running[tenant] = running - 1
-        if tenant in self.full and running - 1 < self.caps.get(tenant, running):
+        if running - 1 < self.caps.get(tenant, running):
             self.full.discard(tenant)
-            return True
-        return False
