@@ -136,6 +136,7 @@ class Dispatch:
                 if self._saturated(place):
                     continue
                 if place.lane.deployment.health.failure():  # its circuit opened: what waits there moves on
+                    place.lane.capacity.forget()
                     self.gw.scheduler.evacuate(place.lane)
                 self.gw.scheduler.release(place.lane, place.ticket)
                 if not self._lanes:

@@ -21,7 +21,9 @@ from tests.e2e.scheduling_support import chat, deployment, until
 PROMPT = "word " * 50
 MODEL = "sim-cap"
 ENGINE = ("--max-num-seqs", "8", "--speed", SPEED, "--admit-every", "1", "--models", MODEL)
-FAST_RECOVERY = {"TENANTGATE_BREAKER_COOLDOWN_S": "0.5", "TENANTGATE_HEALTH_PROBE_S": "0.5"}
+# The health probe is slow on purpose: the budget must notice the restart from its own signals
+# (failed sends open the circuit, failed metrics scrapes), not only when a probe happens to fail.
+RESTART = {"TENANTGATE_BREAKER_COOLDOWN_S": "0.5", "TENANTGATE_HEALTH_PROBE_S": "60"}
 
 
 def upstream(gw: Gateway) -> dict[str, object]:
@@ -66,7 +68,7 @@ def test_budget_converges_from_cold_and_follows_the_engine_down(tmp_path: Path) 
     port = free_port()
     with ExitStack() as stack:
         engine = stack.enter_context(sim_engine(*ENGINE, port=port))
-        gw = stack.enter_context(gateway(tmp_path, "--upstream", engine.url + "/v1", env=FAST_RECOVERY))
+        gw = stack.enter_context(gateway(tmp_path, "--upstream", engine.url + "/v1", env=RESTART))
         key = gw.tenant_with_key("steady", "--plan", "scale")
         converged, shrunk, flood = asyncio.run(_load_then_restart(gw, key, engine, stack, port))
     print(f"\nbudget reached 8 in {converged:.1f} s from cold; followed the engine down to 4 in {shrunk:.1f} s "

@@ -152,8 +152,9 @@ class Capacity:
         return changed
 
     def forget(self) -> None:
-        """The engine was down and is back (maybe restarted, maybe resized): what was learnt is stale."""
+        """The engine was unreachable (maybe restarting, maybe resized): what was learnt is stale."""
         self.known, self._growth, self._queued_before = None, 0.0, False
+        self.probe_every_s = PROBE_EVERY_S
 
     def _set(self, limit: int, source: str, reason: str) -> bool:
         if not self.discovers:

@@ -96,6 +96,19 @@ def test_a_refusal_caps_the_budget_at_what_runs_until_the_engine_comes_back() ->
     assert capacity.limit == 10
 
 
+def test_an_engine_that_went_away_is_learnt_afresh_even_after_a_fixed_limit() -> None:
+    capacity = Capacity(limit=16)
+    capacity.engine_reported(vllm(8, 8), ours=16, backlog=9, now=1.0)
+    capacity.engine_reported(vllm(8, 8), ours=16, backlog=9, now=1.5)
+    assert capacity.probe_every_s == PROBE_FIXED_LIMIT_S  # KV had room: probe again only in a minute
+    capacity.refused(others_in_flight=1, now=2.0)  # going down: the last connections fail
+    assert capacity.limit == 1
+    capacity.forget()  # unreachable; it comes back, perhaps restarted with another size
+    assert capacity.probe_every_s == PROBE_EVERY_S
+    assert capacity.engine_reported(vllm(1, 0), ours=1, backlog=9, now=2.5)
+    assert capacity.limit == 2  # doubling again, not one step a minute
+
+
 def test_the_sim_engines_metrics_read_as_vllms() -> None:
     load = read_engine_load(metrics_text(("sim",), running=8, waiting=3, kv_usage=0.25).decode())
     assert load == EngineLoad("vllm", 8, 3, 0.25)
