@@ -14,10 +14,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 from tenantgate import __version__
+from tenantgate.access.audit import AuditLog
+from tenantgate.access.tokens import AccessService
 from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
-from tenantgate.api import admin, admin_billing, admin_pools, admin_usage, public
+from tenantgate.api import access, admin, admin_billing, admin_pools, admin_usage, public
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.directory import KeyDirectory
@@ -126,7 +128,9 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
             api.state.gateway = gw
-            api.state.tenancy = TenancyService(store, keys, frozenset(plans), frozenset(catalog.model_names()))
+            audit = api.state.audit = AuditLog(store)
+            api.state.tenancy = TenancyService(store, keys, frozenset(plans), audit, frozenset(catalog.model_names()))
+            api.state.access = AccessService(store, store, audit, settings.admin_token)
             api.state.rollups = rollups
             api.state.billing = Billing(
                 store,
@@ -148,10 +152,11 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
 
     api = FastAPI(title="tenantgate", version=__version__, lifespan=lifespan)
     api.include_router(public.router)
-    api.include_router(admin.router)
-    api.include_router(admin_pools.router)
-    api.include_router(admin_billing.router)
-    api.include_router(admin_usage.router)
+    api.include_router(admin_pools.metrics_router)
+    # The management API is versioned under /api/v1; /admin is the same API under its first name.
+    for prefix, listed in (("/api/v1", True), ("/admin", False)):
+        for router in (admin.router, access.router, admin_pools.router, admin_billing.router, admin_usage.router):
+            api.include_router(router, prefix=prefix, include_in_schema=listed)
     api.add_exception_handler(GatewayError, on_gateway_error)
     api.add_exception_handler(HTTPException, on_http_exception)
     api.add_exception_handler(RequestValidationError, on_validation_error)

@@ -217,3 +217,35 @@ class KeyChanges:
     keys: tuple[ApiKey, ...] = ()
     tenants: tuple[Tenant, ...] = field(default=())
     users: tuple[User, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementToken:
+    """A token for the management API (`tgm-<id>-<secret>`, only the secret's SHA-256 kept). Bound to a
+    tenant user (it acts with that user's current role) or, with `platform_role`, to the platform."""
+
+    id: str
+    name: str
+    secret_hash: str
+    created_at: datetime
+    tenant_id: str | None = None
+    user_id: str | None = None
+    platform_role: str | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One change made through the management API, the CLI or `apply`: append-only."""
+
+    id: str
+    at: datetime
+    actor: str  # who, as named by its caller: a token and its user, the admin token, a session
+    actor_role: str
+    action: str  # e.g. "key.rotate"
+    target: str  # what was changed, e.g. "key 1a2b3c4d5e6f"
+    tenant_id: str | None = None  # None: a platform-wide change
+    before: dict[str, object] | None = None
+    after: dict[str, object] | None = None
+    source: str = ""  # the client's address

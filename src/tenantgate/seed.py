@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tenantgate.access.callers import SYSTEM
 from tenantgate.domain import TenantMode
 from tenantgate.tenancy import TenancyService
 
@@ -41,14 +42,16 @@ def save_keys(data_dir: Path, keys: list[DemoKey]) -> None:
 
 async def seed_demo(service: TenancyService, saved: dict[str, str]) -> list[DemoKey]:
     """Create the demo tenants if missing; reuse a saved key while it still exists, else issue one."""
-    known = {k.id for slug, *_ in DEMO_TENANTS if await _exists(service, slug) for k in await service.keys(slug)}
+    known = {
+        k.id for slug, *_ in DEMO_TENANTS if await _exists(service, slug) for k in await service.keys(SYSTEM, slug)
+    }
     keys = []
     for slug, name, plan, mode in DEMO_TENANTS:
         if not await _exists(service, slug):
-            await service.create_tenant(slug, name=name, plan=plan, mode=mode)
+            await service.create_tenant(SYSTEM, slug, name=name, plan=plan, mode=mode)
         plaintext = saved.get(slug)
         if plaintext is None or plaintext.split("-")[1] not in known:
-            plaintext = (await service.create_key(slug, name="demo")).plaintext
+            plaintext = (await service.create_key(SYSTEM, slug, name="demo")).plaintext
         keys.append(DemoKey(slug, plan, plaintext))
     return keys
 

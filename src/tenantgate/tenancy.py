@@ -1,7 +1,9 @@
-"""Tenant, user and key management: the service layer behind the admin API and the demo seed.
+"""Tenant, user and key management: the service layer behind the management API, the CLI and the seed.
 
-IDs and timestamps are made here; storage writes what it is given. Key changes go straight into
-this instance's key directory so they take effect here at once (other instances poll).
+IDs and timestamps are made here; storage writes what it is given. Every change names its caller
+(`by`), keeps to what that caller's role may do beyond the endpoint's own check (own keys only,
+owners tighten limits and never loosen them, a tenant keeps an owner) and lands in the audit log.
+Key changes go straight into this instance's key directory so they take effect here at once.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tenantgate.access.audit import AuditLog
+from tenantgate.access.callers import Caller, tenant_not_found
+from tenantgate.access.roles import Action
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.auth.keys import issue_key
 from tenantgate.clock import utcnow
 from tenantgate.domain import ApiKey, Limits, Role, Tenant, TenantMode, TenantStatus, User
-from tenantgate.errors import Conflict, InvalidRequest, NotFound
+from tenantgate.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from tenantgate.storage.base import TenancyStore
 
 NO_LIMITS = Limits()
@@ -46,17 +51,27 @@ async def find_tenant(store: TenancyStore, slug: str) -> Tenant:
     """The tenant named `slug`; NotFound (without asking the store) when no tenant could have that name."""
     tenant = None if not SLUG.fullmatch(slug) else await store.get_tenant_by_slug(slug)
     if tenant is None:
-        shown = slug if SLUG.fullmatch(slug) else slug.encode("unicode_escape").decode()[:80]
-        raise NotFound(f"No tenant named '{shown}'; tenantgate tenants list shows them.", code="tenant_not_found")
+        raise tenant_not_found(slug)
     return tenant
+
+
+def _loosens(current: Limits, changes: Limits) -> list[str]:
+    """The fields `changes` would raise or clear (0) compared with the overrides in `current`."""
+    loosened = []
+    for name, value in dataclasses.asdict(changes).items():
+        now = getattr(current, name)
+        if value is not None and (value == 0 or (now is not None and value > now)):
+            loosened.append(name)
+    return loosened
 
 
 class TenancyService:
     def __init__(
-        self, store: TenancyStore, directory: KeyDirectory | None, plans: frozenset[str],
+        self, store: TenancyStore, directory: KeyDirectory | None, plans: frozenset[str], audit: AuditLog,
         models: frozenset[str] | None = None,
     ) -> None:  # fmt: skip
         self._store = store
+        self._audit = audit
         self._directory = directory
         self._plans = plans
         self._models = models  # every name a client may ask for; None: not checked (seeding before start-up)
@@ -74,6 +89,7 @@ class TenancyService:
 
     async def create_tenant(
         self,
+        by: Caller,
         slug: str,
         *,
         name: str | None = None,
@@ -105,6 +121,7 @@ class TenancyService:
             limits=limits,
         )
         await self._store.create_tenant(tenant)
+        await self._audit.record(by, "tenant.create", f"tenant {slug}", tenant_id=tenant.id, after=tenant)
         return tenant
 
     async def tenant(self, slug: str) -> Tenant:
@@ -115,6 +132,7 @@ class TenancyService:
 
     async def update_tenant(
         self,
+        by: Caller,
         slug: str,
         *,
         plan: str | None = None,
@@ -123,8 +141,17 @@ class TenancyService:
         region: str | None = None,
         limits: Limits | None = None,
     ) -> Tenant:
-        """Change what is given; `limits` fields that are set replace the tenant's overrides."""
-        tenant = await self.tenant(slug)
+        """Change what is given; `limits` fields that are set replace the tenant's overrides. Plan, status
+        and region are the operator's; a tenant's owners may tighten its limits, never loosen them."""
+        before = tenant = await self.tenant(slug)
+        if not by.may(Action.PLATFORM_WRITE):
+            if (plan, status, region) != (None, None, None):
+                raise PermissionDenied("Only platform operators change a tenant's plan, status or region.")
+            if limits is not None and (loosened := _loosens(tenant.limits, limits)):
+                raise PermissionDenied(
+                    f"Owners may tighten the tenant's limits, not raise or clear them ({', '.join(loosened)}); "
+                    "ask the platform's operators.", code="limit_above_bound",
+                )  # fmt: skip
         if plan is not None:
             self._check_plan(plan)
         tenant = dataclasses.replace(
@@ -139,17 +166,41 @@ class TenancyService:
         await self._store.update_tenant(tenant)
         if self._directory is not None:
             self._directory.apply_tenant(tenant)
+        await self._audit.record(
+            by, "tenant.update", f"tenant {slug}", tenant_id=tenant.id, before=before, after=tenant
+        )
         return tenant
 
-    async def add_user(self, slug: str, email: str, name: str, role: Role, limits: Limits = NO_LIMITS) -> User:
+    async def add_user(
+        self, by: Caller, slug: str, email: str, name: str, role: Role, limits: Limits = NO_LIMITS
+    ) -> User:
         tenant = await self.tenant(slug)
         now = utcnow()
         user = User(new_id(), tenant.id, email, name, role, now, limits=limits, updated_at=now)
         await self._store.create_user(user)
+        await self._audit.record(by, "user.create", _user_target(user), tenant_id=tenant.id, after=user)
         return user
+
+    async def user(self, slug: str, user_id: str) -> tuple[Tenant, User]:
+        tenant = await self.tenant(slug)
+        user = await self._store.get_user(user_id)
+        if user is None or user.tenant_id != tenant.id:
+            raise NotFound(f"No user '{user_id}' in tenant '{slug}'.", code="user_not_found")
+        return tenant, user
+
+    async def _keep_an_owner(self, tenant: Tenant, user: User, role: Role | None) -> None:
+        """A tenant that has owners keeps at least one: the last cannot be demoted or deleted."""
+        if user.role is not Role.OWNER or role is Role.OWNER:
+            return
+        owners = [u for u in await self._store.list_users(tenant.id) if u.role is Role.OWNER]
+        if [u.id for u in owners] == [user.id]:
+            raise Conflict(
+                f"{user.email} is the last owner of '{tenant.slug}'; make someone else owner first.", code="last_owner"
+            )
 
     async def update_user(
         self,
+        by: Caller,
         slug: str,
         user_id: str,
         *,
@@ -157,31 +208,35 @@ class TenancyService:
         name: str | None = None,
         limits: Limits | None = None,
     ) -> User:
-        tenant = await self.tenant(slug)
-        user = await self._store.get_user(user_id)
-        if user is None or user.tenant_id != tenant.id:
-            raise NotFound(f"No user '{user_id}' in tenant '{slug}'.", code="user_not_found")
+        tenant, before = await self.user(slug, user_id)
+        if role is not None:
+            await self._keep_an_owner(tenant, before, role)
         user = dataclasses.replace(
-            user,
-            role=role or user.role,
-            name=name or user.name,
-            limits=user.limits if limits is None else replace_set_fields(user.limits, limits),
+            before,
+            role=role or before.role,
+            name=name or before.name,
+            limits=before.limits if limits is None else replace_set_fields(before.limits, limits),
             updated_at=utcnow(),
         )
         await self._store.update_user(user)
         if self._directory is not None:
             self._directory.apply_user(user)
+        await self._audit.record(by, "user.update", _user_target(user), tenant_id=tenant.id, before=before, after=user)
         return user
 
-    async def delete_user(self, slug: str, user_id: str) -> list[ApiKey]:
-        """Delete the user; its keys are revoked at once (here, and within a second elsewhere)."""
-        tenant = await self.tenant(slug)
+    async def delete_user(self, by: Caller, slug: str, user_id: str) -> list[ApiKey]:
+        """Delete the user and its management tokens; its keys are revoked at once (here, and within a
+        second elsewhere)."""
+        tenant, user = await self.user(slug, user_id)
+        await self._keep_an_owner(tenant, user, None)
         revoked = await self._store.delete_user(tenant.id, user_id, utcnow())
         if revoked is None:
             raise NotFound(f"No user '{user_id}' in tenant '{slug}'.", code="user_not_found")
         if self._directory is not None:
             for key in revoked:
                 self._directory.apply_key(key)
+        after = {"revoked_keys": [k.id for k in revoked]}
+        await self._audit.record(by, "user.delete", _user_target(user), tenant_id=tenant.id, before=user, after=after)
         return revoked
 
     async def users(self, slug: str) -> list[User]:
@@ -189,6 +244,7 @@ class TenancyService:
 
     async def create_key(
         self,
+        by: Caller,
         slug: str,
         *,
         name: str = "default",
@@ -199,6 +255,10 @@ class TenancyService:
     ) -> CreatedKey:
         tenant = await self.tenant(slug)
         self._check_models(models, "models")
+        if not by.may(Action.KEYS_WRITE):  # one's own keys only: bound to oneself
+            if user_id not in (None, by.user_id):
+                raise PermissionDenied(f"The role '{by.role.value}' may only create keys bound to its own user.")
+            user_id = by.user_id
         if user_id is not None and user_id not in {u.id for u in await self._store.list_users(tenant.id)}:
             raise NotFound(f"No user '{user_id}' in tenant '{slug}'.", code="user_not_found", param="user_id")
         issued = issue_key()
@@ -220,25 +280,37 @@ class TenancyService:
         await self._store.create_key(key)
         if self._directory is not None:
             self._directory.apply_key(key)
+        await self._audit.record(by, "key.create", f"key {key.id}", tenant_id=tenant.id, after=key)
         return CreatedKey(key=key, plaintext=issued.plaintext)
 
-    async def keys(self, slug: str) -> list[ApiKey]:
-        return await self._store.list_keys((await self.tenant(slug)).id)
+    async def keys(self, by: Caller, slug: str) -> list[ApiKey]:
+        """The tenant's keys; for a caller that manages only its own keys, those bound to it."""
+        found = await self._store.list_keys((await self.tenant(slug)).id)
+        return found if by.may(Action.KEYS_READ) else [k for k in found if k.user_id == by.user_id]
 
-    async def revoke_key(self, key_id: str) -> ApiKey:
+    async def _key_of(self, by: Caller, key_id: str) -> ApiKey:
+        """The key, if the caller may manage it; other tenants' keys do not exist for it."""
         found = await self._store.get_key(key_id)
-        revoked = None if found is None else await self._store.revoke_key(found.tenant_id, key_id, utcnow())
+        if found is None or not by.within(found.tenant_id):
+            raise NotFound(f"No API key with id '{key_id}'.", code="key_not_found")
+        if not by.may(Action.KEYS_WRITE) and (by.user_id is None or found.user_id != by.user_id):
+            raise PermissionDenied(f"The role '{by.role.value}' may only manage keys bound to its own user.")
+        return found
+
+    async def revoke_key(self, by: Caller, key_id: str) -> ApiKey:
+        found = await self._key_of(by, key_id)
+        revoked = await self._store.revoke_key(found.tenant_id, key_id, utcnow())
         if revoked is None:
             raise NotFound(f"No API key with id '{key_id}'.", code="key_not_found")
         if self._directory is not None:
             self._directory.apply_key(revoked)
+        await self._audit.record(by, "key.revoke", f"key {key_id}", tenant_id=found.tenant_id,
+                                 before=found, after=revoked)  # fmt: skip
         return revoked
 
-    async def rotate_key(self, key_id: str, grace: timedelta) -> CreatedKey:
+    async def rotate_key(self, by: Caller, key_id: str, grace: timedelta) -> CreatedKey:
         """A new secret for the key (same id, limits and models); the old one works for `grace` more."""
-        found = await self._store.get_key(key_id)
-        if found is None:
-            raise NotFound(f"No API key with id '{key_id}'.", code="key_not_found")
+        found = await self._key_of(by, key_id)
         if found.revoked_at is not None:
             raise Conflict(f"The key '{key_id}' is revoked; create a new one instead.", code="key_revoked")
         issued, now = issue_key(key_id), utcnow()
@@ -247,8 +319,14 @@ class TenancyService:
             raise Conflict(f"The key '{key_id}' was revoked meanwhile; create a new one instead.", code="key_revoked")
         if self._directory is not None:
             self._directory.apply_key(rotated)
+        after = {"grace_s": grace.total_seconds(), "previous_valid_until": rotated.previous_valid_until}
+        await self._audit.record(by, "key.rotate", f"key {key_id}", tenant_id=found.tenant_id, after=after)
         return CreatedKey(rotated, issued.plaintext)
 
     def _check_plan(self, plan: str) -> None:
         if plan not in self._plans:
             raise InvalidRequest(f"Unknown plan '{plan}'; known plans: {', '.join(sorted(self._plans))}.", param="plan")
+
+
+def _user_target(user: User) -> str:
+    return f"user {user.id} ({user.email})"

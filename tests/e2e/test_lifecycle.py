@@ -116,7 +116,7 @@ def test_public_endpoints(gw: Gateway, acme_key: str) -> None:
     assert small["served_model"] == "sim-small" and small["regions"] == ["us"]
     assert httpx.get(gw.url + "/model-settings").status_code == 401
     paths = httpx.get(gw.url + "/openapi.json").json()["paths"]
-    assert {"/admin/tenants", "/admin/tenants/{slug}/keys", "/admin/keys/{key_id}/revoke"} <= set(paths)
+    assert {"/api/v1/tenants", "/api/v1/tenants/{slug}/keys", "/api/v1/keys/{key_id}/revoke"} <= set(paths)
 
 
 def test_cli_lists_and_json(gw: Gateway) -> None:

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from tenantgate.access.audit import AuditLog
+from tenantgate.access.callers import SYSTEM
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.clock import utcnow
 from tenantgate.domain import ApiKey, TenantStatus
@@ -37,9 +39,9 @@ def store() -> CountingStore:
 
 
 async def make_key(store: CountingStore, **kwargs: object) -> tuple[TenancyService, str, str]:
-    service = TenancyService(store, None, PLANS)
-    await service.create_tenant("acme", plan="growth", allowed_models=("sim-small", "sim-large"))
-    created = await service.create_key("acme", **kwargs)  # type: ignore[arg-type]
+    service = TenancyService(store, None, PLANS, AuditLog(store))
+    await service.create_tenant(SYSTEM, "acme", plan="growth", allowed_models=("sim-small", "sim-large"))
+    created = await service.create_key(SYSTEM, "acme", **kwargs)  # type: ignore[arg-type]
     return service, created.key.id, created.plaintext
 
 
@@ -87,7 +89,7 @@ async def test_revocation_on_this_instance_is_immediate(store: CountingStore) ->
     _, key_id, plaintext = await make_key(store)
     directory = KeyDirectory(store)
     await directory.authenticate(f"Bearer {plaintext}")
-    await TenancyService(store, directory, PLANS).revoke_key(key_id)
+    await TenancyService(store, directory, PLANS, AuditLog(store)).revoke_key(SYSTEM, key_id)
     with pytest.raises(AuthenticationFailed) as caught:
         await directory.authenticate(f"Bearer {plaintext}")
     assert caught.value.code == "revoked_api_key"
@@ -97,7 +99,7 @@ async def test_revocation_elsewhere_arrives_with_the_next_poll(store: CountingSt
     other_instance, key_id, plaintext = await make_key(store)
     directory = KeyDirectory(store)
     await directory.authenticate(f"Bearer {plaintext}")
-    await other_instance.revoke_key(key_id)  # not told to this directory
+    await other_instance.revoke_key(SYSTEM, key_id)  # not told to this directory
     await directory.authenticate(f"Bearer {plaintext}")  # still cached: bounded staleness
     await directory.refresh()
     with pytest.raises(AuthenticationFailed):
@@ -105,10 +107,10 @@ async def test_revocation_elsewhere_arrives_with_the_next_poll(store: CountingSt
 
 
 async def test_key_created_after_a_miss_works_after_the_poll(store: CountingStore) -> None:
-    service = TenancyService(store, None, PLANS)
-    await service.create_tenant("acme")
+    service = TenancyService(store, None, PLANS, AuditLog(store))
+    await service.create_tenant(SYSTEM, "acme")
     directory = KeyDirectory(store, negative_ttl_s=3600)
-    created = await service.create_key("acme")
+    created = await service.create_key(SYSTEM, "acme")
     bogus = f"Bearer tg-{created.key.id}-x"
     store._keys.pop(created.key.id)  # simulate: the first lookup ran before the insert committed
     with pytest.raises(AuthenticationFailed):
@@ -128,18 +130,20 @@ async def test_expired_key_is_401(store: CountingStore) -> None:
 async def test_suspended_tenant_is_403_and_reactivation_restores(store: CountingStore) -> None:
     _, _, plaintext = await make_key(store)
     directory = KeyDirectory(store)
-    admin = TenancyService(store, directory, PLANS)
+    admin = TenancyService(store, directory, PLANS, AuditLog(store))
     await directory.authenticate(f"Bearer {plaintext}")
-    await admin.update_tenant("acme", status=TenantStatus.SUSPENDED)
+    await admin.update_tenant(SYSTEM, "acme", status=TenantStatus.SUSPENDED)
     with pytest.raises(PermissionDenied):
         await directory.authenticate(f"Bearer {plaintext}")
-    await admin.update_tenant("acme", status=TenantStatus.ACTIVE)
+    await admin.update_tenant(SYSTEM, "acme", status=TenantStatus.ACTIVE)
     assert (await directory.authenticate(f"Bearer {plaintext}")).tenant_slug == "acme"
 
 
 async def test_store_outage_keeps_cached_keys_and_answers_503_for_cold_ones(store: CountingStore) -> None:
     _, _, plaintext = await make_key(store)
-    cold = (await TenancyService(store, None, PLANS).create_key("acme", name="second")).plaintext
+    cold = (
+        await TenancyService(store, None, PLANS, AuditLog(store)).create_key(SYSTEM, "acme", name="second")
+    ).plaintext
     directory = KeyDirectory(store)
     await directory.authenticate(f"Bearer {plaintext}")
     store.down = True

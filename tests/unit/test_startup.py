@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tenantgate.cli.main import app
+from tenantgate.cli.main import app, hoisted
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,11 @@ def test_an_unreachable_database_is_one_line_naming_it_without_its_password(tmp_
     [line] = done.output.strip().splitlines()
     assert line.startswith("tenantgate: cannot use the database postgresql+asyncpg://postgres:***@127.0.0.1:9/nowhere")
     assert "s3cret" not in done.output
+
+
+def test_global_options_typed_after_the_command_reach_the_command_line() -> None:
+    assert hoisted(["keys", "list", "--tenant", "a", "--token", "T", "--url=http://h"]) == [
+        "--token", "T", "--url=http://h", "keys", "list", "--tenant", "a",
+    ]  # fmt: skip
+    assert hoisted(["--url", "U", "whoami"]) == ["--url", "U", "whoami"]
+    assert hoisted(["keys", "revoke", "--", "--token"]) == ["keys", "revoke", "--", "--token"]

@@ -1,12 +1,11 @@
-"""Platform-admin REST API under /admin: tenants, users, keys, usage. Bearer TENANTGATE_ADMIN_TOKEN."""
+"""Management API: tenants, users and keys, for operators and, within their tenant, its members."""
 
 from __future__ import annotations
 
-import hmac
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from tenantgate.api.admin_schemas import (
     KeyCreated,
@@ -19,45 +18,34 @@ from tenantgate.api.admin_schemas import (
     UserOut,
     UserPatch,
 )
+from tenantgate.api.deps import (
+    KeysReader,
+    KeysWriter,
+    MembersReader,
+    MembersWriter,
+    PlatformWriter,
+    SettingsReader,
+    SettingsWriter,
+    Tenancy,
+    gateway,
+)
 from tenantgate.domain import Limits
-from tenantgate.errors import AuthenticationFailed
-from tenantgate.runtime import Gateway
-from tenantgate.tenancy import TenancyService, replace_set_fields
+from tenantgate.tenancy import replace_set_fields
 
-
-def gateway(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
-
-
-def tenancy(request: Request) -> TenancyService:
-    service: TenancyService = request.app.state.tenancy
-    return service
-
-
-def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    expected = gateway(request).settings.admin_token
-    if expected is None:
-        raise AuthenticationFailed("The admin API is disabled: start the gateway with TENANTGATE_ADMIN_TOKEN set.")
-    scheme, _, token = (authorization or "").partition(" ")
-    given, wanted = token.strip().encode(), expected.get_secret_value().encode()  # bytes: any header compares
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given, wanted):
-        raise AuthenticationFailed("Missing or wrong admin token (Authorization: Bearer <TENANTGATE_ADMIN_TOKEN>).")
-
-
-Service = Annotated[TenancyService, Depends(tenancy)]
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(tags=["tenants, users and keys"])
 
 
 @router.get("/tenants")
-async def list_tenants(service: Service) -> list[TenantOut]:
-    return [TenantOut.of(t) for t in await service.list_tenants()]
+async def list_tenants(caller: SettingsReader, service: Tenancy) -> list[TenantOut]:
+    """Every tenant for operators; a tenant's members see their own."""
+    return [TenantOut.of(t) for t in await service.list_tenants() if caller.within(t.id)]
 
 
 @router.post("/tenants", status_code=201)
-async def create_tenant(body: TenantIn, service: Service) -> TenantOut:
+async def create_tenant(body: TenantIn, caller: PlatformWriter, service: Tenancy) -> TenantOut:
     models = None if body.allowed_models is None else tuple(body.allowed_models)
     tenant = await service.create_tenant(
+        caller,
         body.slug,
         name=body.name,
         plan=body.plan,
@@ -70,47 +58,52 @@ async def create_tenant(body: TenantIn, service: Service) -> TenantOut:
 
 
 @router.get("/tenants/{slug}")
-async def get_tenant(slug: str, service: Service) -> TenantOut:
+async def get_tenant(slug: str, _: SettingsReader, service: Tenancy) -> TenantOut:
     return TenantOut.of(await service.tenant(slug))
 
 
 @router.patch("/tenants/{slug}")
-async def update_tenant(slug: str, body: TenantPatch, service: Service) -> TenantOut:
+async def update_tenant(slug: str, body: TenantPatch, caller: SettingsWriter, service: Tenancy) -> TenantOut:
+    """Operators change anything; a tenant's owners its name and tighter limits."""
     limits = None if body.limits is None else body.limits.to_limits()
     tenant = await service.update_tenant(
-        slug, plan=body.plan, status=body.status, name=body.name, region=body.region, limits=limits
+        caller, slug, plan=body.plan, status=body.status, name=body.name, region=body.region, limits=limits
     )
     return TenantOut.of(tenant)
 
 
 @router.post("/tenants/{slug}/users", status_code=201)
-async def add_user(slug: str, body: UserIn, service: Service) -> UserOut:
+async def add_user(slug: str, body: UserIn, caller: MembersWriter, service: Tenancy) -> UserOut:
     limits = replace_set_fields(Limits(), body.limits.to_limits())
-    return UserOut.of(await service.add_user(slug, body.email, body.name, body.role, limits))
+    return UserOut.of(await service.add_user(caller, slug, body.email, body.name, body.role, limits))
 
 
 @router.patch("/tenants/{slug}/users/{user_id}")
-async def update_user(slug: str, user_id: str, body: UserPatch, service: Service) -> UserOut:
+async def update_user(slug: str, user_id: str, body: UserPatch, caller: MembersWriter, service: Tenancy) -> UserOut:
     limits = None if body.limits is None else body.limits.to_limits()
-    return UserOut.of(await service.update_user(slug, user_id, role=body.role, name=body.name, limits=limits))
+    user = await service.update_user(caller, slug, user_id, role=body.role, name=body.name, limits=limits)
+    return UserOut.of(user)
 
 
 @router.delete("/tenants/{slug}/users/{user_id}")
-async def delete_user(slug: str, user_id: str, service: Service) -> dict[str, object]:
-    """Delete the user and revoke the keys bound to it; usage already recorded keeps its id."""
-    revoked = await service.delete_user(slug, user_id)
+async def delete_user(slug: str, user_id: str, caller: MembersWriter, service: Tenancy) -> dict[str, object]:
+    """Delete the user and its management tokens, revoke the keys bound to it; usage already recorded
+    keeps its id. A tenant's last owner cannot be deleted."""
+    revoked = await service.delete_user(caller, slug, user_id)
     return {"deleted": user_id, "revoked_keys": [k.id for k in revoked]}
 
 
 @router.get("/tenants/{slug}/users")
-async def list_users(slug: str, service: Service) -> list[UserOut]:
+async def list_users(slug: str, _: MembersReader, service: Tenancy) -> list[UserOut]:
     return [UserOut.of(u) for u in await service.users(slug)]
 
 
 @router.post("/tenants/{slug}/keys", status_code=201)
-async def create_key(slug: str, body: KeyIn, service: Service) -> KeyCreated:
+async def create_key(slug: str, body: KeyIn, caller: KeysWriter, service: Tenancy) -> KeyCreated:
+    """The secret is in this answer only. A Developer's keys are bound to its own user."""
     models = None if body.models is None else tuple(body.models)
     created = await service.create_key(
+        caller,
         slug,
         name=body.name,
         models=models,
@@ -122,28 +115,29 @@ async def create_key(slug: str, body: KeyIn, service: Service) -> KeyCreated:
 
 
 @router.get("/tenants/{slug}/keys")
-async def list_keys(slug: str, service: Service) -> list[KeyOut]:
-    return [KeyOut.of(k) for k in await service.keys(slug)]
+async def list_keys(slug: str, caller: KeysReader, service: Tenancy) -> list[KeyOut]:
+    """The tenant's keys (never a secret); a Developer sees its own."""
+    return [KeyOut.of(k) for k in await service.keys(caller, slug)]
 
 
 @router.post("/keys/{key_id}/revoke")
-async def revoke_key(key_id: str, service: Service) -> KeyOut:
-    return KeyOut.of(await service.revoke_key(key_id))
+async def revoke_key(key_id: str, caller: KeysWriter, service: Tenancy) -> KeyOut:
+    return KeyOut.of(await service.revoke_key(caller, key_id))
 
 
 @router.post("/keys/{key_id}/rotate", status_code=201)
 async def rotate_key(
-    key_id: str, service: Service,
+    key_id: str, caller: KeysWriter, service: Tenancy,
     grace_s: Annotated[int, Query(ge=0, le=30 * 86_400, description="Seconds the old secret keeps working")] = 3600,
 ) -> KeyCreated:  # fmt: skip
     """A new secret for the key — same id, models and limits — shown once; the old secret is accepted
     for `grace_s` more seconds (0: rejected at once), so clients can be switched without an outage."""
-    created = await service.rotate_key(key_id, timedelta(seconds=grace_s))
+    created = await service.rotate_key(caller, key_id, timedelta(seconds=grace_s))
     return KeyCreated(**KeyOut.of(created.key).model_dump(), key=created.plaintext)
 
 
 @router.get("/tenants/{slug}/limits")
-async def tenant_limits(slug: str, request: Request, service: Service) -> dict[str, object]:
+async def tenant_limits(slug: str, request: Request, _: SettingsReader, service: Tenancy) -> dict[str, object]:
     """The tenant's effective limits (plan tightened by overrides), current use and resets."""
     gw = gateway(request)
     tenant = await service.tenant(slug)
@@ -156,7 +150,9 @@ async def tenant_limits(slug: str, request: Request, service: Service) -> dict[s
 
 
 @router.get("/tenants/{slug}/notifications")
-async def tenant_notifications(slug: str, request: Request, service: Service) -> list[dict[str, str]]:
+async def tenant_notifications(
+    slug: str, request: Request, _: SettingsReader, service: Tenancy
+) -> list[dict[str, str]]:
     """What the tenant was told, e.g. that its plan's included tokens for the month are used."""
     tenant = await service.tenant(slug)
     found = await gateway(request).store.list_notifications(tenant.id)

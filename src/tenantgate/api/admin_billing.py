@@ -1,4 +1,4 @@
-"""Platform-admin billing API: price versions, dead letters, tenant webhooks, retention, and the
+"""Billing management API: price versions, dead letters, tenant webhooks, retention, and the
 CloudEvents export of raw usage events."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
-from tenantgate.api.admin import gateway, require_admin
-from tenantgate.api.admin_usage import aware, billing, window
+from tenantgate.api.admin_usage import aware, window
+from tenantgate.api.deps import Audit, PlatformReader, PlatformWriter, SettingsWriter, UsageReader, billing, gateway
 from tenantgate.billing.export import ndjson
 from tenantgate.billing.prices import to_micros, version_of
 from tenantgate.billing.records import Webhook
@@ -22,7 +22,7 @@ from tenantgate.clock import utcnow
 from tenantgate.domain import Price
 from tenantgate.settings import MAX_PRICE, in_utc
 
-router = APIRouter(prefix="/admin", tags=["billing"], dependencies=[Depends(require_admin)])
+router = APIRouter(tags=["billing"])
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=20, decimal_places=6)]
 
 
@@ -67,13 +67,13 @@ class DeadLetterOut(BaseModel):
 
 
 @router.get("/prices")
-async def list_prices(request: Request) -> list[PriceOut]:
+async def list_prices(request: Request, _: PlatformReader) -> list[PriceOut]:
     """Every price version in force or scheduled, configured or added here."""
     return [PriceOut.of(p) for p in gateway(request).prices.versions()]
 
 
 @router.post("/prices", status_code=201)
-async def add_price(body: PriceIn, request: Request) -> PriceOut:
+async def add_price(body: PriceIn, request: Request, caller: PlatformWriter, audit: Audit) -> PriceOut:
     """Add a price version; 409 if the model already has one from that moment."""
     gw = gateway(request)
     cached = body.input_per_1m if body.cached_per_1m is None else body.cached_per_1m
@@ -84,11 +84,14 @@ async def add_price(body: PriceIn, request: Request) -> PriceOut:
     )  # fmt: skip
     await gw.store.add_price(price)
     gw.prices.replace(await gw.store.list_prices())
+    await audit.record(caller, "price.add", f"price of {price.model}", tenant_id=None, after=price)
     return PriceOut.of(price)
 
 
 @router.get("/usage/dead-letters")
-async def dead_letters(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DeadLetterOut]:
+async def dead_letters(
+    request: Request, _: PlatformReader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[DeadLetterOut]:
     """Usage events the database refused, newest first, with its reason."""
     letters = await gateway(request).store.list_dead_letters(limit)
     return [DeadLetterOut(request_id=d.request_id, reason=d.reason, payload=d.payload, created_at=d.created_at)
@@ -110,38 +113,47 @@ class RetentionIn(BaseModel):
 
 
 @router.put("/tenants/{slug}/webhook")
-async def set_webhook(slug: str, body: WebhookIn, request: Request) -> dict[str, str]:
+async def set_webhook(
+    slug: str, body: WebhookIn, request: Request, caller: SettingsWriter, audit: Audit
+) -> dict[str, str]:
     """Where the tenant's alerts go; the signing secret is shown here only."""
     tenant = await billing(request).tenant(slug)
     secret = body.secret or secrets.token_urlsafe(32)
     await gateway(request).store.set_webhook(Webhook(tenant.id, body.url, secret, utcnow()), tenant.id)
+    await audit.record(caller, "webhook.set", f"webhook of {slug}", tenant_id=tenant.id, after={"url": body.url})
     return {"url": body.url, "secret": secret}
 
 
 @router.delete("/tenants/{slug}/webhook", status_code=204)
-async def delete_webhook(slug: str, request: Request) -> None:
+async def delete_webhook(slug: str, request: Request, caller: SettingsWriter, audit: Audit) -> None:
     tenant = await billing(request).tenant(slug)
     await gateway(request).store.set_webhook(None, tenant.id)
+    await audit.record(caller, "webhook.delete", f"webhook of {slug}", tenant_id=tenant.id)
 
 
 @router.put("/tenants/{slug}/retention")
-async def set_retention(slug: str, body: RetentionIn, request: Request) -> dict[str, int]:
+async def set_retention(
+    slug: str, body: RetentionIn, request: Request, caller: SettingsWriter, audit: Audit
+) -> dict[str, int]:
     tenant = await billing(request).tenant(slug)
     gw = gateway(request)
     await gw.store.set_retention(tenant.id, body.days)
+    await audit.record(caller, "retention.set", f"retention of {slug}", tenant_id=tenant.id, after={"days": body.days})
     return {"days": body.days or gw.settings.usage_retention_days}
 
 
 @router.post("/usage/purge")
-async def purge(request: Request) -> dict[str, int]:
+async def purge(request: Request, caller: PlatformWriter, audit: Audit) -> dict[str, int]:
     """Delete raw usage events past each tenant's retention now (otherwise hourly)."""
     gw = gateway(request)
-    return {"deleted": await purge_expired(gw.store, gw.settings.usage_retention_days)}
+    deleted = await purge_expired(gw.store, gw.settings.usage_retention_days)
+    await audit.record(caller, "usage.purge", "usage past retention", tenant_id=None, after={"deleted": deleted})
+    return {"deleted": deleted}
 
 
 @router.get("/tenants/{slug}/usage/events", response_class=Response)
 async def usage_events(
-    slug: str, request: Request,
+    slug: str, request: Request, _: UsageReader,
     since: Annotated[datetime, Query(description="From (with a timezone)")],
     until: Annotated[datetime, Query(description="To (with a timezone)")],
 ) -> Response:  # fmt: skip

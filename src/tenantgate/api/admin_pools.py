@@ -1,19 +1,20 @@
-"""Platform-admin view of the engine pools: health, in-flight work and queues; drain and resume;
-and the Prometheus metrics. Bearer TENANTGATE_ADMIN_TOKEN, like the rest of /admin."""
+"""Operators' view of the engine pools: health, in-flight work and queues; drain and resume;
+and the Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from tenantgate.api.admin import gateway, require_admin
+from tenantgate.api.deps import Audit, PlatformReader, PlatformWriter, gateway
 from tenantgate.errors import NotFound
 from tenantgate.runtime import Gateway
 from tenantgate.scheduling.lanes import Lane
 
-router = APIRouter(tags=["pools"], dependencies=[Depends(require_admin)])
+router = APIRouter(tags=["pools"])
+metrics_router = APIRouter(tags=["pools"])  # served at the root, where scrapers look
 
 
 class TenantQueue(BaseModel):
@@ -74,8 +75,8 @@ def deployment_state(gw: Gateway, lane: Lane) -> DeploymentState:
     )  # fmt: skip
 
 
-@router.get("/admin/pools")
-async def list_pools(request: Request) -> list[PoolState]:
+@router.get("/pools")
+async def list_pools(request: Request, _: PlatformReader) -> list[PoolState]:
     gw = gateway(request)
     pools: dict[str, list[DeploymentState]] = {}
     for lane in gw.scheduler.lanes.values():
@@ -85,24 +86,28 @@ async def list_pools(request: Request) -> list[PoolState]:
 
 def _lane(gw: Gateway, name: str) -> str:
     if name not in gw.scheduler.lanes:
-        raise NotFound(f"There is no deployment named '{name}'; GET /admin/pools lists them.")
+        raise NotFound(f"There is no deployment named '{name}'; GET /api/v1/pools lists them.")
     return name
 
 
-@router.post("/admin/deployments/{name}/drain")
-async def drain(name: str, request: Request) -> DeploymentState:
+@router.post("/deployments/{name}/drain")
+async def drain(name: str, request: Request, caller: PlatformWriter, audit: Audit) -> DeploymentState:
     """No new dispatch to this deployment; what runs there finishes, what waits there moves elsewhere."""
     gw = gateway(request)
-    return deployment_state(gw, gw.scheduler.drain(_lane(gw, name)))
+    state = deployment_state(gw, gw.scheduler.drain(_lane(gw, name)))
+    await audit.record(caller, "deployment.drain", f"deployment {name}", tenant_id=None)
+    return state
 
 
-@router.post("/admin/deployments/{name}/resume")
-async def resume(name: str, request: Request) -> DeploymentState:
+@router.post("/deployments/{name}/resume")
+async def resume(name: str, request: Request, caller: PlatformWriter, audit: Audit) -> DeploymentState:
     gw = gateway(request)
-    return deployment_state(gw, gw.scheduler.drain(_lane(gw, name), draining=False))
+    state = deployment_state(gw, gw.scheduler.drain(_lane(gw, name), draining=False))
+    await audit.record(caller, "deployment.resume", f"deployment {name}", tenant_id=None)
+    return state
 
 
-@router.get("/metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
+@metrics_router.get("/metrics", response_class=Response)
+async def metrics(request: Request, _: PlatformReader) -> Response:
     """Prometheus text format: queue depth, predicted start, wait histogram, rejections, in-flight."""
     return Response(generate_latest(gateway(request).registry), media_type=CONTENT_TYPE_LATEST)

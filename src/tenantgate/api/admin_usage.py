@@ -1,4 +1,4 @@
-"""Platform-admin usage and billing API: usage reports, invoices, credits, margins, rollups.
+"""Usage and billing management API: usage reports, invoices, credits, margins, rollups.
 
 Every report reads rollups. `fresh=true` (the CLI's default) first writes the buffered events
 and rolls up the current hour, so what was served a moment ago is counted."""
@@ -9,34 +9,23 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from tenantgate.admission.periods import day_start, month_label
-from tenantgate.api.admin import gateway, require_admin
 from tenantgate.api.admin_schemas import sane_moment
 from tenantgate.api.csv_render import csv_response
+from tenantgate.api.deps import Audit, PlatformReader, PlatformWriter, UsageReader, billing, gateway, rollups
 from tenantgate.billing.invoices import parse_month
-from tenantgate.billing.invoicing import Billing
 from tenantgate.billing.prices import to_micros
 from tenantgate.billing.reports import grouped, margins, parse_group_by, report_row, utilisation
-from tenantgate.billing.rollups import HOUR, RollupJob, hour_start
+from tenantgate.billing.rollups import HOUR, hour_start
 from tenantgate.clock import utcnow
 from tenantgate.errors import InvalidRequest
 
-router = APIRouter(prefix="/admin", tags=["usage and billing"], dependencies=[Depends(require_admin)])
+router = APIRouter(tags=["usage and billing"])
 Format = Annotated[Literal["json", "csv"], Query(description="json or csv")]
 MAX_RANGE = timedelta(days=400)
-
-
-def billing(request: Request) -> Billing:
-    service: Billing = request.app.state.billing
-    return service
-
-
-def rollups(request: Request) -> RollupJob:
-    job: RollupJob = request.app.state.rollups
-    return job
 
 
 def aware(value: datetime, name: str) -> datetime:
@@ -64,6 +53,7 @@ async def refresh(request: Request) -> None:
 async def usage(
     slug: str,
     request: Request,
+    _: UsageReader,
     since: Annotated[
         datetime | None, Query(description="Start (inclusive, with a timezone); default 30 days ago")
     ] = None,
@@ -105,6 +95,7 @@ def report_row_empty() -> dict[str, object]:
 @router.post("/rollups/rebuild")
 async def rebuild(
     request: Request,
+    _: PlatformWriter,
     since: Annotated[datetime, Query(description="From (with a timezone)")],
     until: Annotated[datetime, Query(description="To (with a timezone)")],
 ) -> dict[str, int]:
@@ -118,13 +109,13 @@ INVOICE_COLUMNS = ("id", "kind", "description", "quantity", "unit", "unit_price_
 
 
 @router.get("/tenants/{slug}/invoices")
-async def list_invoices(slug: str, request: Request) -> list[dict[str, object]]:
+async def list_invoices(slug: str, request: Request, _: UsageReader) -> list[dict[str, object]]:
     """The tenant's final invoices, each with its credit notes."""
     return await billing(request).invoices(slug)
 
 
 @router.get("/tenants/{slug}/invoices/{month}")
-async def get_invoice(slug: str, month: str, request: Request, format: Format = "json") -> object:
+async def get_invoice(slug: str, month: str, request: Request, _: UsageReader, format: Format = "json") -> object:
     """The invoice of a month: final if it was finalised, else a draft from the rollups so far."""
     document = await billing(request).invoice(slug, month)
     if format == "csv":
@@ -135,10 +126,14 @@ async def get_invoice(slug: str, month: str, request: Request, format: Format = 
 
 
 @router.post("/tenants/{slug}/invoices/{month}/finalize")
-async def finalize(slug: str, month: str, request: Request) -> dict[str, object]:
+async def finalize(slug: str, month: str, request: Request, caller: PlatformWriter, audit: Audit) -> dict[str, object]:
     """Fix a month that has ended; 409 while it runs or once it is final."""
     await gateway(request).recorder.flush()
-    return await billing(request).finalize(slug, month)
+    invoice = await billing(request).finalize(slug, month)
+    tenant = await billing(request).tenant(slug)
+    await audit.record(caller, "invoice.finalize", f"invoice {slug} {month}", tenant_id=tenant.id,
+                       after={"id": invoice.get("id"), "total_micros": invoice.get("total_micros")})  # fmt: skip
+    return invoice
 
 
 Money = Annotated[Decimal, Field(gt=0, le=1_000_000_000, max_digits=16, decimal_places=6)]
@@ -156,27 +151,38 @@ class CreditGrantIn(BaseModel):
 
 
 @router.post("/tenants/{slug}/invoices/{month}/credit-notes", status_code=201)
-async def credit_note(slug: str, month: str, body: CreditNoteIn, request: Request) -> dict[str, object]:
+async def credit_note(
+    slug: str, month: str, body: CreditNoteIn, request: Request, caller: PlatformWriter, audit: Audit
+) -> dict[str, object]:
     note = await billing(request).credit_note(slug, month, to_micros(body.amount), body.reason)
-    return {"id": note.id, "invoice_id": note.invoice_id, "amount_micros": note.amount_micros, "reason": note.reason}
+    answer = {"id": note.id, "invoice_id": note.invoice_id, "amount_micros": note.amount_micros, "reason": note.reason}
+    tenant = await billing(request).tenant(slug)
+    await audit.record(caller, "invoice.credit_note", f"invoice {slug} {month}", tenant_id=tenant.id, after=answer)
+    return answer
 
 
 @router.post("/tenants/{slug}/credits", status_code=201)
-async def grant_credit(slug: str, body: CreditGrantIn, request: Request) -> list[dict[str, object]]:
+async def grant_credit(
+    slug: str, body: CreditGrantIn, request: Request, caller: PlatformWriter, audit: Audit
+) -> list[dict[str, object]]:
     """Grant prepaid credit; answers with every grant and what is left of it."""
     expires = None if body.expires_at is None else aware(body.expires_at, "expires_at")
     await billing(request).grant(slug, to_micros(body.amount), expires, body.note)
+    tenant = await billing(request).tenant(slug)
+    after = {"amount_micros": to_micros(body.amount), "expires_at": expires, "note": body.note}
+    await audit.record(caller, "credit.grant", f"credit of {slug}", tenant_id=tenant.id, after=after)
     return await billing(request).credits(slug)
 
 
 @router.get("/tenants/{slug}/credits")
-async def credits(slug: str, request: Request) -> list[dict[str, object]]:
+async def credits(slug: str, request: Request, _: UsageReader) -> list[dict[str, object]]:
     return await billing(request).credits(slug)
 
 
 @router.get("/utilisation")
 async def gpu_utilisation(
     request: Request,
+    _: PlatformReader,
     since: Annotated[datetime, Query(description="From (with a timezone)")],
     until: Annotated[datetime, Query(description="To (with a timezone)")],
     by: Annotated[Literal["deployment", "pool"], Query(description="deployment or pool")] = "deployment",
@@ -197,8 +203,9 @@ async def gpu_utilisation(
 
 @router.get("/margins")
 async def margin_report(
-    request: Request, month: Annotated[str | None, Query(description="YYYY-MM; default this month")] = None
-) -> dict[str, object]:
+    request: Request, _: PlatformReader,
+    month: Annotated[str | None, Query(description="YYYY-MM; default this month")] = None,
+) -> dict[str, object]:  # fmt: skip
     """Revenue against attributed GPU cost per tenant, plan and pool; below-cost rows are flagged."""
     month = month or month_label(utcnow())
     start, end = parse_month(month)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from tenantgate import __version__
-from tenantgate.api.admin import gateway
+from tenantgate.api.deps import gateway
 from tenantgate.routing.policy import eligible, visible_models
 
 router = APIRouter(tags=["public"])

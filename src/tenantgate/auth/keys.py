@@ -7,7 +7,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-PREFIX = "tg"
+PREFIX = "tg"  # API keys for the data plane
+MANAGEMENT_PREFIX = "tgm"  # tokens for the management API
 ID_BYTES = 6  # 12 hex characters: short enough to show, long enough never to collide in practice
 SECRET_BYTES = 32
 
@@ -23,18 +24,18 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue_key(key_id: str | None = None) -> IssuedKey:
+def issue_key(key_id: str | None = None, prefix: str = PREFIX) -> IssuedKey:
     """A new key, or with `key_id` a new secret for that key (a rotation)."""
     key_id = key_id or secrets.token_hex(ID_BYTES)
     secret = secrets.token_urlsafe(SECRET_BYTES)
-    return IssuedKey(id=key_id, plaintext=f"{PREFIX}-{key_id}-{secret}", secret_hash=hash_secret(secret))
+    return IssuedKey(id=key_id, plaintext=f"{prefix}-{key_id}-{secret}", secret_hash=hash_secret(secret))
 
 
-def parse_key(token: str) -> tuple[str, str] | None:
+def parse_key(token: str, prefix: str = PREFIX) -> tuple[str, str] | None:
     """Split a presented key into (id, secret); None when it is not shaped like one of ours."""
-    prefix, _, rest = token.partition("-")
+    given, _, rest = token.partition("-")
     key_id, _, secret = rest.partition("-")
-    if prefix != PREFIX or len(key_id) != 2 * ID_BYTES or not secret:
+    if given != prefix or len(key_id) != 2 * ID_BYTES or not secret:
         return None
     return key_id, secret
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from tenantgate import __version__
-from tenantgate.cli import billing_commands, capacity_commands
+from tenantgate.cli import access_commands, billing_commands, capacity_commands
 from tenantgate.cli.admin_client import client
 from tenantgate.cli.options import (
     BudgetUsd,
@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users, name="users")
     app.add_typer(pools, name="pools")
     capacity_commands.register(app)
+    access_commands.register(app)
 
 
 def _print_version(wanted: bool) -> None:
@@ -52,7 +53,14 @@ def connection(
     url: Annotated[
         str | None, typer.Option("--url", envvar="TENANTGATE_URL", help="Gateway URL (default http://127.0.0.1:8080)")
     ] = None,
-    token: Annotated[str | None, typer.Option("--token", envvar="TENANTGATE_ADMIN_TOKEN", help="Admin token")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar=["TENANTGATE_TOKEN", "TENANTGATE_ADMIN_TOKEN"],
+            help="A management token (tgm-...) or the platform admin token",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit")
     ] = False,
@@ -78,13 +86,13 @@ def tenants_create(
 ) -> None:
     body: dict[str, Any] = {"slug": name, "name": display_name, "plan": plan, "mode": mode, "region": region}
     body["allowed_models"] = _csv(models)
-    tenant = client(ctx).call("POST", "/admin/tenants", json=body)
+    tenant = client(ctx).call("POST", "/api/v1/tenants", json=body)
     emit(tenant, as_json, [f"created tenant {tenant['slug']} (plan {tenant['plan']}, {tenant['mode']})"])
 
 
 @tenants.command("list")
 def tenants_list(ctx: typer.Context, as_json: Json = False) -> None:
-    rows = client(ctx).call("GET", "/admin/tenants")
+    rows = client(ctx).call("GET", "/api/v1/tenants")
     lines = [f"{'SLUG':<20} {'PLAN':<10} {'MODE':<11} {'STATUS':<10} NAME"]
     lines += [f"{t['slug']:<20} {t['plan']:<10} {t['mode']:<11} {t['status']:<10} {t['name']}" for t in rows]
     emit(rows, as_json, lines)
@@ -108,7 +116,7 @@ def tenants_update(
     limits = limit_body(rpm, tpm, concurrency, daily_tokens, monthly_tokens, budget_usd)
     if limits:
         body["limits"] = limits
-    tenant = client(ctx).call("PATCH", f"/admin/tenants/{name}", json=body)
+    tenant = client(ctx).call("PATCH", f"/api/v1/tenants/{name}", json=body)
     emit(tenant, as_json, [f"updated tenant {tenant['slug']} (plan {tenant['plan']}, {tenant['status']})"])
 
 
@@ -133,7 +141,7 @@ def keys_create(
         expires = (datetime.now(UTC) + timedelta(days=expires_in_days)).isoformat()
     body: dict[str, Any] = {"name": name, "models": _csv(models), "user_id": user, "expires_at": expires}
     body["limits"] = limit_body(rpm, tpm, concurrency, daily_tokens, monthly_tokens, budget_usd)
-    key = client(ctx).call("POST", f"/admin/tenants/{tenant}/keys", json=body)
+    key = client(ctx).call("POST", f"/api/v1/tenants/{tenant}/keys", json=body)
     emit(key, as_json, [f"created key {key['id']} for {tenant}; store it now, it is not shown again:", key["key"]])
 
 
@@ -141,7 +149,7 @@ def keys_create(
 def keys_list(
     ctx: typer.Context, tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug")], as_json: Json = False
 ) -> None:
-    rows = client(ctx).call("GET", f"/admin/tenants/{tenant}/keys")
+    rows = client(ctx).call("GET", f"/api/v1/tenants/{tenant}/keys")
     lines = [f"{'ID':<14} {'NAME':<16} {'STATE':<8} {'MODELS':<24} LAST USED"]
     for k in rows:
         state = "revoked" if k["revoked_at"] else "active"
@@ -165,7 +173,7 @@ def keys_rotate(
     as_json: Json = False,
 ) -> None:
     """Give a key a new secret (shown once); the old one keeps working for --grace seconds."""
-    created = client(ctx).call("POST", f"/admin/keys/{key_id_of(key_id)}/rotate", params={"grace_s": grace})
+    created = client(ctx).call("POST", f"/api/v1/keys/{key_id_of(key_id)}/rotate", params={"grace_s": grace})
     emit(created, as_json, [f"new secret for key {created['id']} (shown once):", created["key"],
                             f"the previous secret works for {grace} s more"])  # fmt: skip
 
@@ -177,7 +185,7 @@ def keys_revoke(
     as_json: Json = False,
 ) -> None:
     """Revoke a key at once (within about a second on every other instance)."""
-    key = client(ctx).call("POST", f"/admin/keys/{key_id_of(key_id)}/revoke")
+    key = client(ctx).call("POST", f"/api/v1/keys/{key_id_of(key_id)}/revoke")
     emit(key, as_json, [f"revoked key {key['id']}"])
 
 
@@ -186,7 +194,7 @@ def limits_show(
     ctx: typer.Context, tenant: Annotated[str, typer.Option("--tenant", help="Tenant slug")], as_json: Json = False
 ) -> None:
     """A tenant's effective limits, what is used now, and when each resets."""
-    data = client(ctx).call("GET", f"/admin/tenants/{tenant}/limits")
+    data = client(ctx).call("GET", f"/api/v1/tenants/{tenant}/limits")
     lines = [f"limits of {tenant} (plan {data['plan']})", f"{'LIMIT':<16} {'MAX':>14} {'USED':>14}  RESETS"]
     lines += [f"{r['limit']:<16} {r['max']:>14} {r['used']:>14}  {r['resets']}" for r in data["limits"]]
     emit(data, as_json, lines)

@@ -45,9 +45,9 @@ def usage(
     params = {k: v for k, v in {"since": since, "until": until}.items() if v is not None}
     params |= {"group_by": group_by, "fresh": str(fresh).lower()}
     if as_csv:
-        typer.echo(client(ctx).text("GET", f"/admin/tenants/{tenant}/usage", params | {"format": "csv"}), nl=False)
+        typer.echo(client(ctx).text("GET", f"/api/v1/tenants/{tenant}/usage", params | {"format": "csv"}), nl=False)
         return
-    data = client(ctx).call("GET", f"/admin/tenants/{tenant}/usage", params=params)
+    data = client(ctx).call("GET", f"/api/v1/tenants/{tenant}/usage", params=params)
     groups = list(data["group_by"])
     lines = [f"usage of {tenant} from {data['since']} to {data['until']}"]
     head = "".join(f"{g.upper():<26}" for g in groups)
@@ -68,7 +68,7 @@ def usage(
 @invoices.command("list")
 def invoices_list(ctx: typer.Context, tenant: Tenant, as_json: Json = False) -> None:
     """Final invoices of a tenant."""
-    data = client(ctx).call("GET", f"/admin/tenants/{tenant}/invoices")
+    data = client(ctx).call("GET", f"/api/v1/tenants/{tenant}/invoices")
     lines = [f"{'MONTH':<8} {'TOTAL':>16} {'BALANCE':>16}  ID"]
     lines += [
         f"{i['month']:<8} {money(i['total_micros']):>16} {money(i['balance_micros']):>16}  {i['id']}" for i in data
@@ -90,7 +90,7 @@ def _show(data: dict[str, object]) -> list[str]:
 @invoices.command("show")
 def invoices_show(ctx: typer.Context, tenant: Tenant, month: Month, as_csv: Csv = False, as_json: Json = False) -> None:
     """A month's invoice: final, or the draft so far."""
-    path = f"/admin/tenants/{tenant}/invoices/{month}"
+    path = f"/api/v1/tenants/{tenant}/invoices/{month}"
     if as_csv:
         typer.echo(client(ctx).text("GET", path, {"format": "csv"}), nl=False)
         return
@@ -101,7 +101,7 @@ def invoices_show(ctx: typer.Context, tenant: Tenant, month: Month, as_csv: Csv 
 @invoices.command("finalize")
 def invoices_finalize(ctx: typer.Context, tenant: Tenant, month: Month, as_json: Json = False) -> None:
     """Make a month's invoice final (the month must have ended); it never changes afterwards."""
-    data = client(ctx).call("POST", f"/admin/tenants/{tenant}/invoices/{month}/finalize")
+    data = client(ctx).call("POST", f"/api/v1/tenants/{tenant}/invoices/{month}/finalize")
     emit(data, as_json, _show(data))
 
 
@@ -113,7 +113,7 @@ def invoices_credit_note(
 ) -> None:  # fmt: skip
     """Correct a final invoice."""
     body = {"amount": amount, "reason": reason}
-    data = client(ctx).call("POST", f"/admin/tenants/{tenant}/invoices/{month}/credit-notes", json=body)
+    data = client(ctx).call("POST", f"/api/v1/tenants/{tenant}/invoices/{month}/credit-notes", json=body)
     emit(data, as_json, [f"credit note {data['id']}: -{money(data['amount_micros'])} on {data['invoice_id']}"])
 
 
@@ -133,13 +133,13 @@ def credits_grant(
 ) -> None:  # fmt: skip
     """Grant prepaid credit, burned down by the tenant's invoices."""
     body = {"amount": amount, "expires_at": expires, "note": note}
-    data = client(ctx).call("POST", f"/admin/tenants/{tenant}/credits", json=body)
+    data = client(ctx).call("POST", f"/api/v1/tenants/{tenant}/credits", json=body)
     emit(data, as_json, _grants(data))
 
 
 @credits.command("list")
 def credits_list(ctx: typer.Context, tenant: Tenant, as_json: Json = False) -> None:
-    data = client(ctx).call("GET", f"/admin/tenants/{tenant}/credits")
+    data = client(ctx).call("GET", f"/api/v1/tenants/{tenant}/credits")
     emit(data, as_json, _grants(data))
 
 
@@ -149,7 +149,7 @@ def margin_report(
     as_json: Json = False,
 ) -> None:
     """Revenue against attributed GPU cost per tenant, plan and pool; below cost is flagged."""
-    data = client(ctx).call("GET", "/admin/margins", params={"month": month} if month else None)
+    data = client(ctx).call("GET", "/api/v1/margins", params={"month": month} if month else None)
     lines = [f"gross margin, {data['month']} ({data['currency']})"]
     for section, label in (("tenants", "tenant"), ("plans", "plan"), ("pools", "pool")):
         lines.append(f"{label.upper():<24} {'REVENUE':>16} {'GPU COST':>16} {'MARGIN':>16}")
@@ -167,7 +167,7 @@ def usage_export(
 ) -> None:  # fmt: skip
     """One CloudEvent per request, as NDJSON (raw events: within the retention period)."""
     params = {"since": since, "until": until}
-    typer.echo(client(ctx).text("GET", f"/admin/tenants/{tenant}/usage/events", params), nl=False)
+    typer.echo(client(ctx).text("GET", f"/api/v1/tenants/{tenant}/usage/events", params), nl=False)
 
 
 @rollups.command("rebuild")
@@ -178,5 +178,5 @@ def rollups_rebuild(
     as_json: Json = False,
 ) -> None:
     """Roll up every hour in the range again from the raw events still kept."""
-    data = client(ctx).call("POST", "/admin/rollups/rebuild", params={"since": since, "until": until})
+    data = client(ctx).call("POST", "/api/v1/rollups/rebuild", params={"since": since, "until": until})
     emit(data, as_json, [f"rolled up {data['hours']} hours"])

@@ -93,16 +93,16 @@ def recorded(ctx: typer.Context, since: datetime, until: datetime) -> Pools:
     """Per pool: its requests in the window (arrival ≈ when each ended), tenant -> plan, deployments now."""
     admin = client(ctx)
     pool_of, sizes = {}, {}
-    for pool in admin.call("GET", "/admin/pools"):
+    for pool in admin.call("GET", "/api/v1/pools"):
         sizes[pool["name"]] = len(pool["deployments"])
         pool_of.update({d["name"]: pool["name"] for d in pool["deployments"]})
     window = {"since": since.isoformat(), "until": until.isoformat()}
     arrivals: dict[str, list[Arrival]] = defaultdict(list)
     plan_of: dict[str, str] = {}
     start: float | None = None
-    for tenant in admin.call("GET", "/admin/tenants"):
+    for tenant in admin.call("GET", "/api/v1/tenants"):
         plan_of[tenant["slug"]] = tenant["plan"]
-        text = admin.text("GET", f"/admin/tenants/{tenant['slug']}/usage/events", window)
+        text = admin.text("GET", f"/api/v1/tenants/{tenant['slug']}/usage/events", window)
         for line in text.splitlines():
             event: dict[str, Any] = orjson.loads(line)
             data = event["data"]

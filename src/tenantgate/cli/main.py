@@ -37,6 +37,7 @@ def _demo_admin_token(data_dir: Path) -> str:
 
 
 async def _seed(settings: Settings, command: str) -> str:
+    from tenantgate.access.audit import AuditLog
     from tenantgate.seed import banner, load_saved_keys, save_keys, seed_demo
     from tenantgate.storage.sql import SqlStore
     from tenantgate.tenancy import TenancyService
@@ -44,7 +45,7 @@ async def _seed(settings: Settings, command: str) -> str:
     store = SqlStore.from_url(settings.database_url)
     try:
         plans = frozenset(p.name for p in settings.catalog.plans)
-        keys = await seed_demo(TenancyService(store, None, plans), load_saved_keys(settings.data_dir))
+        keys = await seed_demo(TenancyService(store, None, plans, AuditLog(store)), load_saved_keys(settings.data_dir))
     finally:
         await store.close()
     save_keys(settings.data_dir, keys)
@@ -129,5 +130,26 @@ def migrate(database_url: Annotated[str | None, typer.Option(help="SQLAlchemy UR
     typer.echo("database is up to date")
 
 
+GLOBAL_OPTIONS = ("--url", "--token")
+
+
+def hoisted(argv: list[str]) -> list[str]:
+    """Global options typed after the command (`tenantgate keys list --token T`) moved in front of it,
+    where the command line's parser looks for them."""
+    front: list[str] = []
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            rest += [arg, *args]
+        elif arg.split("=", 1)[0] not in GLOBAL_OPTIONS:
+            rest.append(arg)
+        elif "=" in arg:
+            front.append(arg)
+        else:
+            front += [arg, *(value for value in [next(args, None)] if value is not None)]
+    return front + rest
+
+
 def main() -> None:
-    app()
+    app(hoisted(sys.argv[1:]))

@@ -19,7 +19,7 @@ def pools_show(ctx: typer.Context, as_json: Json = False) -> None:
     """Every pool's deployments: health, in flight, waiting, and who waits."""
     if ctx.invoked_subcommand is not None:
         return
-    data = client(ctx).call("GET", "/admin/pools")
+    data = client(ctx).call("GET", "/api/v1/pools")
     lines = []
     for pool in data:
         lines.append(f"pool {pool['name']}")
@@ -48,12 +48,12 @@ def _deployment_lines(d: dict[str, Any]) -> list[str]:
 @pools.command("drain")
 def pools_drain(ctx: typer.Context, name: Name, as_json: Json = False) -> None:
     """Stop new dispatch to a deployment; running requests finish, waiting ones move elsewhere."""
-    data = client(ctx).call("POST", f"/admin/deployments/{name}/drain")
+    data = client(ctx).call("POST", f"/api/v1/deployments/{name}/drain")
     emit(data, as_json, [f"draining {name}: {data['in_flight']} requests still running"])
 
 
 @pools.command("resume")
 def pools_resume(ctx: typer.Context, name: Name, as_json: Json = False) -> None:
     """Let a drained deployment take work again."""
-    data = client(ctx).call("POST", f"/admin/deployments/{name}/resume")
+    data = client(ctx).call("POST", f"/api/v1/deployments/{name}/resume")
     emit(data, as_json, [f"{name} takes work again ({data['health']})"])

@@ -40,13 +40,13 @@ def users_create(
 ) -> None:
     body: dict[str, Any] = {"email": email, "name": name, "role": role}
     body["limits"] = limit_body(rpm, tpm, concurrency, daily_tokens, monthly_tokens, budget_usd)
-    user = client(ctx).call("POST", f"/admin/tenants/{tenant}/users", json=body)
+    user = client(ctx).call("POST", f"/api/v1/tenants/{tenant}/users", json=body)
     emit(user, as_json, [f"created user {user['id']} ({user['email']}, {user['role']}) in {tenant}"])
 
 
 @users.command("list")
 def users_list(ctx: typer.Context, tenant: Tenant, as_json: Json = False) -> None:
-    rows = client(ctx).call("GET", f"/admin/tenants/{tenant}/users")
+    rows = client(ctx).call("GET", f"/api/v1/tenants/{tenant}/users")
     lines = [f"{'ID':<18} {'ROLE':<10} {'EMAIL':<32} LIMITS"]
     for u in rows:
         limits = ", ".join(f"{k}={v}" for k, v in u["limits"].items()) or "-"
@@ -59,7 +59,7 @@ def users_delete(
     ctx: typer.Context, user_id: Annotated[str, typer.Argument(help="User id")], tenant: Tenant, as_json: Json = False
 ) -> None:
     """Delete a user; the keys bound to it are revoked at once."""
-    done = client(ctx).call("DELETE", f"/admin/tenants/{tenant}/users/{user_id}")
+    done = client(ctx).call("DELETE", f"/api/v1/tenants/{tenant}/users/{user_id}")
     emit(done, as_json, [f"deleted user {user_id}; revoked keys: {', '.join(done['revoked_keys']) or 'none'}"])
 
 
@@ -81,5 +81,5 @@ def users_update(
     limits = limit_body(rpm, tpm, concurrency, daily_tokens, monthly_tokens, budget_usd)
     if limits:
         body["limits"] = limits
-    user = client(ctx).call("PATCH", f"/admin/tenants/{tenant}/users/{user_id}", json=body)
+    user = client(ctx).call("PATCH", f"/api/v1/tenants/{tenant}/users/{user_id}", json=body)
     emit(user, as_json, [f"updated user {user['id']} ({user['role']})"])

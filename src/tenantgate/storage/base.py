@@ -9,8 +9,10 @@ from typing import Protocol
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, Webhook
 from tenantgate.domain import (
     ApiKey,
+    AuditEvent,
     DeadLetter,
     KeyChanges,
+    ManagementToken,
     Notification,
     Price,
     Tenant,
@@ -61,6 +63,22 @@ class TenancyStore(Protocol):
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None: ...
 
     async def changes_since(self, since: datetime) -> KeyChanges: ...
+
+
+class AccessStore(Protocol):
+    async def create_token(self, token: ManagementToken) -> None: ...
+
+    async def get_token(self, token_id: str) -> ManagementToken | None: ...
+
+    async def list_tokens(self, tenant_id: str | None, user_id: str | None = None) -> list[ManagementToken]:
+        """A tenant's tokens (of one user, if given), or with `tenant_id` None the platform's."""
+
+    async def revoke_token(self, token_id: str, at: datetime) -> ManagementToken | None: ...
+
+    async def add_audit(self, event: AuditEvent) -> None: ...
+
+    async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
+        """Events in [since, until), newest first, of one tenant or (None) of all."""
 
 
 class NotificationStore(Protocol):
@@ -161,7 +179,7 @@ class BillingStore(Protocol):
         """Delete the tenant's raw events older than `before`; returns how many went."""
 
 
-class Store(TenancyStore, UsageStore, NotificationStore, PriceStore, BillingStore, Protocol):
+class Store(TenancyStore, AccessStore, UsageStore, NotificationStore, PriceStore, BillingStore, Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
 

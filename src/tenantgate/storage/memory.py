@@ -17,12 +17,13 @@ from tenantgate.domain import (
     User,
 )
 from tenantgate.errors import Conflict
+from tenantgate.storage.memory_access import MemoryAccess
 from tenantgate.storage.memory_billing import MemoryBilling
 
 _OWNER = {"tenant": "tenant_id", "key": "key_id", "user": "user_id"}  # the event field naming each scope
 
 
-class MemoryStore(MemoryBilling):
+class MemoryStore(MemoryBilling, MemoryAccess):
     def __init__(self) -> None:
         self._tenants: dict[str, Tenant] = {}
         self._users: dict[str, User] = {}
@@ -32,6 +33,7 @@ class MemoryStore(MemoryBilling):
         self._dead_letters: dict[str, DeadLetter] = {}
         self._prices: dict[tuple[str, datetime], Price] = {}
         self._init_billing()
+        self._init_access()
 
     async def create_tenant(self, tenant: Tenant) -> None:
         if any(t.slug == tenant.slug for t in self._tenants.values()):
@@ -66,6 +68,7 @@ class MemoryStore(MemoryBilling):
         if user is None or user.tenant_id != tenant_id:
             return None
         del self._users[user_id]
+        self._tokens = {i: t for i, t in self._tokens.items() if t.user_id != user_id}
         unbound = []
         for key in [k for k in self._keys.values() if k.user_id == user_id]:
             key = dataclasses.replace(key, revoked_at=key.revoked_at or at, user_id=None, updated_at=at)

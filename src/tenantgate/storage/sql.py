@@ -23,9 +23,10 @@ from tenantgate.domain import (
     User,
 )
 from tenantgate.errors import Conflict
+from tenantgate.storage.sql_access import SqlAccess
 from tenantgate.storage.sql_billing import SqlBilling
 from tenantgate.storage.sql_usage import SqlUsage, aware
-from tenantgate.storage.tables import api_keys, notifications, tenants, users
+from tenantgate.storage.tables import api_keys, management_tokens, notifications, tenants, users
 
 
 def _tuple(value: Any) -> tuple[str, ...] | None:
@@ -114,7 +115,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SqlStore(SqlUsage, SqlBilling):
+class SqlStore(SqlUsage, SqlBilling, SqlAccess):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
 
@@ -192,6 +193,7 @@ class SqlStore(SqlUsage, SqlBilling):
                 await conn.execute(
                     api_keys.update().where(c.id.in_(ids)).values(revoked_at=revoked_at, user_id=None, updated_at=at)
                 )
+            await conn.execute(management_tokens.delete().where(management_tokens.c.user_id == user_id))
             await conn.execute(users.delete().where(mine))
             rows = (await conn.execute(api_keys.select().where(c.id.in_(ids)))).all() if ids else []
         return [_key(r) for r in rows]

@@ -1,0 +1,37 @@
+"""The in-memory store's access side: the reference the SQL store is tested against."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from tenantgate.domain import AuditEvent, ManagementToken
+
+
+class MemoryAccess:
+    def _init_access(self) -> None:
+        self._tokens: dict[str, ManagementToken] = {}
+        self._audit: list[AuditEvent] = []
+
+    async def create_token(self, token: ManagementToken) -> None:
+        self._tokens[token.id] = token
+
+    async def get_token(self, token_id: str) -> ManagementToken | None:
+        return self._tokens.get(token_id)
+
+    async def list_tokens(self, tenant_id: str | None, user_id: str | None = None) -> list[ManagementToken]:
+        found = (t for t in self._tokens.values() if t.tenant_id == tenant_id and user_id in (None, t.user_id))
+        return sorted(found, key=lambda t: (t.created_at, t.id))
+
+    async def revoke_token(self, token_id: str, at: datetime) -> ManagementToken | None:
+        token = self._tokens.get(token_id)
+        if token is not None:
+            token = self._tokens[token_id] = dataclasses.replace(token, revoked_at=token.revoked_at or at)
+        return token
+
+    async def add_audit(self, event: AuditEvent) -> None:
+        self._audit.append(event)
+
+    async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
+        found = [e for e in self._audit if since <= e.at < until and tenant_id in (None, e.tenant_id)]
+        return sorted(found, key=lambda e: (e.at, e.id), reverse=True)[:limit]

@@ -1,0 +1,90 @@
+"""The SQL store's access side: management tokens and the append-only audit log."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tenantgate.domain import AuditEvent, ManagementToken
+from tenantgate.storage.sql_usage import aware
+from tenantgate.storage.tables import audit_events, management_tokens
+
+
+def _token(row: Any) -> ManagementToken:
+    return ManagementToken(
+        id=row.id,
+        name=row.name,
+        secret_hash=row.secret_hash,
+        created_at=aware(row.created_at) or row.created_at,
+        tenant_id=row.tenant_id,
+        user_id=row.user_id,
+        platform_role=row.platform_role,
+        expires_at=aware(row.expires_at),
+        revoked_at=aware(row.revoked_at),
+    )
+
+
+def _audit(row: Any) -> AuditEvent:
+    values = dict(row._mapping)
+    values["at"] = aware(values["at"])
+    return AuditEvent(**values)
+
+
+class SqlAccess:
+    _engine: AsyncEngine
+
+    async def create_token(self, token: ManagementToken) -> None:
+        values = {
+            "id": token.id,
+            "name": token.name,
+            "secret_hash": token.secret_hash,
+            "platform_role": token.platform_role,
+            "tenant_id": token.tenant_id,
+            "user_id": token.user_id,
+            "created_at": token.created_at,
+            "expires_at": token.expires_at,
+            "revoked_at": token.revoked_at,
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(management_tokens.insert().values(**values))
+
+    async def get_token(self, token_id: str) -> ManagementToken | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(management_tokens.select().where(management_tokens.c.id == token_id))).first()
+        return None if row is None else _token(row)
+
+    async def list_tokens(self, tenant_id: str | None, user_id: str | None = None) -> list[ManagementToken]:
+        c = management_tokens.c
+        where = c.tenant_id.is_(None) if tenant_id is None else c.tenant_id == tenant_id
+        if user_id is not None:
+            where = where & (c.user_id == user_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(management_tokens.select().where(where).order_by(c.created_at, c.id))).all()
+        return [_token(r) for r in rows]
+
+    async def revoke_token(self, token_id: str, at: datetime) -> ManagementToken | None:
+        c = management_tokens.c
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                management_tokens.update().where(c.id == token_id).values(revoked_at=sa.func.coalesce(c.revoked_at, at))
+            )
+            row = (await conn.execute(management_tokens.select().where(c.id == token_id))).first()
+        return None if row is None else _token(row)
+
+    async def add_audit(self, event: AuditEvent) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(audit_events.insert().values(**dataclasses.asdict(event)))
+
+    async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
+        c = audit_events.c
+        where = (c.at >= since) & (c.at < until)
+        if tenant_id is not None:
+            where = where & (c.tenant_id == tenant_id)
+        query = audit_events.select().where(where).order_by(c.at.desc(), c.id.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_audit(r) for r in rows]

@@ -1,0 +1,126 @@
+"""A tenant's own people manage it through the management API and the CLI, within what their
+roles allow: Owners run the tenant, Developers their own keys; every change is in the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.e2e.procs import Gateway
+from tests.e2e.test_errors import assert_error
+
+
+class Member:
+    """A tenant member calling the management API with its own token."""
+
+    def __init__(self, gw: Gateway, token: str, user_id: str) -> None:
+        self.user_id = user_id
+        self._base, self._headers = gw.url + "/api/v1", {"Authorization": f"Bearer {token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, self._base + path, headers=self._headers, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+
+def member(gw: Gateway, slug: str, email: str, role: str) -> Member:
+    with gw.admin() as admin:
+        user = admin.post(f"/api/v1/tenants/{slug}/users", json={"email": email, "role": role}).json()
+        token = admin.post(f"/api/v1/tenants/{slug}/users/{user['id']}/tokens", json={"name": "laptop"}).json()
+    return Member(gw, token["token"], user["id"])
+
+
+def test_an_owner_runs_the_tenant_and_a_developer_its_own_keys(gw: Gateway) -> None:
+    gw.cli("tenants", "create", "selfserve", "--plan", "growth")
+    owner = member(gw, "selfserve", "olga@selfserve.example", "owner")
+    # The owner brings in a developer and gives her a token of her own.
+    dev = owner.post("/tenants/selfserve/users", json={"email": "dev@selfserve.example", "role": "developer"})
+    dev_id = dev.json()["id"]
+    dev_token = owner.post(f"/tenants/selfserve/users/{dev_id}/tokens", json={}).json()["token"]
+    developer = Member(gw, dev_token, dev_id)
+    assert developer.get("/me").json()["role"] == "developer"
+
+    # A developer's keys are bound to her, whatever she asks; someone else's key is not hers to touch.
+    mine = developer.post("/tenants/selfserve/keys", json={"name": "mine"})
+    assert mine.status_code == 201 and mine.json()["user_id"] == dev_id
+    assert_error(developer.post("/tenants/selfserve/keys", json={"user_id": owner.user_id}), 403)
+    shared = owner.post("/tenants/selfserve/keys", json={"name": "shared"}).json()
+    assert [k["name"] for k in developer.get("/tenants/selfserve/keys").json()] == ["mine"]
+    assert_error(developer.post(f"/keys/{shared['id']}/revoke"), 403)
+    rotated = developer.post(f"/keys/{mine.json()['id']}/rotate", params={"grace_s": 0})
+    assert rotated.status_code == 201 and rotated.json()["key"] != mine.json()["key"]
+    assert developer.post(f"/keys/{mine.json()['id']}/revoke").json()["revoked_at"] is not None
+    # ...and she cannot raise her own role.
+    assert_error(developer.patch(f"/tenants/selfserve/users/{dev_id}", json={"role": "owner"}), 403)
+
+    # The owner names the tenant and tightens its limits; raising or clearing them, or the plan, is the operator's.
+    assert owner.patch("/tenants/selfserve", json={"name": "Self Serve", "limits": {"rpm": 50}}).status_code == 200
+    assert owner.patch("/tenants/selfserve", json={"limits": {"rpm": 20}}).json()["limits"]["rpm"] == 20
+    assert_error(owner.patch("/tenants/selfserve", json={"limits": {"rpm": 30}}), 403, "limit_above_bound")
+    assert_error(owner.patch("/tenants/selfserve", json={"limits": {"rpm": 0}}), 403, "limit_above_bound")
+    assert_error(owner.patch("/tenants/selfserve", json={"plan": "scale"}), 403)
+
+    # The last owner stays an owner until there is another.
+    assert_error(owner.patch(f"/tenants/selfserve/users/{owner.user_id}", json={"role": "analyst"}), 409)
+    assert_error(owner.delete(f"/tenants/selfserve/users/{owner.user_id}"), 409, "last_owner")
+
+    # A role change applies to the person's tokens at once.
+    owner.patch(f"/tenants/selfserve/users/{dev_id}", json={"role": "analyst"})
+    assert_error(developer.post("/tenants/selfserve/keys", json={}), 403)
+    assert developer.get("/tenants/selfserve/usage").status_code == 200
+
+    # Deleting a person ends their tokens.
+    owner.delete(f"/tenants/selfserve/users/{dev_id}")
+    assert_error(developer.get("/me"), 401)
+
+
+def test_every_change_is_in_the_audit_log_with_who_and_no_secret(gw: Gateway) -> None:
+    gw.cli("tenants", "create", "audited")
+    owner = member(gw, "audited", "owner@audited.example", "owner")
+    created = owner.post("/tenants/audited/keys", json={"name": "ci"}).json()
+    owner.post(f"/keys/{created['id']}/rotate", params={"grace_s": 60})
+    owner.put("/tenants/audited/webhook", json={"url": "http://127.0.0.1:9/hook", "secret": "s" * 20})
+    analyst = member(gw, "audited", "analyst@audited.example", "analyst")
+
+    events = owner.get("/tenants/audited/audit").json()
+    actions = [e["action"] for e in reversed(events)]
+    assert actions == ["tenant.create", "user.create", "token.create", "key.create", "key.rotate", "webhook.set",
+                       "user.create", "token.create"]  # fmt: skip
+    key_event = next(e for e in events if e["action"] == "key.create")
+    assert "owner@audited.example" in key_event["actor"] and key_event["actor_role"] == "owner"
+    assert key_event["source"] == "127.0.0.1" and key_event["after"]["name"] == "ci"
+    text = str(events)
+    assert created["key"] not in text and "secret_hash" not in text and "s" * 20 not in text
+    assert_error(analyst.get("/tenants/audited/audit"), 403)
+    # the operator sees it among everything, and the CLI prints it
+    with gw.admin() as admin:
+        everything = admin.get("/api/v1/audit", params={"limit": 10_000}).json()
+    assert {e["id"] for e in events} <= {e["id"] for e in everything}
+    assert "key.rotate" in gw.cli("audit", "--tenant", "audited")
+
+
+def test_tokens_from_the_cli_expire_and_revoke(gw: Gateway) -> None:
+    viewer = gw.cli_json("tokens", "create", "--role", "platform-viewer", "--name", "grafana")
+    assert isinstance(viewer, dict)
+    as_viewer = {"Authorization": f"Bearer {viewer['token']}"}
+    assert httpx.get(gw.url + "/api/v1/pools", headers=as_viewer).status_code == 200
+    assert_error(httpx.post(gw.url + "/api/v1/tenants", headers=as_viewer, json={"slug": "nope"}), 403)
+    assert "platform-viewer" in gw.cli("whoami", "--token", viewer["token"])
+    assert gw.cli("tokens", "revoke", viewer["token"]).startswith("revoked token ")
+    assert_error(httpx.get(gw.url + "/api/v1/pools", headers=as_viewer), 401)
+    with gw.admin() as admin:
+        assert_error(admin.post("/api/v1/tokens", json={"expires_at": "2001-01-01T00:00:00Z"}), 400)
