@@ -15,11 +15,12 @@ from starlette.types import Receive, Scope, Send
 
 from tenantgate import __version__
 from tenantgate.access.audit import AuditLog
+from tenantgate.access.login import LoginService, Passwords, SessionCodec, session_secret
 from tenantgate.access.tokens import AccessService
 from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
-from tenantgate.api import access, admin, admin_billing, admin_pools, admin_usage, public
+from tenantgate.api import access, admin, admin_billing, admin_pools, admin_usage, login, public
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.directory import KeyDirectory
@@ -130,7 +131,10 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             api.state.gateway = gw
             audit = api.state.audit = AuditLog(store)
             api.state.tenancy = TenancyService(store, keys, frozenset(plans), audit, frozenset(catalog.model_names()))
-            api.state.access = AccessService(store, store, audit, settings.admin_token)
+            secret = settings.session_secret.get_secret_value() if settings.session_secret else None
+            sessions = SessionCodec(session_secret(secret, settings.data_dir), settings.session_ttl_s)
+            api.state.access = AccessService(store, store, audit, settings.admin_token, sessions)
+            api.state.login = LoginService(store, Passwords(store), sessions, audit)
             api.state.rollups = rollups
             api.state.billing = Billing(
                 store,
@@ -155,7 +159,15 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
     api.include_router(admin_pools.metrics_router)
     # The management API is versioned under /api/v1; /admin is the same API under its first name.
     for prefix, listed in (("/api/v1", True), ("/admin", False)):
-        for router in (admin.router, access.router, admin_pools.router, admin_billing.router, admin_usage.router):
+        routers = (
+            admin.router,
+            access.router,
+            login.router,
+            admin_pools.router,
+            admin_billing.router,
+            admin_usage.router,
+        )
+        for router in routers:
             api.include_router(router, prefix=prefix, include_in_schema=listed)
     api.add_exception_handler(GatewayError, on_gateway_error)
     api.add_exception_handler(HTTPException, on_http_exception)

@@ -249,3 +249,25 @@ class AuditEvent:
     before: dict[str, object] | None = None
     after: dict[str, object] | None = None
     source: str = ""  # the client's address
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """A person who runs the platform (platform-admin or platform-viewer); outside every tenant."""
+
+    id: str
+    email: str
+    name: str
+    role: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A password (argon2id hash) of a user or an operator, and its failed attempts."""
+
+    subject_id: str
+    password_hash: str
+    failed_logins: int
+    locked_until: datetime | None
+    updated_at: datetime

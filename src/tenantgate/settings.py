@@ -231,6 +231,12 @@ class Settings(BaseSettings):
     port: int = 8080
     database_url: str = "sqlite+aiosqlite:///data/tenantgate.db"
     admin_token: SecretStr | None = Field(default=None, description="Platform-admin bearer token")
+    session_secret: SecretStr | None = Field(
+        default=None, description="Signs login sessions; instances behind one address must share it "
+        "(default: one kept in data_dir/session-secret)",
+    )  # fmt: skip
+    session_ttl_s: float = Field(default=12 * 3600, gt=0, le=30 * 86400, description="How long a login lasts")
+    secure_cookies: bool = Field(default=False, description="Send session cookies over HTTPS only")
     config: Path | None = Field(default=None, description="YAML file with pools, deployments, aliases, plans")
     upstreams: tuple[str, ...] = Field(default=(), description="OpenAI-compatible base URLs; models discovered")
     demo: bool = Field(default=False, description="Seed demo tenants and keys when the database is empty")

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tenantgate.access.login import AttemptLimiter
 from tenantgate.cli.main import app, hoisted
+from tenantgate.errors import RateLimited
 
 
 @pytest.mark.parametrize(
@@ -48,3 +50,14 @@ def test_global_options_typed_after_the_command_reach_the_command_line() -> None
     ]  # fmt: skip
     assert hoisted(["--url", "U", "whoami"]) == ["--url", "U", "whoami"]
     assert hoisted(["keys", "revoke", "--", "--token"]) == ["keys", "revoke", "--", "--token"]
+
+
+def test_login_attempts_per_address_are_limited_within_a_minute() -> None:
+    limiter = AttemptLimiter(per_minute=3)
+    for second in (0.0, 1.0, 2.0):
+        limiter.attempt("10.0.0.1", second)
+    with pytest.raises(RateLimited) as refused:
+        limiter.attempt("10.0.0.1", 3.0)
+    assert refused.value.headers["Retry-After"] == "58"
+    limiter.attempt("10.0.0.2", 3.0)  # another address has its own budget
+    limiter.attempt("10.0.0.1", 60.5)  # the first attempt has left the minute

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import Caller
+from tenantgate.access.login import SessionCodec
 from tenantgate.access.roles import Action, PlatformRole
 from tenantgate.auth.keys import ID_BYTES, MANAGEMENT_PREFIX, issue_key, parse_key, secret_matches
 from tenantgate.clock import utcnow
@@ -19,6 +20,7 @@ from tenantgate.errors import AuthenticationFailed, InvalidRequest, NotFound, Pe
 from tenantgate.storage.base import AccessStore, TenancyStore
 
 HOW = "Authorization: Bearer <management token or TENANTGATE_ADMIN_TOKEN>"
+CSRF_HEADER = "X-CSRF-Token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +31,27 @@ class CreatedToken:
 
 class AccessService:
     def __init__(
-        self, store: AccessStore, tenancy: TenancyStore, audit: AuditLog, admin_token: SecretStr | None
+        self, store: AccessStore, tenancy: TenancyStore, audit: AuditLog, admin_token: SecretStr | None,
+        sessions: SessionCodec,
     ) -> None:  # fmt: skip
         self._store = store
         self._tenancy = tenancy
         self._audit = audit
         self._admin_token = None if admin_token is None else admin_token.get_secret_value().encode()
+        self._sessions = sessions
 
-    async def authenticate(self, authorization: str | None, source: str) -> Caller:
+    async def authenticate(
+        self, authorization: str | None, source: str, session: str | None = None, csrf: str | None = None,
+        changes: bool = False,
+    ) -> Caller:  # fmt: skip
+        """The caller of a request: by its bearer token or, for people, its session cookie (a request
+        that `changes` something must then repeat the session's CSRF token in a header)."""
         scheme, _, credential = (authorization or "").partition(" ")
         credential = credential.strip()
+        if not credential and session:
+            return await self._session_caller(session, csrf, changes, source)
         if scheme.lower() != "bearer" or not credential:
-            raise AuthenticationFailed(f"This needs a management token ({HOW}).")
+            raise AuthenticationFailed(f"This needs a management token ({HOW}) or a login session.")
         parsed = parse_key(credential, MANAGEMENT_PREFIX)
         if parsed is not None:
             return await self._token_caller(*parsed, source)
@@ -53,6 +64,24 @@ class AccessService:
                 "to manage it, then create management tokens (tenantgate tokens create)."
             )
         raise AuthenticationFailed(f"Unknown or wrong management token ({HOW}).")
+
+    async def _session_caller(self, cookie: str, csrf: str | None, changes: bool, source: str) -> Caller:
+        session = self._sessions.read(cookie)
+        if session is None:
+            raise AuthenticationFailed("The login session is invalid or has expired; log in again.", code="no_session")
+        if changes and not hmac.compare_digest((csrf or "").encode(), session.csrf.encode()):
+            raise PermissionDenied(f"A change made in a session needs its CSRF token in the {CSRF_HEADER} header.",
+                                   code="csrf_failed")  # fmt: skip
+        if session.kind == "operator":
+            operator = await self._store.get_operator(session.subject_id)
+            if operator is not None:
+                return Caller(PlatformRole(operator.role), f"session of {operator.email}", source=source)
+        else:
+            user = await self._tenancy.get_user(session.subject_id)
+            tenant = None if user is None else await self._tenancy.get_tenant(user.tenant_id)
+            if user is not None and tenant is not None:
+                return Caller(user.role, f"session of {user.email}", tenant.id, tenant.slug, user.id, source)
+        raise AuthenticationFailed("The person of this session no longer exists.", code="no_session")
 
     async def _token_caller(self, token_id: str, secret: str, source: str) -> Caller:
         token = await self._store.get_token(token_id)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from tenantgate.access.roles import Action, PlatformRole, grants
+from tenantgate.access.roles import PlatformRole, grants
 from tenantgate.access.tokens import CreatedToken
 from tenantgate.api.admin_schemas import Moment, Name, _In
 from tenantgate.api.admin_usage import aware, window
@@ -19,6 +19,7 @@ from tenantgate.api.deps import (
     AuditReader,
     PlatformReader,
     PlatformWriter,
+    SelfOrMembersWriter,
     SettingsReader,
     Tenancy,
 )
@@ -90,12 +91,10 @@ async def list_platform_tokens(caller: PlatformReader, access: Access) -> list[T
 
 @router.post("/tenants/{slug}/users/{user_id}/tokens", status_code=201)
 async def create_user_token(
-    slug: str, user_id: str, body: TokenIn, caller: SettingsReader, access: Access, service: Tenancy
+    slug: str, user_id: str, body: TokenIn, caller: SelfOrMembersWriter, access: Access, service: Tenancy
 ) -> TokenCreated:
     """A personal token acting as the user (with the user's role, whatever it becomes): for the user
     itself, or made by an Owner or operator. The secret is in this answer only."""
-    if caller.user_id != user_id:
-        caller.require(Action.MEMBERS_WRITE)  # before looking: "may not" whether or not the user exists
     tenant, user = await service.user(slug, user_id)
     return TokenCreated.issued(await access.create_user_token(caller, tenant, user, body.name, body.expires_at))
 

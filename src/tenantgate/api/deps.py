@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 
 from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import Caller
+from tenantgate.access.login import LoginService
 from tenantgate.access.roles import Action
 from tenantgate.access.tokens import AccessService
 from tenantgate.billing.invoicing import Billing
@@ -43,14 +44,33 @@ def access(request: Request) -> AccessService:
     return service
 
 
+def login_service(request: Request) -> LoginService:
+    service: LoginService = request.app.state.login
+    return service
+
+
 def audit_log(request: Request) -> AuditLog:
     log: AuditLog = request.app.state.audit
     return log
 
 
-async def authenticated(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
-    source = request.client.host if request.client else ""
-    return await access(request).authenticate(authorization, source)
+SESSION_COOKIE = "tenantgate_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+async def authenticated(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_csrf_token: Annotated[str | None, Header(description="With a login session: the session's CSRF token")] = None,
+) -> Caller:
+    """The caller, by its bearer token or its login session (whose changes carry the CSRF token)."""
+    session = request.cookies.get(SESSION_COOKIE)
+    changes = request.method not in SAFE_METHODS
+    return await access(request).authenticate(authorization, client_address(request), session, x_csrf_token, changes)
 
 
 def allow(*actions: Action) -> Callable[..., Awaitable[Caller]]:
@@ -64,7 +84,17 @@ def allow(*actions: Action) -> Callable[..., Awaitable[Caller]]:
     return check
 
 
-Anyone = Annotated[Caller, Depends(authenticated)]  # the handler's service decides
+async def self_or_members_writer(request: Request, caller: Annotated[Caller, Depends(authenticated)]) -> Caller:
+    """The `{user_id}` of the path itself, or a caller who manages the `{slug}` tenant's members."""
+    slug = str(request.path_params["slug"])
+    if caller.user_id is None or caller.user_id != request.path_params.get("user_id"):
+        caller.require(Action.MEMBERS_WRITE, slug=slug)
+    caller.require(Action.SETTINGS_READ, slug=slug)
+    return caller
+
+
+Anyone = Annotated[Caller, Depends(authenticated)]
+SelfOrMembersWriter = Annotated[Caller, Depends(self_or_members_writer)]  # the handler's service decides
 PlatformReader = Annotated[Caller, Depends(allow(Action.PLATFORM_READ))]
 PlatformWriter = Annotated[Caller, Depends(allow(Action.PLATFORM_WRITE))]
 SettingsReader = Annotated[Caller, Depends(allow(Action.SETTINGS_READ))]
@@ -78,3 +108,4 @@ AuditReader = Annotated[Caller, Depends(allow(Action.AUDIT_READ))]
 Tenancy = Annotated[TenancyService, Depends(tenancy)]
 Access = Annotated[AccessService, Depends(access)]
 Audit = Annotated[AuditLog, Depends(audit_log)]
+Login = Annotated[LoginService, Depends(login_service)]

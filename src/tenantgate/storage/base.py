@@ -10,10 +10,12 @@ from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Ro
 from tenantgate.domain import (
     ApiKey,
     AuditEvent,
+    Credential,
     DeadLetter,
     KeyChanges,
     ManagementToken,
     Notification,
+    Operator,
     Price,
     Tenant,
     UsageEvent,
@@ -76,6 +78,20 @@ class AccessStore(Protocol):
     async def revoke_token(self, token_id: str, at: datetime) -> ManagementToken | None: ...
 
     async def add_audit(self, event: AuditEvent) -> None: ...
+
+    async def create_operator(self, operator: Operator) -> None:
+        """Insert; raises Conflict when the email is taken."""
+
+    async def get_operator(self, operator_id: str) -> Operator | None: ...
+
+    async def get_operator_by_email(self, email: str) -> Operator | None: ...
+
+    async def list_operators(self) -> list[Operator]: ...
+
+    async def set_credential(self, credential: Credential) -> None:
+        """Insert or replace the subject's password and attempt counters."""
+
+    async def get_credential(self, subject_id: str) -> Credential | None: ...
 
     async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
         """Events in [since, until), newest first, of one tenant or (None) of all."""

@@ -69,6 +69,7 @@ class MemoryStore(MemoryBilling, MemoryAccess):
             return None
         del self._users[user_id]
         self._tokens = {i: t for i, t in self._tokens.items() if t.user_id != user_id}
+        self._credentials.pop(user_id, None)
         unbound = []
         for key in [k for k in self._keys.values() if k.user_id == user_id]:
             key = dataclasses.replace(key, revoked_at=key.revoked_at or at, user_id=None, updated_at=at)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from tenantgate.domain import AuditEvent, ManagementToken
+from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator
+from tenantgate.errors import Conflict
 
 
 class MemoryAccess:
     def _init_access(self) -> None:
         self._tokens: dict[str, ManagementToken] = {}
         self._audit: list[AuditEvent] = []
+        self._operators: dict[str, Operator] = {}
+        self._credentials: dict[str, Credential] = {}
 
     async def create_token(self, token: ManagementToken) -> None:
         self._tokens[token.id] = token
@@ -35,3 +38,23 @@ class MemoryAccess:
     async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
         found = [e for e in self._audit if since <= e.at < until and tenant_id in (None, e.tenant_id)]
         return sorted(found, key=lambda e: (e.at, e.id), reverse=True)[:limit]
+
+    async def create_operator(self, operator: Operator) -> None:
+        if any(o.email == operator.email for o in self._operators.values()):
+            raise Conflict(f"operator {operator.email!r} already exists", code="operator_exists")
+        self._operators[operator.id] = operator
+
+    async def get_operator(self, operator_id: str) -> Operator | None:
+        return self._operators.get(operator_id)
+
+    async def get_operator_by_email(self, email: str) -> Operator | None:
+        return next((o for o in self._operators.values() if o.email == email), None)
+
+    async def list_operators(self) -> list[Operator]:
+        return sorted(self._operators.values(), key=lambda o: o.email)
+
+    async def set_credential(self, credential: Credential) -> None:
+        self._credentials[credential.subject_id] = credential
+
+    async def get_credential(self, subject_id: str) -> Credential | None:
+        return self._credentials.get(subject_id)

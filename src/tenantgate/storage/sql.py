@@ -26,7 +26,7 @@ from tenantgate.errors import Conflict
 from tenantgate.storage.sql_access import SqlAccess
 from tenantgate.storage.sql_billing import SqlBilling
 from tenantgate.storage.sql_usage import SqlUsage, aware
-from tenantgate.storage.tables import api_keys, management_tokens, notifications, tenants, users
+from tenantgate.storage.tables import api_keys, credentials, management_tokens, notifications, tenants, users
 
 
 def _tuple(value: Any) -> tuple[str, ...] | None:
@@ -194,6 +194,7 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
                     api_keys.update().where(c.id.in_(ids)).values(revoked_at=revoked_at, user_id=None, updated_at=at)
                 )
             await conn.execute(management_tokens.delete().where(management_tokens.c.user_id == user_id))
+            await conn.execute(credentials.delete().where(credentials.c.subject_id == user_id))
             await conn.execute(users.delete().where(mine))
             rows = (await conn.execute(api_keys.select().where(c.id.in_(ids)))).all() if ids else []
         return [_key(r) for r in rows]

@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantgate.domain import AuditEvent, ManagementToken
+from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator
+from tenantgate.errors import Conflict
 from tenantgate.storage.sql_usage import aware
-from tenantgate.storage.tables import audit_events, management_tokens
+from tenantgate.storage.tables import audit_events, credentials, management_tokens, operators
 
 
 def _token(row: Any) -> ManagementToken:
@@ -88,3 +90,47 @@ class SqlAccess:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_audit(r) for r in rows]
+
+    async def create_operator(self, operator: Operator) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(operators.insert().values(**dataclasses.asdict(operator)))
+        except IntegrityError as exc:
+            raise Conflict(f"operator {operator.email!r} already exists", code="operator_exists") from exc
+
+    async def get_operator(self, operator_id: str) -> Operator | None:
+        return await self._one_operator(operators.c.id == operator_id)
+
+    async def get_operator_by_email(self, email: str) -> Operator | None:
+        return await self._one_operator(operators.c.email == email)
+
+    async def _one_operator(self, where: sa.ColumnElement[bool]) -> Operator | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(operators.select().where(where))).first()
+        return None if row is None else _operator(row)
+
+    async def list_operators(self) -> list[Operator]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(operators.select().order_by(operators.c.email))).all()
+        return [_operator(r) for r in rows]
+
+    async def set_credential(self, credential: Credential) -> None:
+        values = dataclasses.asdict(credential)
+        async with self._engine.begin() as conn:
+            await conn.execute(credentials.delete().where(credentials.c.subject_id == credential.subject_id))
+            await conn.execute(credentials.insert().values(**values))
+
+    async def get_credential(self, subject_id: str) -> Credential | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(credentials.select().where(credentials.c.subject_id == subject_id))).first()
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        values["locked_until"], values["updated_at"] = aware(values["locked_until"]), aware(values["updated_at"])
+        return Credential(**values)
+
+
+def _operator(row: Any) -> Operator:
+    values = dict(row._mapping)
+    values["created_at"] = aware(values["created_at"])
+    return Operator(**values)

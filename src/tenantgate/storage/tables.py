@@ -247,3 +247,23 @@ audit_events = sa.Table(
     sa.Index("ix_audit_tenant_at", "tenant_id", "at"),
     sa.Index("ix_audit_at", "at"),
 )
+
+operators = sa.Table(
+    "operators",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("subject_id", sa.String(32), primary_key=True),  # a user's or an operator's id
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False),
+    sa.Column("locked_until", TS),
+    sa.Column("updated_at", TS, nullable=False),
+)

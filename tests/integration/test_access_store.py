@@ -1,0 +1,61 @@
+"""Management tokens and the audit log, the same in every store: in-memory, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, Role, User
+from tenantgate.errors import Conflict
+from tenantgate.storage.base import Store
+from tests.integration.test_store_suite import T0, tenant
+
+
+def token(token_id: str, tenant_id: str | None, user_id: str | None = None, role: str | None = None) -> ManagementToken:
+    return ManagementToken(token_id, "ci", "0" * 64, T0, tenant_id, user_id, role)
+
+
+async def test_tokens_are_listed_by_realm_revoked_once_and_go_with_their_user(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    await store.create_tenant(tenant("solo"))
+    await store.create_user(User("u1", "t-acme", "a@acme.example", "A", Role.OWNER, T0))
+    await store.create_token(token("p1", None, role="platform-viewer"))
+    await store.create_token(token("a1", "t-acme", "u1"))
+    await store.create_token(token("s1", "t-solo"))
+    assert [t.id for t in await store.list_tokens(None)] == ["p1"]
+    assert [t.id for t in await store.list_tokens("t-acme")] == ["a1"]
+    assert [t.id for t in await store.list_tokens("t-acme", "u1")] == ["a1"]
+    assert await store.list_tokens("t-solo", "u1") == []
+    revoked = await store.revoke_token("p1", T0 + timedelta(hours=1))
+    again = await store.revoke_token("p1", T0 + timedelta(hours=2))
+    assert revoked is not None and again is not None and again.revoked_at == T0 + timedelta(hours=1)
+    assert (await store.get_token("p1")) == revoked and await store.revoke_token("nope", T0) is None
+    await store.delete_user("t-acme", "u1", T0)
+    assert await store.get_token("a1") is None
+
+
+async def test_the_audit_log_reads_newest_first_per_tenant_within_a_range(store: Store) -> None:
+    def audit(event_id: str, minutes: int, tenant_id: str | None) -> AuditEvent:
+        return AuditEvent(event_id, T0 + timedelta(minutes=minutes), "admin token", "platform-admin", "key.create",
+                          "key k", tenant_id, None, {"name": "ci", "limits": {"rpm": 5}}, "127.0.0.1")  # fmt: skip
+
+    for event in (audit("e1", 1, "t-acme"), audit("e2", 2, None), audit("e3", 3, "t-acme"), audit("e4", 9, "t-acme")):
+        await store.add_audit(event)
+    window = (T0, T0 + timedelta(minutes=5))
+    assert [e.id for e in await store.list_audit("t-acme", *window, limit=10)] == ["e3", "e1"]
+    assert [e.id for e in await store.list_audit(None, *window, limit=2)] == ["e3", "e2"]
+    [first] = await store.list_audit("t-acme", T0, T0 + timedelta(minutes=2), limit=10)
+    assert first == audit("e1", 1, "t-acme")  # every field round-trips, JSON included
+
+
+async def test_operators_are_unique_by_email_and_credentials_replace_each_other(store: Store) -> None:
+    await store.create_operator(Operator("o1", "ops@platform.example", "Ops", "platform-admin", T0))
+    with pytest.raises(Conflict):
+        await store.create_operator(Operator("o2", "ops@platform.example", "Other", "platform-viewer", T0))
+    assert await store.get_operator_by_email("ops@platform.example") == await store.get_operator("o1")
+    assert [o.id for o in await store.list_operators()] == ["o1"]
+    await store.set_credential(Credential("o1", "$argon2id$first", 0, None, T0))
+    locked = Credential("o1", "$argon2id$first", 3, T0 + timedelta(minutes=15), T0)
+    await store.set_credential(locked)
+    assert await store.get_credential("o1") == locked and await store.get_credential("o2") is None
