@@ -7,20 +7,24 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
 from tenantgate import __version__
 from tenantgate.access.audit import AuditLog
 from tenantgate.access.login import LoginService, Passwords, SessionCodec, session_secret
+from tenantgate.access.secret_box import SecretBox
+from tenantgate.access.sso import OidcSignOn
 from tenantgate.access.tokens import AccessService
 from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
-from tenantgate.api import access, admin, admin_billing, admin_pools, admin_usage, login, public
+from tenantgate.api import access, admin, admin_billing, admin_pools, admin_usage, login, public, sso
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.directory import KeyDirectory
@@ -78,6 +82,20 @@ def journal(settings: Settings) -> UsageJournal | None:
     return UsageJournal(settings.data_dir / "journal", strict=settings.usage_journal == "strict")
 
 
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
+
+
+def people(api: FastAPI, settings: Settings, store: SqlStore, audit: AuditLog, idp_http: httpx.AsyncClient) -> None:
+    """Who calls the management API: tokens, passwords and sessions, single sign-on."""
+    secret = session_secret(_secret(settings.session_secret), settings.data_dir)
+    sessions = SessionCodec(secret, settings.session_ttl_s)
+    api.state.access = AccessService(store, store, audit, settings.admin_token, sessions)
+    api.state.login = LoginService(store, Passwords(store), sessions, audit)
+    box = SecretBox.from_settings(_secret(settings.secret_key), settings.data_dir)
+    api.state.sso = OidcSignOn(store, box, sessions, audit, secret, idp_http)
+
+
 def create_app(settings: Settings, announce: Callable[[str], None] = lambda text: None) -> GatewayApp:
     """`announce` receives the start-up summary once the pools are known."""
 
@@ -131,10 +149,8 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             api.state.gateway = gw
             audit = api.state.audit = AuditLog(store)
             api.state.tenancy = TenancyService(store, keys, frozenset(plans), audit, frozenset(catalog.model_names()))
-            secret = settings.session_secret.get_secret_value() if settings.session_secret else None
-            sessions = SessionCodec(session_secret(secret, settings.data_dir), settings.session_ttl_s)
-            api.state.access = AccessService(store, store, audit, settings.admin_token, sessions)
-            api.state.login = LoginService(store, Passwords(store), sessions, audit)
+            idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
+            people(api, settings, store, audit, idp_http)
             api.state.rollups = rollups
             api.state.billing = Billing(
                 store,
@@ -158,15 +174,9 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
     api.include_router(public.router)
     api.include_router(admin_pools.metrics_router)
     # The management API is versioned under /api/v1; /admin is the same API under its first name.
+    routers = (admin.router, access.router, login.router, sso.router, admin_pools.router, admin_billing.router,
+               admin_usage.router)  # fmt: skip
     for prefix, listed in (("/api/v1", True), ("/admin", False)):
-        routers = (
-            admin.router,
-            access.router,
-            login.router,
-            admin_pools.router,
-            admin_billing.router,
-            admin_usage.router,
-        )
         for router in routers:
             api.include_router(router, prefix=prefix, include_in_schema=listed)
     api.add_exception_handler(GatewayError, on_gateway_error)

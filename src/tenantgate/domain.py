@@ -271,3 +271,17 @@ class Credential:
     failed_logins: int
     locked_until: datetime | None
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SsoConfig:
+    """A tenant's OpenID Connect sign-on: who its issuer is, and which claim values make which role."""
+
+    tenant_id: str
+    issuer: str
+    client_id: str
+    client_secret_sealed: str  # encrypted at rest; the API never returns it
+    role_claim: str
+    role_map: dict[str, str]
+    default_role: str | None
+    updated_at: datetime

@@ -237,6 +237,14 @@ class Settings(BaseSettings):
     )  # fmt: skip
     session_ttl_s: float = Field(default=12 * 3600, gt=0, le=30 * 86400, description="How long a login lasts")
     secure_cookies: bool = Field(default=False, description="Send session cookies over HTTPS only")
+    secret_key: SecretStr | None = Field(
+        default=None, description="Fernet key(s), comma-separated, that encrypt stored secrets (IdP client "
+        "secrets, upstream keys); the first encrypts (default: one kept in data_dir/secret-key)",
+    )  # fmt: skip
+    public_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="The address people reach the gateway at (SSO redirects); default: as the request came",
+    )  # fmt: skip
     config: Path | None = Field(default=None, description="YAML file with pools, deployments, aliases, plans")
     upstreams: tuple[str, ...] = Field(default=(), description="OpenAI-compatible base URLs; models discovered")
     demo: bool = Field(default=False, description="Seed demo tenants and keys when the database is empty")

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 
 from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import Caller
-from tenantgate.access.login import LoginService
+from tenantgate.access.login import LoginService, Session
 from tenantgate.access.roles import Action
 from tenantgate.access.tokens import AccessService
 from tenantgate.billing.invoicing import Billing
@@ -55,7 +55,16 @@ def audit_log(request: Request) -> AuditLog:
 
 
 SESSION_COOKIE = "tenantgate_session"
+CSRF_COOKIE = "tenantgate_csrf"  # readable by the page, which repeats it as X-CSRF-Token
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def start_session(request: Request, response: Response, cookie: str, session: Session) -> None:
+    """Hand the browser its session (HttpOnly) and the CSRF token its pages repeat on changes."""
+    settings = gateway(request).settings
+    ttl, secure = int(settings.session_ttl_s), settings.secure_cookies
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=ttl, httponly=True, samesite="lax", secure=secure)
+    response.set_cookie(CSRF_COOKIE, session.csrf, max_age=ttl, samesite="strict", secure=secure)
 
 
 def client_address(request: Request) -> str:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from tenantgate.access.roles import PlatformRole
 from tenantgate.api.admin_schemas import Email, Name, _In
 from tenantgate.api.deps import (
+    CSRF_COOKIE,
     SESSION_COOKIE,
     Login,
     PlatformReader,
@@ -19,7 +20,7 @@ from tenantgate.api.deps import (
     SelfOrMembersWriter,
     Tenancy,
     client_address,
-    gateway,
+    start_session,
 )
 from tenantgate.domain import Operator
 
@@ -44,15 +45,14 @@ async def login(body: LoginIn, request: Request, response: Response, service: Lo
     """Start a session (an HttpOnly cookie); 401 for a wrong e-mail, password or tenant alike,
     locked for 15 minutes after 5 wrong passwords in a row, 429 past 20 attempts a minute per address."""
     cookie, session = await service.login(body.tenant, body.email, body.password, client_address(request))
-    ttl = int(service.sessions.ttl_s)
-    secure = gateway(request).settings.secure_cookies
-    response.set_cookie(SESSION_COOKIE, cookie, max_age=ttl, httponly=True, samesite="lax", secure=secure)
-    return LoggedIn(csrf_token=session.csrf, expires_in_s=ttl)
+    start_session(request, response, cookie, session)
+    return LoggedIn(csrf_token=session.csrf, expires_in_s=int(service.sessions.ttl_s))
 
 
 @router.post("/logout", status_code=204)
 async def logout(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(CSRF_COOKIE)
 
 
 class PasswordIn(_In):

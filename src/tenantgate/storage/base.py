@@ -17,6 +17,7 @@ from tenantgate.domain import (
     Notification,
     Operator,
     Price,
+    SsoConfig,
     Tenant,
     UsageEvent,
     User,
@@ -92,6 +93,11 @@ class AccessStore(Protocol):
         """Insert or replace the subject's password and attempt counters."""
 
     async def get_credential(self, subject_id: str) -> Credential | None: ...
+
+    async def set_sso(self, tenant_id: str, config: SsoConfig | None) -> None:
+        """Set or (None) remove the tenant's single sign-on."""
+
+    async def get_sso(self, tenant_id: str) -> SsoConfig | None: ...
 
     async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
         """Events in [since, until), newest first, of one tenant or (None) of all."""

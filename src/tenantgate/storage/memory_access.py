@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator
+from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, SsoConfig
 from tenantgate.errors import Conflict
 
 
@@ -15,6 +15,7 @@ class MemoryAccess:
         self._audit: list[AuditEvent] = []
         self._operators: dict[str, Operator] = {}
         self._credentials: dict[str, Credential] = {}
+        self._sso: dict[str, SsoConfig] = {}
 
     async def create_token(self, token: ManagementToken) -> None:
         self._tokens[token.id] = token
@@ -58,3 +59,12 @@ class MemoryAccess:
 
     async def get_credential(self, subject_id: str) -> Credential | None:
         return self._credentials.get(subject_id)
+
+    async def set_sso(self, tenant_id: str, config: SsoConfig | None) -> None:
+        if config is None:
+            self._sso.pop(tenant_id, None)
+        else:
+            self._sso[tenant_id] = config
+
+    async def get_sso(self, tenant_id: str) -> SsoConfig | None:
+        return self._sso.get(tenant_id)

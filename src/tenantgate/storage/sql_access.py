@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator
+from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, SsoConfig
 from tenantgate.errors import Conflict
 from tenantgate.storage.sql_usage import aware
-from tenantgate.storage.tables import audit_events, credentials, management_tokens, operators
+from tenantgate.storage.tables import audit_events, credentials, management_tokens, operators, tenant_sso
 
 
 def _token(row: Any) -> ManagementToken:
@@ -128,6 +128,21 @@ class SqlAccess:
         values = dict(row._mapping)
         values["locked_until"], values["updated_at"] = aware(values["locked_until"]), aware(values["updated_at"])
         return Credential(**values)
+
+    async def set_sso(self, tenant_id: str, config: SsoConfig | None) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(tenant_sso.delete().where(tenant_sso.c.tenant_id == tenant_id))
+            if config is not None:
+                await conn.execute(tenant_sso.insert().values(**dataclasses.asdict(config)))
+
+    async def get_sso(self, tenant_id: str) -> SsoConfig | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(tenant_sso.select().where(tenant_sso.c.tenant_id == tenant_id))).first()
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        values["updated_at"] = aware(values["updated_at"])
+        return SsoConfig(**values)
 
 
 def _operator(row: Any) -> Operator:

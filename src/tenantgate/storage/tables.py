@@ -267,3 +267,16 @@ credentials = sa.Table(
     sa.Column("locked_until", TS),
     sa.Column("updated_at", TS, nullable=False),
 )
+
+tenant_sso = sa.Table(
+    "tenant_sso",
+    metadata,
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("issuer", sa.String(2000), nullable=False),
+    sa.Column("client_id", sa.String(500), nullable=False),
+    sa.Column("client_secret_sealed", sa.Text, nullable=False),  # encrypted with the secret key
+    sa.Column("role_claim", sa.String(200), nullable=False),
+    sa.Column("role_map", sa.JSON, nullable=False),  # claim value -> role
+    sa.Column("default_role", sa.String(16)),  # for people no value maps; none: they are refused
+    sa.Column("updated_at", TS, nullable=False),
+)

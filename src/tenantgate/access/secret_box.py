@@ -1,0 +1,46 @@
+"""Secrets the gateway must keep and use again (an IdP's client secret, an upstream's API key),
+encrypted at rest with Fernet (AES-128-CBC with HMAC-SHA256, from `cryptography`).
+
+The key comes from settings (`TENANTGATE_SECRET_KEY`, several comma-separated to rotate: the first
+encrypts, all decrypt) or, when none is set, from one kept in the data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from tenantgate.errors import ConfigurationError
+
+
+class SecretBox:
+    def __init__(self, keys: list[str]) -> None:
+        try:
+            self._fernet = MultiFernet([Fernet(key) for key in keys])
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(
+                "TENANTGATE_SECRET_KEY must be Fernet keys (32 url-safe base64 bytes each), comma-separated."
+            ) from exc
+
+    @classmethod
+    def from_settings(cls, configured: str | None, data_dir: Path) -> SecretBox:
+        if configured:
+            return cls([key.strip() for key in configured.split(",") if key.strip()])
+        path = data_dir / "secret-key"
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(Fernet.generate_key().decode())
+        return cls([path.read_text().strip()])
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken as exc:
+            raise ConfigurationError(
+                "A stored secret cannot be decrypted with the configured TENANTGATE_SECRET_KEY; "
+                "keep the old key in the list while rotating."
+            ) from exc
