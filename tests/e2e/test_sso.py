@@ -91,7 +91,7 @@ def test_the_client_secret_is_never_shown_and_stored_encrypted(gw: Gateway, issu
         })  # fmt: skip
     assert shown.status_code == 200 and CLIENT_SECRET not in shown.text
     assert shown.json()["start_url"].endswith("/api/v1/sso/ssoco/start")
-    assert "127.0.0.1:9" in assert_error(unreachable, 502)["message"]
+    assert "127.0.0.1:9" in assert_error(unreachable, 400, "issuer_unreachable")["message"]
     database = Path(gw.database_url.split("///", 1)[1])
     stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))  # with its WAL
     assert CLIENT_SECRET.encode() not in stored and b"tenant_sso" in stored

@@ -72,7 +72,7 @@ class IssuerMetadata:
             response = await self._http.get(url)
             response.raise_for_status()
             document: dict[str, Any] = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             raise UpstreamError(f"The sign-on issuer did not answer at {url} ({type(exc).__name__}).") from None
         self._cache[url] = (time.monotonic(), document)
         return document
@@ -104,7 +104,12 @@ class OidcSignOn:
         self, by: Caller, tenant: Tenant, issuer: str, client_id: str, client_secret: str, role_claim: str,
         role_map: dict[str, Role], default_role: Role | None,
     ) -> SsoConfig:  # fmt: skip
-        await self.metadata.discovery(issuer)  # a typo in the issuer is found now, not at the first login
+        try:  # a typo in the issuer is found now, not at the first sign-in
+            await self.metadata.discovery(issuer)
+        except UpstreamError as exc:
+            raise InvalidRequest(
+                f"{exc.message} Check the issuer URL.", param="issuer", code="issuer_unreachable"
+            ) from None
         roles = {value: role.value for value, role in role_map.items()}
         default = None if default_role is None else default_role.value
         sealed = self._box.seal(client_secret)

@@ -29,7 +29,9 @@ SignOn = Annotated[OidcSignOn, Depends(sign_on)]
 
 
 class SsoIn(_In):
-    issuer: str = Field(max_length=2000, pattern=r"^https?://[^\s]+$", description="The issuer URL, as in its tokens")
+    issuer: str = Field(
+        max_length=2000, pattern=r"^https?://[\x21-\x7e]+$", description="The issuer URL, as in its tokens"
+    )
     client_id: Text
     client_secret: Text
     role_claim: Text = Field(default="groups", description="The ID-token claim whose values map to roles")
