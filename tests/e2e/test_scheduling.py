@@ -330,7 +330,7 @@ def test_unknown_deployment_is_a_clear_404(gw: Gateway) -> None:
     with gw.admin() as admin:
         response = admin.post("/admin/deployments/nope/drain")
     assert response.status_code == 404
-    assert "GET /admin/pools" in response.json()["error"]["message"]
+    assert "GET /api/v1/pools" in response.json()["error"]["message"]
 
 
 def test_a_tenants_shared_prompt_prefix_stays_on_the_deployment_that_has_it_cached(
