@@ -16,6 +16,7 @@ class TenantMode(StrEnum):
 class TenantStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    DELETED = "deleted"  # a tombstone: its data is gone, the row tells every instance's key cache
 
 
 class Role(StrEnum):

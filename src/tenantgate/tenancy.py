@@ -171,6 +171,19 @@ class TenancyService:
         )
         return tenant
 
+    async def delete_tenant(self, by: Caller, slug: str) -> dict[str, int]:
+        """Delete the tenant with all its data; its keys stop at once here and within a second elsewhere."""
+        tenant = await self.tenant(slug)
+        deleted = await self._store.delete_tenant(tenant.id, utcnow())
+        gone = await self._store.get_tenant(tenant.id)
+        if deleted is None or gone is None:
+            raise tenant_not_found(slug)
+        if self._directory is not None:
+            self._directory.apply_tenant(gone)
+        await self._audit.record(by, "tenant.delete", f"tenant {slug}", tenant_id=tenant.id, before=tenant,
+                                 after={"deleted": deleted})  # fmt: skip
+        return deleted
+
     async def add_user(
         self, by: Caller, slug: str, email: str, name: str, role: Role, limits: Limits = NO_LIMITS
     ) -> User:

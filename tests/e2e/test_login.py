@@ -63,3 +63,14 @@ def test_wrong_passwords_lock_the_account_without_telling_which_part_was_wrong(g
     locked = httpx.post(login, json={"email": "locked@platform.example", "password": PASSWORD})
     assert assert_error(locked, 401)["code"] == "account_locked"
     assert gw.log is not None and PASSWORD not in gw.log.read_text()
+
+
+def test_the_cli_adds_an_operator_and_sets_a_members_password(gw: Gateway) -> None:
+    assert "platform-viewer" in gw.cli("operators", "create", "cli@platform.example", "--password", PASSWORD)
+    assert "cli@platform.example" in gw.cli("operators", "list")
+    gw.cli("tenants", "create", "cliusers")
+    user = gw.cli_json("users", "create", "m@cliusers.example", "--tenant", "cliusers")
+    assert isinstance(user, dict)
+    gw.cli("users", "set-password", str(user["id"]), "--tenant", "cliusers", "--password", PASSWORD)
+    for body in ({"email": "cli@platform.example"}, {"tenant": "cliusers", "email": "m@cliusers.example"}):
+        assert httpx.post(gw.url + "/api/v1/login", json={**body, "password": PASSWORD}).status_code == 200

@@ -91,6 +91,7 @@ ENDPOINTS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/pools"): PLATFORM_READ,
     ("POST", "/api/v1/deployments/{name}/drain"): PLATFORM_WRITE,
     ("POST", "/api/v1/deployments/{name}/resume"): PLATFORM_WRITE,
+    ("DELETE", "/api/v1/tenants/{slug}"): PLATFORM_WRITE,  # last: an operator deletes the tenant
 }
 # Endpoints that also serve one's own records (own keys, own tokens): open to more roles than the
 # victim record needs, which then find that record exactly as missing as another tenant's.

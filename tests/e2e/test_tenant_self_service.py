@@ -124,3 +124,21 @@ def test_tokens_from_the_cli_expire_and_revoke(gw: Gateway) -> None:
     assert_error(httpx.get(gw.url + "/api/v1/pools", headers=as_viewer), 401)
     with gw.admin() as admin:
         assert_error(admin.post("/api/v1/tokens", json={"expires_at": "2001-01-01T00:00:00Z"}), 400)
+
+
+def test_deleting_a_tenant_ends_its_keys_at_once_and_frees_its_name(gw: Gateway) -> None:
+    key = gw.tenant_with_key("doomed")
+    owner = member(gw, "doomed", "o@doomed.example", "owner")
+    chat = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    as_key = {"Authorization": f"Bearer {key}"}
+    assert httpx.post(gw.url + "/v1/chat/completions", json=chat, headers=as_key).status_code == 200
+    assert gw.cli("tenants", "delete", "doomed", "--yes").startswith("deleted tenant doomed")
+    assert_error(httpx.post(gw.url + "/v1/chat/completions", json=chat, headers=as_key), 401, "tenant_deleted")
+    assert_error(owner.get("/me"), 401)
+    assert "doomed" not in gw.cli("tenants", "list")
+    gw.cli("tenants", "create", "doomed")  # the name is free again, and the new tenant starts empty
+    with gw.admin() as admin:
+        assert admin.get("/api/v1/tenants/doomed/keys").json() == []
+        trail = admin.get("/api/v1/audit", params={"limit": 10_000}).json()
+    deletion = next(e for e in trail if e["action"] == "tenant.delete" and e["target"] == "tenant doomed")
+    assert deletion["after"]["deleted"]["api_keys"] == 1 and deletion["after"]["deleted"]["users"] == 1

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, Role, User
+from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, Role, TenantStatus, User
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import Store
-from tests.integration.test_store_suite import T0, tenant
+from tests.integration.test_store_suite import T0, event, key, tenant
 
 
 def token(token_id: str, tenant_id: str | None, user_id: str | None = None, role: str | None = None) -> ManagementToken:
@@ -40,8 +41,8 @@ async def test_the_audit_log_reads_newest_first_per_tenant_within_a_range(store:
         return AuditEvent(event_id, T0 + timedelta(minutes=minutes), "admin token", "platform-admin", "key.create",
                           "key k", tenant_id, None, {"name": "ci", "limits": {"rpm": 5}}, "127.0.0.1")  # fmt: skip
 
-    for event in (audit("e1", 1, "t-acme"), audit("e2", 2, None), audit("e3", 3, "t-acme"), audit("e4", 9, "t-acme")):
-        await store.add_audit(event)
+    for entry in (audit("e1", 1, "t-acme"), audit("e2", 2, None), audit("e3", 3, "t-acme"), audit("e4", 9, "t-acme")):
+        await store.add_audit(entry)
     window = (T0, T0 + timedelta(minutes=5))
     assert [e.id for e in await store.list_audit("t-acme", *window, limit=10)] == ["e3", "e1"]
     assert [e.id for e in await store.list_audit(None, *window, limit=2)] == ["e3", "e2"]
@@ -59,3 +60,30 @@ async def test_operators_are_unique_by_email_and_credentials_replace_each_other(
     locked = Credential("o1", "$argon2id$first", 3, T0 + timedelta(minutes=15), T0)
     await store.set_credential(locked)
     assert await store.get_credential("o1") == locked and await store.get_credential("o2") is None
+
+
+async def test_deleting_a_tenant_takes_all_its_data_and_leaves_a_tombstone(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    await store.create_tenant(tenant("solo"))
+    await store.create_user(User("u1", "t-acme", "a@acme.example", "A", Role.OWNER, T0))
+    await store.create_user(User("u2", "t-solo", "b@solo.example", "B", Role.OWNER, T0))
+    await store.set_credential(Credential("u1", "$argon2id$x", 0, None, T0))
+    await store.create_token(token("a1", "t-acme", "u1"))
+    await store.create_key(key("aaaaaaaaaaaa", "t-acme"))
+    await store.create_key(key("bbbbbbbbbbbb", "t-solo"))
+    await store.insert_usage([event("r1", "t-acme", "m", 1, 1), event("r2", "t-solo", "m", 1, 1)])
+    at = T0 + timedelta(days=1)
+    deleted = await store.delete_tenant("t-acme", at)
+    assert deleted is not None
+    assert {k: v for k, v in deleted.items() if v} == {"usage_events": 1, "management_tokens": 1, "api_keys": 1,
+                                                        "users": 1}  # fmt: skip
+    assert await store.get_key("aaaaaaaaaaaa") is None and await store.get_credential("u1") is None
+    assert await store.get_token("a1") is None and await store.list_users("t-acme") == []
+    assert [e.request_id for e in await store.usage_between(T0 - timedelta(days=1), at)] == ["r2"]
+    assert [t.slug for t in await store.list_tenants()] == ["solo"]
+    gone = await store.get_tenant("t-acme")
+    assert gone is not None and gone.status is TenantStatus.DELETED and gone.updated_at == at
+    assert gone in (await store.changes_since(at)).tenants  # other instances' caches learn of it
+    await store.create_tenant(replace(tenant("acme"), id="t-acme-2"))  # the name is free again
+    assert await store.delete_tenant("t-acme", at) is None
+    assert await store.get_key("bbbbbbbbbbbb") is not None  # the other tenant is whole

@@ -72,6 +72,13 @@ async def update_tenant(slug: str, body: TenantPatch, caller: SettingsWriter, se
     return TenantOut.of(tenant)
 
 
+@router.delete("/tenants/{slug}")
+async def delete_tenant(slug: str, caller: PlatformWriter, service: Tenancy) -> dict[str, object]:
+    """Delete the tenant and everything of it (users, keys, tokens, usage, invoices, credits, settings);
+    its keys stop working at once. The audit log keeps what was done to it. Cannot be undone."""
+    return {"deleted": slug, "rows": await service.delete_tenant(caller, slug)}
+
+
 @router.post("/tenants/{slug}/users", status_code=201)
 async def add_user(slug: str, body: UserIn, caller: MembersWriter, service: Tenancy) -> UserOut:
     limits = replace_set_fields(Limits(), body.limits.to_limits())

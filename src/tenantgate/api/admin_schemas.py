@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -76,7 +76,7 @@ class TenantIn(_In):
 class TenantPatch(_In):
     name: Name | None = None
     plan: Name | None = None
-    status: TenantStatus | None = None
+    status: Literal[TenantStatus.ACTIVE, TenantStatus.SUSPENDED] | None = None  # deletion is DELETE
     region: Name | None = None
     limits: LimitsIn | None = None
 

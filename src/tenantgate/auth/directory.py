@@ -98,7 +98,10 @@ class KeyDirectory:
             user = None if key.user_id is None else self._users.get(key.user_id)
             principal = _principal(key, tenant, self._plan_rules(tenant), user)
             self._principals[key_id] = principal
-        if self._tenants[key.tenant_id].status is not TenantStatus.ACTIVE:
+        status = self._tenants[key.tenant_id].status
+        if status is TenantStatus.DELETED:
+            raise AuthenticationFailed("The tenant of this API key was deleted.", code="tenant_deleted")
+        if status is not TenantStatus.ACTIVE:
             raise PermissionDenied("This tenant is suspended; contact your platform operator.", code="tenant_suspended")
         return principal
 

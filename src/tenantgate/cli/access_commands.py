@@ -13,8 +13,19 @@ tokens = typer.Typer(no_args_is_help=True, help="Create, list and revoke managem
 Tenant = Annotated[str | None, typer.Option("--tenant", help="Tenant slug (tokens of its users)")]
 
 
+operators = typer.Typer(no_args_is_help=True, help="Add and list the people who run the platform.")
+NewPassword = Annotated[
+    str,
+    typer.Option(
+        prompt=True, hide_input=True, confirmation_prompt=True, envvar="TENANTGATE_NEW_PASSWORD",
+        help="At least 12 characters; asked for when not given",
+    ),
+]  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(tokens, name="tokens")
+    app.add_typer(operators, name="operators")
     app.command("whoami", help="Show who the CLI acts as and what it may do.")(whoami)
     app.command("audit", help="Show the audit log: who changed what, when, from where.")(audit)
 
@@ -83,3 +94,23 @@ def audit(
     lines = [f"{'AT':<26} {'ACTOR':<40} {'ACTION':<18} TARGET"]
     lines += [f"{e['at'][:26]:<26} {e['actor'][:40]:<40} {e['action']:<18} {e['target']}" for e in rows]
     emit(rows, as_json, lines)
+
+
+@operators.command("create")
+def operators_create(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The operator's e-mail, used to log in")],
+    password: NewPassword,
+    role: Annotated[str, typer.Option(help="platform-admin or platform-viewer")] = "platform-viewer",
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    as_json: Json = False,
+) -> None:
+    body = {"email": email, "role": role, "name": name, "password": password}
+    made = client(ctx).call("POST", "/api/v1/operators", json=body)
+    emit(made, as_json, [f"created operator {made['id']} ({made['email']}, {made['role']})"])
+
+
+@operators.command("list")
+def operators_list(ctx: typer.Context, as_json: Json = False) -> None:
+    rows = client(ctx).call("GET", "/api/v1/operators")
+    emit(rows, as_json, [f"{o['id']:<18} {o['role']:<16} {o['email']}" for o in rows])

@@ -23,7 +23,9 @@ class AdminClient:
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        return self._send(method, path, json, params).json()
+        """The answer's JSON (None for an empty answer such as 204)."""
+        response = self._send(method, path, json, params)
+        return response.json() if response.content else None
 
     def text(self, method: str, path: str, params: dict[str, Any] | None = None) -> str:
         """The answer as text (CSV, NDJSON)."""

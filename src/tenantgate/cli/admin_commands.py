@@ -120,6 +120,21 @@ def tenants_update(
     emit(tenant, as_json, [f"updated tenant {tenant['slug']} (plan {tenant['plan']}, {tenant['status']})"])
 
 
+@tenants.command("delete")
+def tenants_delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant slug")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    as_json: Json = False,
+) -> None:
+    """Delete a tenant and all its data (users, keys, usage, invoices); cannot be undone."""
+    if not yes:
+        typer.confirm(f"Delete tenant {name} and all its data?", abort=True)
+    done = client(ctx).call("DELETE", f"/api/v1/tenants/{name}")
+    total = sum(done["rows"].values())
+    emit(done, as_json, [f"deleted tenant {name} ({total} records)"])
+
+
 @keys.command("create")
 def keys_create(
     ctx: typer.Context,

@@ -83,3 +83,24 @@ def users_update(
         body["limits"] = limits
     user = client(ctx).call("PATCH", f"/api/v1/tenants/{tenant}/users/{user_id}", json=body)
     emit(user, as_json, [f"updated user {user['id']} ({user['role']})"])
+
+
+@users.command("set-password")
+def users_set_password(
+    ctx: typer.Context,
+    user_id: Annotated[str, typer.Argument(help="User id")],
+    tenant: Tenant,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="TENANTGATE_NEW_PASSWORD",
+            help="At least 12 characters; asked for when not given",
+        ),
+    ],
+) -> None:
+    """Set a user's password for logging in (one's own, or an owner for a member)."""
+    client(ctx).call("PUT", f"/api/v1/tenants/{tenant}/users/{user_id}/password", json={"password": password})
+    typer.echo(f"password set for user {user_id}")

@@ -34,7 +34,14 @@ class TenancyStore(Protocol):
 
     async def get_tenant_by_slug(self, slug: str) -> Tenant | None: ...
 
-    async def list_tenants(self) -> list[Tenant]: ...
+    async def list_tenants(self) -> list[Tenant]:
+        """Every tenant but the deleted ones, by slug."""
+
+    async def delete_tenant(self, tenant_id: str, at: datetime) -> dict[str, int] | None:
+        """Delete everything of the tenant (users, keys, tokens, usage, rollups, invoices, credits,
+        webhook, sign-on) in one transaction; how many rows went, per kind. Its row stays as a tombstone
+        (status deleted, slug freed) so every instance's key cache learns of it. None when there is no
+        such tenant. The audit log keeps its entries."""
 
     async def create_user(self, user: User) -> None:
         """Insert; raises Conflict when the email exists in that tenant."""

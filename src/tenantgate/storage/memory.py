@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from tenantgate.domain import (
     ApiKey,
     DeadLetter,
     KeyChanges,
+    Limits,
     Notification,
     Price,
     Tenant,
+    TenantStatus,
     UsageEvent,
     User,
 )
 from tenantgate.errors import Conflict
 from tenantgate.storage.memory_access import MemoryAccess
 from tenantgate.storage.memory_billing import MemoryBilling
+
+
+def _drop(table: dict[Any, Any], doomed: Callable[[Any], bool]) -> int:
+    """Remove the values `doomed` picks; how many went."""
+    gone = [k for k, v in table.items() if doomed(v)]
+    for k in gone:
+        del table[k]
+    return len(gone)
+
 
 _OWNER = {"tenant": "tenant_id", "key": "key_id", "user": "user_id"}  # the event field naming each scope
 
@@ -50,7 +62,30 @@ class MemoryStore(MemoryBilling, MemoryAccess):
         return next((t for t in self._tenants.values() if t.slug == slug), None)
 
     async def list_tenants(self) -> list[Tenant]:
-        return sorted(self._tenants.values(), key=lambda t: t.slug)
+        live = (t for t in self._tenants.values() if t.status is not TenantStatus.DELETED)
+        return sorted(live, key=lambda t: t.slug)
+
+    async def delete_tenant(self, tenant_id: str, at: datetime) -> dict[str, int] | None:
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None or tenant.status is TenantStatus.DELETED:
+            return None
+        people = {u.id for u in self._users.values() if u.tenant_id == tenant_id}
+        for subject in people:
+            self._credentials.pop(subject, None)
+        deleted = {
+            "usage_events": _drop(self._usage, lambda e: e.tenant_id == tenant_id),
+            "notifications": _drop(self._notifications, lambda n: n.tenant_id == tenant_id),
+            "management_tokens": _drop(self._tokens, lambda t: t.tenant_id == tenant_id),
+            "api_keys": _drop(self._keys, lambda k: k.tenant_id == tenant_id),
+            "users": _drop(self._users, lambda u: u.tenant_id == tenant_id),
+            **self._delete_billing(tenant_id),
+        }
+        self._sso.pop(tenant_id, None)
+        self._tenants[tenant_id] = dataclasses.replace(
+            tenant, slug=f"deleted-{tenant_id}", name="(deleted)", status=TenantStatus.DELETED, allowed_models=None,
+            limits=Limits(), region=None, updated_at=at,
+        )  # fmt: skip
+        return deleted
 
     async def create_user(self, user: User) -> None:
         if any(u.tenant_id == user.tenant_id and u.email == user.email for u in self._users.values()):

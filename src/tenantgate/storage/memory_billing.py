@@ -28,6 +28,25 @@ class MemoryBilling:
         self._rolled: set[str] = set()
         self._retention: dict[str, int | None] = {}
 
+    def _delete_billing(self, tenant_id: str) -> dict[str, int]:
+        rollups = 0
+        for granularity, rows in self._rollups.items():
+            kept = [r for r in rows if r.key.tenant_id != tenant_id]
+            rollups += len(rows) - len(kept)
+            self._rollups[granularity] = kept
+        invoices = [key for key, invoice in self._invoices.items() if invoice.tenant_id == tenant_id]
+        for key in invoices:
+            del self._invoices[key]
+        notes = len(self._notes)
+        self._notes = [n for n in self._notes if n.tenant_id != tenant_id]
+        grants = [g for g, grant in self._grants.items() if grant.tenant_id == tenant_id]
+        for g in grants:
+            del self._grants[g]
+        webhooks = 1 if self._webhooks.pop(tenant_id, None) else 0
+        self._retention.pop(tenant_id, None)
+        return {"usage_rollups": rollups, "invoices": len(invoices), "credit_notes": notes - len(self._notes),
+                "credit_grants": len(grants), "tenant_webhooks": webhooks}  # fmt: skip
+
     async def usage_between(self, since: datetime, until: datetime, tenant_id: str | None = None) -> list[UsageEvent]:
         found = [
             e

@@ -26,7 +26,16 @@ from tenantgate.errors import Conflict
 from tenantgate.storage.sql_access import SqlAccess
 from tenantgate.storage.sql_billing import SqlBilling
 from tenantgate.storage.sql_usage import SqlUsage, aware
-from tenantgate.storage.tables import api_keys, credentials, management_tokens, notifications, tenants, users
+from tenantgate.storage.tables import (
+    TENANT_OWNED,
+    api_keys,
+    credentials,
+    management_tokens,
+    notifications,
+    tenants,
+    tombstone,
+    users,
+)
 
 
 def _tuple(value: Any) -> tuple[str, ...] | None:
@@ -150,8 +159,24 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
 
     async def list_tenants(self) -> list[Tenant]:
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(tenants.select().order_by(tenants.c.slug))).all()
+            live = tenants.c.status != TenantStatus.DELETED.value
+            rows = (await conn.execute(tenants.select().where(live).order_by(tenants.c.slug))).all()
         return [_tenant(r) for r in rows]
+
+    async def delete_tenant(self, tenant_id: str, at: datetime) -> dict[str, int] | None:
+        async with self._engine.begin() as conn:
+            found = (await conn.execute(tenants.select().where(tenants.c.id == tenant_id))).first()
+            if found is None or found.status == TenantStatus.DELETED.value:
+                return None
+            people = sa.select(users.c.id).where(users.c.tenant_id == tenant_id)
+            await conn.execute(credentials.delete().where(credentials.c.subject_id.in_(people)))
+            deleted = {}
+            for table in TENANT_OWNED:
+                deleted[table.name] = (
+                    await conn.execute(table.delete().where(table.c.tenant_id == tenant_id))
+                ).rowcount
+            await conn.execute(tenants.update().where(tenants.c.id == tenant_id).values(**tombstone(tenant_id, at)))
+        return deleted
 
     async def create_user(self, user: User) -> None:
         values = {

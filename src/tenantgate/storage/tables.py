@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -280,3 +282,14 @@ tenant_sso = sa.Table(
     sa.Column("default_role", sa.String(16)),  # for people no value maps; none: they are refused
     sa.Column("updated_at", TS, nullable=False),
 )
+
+
+# What deleting a tenant removes, children before parents (credentials go by their users' ids).
+TENANT_OWNED = (credit_notes, credit_applications, credit_grants, invoices, usage_rollups, usage_events,
+                notifications, tenant_webhooks, tenant_sso, management_tokens, api_keys, users)  # fmt: skip
+
+
+def tombstone(tenant_id: str, at: datetime) -> dict[str, object]:
+    """A deleted tenant's row: nothing of it left but its id, its slug free for a new tenant."""
+    return {"slug": f"deleted-{tenant_id}", "name": "(deleted)", "status": "deleted", "allowed_models": None,
+            "limits": None, "usage_retention_days": None, "region": None, "updated_at": at}  # fmt: skip
