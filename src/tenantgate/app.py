@@ -24,7 +24,7 @@ from tenantgate.access.tokens import AccessService
 from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
-from tenantgate.api import access, admin, admin_billing, admin_pools, admin_usage, login, public, sso
+from tenantgate.api import access, admin, admin_billing, admin_pools, admin_usage, declarative, login, public, sso
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.directory import KeyDirectory
@@ -33,6 +33,7 @@ from tenantgate.billing.prepaid import PrepaidGate
 from tenantgate.billing.prices import PriceBook, config_prices, to_micros
 from tenantgate.billing.rollups import RollupJob
 from tenantgate.builtin_engine import builtin_engine
+from tenantgate.declarative import Applier
 from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
 from tenantgate.metering.journal import UsageJournal
@@ -148,7 +149,9 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             await stack.enter_async_context(running(gw, rollups))
             api.state.gateway = gw
             audit = api.state.audit = AuditLog(store)
-            api.state.tenancy = TenancyService(store, keys, frozenset(plans), audit, frozenset(catalog.model_names()))
+            tenancy = TenancyService(store, keys, frozenset(plans), audit, frozenset(catalog.model_names()))
+            api.state.tenancy = tenancy
+            api.state.applier = Applier(tenancy, store, catalog.models_of_provider)
             idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
             people(api, settings, store, audit, idp_http)
             api.state.rollups = rollups
@@ -174,8 +177,8 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
     api.include_router(public.router)
     api.include_router(admin_pools.metrics_router)
     # The management API is versioned under /api/v1; /admin is the same API under its first name.
-    routers = (admin.router, access.router, login.router, sso.router, admin_pools.router, admin_billing.router,
-               admin_usage.router)  # fmt: skip
+    routers = (admin.router, access.router, login.router, sso.router, declarative.router, admin_pools.router,
+               admin_billing.router, admin_usage.router)  # fmt: skip
     for prefix, listed in (("/api/v1", True), ("/admin", False)):
         for router in routers:
             api.include_router(router, prefix=prefix, include_in_schema=listed)

@@ -18,7 +18,7 @@ from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import Caller, tenant_not_found
 from tenantgate.access.roles import Action
 from tenantgate.auth.directory import KeyDirectory
-from tenantgate.auth.keys import issue_key
+from tenantgate.auth.keys import imported_key, issue_key
 from tenantgate.clock import utcnow
 from tenantgate.domain import ApiKey, Limits, Role, Tenant, TenantMode, TenantStatus, User
 from tenantgate.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -140,13 +140,14 @@ class TenancyService:
         name: str | None = None,
         region: str | None = None,
         limits: Limits | None = None,
+        allowed_models: tuple[str, ...] | None = None,
     ) -> Tenant:
         """Change what is given; `limits` fields that are set replace the tenant's overrides. Plan, status
         and region are the operator's; a tenant's owners may tighten its limits, never loosen them."""
         before = tenant = await self.tenant(slug)
         if not by.may(Action.PLATFORM_WRITE):
-            if (plan, status, region) != (None, None, None):
-                raise PermissionDenied("Only platform operators change a tenant's plan, status or region.")
+            if (plan, status, region, allowed_models) != (None, None, None, None):
+                raise PermissionDenied("Only platform operators change a tenant's plan, status, region or models.")
             if limits is not None and (loosened := _loosens(tenant.limits, limits)):
                 raise PermissionDenied(
                     f"Owners may tighten the tenant's limits, not raise or clear them ({', '.join(loosened)}); "
@@ -154,8 +155,10 @@ class TenancyService:
                 )  # fmt: skip
         if plan is not None:
             self._check_plan(plan)
+        self._check_models(allowed_models, "allowed_models")
         tenant = dataclasses.replace(
             tenant,
+            allowed_models=tenant.allowed_models if allowed_models is None else allowed_models,
             plan=plan or tenant.plan,
             status=status or tenant.status,
             name=name or tenant.name,
@@ -265,7 +268,9 @@ class TenancyService:
         user_id: str | None = None,
         expires_at: datetime | None = None,
         limits: Limits = NO_LIMITS,
+        imported: str | None = None,
     ) -> CreatedKey:
+        """A new key, or with `imported` an existing key of another gateway taken over (stored hashed)."""
         tenant = await self.tenant(slug)
         self._check_models(models, "models")
         if not by.may(Action.KEYS_WRITE):  # one's own keys only: bound to oneself
@@ -274,7 +279,9 @@ class TenancyService:
             user_id = by.user_id
         if user_id is not None and user_id not in {u.id for u in await self._store.list_users(tenant.id)}:
             raise NotFound(f"No user '{user_id}' in tenant '{slug}'.", code="user_not_found", param="user_id")
-        issued = issue_key()
+        issued = issue_key() if imported is None else imported_key(imported)
+        if imported is not None and await self._store.get_key(issued.id) is not None:
+            raise Conflict("That key was imported already.", code="key_exists")
         now = utcnow()
         key = ApiKey(
             id=issued.id,

@@ -10,12 +10,13 @@ and a cold miss answers 503, never 401.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from tenantgate.auth.keys import parse_key, secret_matches
+from tenantgate.auth.keys import imported_key_id, parse_key, secret_matches
 from tenantgate.clock import utcnow
 from tenantgate.domain import ApiKey, Limits, Principal, Tenant, TenantStatus, User
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
@@ -54,6 +55,9 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
     )
 
 
+IMPORTABLE = re.compile(r"[\x21-\x7e]{8,512}")  # what an imported key may look like
+
+
 class KeyDirectory:
     def __init__(
         self,
@@ -79,9 +83,12 @@ class KeyDirectory:
                 "Missing API key. Send it as 'Authorization: Bearer tg-...'.", code="missing_api_key"
             )
         scheme, _, token = authorization.partition(" ")
-        parsed = parse_key(token.strip()) if scheme.lower() == "bearer" else None
-        if parsed is None:
-            raise AuthenticationFailed("Malformed API key: tenantgate keys look like 'Bearer tg-<id>-<secret>'.")
+        token = token.strip()
+        parsed = parse_key(token) if scheme.lower() == "bearer" else None
+        if parsed is None:  # perhaps a key imported from another gateway: its whole text is the secret
+            if scheme.lower() != "bearer" or not IMPORTABLE.fullmatch(token):
+                raise AuthenticationFailed("Malformed API key: send it as 'Authorization: Bearer <key>'.")
+            parsed = imported_key_id(token), token
         key_id, secret = parsed
         key = self._keys.get(key_id)
         if key is None:

@@ -31,6 +31,16 @@ def issue_key(key_id: str | None = None, prefix: str = PREFIX) -> IssuedKey:
     return IssuedKey(id=key_id, plaintext=f"{prefix}-{key_id}-{secret}", secret_hash=hash_secret(secret))
 
 
+def imported_key_id(plaintext: str) -> str:
+    """The id of a key brought from another gateway (any shape): taken from its hash, so presenting
+    the key finds it; its whole text is the secret."""
+    return "i" + hashlib.sha256(b"imported:" + plaintext.encode()).hexdigest()[: 2 * ID_BYTES - 1]
+
+
+def imported_key(plaintext: str) -> IssuedKey:
+    return IssuedKey(id=imported_key_id(plaintext), plaintext=plaintext, secret_hash=hash_secret(plaintext))
+
+
 def parse_key(token: str, prefix: str = PREFIX) -> tuple[str, str] | None:
     """Split a presented key into (id, secret); None when it is not shaped like one of ours."""
     given, _, rest = token.partition("-")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from tenantgate import __version__
-from tenantgate.cli import access_commands, billing_commands, capacity_commands
+from tenantgate.cli import access_commands, billing_commands, capacity_commands, declarative_commands
 from tenantgate.cli.admin_client import client
 from tenantgate.cli.options import (
     BudgetUsd,
@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pools, name="pools")
     capacity_commands.register(app)
     access_commands.register(app)
+    declarative_commands.register(app)
 
 
 def _print_version(wanted: bool) -> None:

@@ -62,6 +62,10 @@ class Catalog:
         """The served model name behind `model` (itself when it is not an alias)."""
         return self.aliases.get(model, model)
 
+    def models_of_provider(self, provider: str) -> frozenset[str]:
+        """The models that deployments of `provider` serve."""
+        return frozenset(m for d in self.deployments if d.provider == provider for m in d.models)
+
     def model_names(self) -> list[str]:
         """Every name a client may ask for: served models and aliases that point at one."""
         names = set(self.by_model) | {a for a, t in self.aliases.items() if t in self.by_model}
