@@ -27,6 +27,7 @@ from tenantgate.admission.service import Admission
 from tenantgate.api import access, admin, admin_billing, admin_pools, admin_usage, declarative, login, public, sso
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
+from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.billing.invoicing import Billing
 from tenantgate.billing.prepaid import PrepaidGate
@@ -143,7 +144,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             )
             gw = Gateway(
                 settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices, prepaid,
-                RequestMetrics(registry),
+                RequestMetrics(registry), EndUserAssertions(store, keys, AuditLog(store)),
             )  # fmt: skip
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))

@@ -44,11 +44,14 @@ class InferenceCall:
     request_id: str
     receive: Receive  # to notice a client that leaves while its request waits
     client_request_id: str | None = None  # the client's own X-Client-Request-Id, shown in GET /queue
+    assertion: str | None = None  # a tenant proxy's end-user assertion (auth/assertions.py)
 
 
 async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
     started = time.perf_counter()
     principal = await gw.keys.authenticate(call.authorization)
+    if call.assertion is not None:
+        principal = await gw.assertions.end_user(principal, call.assertion)
     check_namespace(principal, call.namespace)
     request = parse_request(call.endpoint, call.body)
     slo_target = principal.ttft_slo_ms if request.stream else None

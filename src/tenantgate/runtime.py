@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from tenantgate.admission.service import Admission
+from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.billing.export import UsageExporter
 from tenantgate.billing.prepaid import PrepaidGate
@@ -45,6 +46,7 @@ class Gateway:
     prices: PriceBook
     prepaid: PrepaidGate
     request_metrics: RequestMetrics
+    assertions: EndUserAssertions  # end users vouched for by a tenant's own proxy
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh_prepaid(self) -> None:

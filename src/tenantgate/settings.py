@@ -246,6 +246,19 @@ class Settings(BaseSettings):
         description="The address people reach the gateway at (SSO redirects); default: as the request came",
     )  # fmt: skip
     config: Path | None = Field(default=None, description="YAML file with pools, deployments, aliases, plans")
+    mode: Literal["gateway", "tenant-proxy"] = Field(
+        default="gateway", description="tenant-proxy: run in a tenant's own network in front of a shared gateway"
+    )
+    shared_url: str | None = Field(
+        default=None, pattern=r"^https?://[\x21-\x7e]+$", description="tenant-proxy: the shared gateway"
+    )
+    service_key: SecretStr | None = Field(
+        default=None, description="tenant-proxy: the tenant's key at the shared gateway"
+    )
+    oidc_issuer: str | None = Field(default=None, description="tenant-proxy: the tenant's identity provider")
+    oidc_audience: str | None = Field(default=None, description="tenant-proxy: the audience its users' tokens name")
+    assertion_key: Path | None = Field(default=None, description="tenant-proxy: private JWK file signing assertions")
+    proxy_tenant: str | None = Field(default=None, description="tenant-proxy: the tenant's slug at the shared gateway")
     upstreams: tuple[str, ...] = Field(default=(), description="OpenAI-compatible base URLs; models discovered")
     demo: bool = Field(default=False, description="Seed demo tenants and keys when the database is empty")
     data_dir: Path = Path("data")
@@ -316,6 +329,17 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _one_mode(self) -> Settings:
+        if self.mode == "tenant-proxy":
+            missing = [f"--{name.replace('_', '-')}" for name in PROXY_NEEDS if getattr(self, name) in (None, "")]
+            if missing:
+                raise ValueError(f"tenant-proxy mode needs {', '.join(missing)}")
+            if self.upstreams or self.config is not None or self.demo:
+                raise ValueError("tenant-proxy mode forwards to the shared gateway; it cannot also serve engines "
+                                 "(--upstream, --config, --demo)")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
     def _load_catalog(self) -> Settings:
         if self.config is not None and not self.catalog.pools:
             raw = yaml.safe_load(self.config.read_text()) or {}
@@ -325,6 +349,9 @@ class Settings(BaseSettings):
     @property
     def uses_builtin_engine(self) -> bool:
         return not self.catalog.pools and not self.upstreams
+
+
+PROXY_NEEDS = ("shared_url", "service_key", "oidc_issuer", "oidc_audience", "assertion_key", "proxy_tenant")
 
 
 class ClientSettings(BaseSettings):

@@ -47,6 +47,8 @@ ENDPOINTS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/tenants/{slug}/sso"): SETTINGS_WRITE,
     ("GET", "/api/v1/sso/{slug}/start"): PUBLIC,
     ("GET", "/api/v1/sso/{slug}/callback"): PUBLIC,
+    ("PUT", "/api/v1/tenants/{slug}/proxy-key"): SETTINGS_WRITE,
+    ("DELETE", "/api/v1/tenants/{slug}/proxy-key"): SETTINGS_WRITE,
     ("POST", "/api/v1/apply"): PLATFORM_WRITE,
     ("GET", "/api/v1/export"): PLATFORM_READ,
     ("POST", "/api/v1/operators"): PLATFORM_WRITE,

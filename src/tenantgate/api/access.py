@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, Request
+from joserfc.errors import JoseError
+from joserfc.jwk import JWKRegistry
+from pydantic import BaseModel, Field
 
 from tenantgate.access.roles import PlatformRole, grants
 from tenantgate.access.tokens import CreatedToken
@@ -21,10 +23,14 @@ from tenantgate.api.deps import (
     PlatformWriter,
     SelfOrMembersWriter,
     SettingsReader,
+    SettingsWriter,
     Tenancy,
+    gateway,
 )
+from tenantgate.auth.assertions import issuer_of
 from tenantgate.clock import utcnow
 from tenantgate.domain import AuditEvent, ManagementToken
+from tenantgate.errors import InvalidRequest
 
 router = APIRouter(tags=["access"])
 
@@ -161,3 +167,39 @@ async def tenant_audit(
     """Every change in the tenant, newest first."""
     tenant = await service.tenant(slug)
     return await _audit(audit, tenant.id, since, until, limit)
+
+
+class ProxyKeyIn(_In):
+    public_jwk: dict[str, object] = Field(
+        max_length=20, description="The public key (JWK: OKP Ed25519, EC P-256 or RSA) the tenant's proxy signs with"
+    )
+
+
+@router.put("/tenants/{slug}/proxy-key")
+async def set_proxy_key(slug: str, body: ProxyKeyIn, caller: SettingsWriter, service: Tenancy, audit: Audit,
+                        request: Request) -> dict[str, object]:  # fmt: skip
+    """Register the key the tenant's own proxy (`serve --mode tenant-proxy`) signs end-user
+    assertions with; requests carrying one are metered and limited per end user."""
+    tenant = await service.tenant(slug)
+    jwk = public_jwk(body.public_jwk)
+    await gateway(request).store.set_proxy_key(tenant.id, jwk)
+    await audit.record(caller, "proxy_key.set", f"proxy key of {slug}", tenant_id=tenant.id, after=jwk)
+    return {"tenant": slug, "public_jwk": jwk, "issuer": issuer_of(slug)}
+
+
+@router.delete("/tenants/{slug}/proxy-key", status_code=204)
+async def delete_proxy_key(slug: str, caller: SettingsWriter, service: Tenancy, audit: Audit, request: Request) -> None:
+    tenant = await service.tenant(slug)
+    await gateway(request).store.set_proxy_key(tenant.id, None)
+    await audit.record(caller, "proxy_key.delete", f"proxy key of {slug}", tenant_id=tenant.id)
+
+
+def public_jwk(jwk: dict[str, object]) -> dict[str, object]:
+    """The key as registered: a public asymmetric key joserfc can read; 400 otherwise."""
+    if jwk.get("kty") not in ("OKP", "EC", "RSA") or "d" in jwk:
+        raise InvalidRequest("public_jwk must be a public OKP, EC or RSA key (no private part).", param="public_jwk")
+    try:
+        key = JWKRegistry.import_key(jwk)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidRequest(f"public_jwk is not a key: {exc}.", param="public_jwk") from None
+    return dict(key.as_dict(private=False))

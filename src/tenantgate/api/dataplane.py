@@ -56,12 +56,15 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def caller_headers(scope: Scope) -> tuple[str | None, str | None]:
-    """The Authorization header and the client's own request id (X-Client-Request-Id), if sent."""
-    authorization = client_request_id = None
+def caller_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
+    """The Authorization header, the client's own request id (X-Client-Request-Id) and the end-user
+    assertion of a tenant's proxy (X-Tenantgate-Assertion), each if sent."""
+    authorization = client_request_id = assertion = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
+        elif name == b"x-tenantgate-assertion":
+            assertion = value.decode("latin-1")
         elif name == b"x-client-request-id":
             if len(value) > MAX_CLIENT_REQUEST_ID or not value.isascii():
                 raise InvalidRequest(
@@ -69,7 +72,7 @@ def caller_headers(scope: Scope) -> tuple[str | None, str | None]:
                     code="invalid_client_request_id",
                 )
             client_request_id = value.decode("ascii")
-    return authorization, client_request_id
+    return authorization, client_request_id, assertion
 
 
 class DataPlane:
@@ -106,8 +109,10 @@ class DataPlane:
             if method != "POST":
                 raise InvalidRequest(f"Use POST for {path}.", code="method_not_allowed")
             body = await read_body(scope, receive, self.gateway.settings.max_body_bytes)
-            authorization, client_request_id = caller_headers(scope)
-            call = InferenceCall(endpoint, body, authorization, namespace, request_id, receive, client_request_id)
+            authorization, client_request_id, assertion = caller_headers(scope)
+            call = InferenceCall(
+                endpoint, body, authorization, namespace, request_id, receive, client_request_id, assertion
+            )
             return await handle_inference(self.gateway, call)
         if path == "/v1/models" and method == "GET":
             principal = await self.gateway.keys.authenticate(caller_headers(scope)[0])

@@ -172,6 +172,14 @@ class KeyDirectory:
         for key_id in [k for k, p in self._principals.items() if p.tenant_id == tenant_id]:
             del self._principals[key_id]
 
+    def user(self, user_id: str) -> User | None:
+        """The user as this instance last saw it (kept current by `refresh`)."""
+        return self._users.get(user_id)
+
+    def remember_user(self, user: User) -> None:
+        """Keep a user current from now on, though no key of it was looked up."""
+        self._users.setdefault(user.id, user)
+
     def apply_user(self, user: User) -> None:
         if user.id not in self._users:
             return

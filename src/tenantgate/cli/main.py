@@ -64,8 +64,17 @@ def serve(
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL; sqlite:/// or postgresql://")] = None,
     demo: Annotated[bool | None, typer.Option("--demo/--no-demo", help="Seed demo tenants and print keys")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
+    mode: Annotated[
+        str | None, typer.Option(help="gateway, or tenant-proxy: in a tenant's network, in front of a shared gateway")
+    ] = None,
+    shared_url: Annotated[str | None, typer.Option(help="tenant-proxy: the shared gateway's URL")] = None,
+    service_key: Annotated[str | None, typer.Option(help="tenant-proxy: the tenant's key there")] = None,
+    proxy_tenant: Annotated[str | None, typer.Option(help="tenant-proxy: the tenant's slug there")] = None,
+    oidc_issuer: Annotated[str | None, typer.Option(help="tenant-proxy: the tenant's identity provider")] = None,
+    oidc_audience: Annotated[str | None, typer.Option(help="tenant-proxy: the audience of its tokens")] = None,
+    assertion_key: Annotated[Path | None, typer.Option(help="tenant-proxy: private JWK from proxy keygen")] = None,
 ) -> None:
-    """Migrate the database and serve the gateway."""
+    """Migrate the database and serve the gateway (or, --mode tenant-proxy, a tenant's proxy)."""
     import uvicorn
 
     from tenantgate.app import create_app
@@ -74,14 +83,19 @@ def serve(
 
     try:
         settings = load_settings(
-            host=host, port=port, config=config, upstreams=tuple(upstream or ()), database_url=database_url, demo=demo
-        )
+            host=host, port=port, config=config, upstreams=tuple(upstream or ()), database_url=database_url, demo=demo,
+            mode=mode, shared_url=shared_url, service_key=service_key, proxy_tenant=proxy_tenant,
+            oidc_issuer=oidc_issuer, oidc_audience=oidc_audience, assertion_key=assertion_key,
+        )  # fmt: skip
     except Exception as exc:
         message = configuration_problem(exc, config)
         if message is None:
             raise
         typer.echo(f"tenantgate: {message}", err=True)
         raise typer.Exit(2) from None
+    if settings.mode == "tenant-proxy":
+        _serve_proxy(settings, access_log)
+        return
     if settings.demo and settings.admin_token is None:
         settings = settings.model_copy(update={"admin_token": SecretStr(_demo_admin_token(settings.data_dir))})
     try:
@@ -118,6 +132,47 @@ def serve(
         interface="asgi3",
         proxy_headers=False,
     )
+
+
+def _serve_proxy(settings: Settings, access_log: bool) -> None:
+    import uvicorn
+
+    from tenantgate.errors import ConfigurationError
+    from tenantgate.proxy.app import create_proxy_app
+
+    try:
+        proxy = create_proxy_app(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"tenantgate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    where = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"tenantgate tenant-proxy on {where} for tenant {settings.proxy_tenant} at {settings.shared_url}; "
+               f"users sign in with {settings.oidc_issuer}", err=True)  # fmt: skip
+    uvicorn.run(proxy, host=settings.host, port=settings.port, loop="uvloop", http="httptools", access_log=access_log,
+                log_level="info", ws="none", proxy_headers=False)  # fmt: skip
+
+
+proxy_app = typer.Typer(no_args_is_help=True, help="Tenant-proxy mode: keys for its end-user assertions.")
+app.add_typer(proxy_app, name="proxy")
+
+
+@proxy_app.command("keygen")
+def proxy_keygen(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the private key (JWK)")] = Path("proxy-key.json"),
+) -> None:
+    """Make the key a tenant proxy signs with; prints the public half to register at the shared gateway
+    (PUT /api/v1/tenants/{slug}/proxy-key)."""
+    import json
+
+    from tenantgate.proxy.identity import new_signing_key
+
+    if out.exists():
+        typer.echo(f"tenantgate: {out} exists; not overwriting a key", err=True)
+        raise typer.Exit(2)
+    private, public = new_signing_key()
+    out.touch(mode=0o600)
+    out.write_text(json.dumps(private))
+    typer.echo(json.dumps({"public_jwk": public}))
 
 
 @app.command()

@@ -106,6 +106,12 @@ class AccessStore(Protocol):
 
     async def get_sso(self, tenant_id: str) -> SsoConfig | None: ...
 
+    async def set_proxy_key(self, tenant_id: str, public_jwk: dict[str, object] | None) -> None:
+        """Register (or, None, remove) the public key the tenant's proxy signs end-user assertions with."""
+
+    async def proxy_keys(self) -> dict[str, dict[str, object]]:
+        """Every tenant's registered proxy key, by tenant id."""
+
     async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
         """Events in [since, until), newest first, of one tenant or (None) of all."""
 

@@ -81,6 +81,7 @@ class MemoryStore(MemoryBilling, MemoryAccess):
             **self._delete_billing(tenant_id),
         }
         self._sso.pop(tenant_id, None)
+        self._proxy_keys.pop(tenant_id, None)
         self._tenants[tenant_id] = dataclasses.replace(
             tenant, slug=f"deleted-{tenant_id}", name="(deleted)", status=TenantStatus.DELETED, allowed_models=None,
             limits=Limits(), region=None, updated_at=at,

@@ -16,6 +16,7 @@ class MemoryAccess:
         self._operators: dict[str, Operator] = {}
         self._credentials: dict[str, Credential] = {}
         self._sso: dict[str, SsoConfig] = {}
+        self._proxy_keys: dict[str, dict[str, object]] = {}
 
     async def create_token(self, token: ManagementToken) -> None:
         self._tokens[token.id] = token
@@ -68,3 +69,12 @@ class MemoryAccess:
 
     async def get_sso(self, tenant_id: str) -> SsoConfig | None:
         return self._sso.get(tenant_id)
+
+    async def set_proxy_key(self, tenant_id: str, public_jwk: dict[str, object] | None) -> None:
+        if public_jwk is None:
+            self._proxy_keys.pop(tenant_id, None)
+        else:
+            self._proxy_keys[tenant_id] = dict(public_jwk)
+
+    async def proxy_keys(self) -> dict[str, dict[str, object]]:
+        return {tenant: dict(jwk) for tenant, jwk in self._proxy_keys.items()}

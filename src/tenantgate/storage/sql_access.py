@@ -10,10 +10,18 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenantgate.clock import utcnow
 from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, SsoConfig
 from tenantgate.errors import Conflict
 from tenantgate.storage.sql_usage import aware
-from tenantgate.storage.tables import audit_events, credentials, management_tokens, operators, tenant_sso
+from tenantgate.storage.tables import (
+    audit_events,
+    credentials,
+    management_tokens,
+    operators,
+    tenant_proxy_keys,
+    tenant_sso,
+)
 
 
 def _token(row: Any) -> ManagementToken:
@@ -143,6 +151,18 @@ class SqlAccess:
         values = dict(row._mapping)
         values["updated_at"] = aware(values["updated_at"])
         return SsoConfig(**values)
+
+    async def set_proxy_key(self, tenant_id: str, public_jwk: dict[str, object] | None) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(tenant_proxy_keys.delete().where(tenant_proxy_keys.c.tenant_id == tenant_id))
+            if public_jwk is not None:
+                values = {"tenant_id": tenant_id, "public_jwk": public_jwk, "updated_at": utcnow()}
+                await conn.execute(tenant_proxy_keys.insert().values(**values))
+
+    async def proxy_keys(self) -> dict[str, dict[str, object]]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(tenant_proxy_keys.select())).all()
+        return {r.tenant_id: dict(r.public_jwk) for r in rows}
 
 
 def _operator(row: Any) -> Operator:

@@ -283,10 +283,18 @@ tenant_sso = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
 )
 
+tenant_proxy_keys = sa.Table(
+    "tenant_proxy_keys",
+    metadata,
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("public_jwk", sa.JSON, nullable=False),  # what the tenant's proxy signs assertions with
+    sa.Column("updated_at", TS, nullable=False),
+)
 
 # What deleting a tenant removes, children before parents (credentials go by their users' ids).
 TENANT_OWNED = (credit_notes, credit_applications, credit_grants, invoices, usage_rollups, usage_events,
-                notifications, tenant_webhooks, tenant_sso, management_tokens, api_keys, users)  # fmt: skip
+                notifications, tenant_webhooks, tenant_sso, tenant_proxy_keys, management_tokens, api_keys,
+                users)  # fmt: skip
 
 
 def tombstone(tenant_id: str, at: datetime) -> dict[str, object]:

@@ -1,0 +1,130 @@
+"""End-user assertions from a tenant's own proxy (`serve --mode tenant-proxy`).
+
+The proxy calls with the tenant's service key and, in `X-Tenantgate-Assertion`, a short-lived JWT
+it signed with the key its tenant registered here: who the end user is. The request is then
+metered and limited as that user's (created in the tenant, as a developer, the first time), not
+as the service key's. A forged, expired, too long-lived or replayed assertion is refused (401) and
+written to the audit log."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from tenantgate.access.audit import AuditLog
+from tenantgate.access.callers import Caller
+from tenantgate.access.roles import PlatformRole
+from tenantgate.auth.directory import KeyDirectory
+from tenantgate.clock import utcnow
+from tenantgate.domain import Principal, Role, User
+from tenantgate.errors import AuthenticationFailed
+from tenantgate.storage.base import Store
+
+AUDIENCE = "tenantgate"
+MAX_LIFETIME_S = 300  # an assertion lives at most this long
+SKEW_S = 30  # clocks may differ this much
+KEYS_TTL_S = 10.0  # registered keys are read again after this long (a new key takes effect within it)
+ALGORITHMS = ["Ed25519", "ES256", "RS256"]
+EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,200}@[^@\s\x00-\x1f\x7f]{1,200}")
+
+
+def issuer_of(slug: str) -> str:
+    return f"tenantgate-proxy:{slug}"
+
+
+class EndUserAssertions:
+    def __init__(
+        self, store: Store, directory: KeyDirectory, audit: AuditLog, clock: Callable[[], float] = time.time
+    ) -> None:  # fmt: skip
+        self._store = store
+        self._directory = directory
+        self._audit = audit
+        self._clock = clock
+        self._keys: dict[str, KeySet] = {}
+        self._keys_read_at = -KEYS_TTL_S
+        self._seen: dict[str, float] = {}  # assertion id -> when it expires: each is accepted once
+        self._user_ids: dict[tuple[str, str], str] = {}  # (tenant id, e-mail) -> user id
+
+    async def end_user(self, principal: Principal, assertion: str) -> Principal:
+        """The principal acting for the end user the tenant's proxy vouches for."""
+        claims = await self._verified(principal, assertion)
+        user = await self._user(principal, str(claims["email"]), str(claims.get("name") or claims["email"]))
+        return dataclasses.replace(principal, user_id=user.id, user_limits=user.limits)
+
+    async def _key_for(self, tenant_id: str) -> KeySet | None:
+        now = time.monotonic()
+        if now - self._keys_read_at >= KEYS_TTL_S:
+            registered = await self._store.proxy_keys()
+            self._keys = {tenant: KeySet.import_key_set({"keys": [jwk]}) for tenant, jwk in registered.items()}  # type: ignore[list-item]
+            self._keys_read_at = now
+        return self._keys.get(tenant_id)
+
+    async def _verified(self, principal: Principal, assertion: str) -> dict[str, Any]:
+        keys = await self._key_for(principal.tenant_id)
+        if keys is None:
+            await self._refuse(principal, "the tenant registered no proxy key")
+        try:
+            token = jwt.decode(assertion, keys, algorithms=ALGORITHMS)
+            jwt.JWTClaimsRegistry(
+                iss={"essential": True, "value": issuer_of(principal.tenant_slug)},
+                aud={"essential": True, "value": AUDIENCE}, exp={"essential": True}, iat={"essential": True},
+                jti={"essential": True}, email={"essential": True},
+                now=int(self._clock()), leeway=SKEW_S,
+            ).validate(token.claims)  # fmt: skip
+        except (JoseError, ValueError) as exc:
+            await self._refuse(principal, f"invalid ({getattr(exc, 'error', type(exc).__name__)})")
+        claims = dict(token.claims)
+        email = claims["email"]
+        if not isinstance(email, str) or not EMAIL.fullmatch(email):
+            await self._refuse(principal, "its email claim is not an e-mail address")
+        if int(claims["exp"]) - int(claims["iat"]) > MAX_LIFETIME_S:
+            await self._refuse(principal, f"lives longer than {MAX_LIFETIME_S} s")
+        self._forget_expired()
+        jti = str(claims["jti"])
+        if jti in self._seen:
+            await self._refuse(principal, "replayed")
+        self._seen[jti] = float(claims["exp"]) + SKEW_S
+        return claims
+
+    def _forget_expired(self) -> None:
+        now = self._clock()
+        if len(self._seen) > 1000:
+            self._seen = {jti: until for jti, until in self._seen.items() if until > now}
+
+    async def _refuse(self, principal: Principal, why: str) -> NoReturn:
+        by = Caller(
+            Role.DEVELOPER, f"key {principal.key_id} (tenant proxy)", principal.tenant_id, principal.tenant_slug
+        )
+        await self._audit.record(by, "assertion.rejected", f"key {principal.key_id}", tenant_id=principal.tenant_id,
+                                 after={"reason": why})  # fmt: skip
+        raise AuthenticationFailed(f"The end-user assertion was refused: {why}.", code="invalid_assertion")
+
+    async def _user(self, principal: Principal, email: str, name: str) -> User:
+        """The tenant's user with that e-mail (created the first time), kept current by the key directory."""
+        known = self._user_ids.get((principal.tenant_id, email))
+        current = None if known is None else self._directory.user(known)
+        if current is not None:
+            return current
+        found = next((u for u in await self._store.list_users(principal.tenant_id) if u.email == email), None)
+        if found is None:
+            now = utcnow()
+            found = User(
+                secrets.token_hex(8), principal.tenant_id, email, name[:200], Role.DEVELOPER, now, updated_at=now
+            )
+            await self._store.create_user(found)
+            proxy = Caller(PlatformRole.ADMIN, f"tenant proxy (key {principal.key_id})")
+            await self._audit.record(proxy, "user.create", f"user {found.id} ({email})", tenant_id=principal.tenant_id,
+                                     after=found)  # fmt: skip
+        if len(self._user_ids) > 100_000:
+            self._user_ids.clear()
+        self._user_ids[(principal.tenant_id, email)] = found.id
+        self._directory.remember_user(found)
+        return found
