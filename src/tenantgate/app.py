@@ -26,6 +26,7 @@ from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
 from tenantgate.api import access, admin, admin_billing, admin_pools, admin_usage, declarative, login, public, sso
 from tenantgate.api.dataplane import DataPlane
+from tenantgate.api.deps import ERRORS
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
@@ -182,7 +183,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                admin_billing.router, admin_usage.router)  # fmt: skip
     for prefix, listed in (("/api/v1", True), ("/admin", False)):
         for router in routers:
-            api.include_router(router, prefix=prefix, include_in_schema=listed)
+            api.include_router(router, prefix=prefix, include_in_schema=listed, responses=ERRORS)
     api.add_exception_handler(GatewayError, on_gateway_error)
     api.add_exception_handler(HTTPException, on_http_exception)
     api.add_exception_handler(RequestValidationError, on_validation_error)

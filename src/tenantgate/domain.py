@@ -87,6 +87,11 @@ class User:
     created_at: datetime
     limits: Limits = Limits()
     updated_at: datetime | None = None
+    deactivated_at: datetime | None = None  # its keys, tokens and logins stop; its records stay
+
+    @property
+    def active(self) -> bool:
+        return self.deactivated_at is None
 
 
 @dataclass(frozen=True, slots=True)

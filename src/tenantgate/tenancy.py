@@ -208,7 +208,7 @@ class TenancyService:
         """A tenant that has owners keeps at least one: the last cannot be demoted or deleted."""
         if user.role is not Role.OWNER or role is Role.OWNER:
             return
-        owners = [u for u in await self._store.list_users(tenant.id) if u.role is Role.OWNER]
+        owners = [u for u in await self._store.list_users(tenant.id) if u.role is Role.OWNER and u.active]
         if [u.id for u in owners] == [user.id]:
             raise Conflict(
                 f"{user.email} is the last owner of '{tenant.slug}'; make someone else owner first.", code="last_owner"
@@ -223,16 +223,22 @@ class TenancyService:
         role: Role | None = None,
         name: str | None = None,
         limits: Limits | None = None,
+        active: bool | None = None,
     ) -> User:
+        """Change what is given; `active=False` deactivates the user (its keys, tokens and logins stop)."""
         tenant, before = await self.user(slug, user_id)
-        if role is not None:
-            await self._keep_an_owner(tenant, before, role)
+        if role is not None or active is False:
+            await self._keep_an_owner(tenant, before, None if active is False else role)
+        deactivated = None if active else before.deactivated_at or utcnow()
+        if active is None:
+            deactivated = before.deactivated_at
         user = dataclasses.replace(
             before,
             role=role or before.role,
             name=name or before.name,
             limits=before.limits if limits is None else replace_set_fields(before.limits, limits),
             updated_at=utcnow(),
+            deactivated_at=deactivated,
         )
         await self._store.update_user(user)
         if self._directory is not None:

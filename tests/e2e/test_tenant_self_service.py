@@ -142,3 +142,24 @@ def test_deleting_a_tenant_ends_its_keys_at_once_and_frees_its_name(gw: Gateway)
         trail = admin.get("/api/v1/audit", params={"limit": 10_000}).json()
     deletion = next(e for e in trail if e["action"] == "tenant.delete" and e["target"] == "tenant doomed")
     assert deletion["after"]["deleted"]["api_keys"] == 1 and deletion["after"]["deleted"]["users"] == 1
+
+
+def test_a_deactivated_person_stops_everywhere_until_reactivated(gw: Gateway) -> None:
+    gw.cli("tenants", "create", "pausing")
+    owner = member(gw, "pausing", "o@pausing.example", "owner")
+    dev = member(gw, "pausing", "d@pausing.example", "developer")
+    key = dev.post("/tenants/pausing/keys", json={"name": "laptop"}).json()["key"]
+    chat = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+
+    def infer() -> httpx.Response:
+        return httpx.post(gw.url + "/v1/chat/completions", json=chat, headers={"Authorization": f"Bearer {key}"})
+
+    assert infer().status_code == 200
+    paused = owner.patch(f"/tenants/pausing/users/{dev.user_id}", json={"active": False})
+    assert paused.status_code == 200 and paused.json()["active"] is False
+    assert_error(infer(), 401, "user_deactivated")
+    assert_error(dev.get("/me"), 401)
+    # the last active owner cannot be deactivated
+    assert_error(owner.patch(f"/tenants/pausing/users/{owner.user_id}", json={"active": False}), 409, "last_owner")
+    assert owner.patch(f"/tenants/pausing/users/{dev.user_id}", json={"active": True}).json()["active"] is True
+    assert infer().status_code == 200 and dev.get("/me").status_code == 200

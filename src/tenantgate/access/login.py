@@ -152,6 +152,10 @@ class LoginService:
             person = next((u for u in await self._store.list_users(tenant.id) if u.email == email), None)
         await self._passwords.check(None if person is None else person.id, password, source)
         assert person is not None  # check() lets no unknown person through
+        if isinstance(person, User) and not person.active:
+            raise AuthenticationFailed(
+                "This account is deactivated; ask an owner of the tenant.", code="account_deactivated"
+            )
         if tenant is not None and tenant.status is TenantStatus.SUSPENDED:
             raise PermissionDenied(f"The tenant '{tenant.slug}' is suspended.", code="tenant_suspended")
         return self.sessions.issue("operator" if tenant is None else "user", person.id)

@@ -210,6 +210,8 @@ class OidcSignOn:
             await self._store.create_user(user)
             await self._audit.record(sso, "user.create", f"user {user.id} ({email})", tenant_id=tenant.id, after=user)
             return user
+        if not existing.active:
+            raise PermissionDenied(f"{email} is deactivated in '{tenant.slug}'; ask an owner.", code="user_deactivated")
         if existing.role is not role:
             user = replace(existing, role=role, updated_at=utcnow())
             await self._store.update_user(user)

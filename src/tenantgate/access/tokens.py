@@ -79,7 +79,7 @@ class AccessService:
         else:
             user = await self._tenancy.get_user(session.subject_id)
             tenant = None if user is None else await self._tenancy.get_tenant(user.tenant_id)
-            if user is not None and tenant is not None:
+            if user is not None and tenant is not None and user.active:
                 return Caller(user.role, f"session of {user.email}", tenant.id, tenant.slug, user.id, source)
         raise AuthenticationFailed("The person of this session no longer exists.", code="no_session")
 
@@ -95,8 +95,8 @@ class AccessService:
             return Caller(PlatformRole(token.platform_role), name, source=source)
         user = None if token.user_id is None else await self._tenancy.get_user(token.user_id)
         tenant = None if user is None else await self._tenancy.get_tenant(user.tenant_id)
-        if user is None or tenant is None:
-            raise AuthenticationFailed(f"The user of management token tgm-{token_id} no longer exists.")
+        if user is None or tenant is None or not user.active:
+            raise AuthenticationFailed(f"The user of management token tgm-{token_id} is deactivated or deleted.")
         return Caller(user.role, f"{name} of {user.email}", tenant.id, tenant.slug, user.id, source)
 
     async def create_platform_token(

@@ -88,7 +88,9 @@ async def add_user(slug: str, body: UserIn, caller: MembersWriter, service: Tena
 @router.patch("/tenants/{slug}/users/{user_id}")
 async def update_user(slug: str, user_id: str, body: UserPatch, caller: MembersWriter, service: Tenancy) -> UserOut:
     limits = None if body.limits is None else body.limits.to_limits()
-    user = await service.update_user(caller, slug, user_id, role=body.role, name=body.name, limits=limits)
+    user = await service.update_user(
+        caller, slug, user_id, role=body.role, name=body.name, limits=limits, active=body.active
+    )
     return UserOut.of(user)
 
 

@@ -113,6 +113,7 @@ class UserPatch(_In):
     name: Name | None = None
     role: Role | None = None
     limits: LimitsIn | None = None
+    active: bool | None = Field(default=None, description="false: its keys, tokens and logins stop; true: again")
 
 
 class UserOut(BaseModel):
@@ -122,12 +123,12 @@ class UserOut(BaseModel):
     role: Role
     limits: dict[str, int | float]
     created_at: datetime
+    active: bool
 
     @classmethod
     def of(cls, u: User) -> UserOut:
-        return cls(
-            id=u.id, email=u.email, name=u.name, role=u.role, limits=limits_out(u.limits), created_at=u.created_at
-        )
+        return cls(id=u.id, email=u.email, name=u.name, role=u.role, limits=limits_out(u.limits),
+                   created_at=u.created_at, active=u.active)  # fmt: skip
 
 
 class KeyIn(_In):

@@ -4,9 +4,10 @@ already checked against the one action the endpoint needs (`tenantgate.access.ro
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
+from pydantic import BaseModel
 
 from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import Caller
@@ -118,3 +119,29 @@ Tenancy = Annotated[TenancyService, Depends(tenancy)]
 Access = Annotated[AccessService, Depends(access)]
 Audit = Annotated[AuditLog, Depends(audit_log)]
 Login = Annotated[LoginService, Depends(login_service)]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: str | None
+    param: str | None
+
+
+class ErrorOut(BaseModel):
+    """Every management error, in the OpenAI shape."""
+
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": meaning}
+    for status, meaning in (
+        (400, "The input is wrong; `param` names what"),
+        (401, "No valid token or session"),
+        (403, "The caller's role may not do this"),
+        (404, "No such record, or one of another tenant"),
+        (409, "It conflicts with what exists"),
+        (503, "The database cannot be reached"),
+    )
+}

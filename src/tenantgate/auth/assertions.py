@@ -57,6 +57,8 @@ class EndUserAssertions:
         """The principal acting for the end user the tenant's proxy vouches for."""
         claims = await self._verified(principal, assertion)
         user = await self._user(principal, str(claims["email"]), str(claims.get("name") or claims["email"]))
+        if not user.active:
+            await self._refuse(principal, f"{user.email} is deactivated")
         return dataclasses.replace(principal, user_id=user.id, user_limits=user.limits)
 
     async def _key_for(self, tenant_id: str) -> KeySet | None:

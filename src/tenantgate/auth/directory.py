@@ -105,6 +105,8 @@ class KeyDirectory:
             user = None if key.user_id is None else self._users.get(key.user_id)
             principal = _principal(key, tenant, self._plan_rules(tenant), user)
             self._principals[key_id] = principal
+        if key.user_id is not None and (user := self._users.get(key.user_id)) is not None and not user.active:
+            raise AuthenticationFailed("The user this API key belongs to is deactivated.", code="user_deactivated")
         status = self._tenants[key.tenant_id].status
         if status is TenantStatus.DELETED:
             raise AuthenticationFailed("The tenant of this API key was deleted.", code="tenant_deleted")

@@ -87,6 +87,7 @@ def _user(row: Any) -> User:
         created_at=aware(row.created_at) or row.created_at,
         limits=limits_from_json(row.limits),
         updated_at=aware(row.updated_at),
+        deactivated_at=aware(row.deactivated_at),
     )
 
 
@@ -188,6 +189,7 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
             "created_at": user.created_at,
             "limits": limits_to_json(user.limits),
             "updated_at": user.updated_at,
+            "deactivated_at": user.deactivated_at,
         }
         try:
             async with self._engine.begin() as conn:
@@ -225,7 +227,8 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
         return [_key(r) for r in rows]
 
     async def update_user(self, user: User) -> None:
-        values = {"name": user.name, "role": user.role.value, "limits": limits_to_json(user.limits)}
+        values = {"name": user.name, "role": user.role.value, "limits": limits_to_json(user.limits),
+                  "deactivated_at": user.deactivated_at}  # fmt: skip
         async with self._engine.begin() as conn:
             await conn.execute(users.update().where(users.c.id == user.id).values(**values, updated_at=user.updated_at))
 

@@ -38,6 +38,7 @@ users = sa.Table(
     sa.UniqueConstraint("tenant_id", "email", name="uq_users_tenant_email"),
     sa.Column("limits", sa.JSON),
     sa.Column("updated_at", TS, index=True),
+    sa.Column("deactivated_at", TS),  # keys, tokens and logins of the user stop; its records stay
 )
 
 api_keys = sa.Table(
