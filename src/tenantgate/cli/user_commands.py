@@ -69,6 +69,9 @@ def users_update(
     user_id: Annotated[str, typer.Argument(help="User id")],
     tenant: Tenant,
     role: Annotated[str | None, typer.Option(help="New role")] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--deactivate", help="Deactivate (keys, tokens, logins stop) or restore")
+    ] = None,
     rpm: Rpm = None,
     tpm: Tpm = None,
     concurrency: Concurrency = None,
@@ -78,11 +81,14 @@ def users_update(
     as_json: Json = False,
 ) -> None:
     body: dict[str, Any] = {} if role is None else {"role": role}
+    if active is not None:
+        body["active"] = active
     limits = limit_body(rpm, tpm, concurrency, daily_tokens, monthly_tokens, budget_usd)
     if limits:
         body["limits"] = limits
     user = client(ctx).call("PATCH", f"/api/v1/tenants/{tenant}/users/{user_id}", json=body)
-    emit(user, as_json, [f"updated user {user['id']} ({user['role']})"])
+    state = "" if user["active"] else ", deactivated"
+    emit(user, as_json, [f"updated user {user['id']} ({user['role']}{state})"])
 
 
 @users.command("set-password")
