@@ -60,6 +60,11 @@ async def _exists(service: TenancyService, slug: str) -> bool:
     return any(t.slug == slug for t in await service.list_tenants())
 
 
+def python_beside(command: str) -> str:
+    """The Python that has the openai package: the one next to `command` when that is a path (a venv)."""
+    return str(Path(command).with_name("python")) if "/" in command else "python"
+
+
 def banner(keys: list[DemoKey], base_url: str, admin_token: str, command: str = "tenantgate") -> str:
     acme = next(k.key for k in keys if k.tenant == "acme")
     lines = [
@@ -68,18 +73,18 @@ def banner(keys: list[DemoKey], base_url: str, admin_token: str, command: str = 
         "",
         "Demo tenants and their API keys:",
         *(f"  {k.tenant:<6} ({k.plan:<7}) {k.key}" for k in keys),
-        f"Admin token (for the tenantgate CLI and /admin): {admin_token}",
+        f"Admin token (for the tenantgate CLI and /api/v1): {admin_token}",
         "",
         "Try it:",
         f"  curl {base_url}/v1/chat/completions -H 'Authorization: Bearer {acme}' \\",
         "    -H 'Content-Type: application/json' \\",
         """    -d '{"model": "sim-small", "messages": [{"role": "user", "content": "Hello"}]}'""",
         "",
-        "  python -c \"from openai import OpenAI; c = OpenAI(base_url='" + base_url + "/v1', api_key='" + acme + "');"
-        " print(c.chat.completions.create(model='sim-small', messages=[{'role': 'user', 'content': 'Hi'}])"
-        '.choices[0].message.content)"',
+        f"  {python_beside(command)} -c \"from openai import OpenAI; c = OpenAI(base_url='{base_url}/v1', "
+        f"api_key='{acme}'); print(c.chat.completions.create(model='sim-small', "
+        "messages=[{'role': 'user', 'content': 'Hi'}]).choices[0].message.content)\"",
         "",
-        f"  TENANTGATE_ADMIN_TOKEN={admin_token} {command} usage --tenant acme",
+        f"  TENANTGATE_URL={base_url} TENANTGATE_ADMIN_TOKEN={admin_token} {command} usage --tenant acme",
         "",
     ]
     return "\n".join(lines)
