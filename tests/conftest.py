@@ -78,7 +78,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[MemoryStore | S
         yield MemoryStore()
         return
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    sql = SqlStore.from_url(url)
+    sql = SqlStore.from_url(url, row_security=True)  # on PostgreSQL, bound by row-level security as the gateway is
     yield sql
     await sql.close()
 

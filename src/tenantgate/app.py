@@ -105,7 +105,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            store = SqlStore.from_url(settings.database_url)
+            store = SqlStore.from_url(settings.database_url, row_security=settings.row_security)
             stack.push_async_callback(store.close)
             provider = OpenAICompatProvider(
                 connect_timeout_s=settings.upstream_connect_timeout_s,

@@ -262,6 +262,10 @@ class Settings(BaseSettings):
     upstreams: tuple[str, ...] = Field(default=(), description="OpenAI-compatible base URLs; models discovered")
     demo: bool = Field(default=False, description="Seed demo tenants and keys when the database is empty")
     data_dir: Path = Path("data")
+    row_security: bool = Field(
+        default=True, description="PostgreSQL: act as the role tenantgate_app, which row-level security binds "
+        "(the database user must be allowed to SET ROLE to it; the migration creates it)",
+    )  # fmt: skip
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     upstream_connect_timeout_s: float = 5.0
     upstream_read_timeout_s: float = 300.0

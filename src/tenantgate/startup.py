@@ -69,3 +69,22 @@ def database_problem(error: BaseException, database_url: str) -> str | None:
         reason = getattr(error, "orig", None) or error
         return f"cannot use the database {_redacted(database_url)}: {str(reason).splitlines()[0][:300]}"
     return None
+
+
+async def row_security_problem(database_url: str) -> str | None:
+    """On PostgreSQL: one line if the gateway cannot act as the role row-level security binds."""
+    from tenantgate.storage.sql import SqlStore
+    from tenantgate.storage.sql_scope import APP_ROLE
+
+    if make_url(database_url).get_backend_name() != "postgresql":
+        return None
+    store = SqlStore.from_url(database_url, row_security=True)
+    try:
+        await store.ping()
+    except sa_exc.DBAPIError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        return (f"cannot act as the role {APP_ROLE} on {_redacted(database_url)} ({reason}); grant it to the "
+                "database user or set TENANTGATE_ROW_SECURITY=false")  # fmt: skip
+    finally:
+        await store.close()
+    return None

@@ -78,7 +78,7 @@ def serve(
     import uvicorn
 
     from tenantgate.app import create_app
-    from tenantgate.startup import configuration_problem, database_problem
+    from tenantgate.startup import configuration_problem, database_problem, row_security_problem
     from tenantgate.storage.migrate import ensure_schema
 
     try:
@@ -106,6 +106,9 @@ def serve(
             raise
         typer.echo(f"tenantgate: {message}", err=True)
         raise typer.Exit(2) from None
+    if settings.row_security and (problem := asyncio.run(row_security_problem(settings.database_url))):
+        typer.echo(f"tenantgate: {problem}", err=True)
+        raise typer.Exit(2)
     if settings.usage_journal != "off":
         from tenantgate.errors import ConfigurationError
         from tenantgate.metering.journal import UsageJournal

@@ -25,6 +25,7 @@ from tenantgate.domain import (
 from tenantgate.errors import Conflict
 from tenantgate.storage.sql_access import SqlAccess
 from tenantgate.storage.sql_billing import SqlBilling
+from tenantgate.storage.sql_scope import ALL, APP_ROLE
 from tenantgate.storage.sql_usage import SqlUsage, aware
 from tenantgate.storage.tables import (
     TENANT_OWNED,
@@ -125,26 +126,36 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _act_as_app_role(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET ROLE {APP_ROLE}")
+    cursor.close()
+
+
 class SqlStore(SqlUsage, SqlBilling, SqlAccess):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
 
     @classmethod
-    def from_url(cls, url: str) -> SqlStore:
+    def from_url(cls, url: str, row_security: bool = False) -> SqlStore:
+        """With `row_security`, PostgreSQL connections act as the role `tenantgate_app`, which
+        row-level security binds (migration 0015); the owner and superusers are not bound by it."""
         engine = create_async_engine(url, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        elif row_security:
+            sa.event.listen(engine.sync_engine, "connect", _act_as_app_role)
         return cls(engine)
 
     async def create_tenant(self, tenant: Tenant) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._begin(ALL) as conn:
                 await conn.execute(tenants.insert().values(**_tenant_values(tenant)))
         except IntegrityError as exc:
             raise Conflict(f"tenant {tenant.slug!r} already exists", code="tenant_exists") from exc
 
     async def update_tenant(self, tenant: Tenant) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(tenants.update().where(tenants.c.id == tenant.id).values(**_tenant_values(tenant)))
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
@@ -154,18 +165,18 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
         return await self._one_tenant(tenants.c.slug == slug)
 
     async def _one_tenant(self, where: sa.ColumnElement[bool]) -> Tenant | None:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             row = (await conn.execute(tenants.select().where(where))).first()
         return None if row is None else _tenant(row)
 
     async def list_tenants(self) -> list[Tenant]:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             live = tenants.c.status != TenantStatus.DELETED.value
             rows = (await conn.execute(tenants.select().where(live).order_by(tenants.c.slug))).all()
         return [_tenant(r) for r in rows]
 
     async def delete_tenant(self, tenant_id: str, at: datetime) -> dict[str, int] | None:
-        async with self._engine.begin() as conn:
+        async with self._begin(tenant_id) as conn:
             found = (await conn.execute(tenants.select().where(tenants.c.id == tenant_id))).first()
             if found is None or found.status == TenantStatus.DELETED.value:
                 return None
@@ -192,25 +203,25 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
             "deactivated_at": user.deactivated_at,
         }
         try:
-            async with self._engine.begin() as conn:
+            async with self._begin(ALL) as conn:
                 await conn.execute(users.insert().values(**values))
         except IntegrityError as exc:
             raise Conflict(f"user {user.email!r} already exists in this tenant", code="user_exists") from exc
 
     async def list_users(self, tenant_id: str) -> list[User]:
         query = users.select().where(users.c.tenant_id == tenant_id).order_by(users.c.email)
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query)).all()
         return [_user(r) for r in rows]
 
     async def get_user(self, user_id: str) -> User | None:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             row = (await conn.execute(users.select().where(users.c.id == user_id))).first()
         return None if row is None else _user(row)
 
     async def delete_user(self, tenant_id: str, user_id: str, at: datetime) -> list[ApiKey] | None:
         c = api_keys.c
-        async with self._engine.begin() as conn:
+        async with self._begin(tenant_id) as conn:
             mine = (users.c.id == user_id) & (users.c.tenant_id == tenant_id)
             if (await conn.execute(users.select().where(mine))).first() is None:
                 return None
@@ -229,7 +240,7 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
     async def update_user(self, user: User) -> None:
         values = {"name": user.name, "role": user.role.value, "limits": limits_to_json(user.limits),
                   "deactivated_at": user.deactivated_at}  # fmt: skip
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(users.update().where(users.c.id == user.id).values(**values, updated_at=user.updated_at))
 
     async def create_key(self, key: ApiKey) -> None:
@@ -249,23 +260,23 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
             "previous_secret_hash": key.previous_secret_hash,
             "previous_valid_until": key.previous_valid_until,
         }
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(api_keys.insert().values(**values))
 
     async def get_key(self, key_id: str) -> ApiKey | None:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             row = (await conn.execute(api_keys.select().where(api_keys.c.id == key_id))).first()
         return None if row is None else _key(row)
 
     async def list_keys(self, tenant_id: str) -> list[ApiKey]:
         query = api_keys.select().where(api_keys.c.tenant_id == tenant_id).order_by(api_keys.c.created_at)
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query)).all()
         return [_key(r) for r in rows]
 
     async def revoke_key(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
         scope = (api_keys.c.id == key_id) & (api_keys.c.tenant_id == tenant_id)
-        async with self._engine.begin() as conn:
+        async with self._begin(tenant_id) as conn:
             await conn.execute(
                 api_keys.update().where(scope & api_keys.c.revoked_at.is_(None)).values(revoked_at=at, updated_at=at)
             )
@@ -277,7 +288,7 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
     ) -> ApiKey | None:
         scope = (api_keys.c.id == key_id) & (api_keys.c.tenant_id == tenant_id)
         c = api_keys.c
-        async with self._engine.begin() as conn:
+        async with self._begin(tenant_id) as conn:
             await conn.execute(
                 api_keys.update().where(scope & c.revoked_at.is_(None)).values(
                     previous_secret_hash=c.secret_hash, secret_hash=secret_hash,
@@ -290,7 +301,7 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
         if not last_used:
             return
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             for key_id, at in last_used.items():
                 await conn.execute(
                     api_keys.update()
@@ -300,7 +311,7 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
                 )
 
     async def changes_since(self, since: datetime) -> KeyChanges:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             keys = (await conn.execute(api_keys.select().where(api_keys.c.updated_at >= since))).all()
             ts = (await conn.execute(tenants.select().where(tenants.c.updated_at >= since))).all()
             us = (await conn.execute(users.select().where(users.c.updated_at >= since))).all()
@@ -311,7 +322,7 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
     async def add_notification(self, notification: Notification) -> bool:
         values = dataclasses.asdict(notification)
         try:
-            async with self._engine.begin() as conn:
+            async with self._begin(ALL) as conn:
                 await conn.execute(notifications.insert().values(**values))
         except IntegrityError:
             return False
@@ -321,7 +332,7 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
         query = (
             notifications.select().where(notifications.c.tenant_id == tenant_id).order_by(notifications.c.created_at)
         )
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query)).all()
         return [
             Notification(r.id, r.tenant_id, r.kind, r.period, r.message, aware(r.created_at) or r.created_at)
@@ -329,7 +340,7 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess):
         ]
 
     async def ping(self) -> None:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantgate.clock import utcnow
 from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, SsoConfig
 from tenantgate.errors import Conflict
+from tenantgate.storage.sql_scope import ALL, Scoped
 from tenantgate.storage.sql_usage import aware
 from tenantgate.storage.tables import (
     audit_events,
@@ -44,7 +45,7 @@ def _audit(row: Any) -> AuditEvent:
     return AuditEvent(**values)
 
 
-class SqlAccess:
+class SqlAccess(Scoped):
     _engine: AsyncEngine
 
     async def create_token(self, token: ManagementToken) -> None:
@@ -59,11 +60,11 @@ class SqlAccess:
             "expires_at": token.expires_at,
             "revoked_at": token.revoked_at,
         }
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(management_tokens.insert().values(**values))
 
     async def get_token(self, token_id: str) -> ManagementToken | None:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             row = (await conn.execute(management_tokens.select().where(management_tokens.c.id == token_id))).first()
         return None if row is None else _token(row)
 
@@ -72,13 +73,13 @@ class SqlAccess:
         where = c.tenant_id.is_(None) if tenant_id is None else c.tenant_id == tenant_id
         if user_id is not None:
             where = where & (c.user_id == user_id)
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(management_tokens.select().where(where).order_by(c.created_at, c.id))).all()
         return [_token(r) for r in rows]
 
     async def revoke_token(self, token_id: str, at: datetime) -> ManagementToken | None:
         c = management_tokens.c
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(
                 management_tokens.update().where(c.id == token_id).values(revoked_at=sa.func.coalesce(c.revoked_at, at))
             )
@@ -86,7 +87,7 @@ class SqlAccess:
         return None if row is None else _token(row)
 
     async def add_audit(self, event: AuditEvent) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(audit_events.insert().values(**dataclasses.asdict(event)))
 
     async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
@@ -95,13 +96,13 @@ class SqlAccess:
         if tenant_id is not None:
             where = where & (c.tenant_id == tenant_id)
         query = audit_events.select().where(where).order_by(c.at.desc(), c.id.desc()).limit(limit)
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query)).all()
         return [_audit(r) for r in rows]
 
     async def create_operator(self, operator: Operator) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._begin(ALL) as conn:
                 await conn.execute(operators.insert().values(**dataclasses.asdict(operator)))
         except IntegrityError as exc:
             raise Conflict(f"operator {operator.email!r} already exists", code="operator_exists") from exc
@@ -113,23 +114,23 @@ class SqlAccess:
         return await self._one_operator(operators.c.email == email)
 
     async def _one_operator(self, where: sa.ColumnElement[bool]) -> Operator | None:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             row = (await conn.execute(operators.select().where(where))).first()
         return None if row is None else _operator(row)
 
     async def list_operators(self) -> list[Operator]:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(operators.select().order_by(operators.c.email))).all()
         return [_operator(r) for r in rows]
 
     async def set_credential(self, credential: Credential) -> None:
         values = dataclasses.asdict(credential)
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(credentials.delete().where(credentials.c.subject_id == credential.subject_id))
             await conn.execute(credentials.insert().values(**values))
 
     async def get_credential(self, subject_id: str) -> Credential | None:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             row = (await conn.execute(credentials.select().where(credentials.c.subject_id == subject_id))).first()
         if row is None:
             return None
@@ -138,13 +139,13 @@ class SqlAccess:
         return Credential(**values)
 
     async def set_sso(self, tenant_id: str, config: SsoConfig | None) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin(tenant_id) as conn:
             await conn.execute(tenant_sso.delete().where(tenant_sso.c.tenant_id == tenant_id))
             if config is not None:
                 await conn.execute(tenant_sso.insert().values(**dataclasses.asdict(config)))
 
     async def get_sso(self, tenant_id: str) -> SsoConfig | None:
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             row = (await conn.execute(tenant_sso.select().where(tenant_sso.c.tenant_id == tenant_id))).first()
         if row is None:
             return None
@@ -153,14 +154,14 @@ class SqlAccess:
         return SsoConfig(**values)
 
     async def set_proxy_key(self, tenant_id: str, public_jwk: dict[str, object] | None) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin(tenant_id) as conn:
             await conn.execute(tenant_proxy_keys.delete().where(tenant_proxy_keys.c.tenant_id == tenant_id))
             if public_jwk is not None:
                 values = {"tenant_id": tenant_id, "public_jwk": public_jwk, "updated_at": utcnow()}
                 await conn.execute(tenant_proxy_keys.insert().values(**values))
 
     async def proxy_keys(self) -> dict[str, dict[str, object]]:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(tenant_proxy_keys.select())).all()
         return {r.tenant_id: dict(r.public_jwk) for r in rows}
 

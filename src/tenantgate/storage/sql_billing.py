@@ -18,6 +18,7 @@ from tenantgate.clock import utcnow
 from tenantgate.domain import Notification, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.metering.codec import event_from_dict
+from tenantgate.storage.sql_scope import ALL, Scoped
 from tenantgate.storage.sql_usage import aware
 from tenantgate.storage.tables import (
     credit_applications,
@@ -75,7 +76,7 @@ def _key_match(key: RollupKey) -> list[sa.ColumnElement[bool]]:
             r.deployment == key.deployment, r.tenant_id == key.tenant_id]  # fmt: skip
 
 
-class SqlBilling:
+class SqlBilling(Scoped):
     _engine: AsyncEngine
 
     async def _serialise(self, conn: AsyncConnection, name: str) -> None:
@@ -88,13 +89,13 @@ class SqlBilling:
         query = usage_events.select().where(u.created_at >= since, u.created_at < until)
         if tenant_id is not None:
             query = query.where(u.tenant_id == tenant_id).order_by(u.created_at, u.request_id)
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query)).all()
         return [_event(r) for r in rows]
 
     async def replace_rollups(self, granularity: str, since: datetime, until: datetime, rows: Sequence[Rollup]) -> None:
         r, u = usage_rollups.c, usage_events.c
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await self._serialise(conn, "rollups")
             await conn.execute(
                 usage_rollups.delete().where(r.granularity == granularity, r.bucket >= since, r.bucket < until)
@@ -108,13 +109,13 @@ class SqlBilling:
     async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
         u = usage_events.c
         query = usage_events.select().where(u.rolled_at.is_(None)).order_by(u.created_at).limit(limit)
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(query)).all()
         return [_event(r) for r in rows]
 
     async def merge_rollups(self, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> bool:
         try:
-            async with self._engine.begin() as conn:
+            async with self._begin(ALL) as conn:
                 await self._serialise(conn, "rollups")
                 await self._merge(conn, rows, rolled)
         except _RolledElsewhere:
@@ -146,18 +147,18 @@ class SqlBilling:
         query = usage_rollups.select().where(r.granularity == granularity, r.bucket >= since, r.bucket < until)
         if tenant_id is not None:
             query = query.where(r.tenant_id == tenant_id)
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query.order_by(r.bucket))).all()
         return [_rollup(row) for row in rows]
 
     async def add_credit_grant(self, grant: CreditGrant) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(credit_grants.insert().values(**dataclasses.asdict(grant)))
 
     async def list_credit_grants(self, tenant_id: str) -> list[CreditGrant]:
         g = credit_grants.c
         query = credit_grants.select().where(g.tenant_id == tenant_id).order_by(g.granted_at, g.id)
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query)).all()
         return [
             CreditGrant(r.id, r.tenant_id, int(r.amount_micros), aware(r.granted_at) or r.granted_at,
@@ -168,7 +169,7 @@ class SqlBilling:
     async def credit_applied(self, tenant_id: str) -> dict[str, int]:
         a = credit_applications.c
         query = sa.select(a.grant_id, sa.func.sum(a.amount_micros)).where(a.tenant_id == tenant_id).group_by(a.grant_id)
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query)).all()
         return {r[0]: int(r[1]) for r in rows}
 
@@ -182,7 +183,7 @@ class SqlBilling:
             .where(sa.or_(g.expires_at.is_(None), g.expires_at > now))
             .group_by(g.tenant_id)
         )
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(query)).all()
         return {r[0]: int(r[1]) for r in rows}
 
@@ -196,7 +197,7 @@ class SqlBilling:
             for grant, amount in invoice.credits
         ]
         try:
-            async with self._engine.begin() as conn:
+            async with self._begin(ALL) as conn:
                 await self._serialise(conn, f"credits:{invoice.tenant_id}")
                 await conn.execute(invoices.insert().values(**values))
                 if applied:
@@ -213,7 +214,7 @@ class SqlBilling:
 
     async def _invoices(self, where: sa.ColumnElement[bool]) -> list[FinalInvoice]:
         a = credit_applications.c
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(invoices.select().where(where).order_by(invoices.c.month))).all()
             ids = [r.id for r in rows]
             applied = (await conn.execute(credit_applications.select().where(a.invoice_id.in_(ids)))).all()
@@ -227,13 +228,13 @@ class SqlBilling:
         ]  # fmt: skip
 
     async def add_credit_note(self, note: CreditNote) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(credit_notes.insert().values(**dataclasses.asdict(note)))
 
     async def list_credit_notes(self, invoice_id: str) -> list[CreditNote]:
         n = credit_notes.c
         query = credit_notes.select().where(n.invoice_id == invoice_id).order_by(n.created_at, n.id)
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(query)).all()
         return [
             CreditNote(r.id, r.invoice_id, r.tenant_id, int(r.amount_micros), r.reason,
@@ -242,14 +243,14 @@ class SqlBilling:
         ]  # fmt: skip
 
     async def set_webhook(self, webhook: Webhook | None, tenant_id: str) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin(tenant_id) as conn:
             await conn.execute(tenant_webhooks.delete().where(tenant_webhooks.c.tenant_id == tenant_id))
             if webhook is not None:
                 await conn.execute(tenant_webhooks.insert().values(**dataclasses.asdict(webhook)))
 
     async def get_webhook(self, tenant_id: str) -> Webhook | None:
         query = tenant_webhooks.select().where(tenant_webhooks.c.tenant_id == tenant_id)
-        async with self._engine.connect() as conn:
+        async with self._connect(tenant_id) as conn:
             row = (await conn.execute(query)).first()
         return (
             None
@@ -266,7 +267,7 @@ class SqlBilling:
             .order_by(n.created_at)
             .limit(limit)
         )
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(query)).all()
         return [Notification(r.id, r.tenant_id, r.kind, r.period, r.message, aware(r.created_at) or r.created_at)
                 for r in rows]  # fmt: skip
@@ -274,32 +275,32 @@ class SqlBilling:
     async def mark_notification(self, notification_id: str, delivered_at: datetime | None) -> None:
         n = notifications.c
         change = {"delivered_at": delivered_at} if delivered_at else {"attempts": n.attempts + 1}
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(notifications.update().where(n.id == notification_id).values(**change))
 
     async def unexported_usage(self, limit: int) -> list[UsageEvent]:
         u = usage_events.c
         query = usage_events.select().where(u.exported_at.is_(None)).order_by(u.created_at).limit(limit)
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(query)).all()
         return [_event(r) for r in rows]
 
     async def mark_exported(self, request_ids: Sequence[str], at: datetime) -> None:
         u = usage_events.c
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(usage_events.update().where(u.request_id.in_(list(request_ids))).values(exported_at=at))
 
     async def set_retention(self, tenant_id: str, days: int | None) -> None:
-        async with self._engine.begin() as conn:
+        async with self._begin(tenant_id) as conn:
             await conn.execute(tenants.update().where(tenants.c.id == tenant_id).values(usage_retention_days=days))
 
     async def retention_days(self) -> dict[str, int | None]:
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(sa.select(tenants.c.id, tenants.c.usage_retention_days))).all()
         return {r[0]: r[1] for r in rows}
 
     async def purge_usage(self, tenant_id: str, before: datetime) -> int:
         u = usage_events.c
-        async with self._engine.begin() as conn:
+        async with self._begin(tenant_id) as conn:
             result = await conn.execute(usage_events.delete().where(u.tenant_id == tenant_id, u.created_at < before))
         return int(result.rowcount)

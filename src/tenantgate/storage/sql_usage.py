@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenantgate.domain import DeadLetter, Price, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.metering.codec import event_to_dict
+from tenantgate.storage.sql_scope import ALL, Scoped
 from tenantgate.storage.tables import prices, usage_dead_letters, usage_events
 
 
@@ -43,7 +44,7 @@ def _owner(scope: str) -> sa.Column[str]:
     return {"tenant": u.tenant_id, "key": u.key_id, "user": u.user_id}[scope]
 
 
-class SqlUsage:
+class SqlUsage(Scoped):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
@@ -54,7 +55,7 @@ class SqlUsage:
         if not events:
             return
         # executemany over one cached statement: compiling a multi-row VALUES per batch costs more than the insert
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(self._insert_usage, [event_to_dict(e) for e in events])
 
     async def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
@@ -62,12 +63,12 @@ class SqlUsage:
             {"request_id": d.request_id, "reason": d.reason, "payload": d.payload, "created_at": d.created_at}
             for d in letters
         ]
-        async with self._engine.begin() as conn:
+        async with self._begin(ALL) as conn:
             await conn.execute(self._insert_letter, rows)
 
     async def list_dead_letters(self, limit: int) -> list[DeadLetter]:
         query = usage_dead_letters.select().order_by(usage_dead_letters.c.created_at.desc()).limit(limit)
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(query)).all()
         return [DeadLetter(r.request_id, r.reason, r.payload, aware(r.created_at) or r.created_at) for r in rows]
 
@@ -78,7 +79,7 @@ class SqlUsage:
             sa.func.coalesce(sa.func.sum(u.prompt_tokens + u.completion_tokens), 0),
             sa.func.coalesce(sa.func.sum(u.cost_micros), 0),
         ).where(column == scope_id, u.created_at >= since)
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             row = (await conn.execute(query)).one()
         return int(row[0]), int(row[1])
 
@@ -88,7 +89,7 @@ class SqlUsage:
         query = sa.select(sa.func.coalesce(sa.func.sum(u.gpu_seconds), 0.0)).where(
             column == scope_id, u.created_at >= since
         )
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             return float((await conn.execute(query)).scalar_one())
 
     async def add_price(self, price: Price) -> None:
@@ -103,7 +104,7 @@ class SqlUsage:
             "created_at": price.created_at,
         }
         try:
-            async with self._engine.begin() as conn:
+            async with self._begin(ALL) as conn:
                 await conn.execute(prices.insert().values(**values))
         except IntegrityError as exc:
             when = price.effective_from.isoformat()
@@ -111,6 +112,6 @@ class SqlUsage:
 
     async def list_prices(self) -> list[Price]:
         query = prices.select().order_by(prices.c.model, prices.c.effective_from)
-        async with self._engine.connect() as conn:
+        async with self._connect(ALL) as conn:
             rows = (await conn.execute(query)).all()
         return [_price(r) for r in rows]

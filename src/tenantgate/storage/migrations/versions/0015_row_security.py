@@ -1,0 +1,46 @@
+"""PostgreSQL row-level security on every table that holds a tenant's rows: a second wall behind
+the `tenant_id` every query names. The gateway acts as the role `tenantgate_app` and says, per
+transaction, whose rows it may touch (`tenantgate.scope`: a tenant id, or `*` for work across
+tenants); a query that says nothing sees nothing. SQLite has no row security: nothing to do.
+
+Revision ID: 0015
+Revises: 0014
+"""
+
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+TENANT_TABLES = ("users", "api_keys", "usage_events", "usage_rollups", "notifications", "credit_grants", "invoices",
+                 "credit_applications", "credit_notes", "tenant_webhooks", "management_tokens", "tenant_sso",
+                 "tenant_proxy_keys", "audit_events")  # fmt: skip
+ROLE = "tenantgate_app"
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    # roles belong to the whole server: another database may have made it already
+    op.execute(f"""DO $$ BEGIN CREATE ROLE {ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$""")
+    op.execute(f"GRANT USAGE ON SCHEMA public TO {ROLE}")
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {ROLE}")
+    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {ROLE}")
+    op.execute("""CREATE FUNCTION tenantgate_visible(tenant text) RETURNS boolean LANGUAGE sql STABLE AS $$
+                  SELECT current_setting('tenantgate.scope', true) = '*'
+                      OR tenant = current_setting('tenantgate.scope', true) $$""")
+    for table in TENANT_TABLES:
+        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        op.execute(f"CREATE POLICY tenant_wall ON {table} USING (tenantgate_visible(tenant_id)) "
+                   "WITH CHECK (tenantgate_visible(tenant_id))")  # fmt: skip
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for table in TENANT_TABLES:
+        op.execute(f"DROP POLICY tenant_wall ON {table}")
+        op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
+    op.execute("DROP FUNCTION tenantgate_visible(text)")
