@@ -23,11 +23,17 @@ ROLE = "tenantgate_app"
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    # roles belong to the whole server: another database may have made it already
-    op.execute(f"""DO $$ BEGIN CREATE ROLE {ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$""")
-    op.execute(f"GRANT USAGE ON SCHEMA public TO {ROLE}")
-    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {ROLE}")
-    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {ROLE}")
+    # Roles belong to the whole server: another database may have made it already. A database user
+    # that may not create roles leaves it to its administrator (start-up then says what to do).
+    op.execute(f"""DO $$ BEGIN
+        BEGIN CREATE ROLE {ROLE} NOLOGIN;
+        EXCEPTION WHEN duplicate_object THEN NULL; WHEN insufficient_privilege THEN RETURN; END;
+        BEGIN EXECUTE format('GRANT {ROLE} TO %I', current_user);
+        EXCEPTION WHEN insufficient_privilege OR invalid_grant_operation THEN NULL; END;
+        GRANT USAGE ON SCHEMA public TO {ROLE};
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {ROLE};
+        ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {ROLE};
+    END $$""")
     op.execute("""CREATE FUNCTION tenantgate_visible(tenant text) RETURNS boolean LANGUAGE sql STABLE AS $$
                   SELECT current_setting('tenantgate.scope', true) = '*'
                       OR tenant = current_setting('tenantgate.scope', true) $$""")
