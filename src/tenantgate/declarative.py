@@ -245,4 +245,4 @@ class Applier:
 
 
 def _drop_empty(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v not in (None, {}, [])}
+    return {k: v for k, v in values.items() if v not in (None, "", {}, [])}
