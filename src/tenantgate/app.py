@@ -161,6 +161,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 store,
                 plans.get,
                 rollups,
+                audit=audit,
                 currency=settings.currency,
                 credit_changed=gw.refresh_prepaid,
                 notifier=notifier,

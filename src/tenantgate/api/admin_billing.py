@@ -16,7 +16,6 @@ from tenantgate.api.admin_usage import aware, window
 from tenantgate.api.deps import Audit, PlatformReader, PlatformWriter, SettingsWriter, UsageReader, billing, gateway
 from tenantgate.billing.export import ndjson
 from tenantgate.billing.prices import to_micros, version_of
-from tenantgate.billing.records import Webhook
 from tenantgate.billing.retention import purge_expired
 from tenantgate.clock import utcnow
 from tenantgate.domain import Price
@@ -113,33 +112,22 @@ class RetentionIn(BaseModel):
 
 
 @router.put("/tenants/{slug}/webhook")
-async def set_webhook(
-    slug: str, body: WebhookIn, request: Request, caller: SettingsWriter, audit: Audit
-) -> dict[str, str]:
+async def set_webhook(slug: str, body: WebhookIn, request: Request, caller: SettingsWriter) -> dict[str, str]:
     """Where the tenant's alerts go; the signing secret is shown here only."""
-    tenant = await billing(request).tenant(slug)
     secret = body.secret or secrets.token_urlsafe(32)
-    await gateway(request).store.set_webhook(Webhook(tenant.id, body.url, secret, utcnow()), tenant.id)
-    await audit.record(caller, "webhook.set", f"webhook of {slug}", tenant_id=tenant.id, after={"url": body.url})
+    await billing(request).set_webhook(caller, slug, body.url, secret)
     return {"url": body.url, "secret": secret}
 
 
 @router.delete("/tenants/{slug}/webhook", status_code=204)
-async def delete_webhook(slug: str, request: Request, caller: SettingsWriter, audit: Audit) -> None:
-    tenant = await billing(request).tenant(slug)
-    await gateway(request).store.set_webhook(None, tenant.id)
-    await audit.record(caller, "webhook.delete", f"webhook of {slug}", tenant_id=tenant.id)
+async def delete_webhook(slug: str, request: Request, caller: SettingsWriter) -> None:
+    await billing(request).delete_webhook(caller, slug)
 
 
 @router.put("/tenants/{slug}/retention")
-async def set_retention(
-    slug: str, body: RetentionIn, request: Request, caller: SettingsWriter, audit: Audit
-) -> dict[str, int]:
-    tenant = await billing(request).tenant(slug)
-    gw = gateway(request)
-    await gw.store.set_retention(tenant.id, body.days)
-    await audit.record(caller, "retention.set", f"retention of {slug}", tenant_id=tenant.id, after={"days": body.days})
-    return {"days": body.days or gw.settings.usage_retention_days}
+async def set_retention(slug: str, body: RetentionIn, request: Request, caller: SettingsWriter) -> dict[str, int]:
+    await billing(request).set_retention(caller, slug, body.days)
+    return {"days": body.days or gateway(request).settings.usage_retention_days}
 
 
 @router.post("/usage/purge")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from tenantgate.admission.periods import day_start, month_label
 from tenantgate.api.admin_schemas import sane_moment
 from tenantgate.api.csv_render import csv_response
-from tenantgate.api.deps import Audit, PlatformReader, PlatformWriter, UsageReader, billing, gateway, rollups
+from tenantgate.api.deps import PlatformReader, PlatformWriter, UsageReader, billing, gateway, rollups
 from tenantgate.billing.invoices import parse_month
 from tenantgate.billing.prices import to_micros
 from tenantgate.billing.reports import grouped, margins, parse_group_by, report_row, utilisation
@@ -126,14 +126,10 @@ async def get_invoice(slug: str, month: str, request: Request, _: UsageReader, f
 
 
 @router.post("/tenants/{slug}/invoices/{month}/finalize")
-async def finalize(slug: str, month: str, request: Request, caller: PlatformWriter, audit: Audit) -> dict[str, object]:
+async def finalize(slug: str, month: str, request: Request, caller: PlatformWriter) -> dict[str, object]:
     """Fix a month that has ended; 409 while it runs or once it is final."""
     await gateway(request).recorder.flush()
-    invoice = await billing(request).finalize(slug, month)
-    tenant = await billing(request).tenant(slug)
-    await audit.record(caller, "invoice.finalize", f"invoice {slug} {month}", tenant_id=tenant.id,
-                       after={"id": invoice.get("id"), "total_micros": invoice.get("total_micros")})  # fmt: skip
-    return invoice
+    return await billing(request).finalize(caller, slug, month)
 
 
 Money = Annotated[Decimal, Field(gt=0, le=1_000_000_000, max_digits=16, decimal_places=6)]
@@ -152,25 +148,19 @@ class CreditGrantIn(BaseModel):
 
 @router.post("/tenants/{slug}/invoices/{month}/credit-notes", status_code=201)
 async def credit_note(
-    slug: str, month: str, body: CreditNoteIn, request: Request, caller: PlatformWriter, audit: Audit
+    slug: str, month: str, body: CreditNoteIn, request: Request, caller: PlatformWriter
 ) -> dict[str, object]:
-    note = await billing(request).credit_note(slug, month, to_micros(body.amount), body.reason)
-    answer = {"id": note.id, "invoice_id": note.invoice_id, "amount_micros": note.amount_micros, "reason": note.reason}
-    tenant = await billing(request).tenant(slug)
-    await audit.record(caller, "invoice.credit_note", f"invoice {slug} {month}", tenant_id=tenant.id, after=answer)
-    return answer
+    note = await billing(request).credit_note(caller, slug, month, to_micros(body.amount), body.reason)
+    return {"id": note.id, "invoice_id": note.invoice_id, "amount_micros": note.amount_micros, "reason": note.reason}
 
 
 @router.post("/tenants/{slug}/credits", status_code=201)
 async def grant_credit(
-    slug: str, body: CreditGrantIn, request: Request, caller: PlatformWriter, audit: Audit
+    slug: str, body: CreditGrantIn, request: Request, caller: PlatformWriter
 ) -> list[dict[str, object]]:
     """Grant prepaid credit; answers with every grant and what is left of it."""
     expires = None if body.expires_at is None else aware(body.expires_at, "expires_at")
-    await billing(request).grant(slug, to_micros(body.amount), expires, body.note)
-    tenant = await billing(request).tenant(slug)
-    after = {"amount_micros": to_micros(body.amount), "expires_at": expires, "note": body.note}
-    await audit.record(caller, "credit.grant", f"credit of {slug}", tenant_id=tenant.id, after=after)
+    await billing(request).grant(caller, slug, to_micros(body.amount), expires, body.note)
     return await billing(request).credits(slug)
 
 

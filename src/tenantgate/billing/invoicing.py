@@ -1,5 +1,6 @@
 """The billing service: invoices (draft while the month runs, final and immutable after), credit
-notes, prepaid credit grants. The admin API and the CLI call it; it owns every billing write."""
+notes, prepaid credit grants. The management API and the CLI call it; it owns these writes and
+puts each in the audit log."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from tenantgate.access.audit import AuditLog
+from tenantgate.access.callers import Caller
 from tenantgate.billing.invoices import compose, invoice_id, parse_month
-from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice
+from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Webhook
 from tenantgate.billing.rollups import RollupJob
 from tenantgate.clock import utcnow
 from tenantgate.domain import Tenant
@@ -34,10 +37,12 @@ def check_money(micros: int, what: str) -> int:
 class Billing:
     def __init__(
         self, store: Store, plans: Callable[[str], PlanConfig | None], rollups: RollupJob, *, currency: str,
-        clock: Callable[[], datetime] = utcnow, credit_changed: Callable[[], Awaitable[None]] | None = None,
-        notifier: Notifier | None = None, thresholds: tuple[int, ...] = (50, 80, 100),
+        audit: AuditLog, clock: Callable[[], datetime] = utcnow,
+        credit_changed: Callable[[], Awaitable[None]] | None = None, notifier: Notifier | None = None,
+        thresholds: tuple[int, ...] = (50, 80, 100),
     ) -> None:  # fmt: skip
         self._store = store
+        self._audit = audit
         self._plans = plans
         self._rollups = rollups
         self._currency = currency
@@ -98,7 +103,7 @@ class Billing:
         tenant = await self.tenant(slug)
         return [await self._with_notes(i) for i in await self._store.list_invoices(tenant.id)]
 
-    async def finalize(self, slug: str, month: str) -> dict[str, object]:
+    async def finalize(self, by: Caller, slug: str, month: str) -> dict[str, object]:
         """Fix a month that has ended: pending events are rolled up first, then nothing changes it."""
         tenant = await self.tenant(slug)
         _, end = parse_month(month)
@@ -118,6 +123,8 @@ class Billing:
             tuple(applications),
         )  # fmt: skip
         await self._store.finalize_invoice(final)
+        await self._audit.record(by, "invoice.finalize", f"invoice {slug} {month}", tenant_id=tenant.id,
+                                 after={"id": final.id, "total_micros": final.total_micros})  # fmt: skip
         await self._credits_moved()
         await self._credit_alerts(tenant, applied_before, applications)
         return await self._with_notes(final)
@@ -135,7 +142,7 @@ class Billing:
                     message = f"{percent} % of prepaid credit '{label}' ({grant.amount_micros / 1e6:.2f}) is used."
                     self._notifier.notify(tenant.id, f"credit_{percent}", grant.id, message)
 
-    async def credit_note(self, slug: str, month: str, amount_micros: int, reason: str) -> CreditNote:
+    async def credit_note(self, by: Caller, slug: str, month: str, amount_micros: int, reason: str) -> CreditNote:
         tenant = await self.tenant(slug)
         parse_month(month)
         final = await self._store.get_invoice(tenant.id, month)
@@ -147,9 +154,12 @@ class Billing:
             raise Conflict("Credit notes may not add up to more than the invoice's total.", code="credit_exceeds")
         note = CreditNote(secrets.token_hex(8), final.id, tenant.id, amount_micros, reason, self._clock())
         await self._store.add_credit_note(note)
+        await self._audit.record(by, "invoice.credit_note", f"invoice {slug} {month}", tenant_id=tenant.id, after=note)
         return note
 
-    async def grant(self, slug: str, amount_micros: int, expires_at: datetime | None, note: str) -> CreditGrant:
+    async def grant(
+        self, by: Caller, slug: str, amount_micros: int, expires_at: datetime | None, note: str
+    ) -> CreditGrant:
         tenant = await self.tenant(slug)
         now = self._clock()
         if expires_at is not None and expires_at <= now:
@@ -158,8 +168,26 @@ class Billing:
             secrets.token_hex(8), tenant.id, check_money(amount_micros, "amount"), now, expires_at, note
         )
         await self._store.add_credit_grant(grant)
+        await self._audit.record(by, "credit.grant", f"credit of {slug}", tenant_id=tenant.id, after=grant)
         await self._credits_moved()
         return grant
+
+    async def set_webhook(self, by: Caller, slug: str, url: str, secret: str) -> None:
+        """Where the tenant's alerts go, signed with `secret`."""
+        tenant = await self.tenant(slug)
+        await self._store.set_webhook(Webhook(tenant.id, url, secret, self._clock()), tenant.id)
+        await self._audit.record(by, "webhook.set", f"webhook of {slug}", tenant_id=tenant.id, after={"url": url})
+
+    async def delete_webhook(self, by: Caller, slug: str) -> None:
+        tenant = await self.tenant(slug)
+        await self._store.set_webhook(None, tenant.id)
+        await self._audit.record(by, "webhook.delete", f"webhook of {slug}", tenant_id=tenant.id)
+
+    async def set_retention(self, by: Caller, slug: str, days: int | None) -> None:
+        """Days of raw usage events kept for the tenant (None: the installation's default)."""
+        tenant = await self.tenant(slug)
+        await self._store.set_retention(tenant.id, days)
+        await self._audit.record(by, "retention.set", f"retention of {slug}", tenant_id=tenant.id, after={"days": days})
 
     async def credits(self, slug: str) -> list[dict[str, object]]:
         """Each grant with what is left of it."""

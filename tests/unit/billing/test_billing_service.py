@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tenantgate.access.audit import AuditLog
+from tenantgate.access.callers import SYSTEM
 from tenantgate.billing.invoicing import Billing
 from tenantgate.billing.rollups import RollupJob
 from tenantgate.errors import Conflict
@@ -24,22 +26,23 @@ async def test_finalising_burns_credit_alerts_once_and_is_immutable() -> None:
     plans = {"growth": PlanConfig(name="growth", display_name="Growth", monthly_fee_usd=9)}
     notifier = Notifier(store)
     clock = [datetime(2026, 11, 20, tzinfo=UTC)]
-    billing = Billing(store, plans.get, RollupJob(store, lambda _: 0, {}), currency="USD", clock=lambda: clock[0],
+    rollups = RollupJob(store, lambda _: 0, {})
+    billing = Billing(store, plans.get, rollups, currency="USD", audit=AuditLog(store), clock=lambda: clock[0],
                       notifier=notifier)  # fmt: skip
-    await billing.grant("acme", 10_000_000, None, "welcome")
+    await billing.grant(SYSTEM, "acme", 10_000_000, None, "welcome")
     with pytest.raises(Conflict, match="has not ended"):
-        await billing.finalize("acme", "2026-11")
+        await billing.finalize(SYSTEM, "acme", "2026-11")
     clock[0] = DECEMBER
-    final = await billing.finalize("acme", "2026-11")
+    final = await billing.finalize(SYSTEM, "acme", "2026-11")
     assert final["status"] == "final" and final["total_micros"] == 0 and final["credits_micros"] == -9_000_000
     await notifier.drain()
     kinds = sorted(n.kind for n in await store.list_notifications("t-acme"))
     assert kinds == ["credit_50", "credit_80"]  # 90 % of the grant went: 50 and 80 crossed, 100 not
     with pytest.raises(Conflict, match="final already"):
-        await billing.finalize("acme", "2026-11")
-    await billing.grant("acme", 1_000_000, None, "top-up")
+        await billing.finalize(SYSTEM, "acme", "2026-11")
+    await billing.grant(SYSTEM, "acme", 1_000_000, None, "top-up")
     assert (await billing.invoice("acme", "2026-11"))["lines"] == final["lines"]  # a final invoice never changes
     with pytest.raises(Conflict, match="more than the invoice"):
-        await billing.credit_note("acme", "2026-11", 1, "nothing is due on it")
+        await billing.credit_note(SYSTEM, "acme", "2026-11", 1, "nothing is due on it")
     left = {c["note"]: c["remaining_micros"] for c in await billing.credits("acme")}
     assert left == {"welcome": 1_000_000, "top-up": 1_000_000}
