@@ -118,8 +118,7 @@ async def size_deployments(gw: Gateway) -> None:
             if isinstance(load, BaseException):
                 if not isinstance(load, UpstreamError | UpstreamTimeout):
                     raise load
-                capacity.forget()  # unreachable: it may come back as a different engine (the probe may miss it)
-                continue
+                continue  # unreachable: the health probe and the breaker deal with that
             if load is None:
                 if capacity.engine_metrics:
                     log.info("deployment %s stopped publishing engine metrics; sizing it adaptively",

@@ -22,7 +22,7 @@ PROMPT = "word " * 50
 MODEL = "sim-cap"
 ENGINE = ("--max-num-seqs", "8", "--speed", SPEED, "--admit-every", "1", "--models", MODEL)
 # The health probe is slow on purpose: the budget must notice the restart from its own signals
-# (failed sends open the circuit, failed metrics scrapes), not only when a probe happens to fail.
+# (failed sends open the circuit), not only when a probe happens to fail.
 RESTART = {"TENANTGATE_BREAKER_COOLDOWN_S": "0.5", "TENANTGATE_HEALTH_PROBE_S": "60"}
 
 
