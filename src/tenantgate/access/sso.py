@@ -86,6 +86,24 @@ class IssuerMetadata:
     async def keys(self, jwks_uri: str, fresh: bool = False) -> KeySet:
         return KeySet.import_key_set(await self._get(jwks_uri, fresh))  # type: ignore[arg-type]
 
+    async def verified(
+        self, token: str, jwks_uri: str, registry: jwt.JWTClaimsRegistry, algorithms: list[str]
+    ) -> dict[str, Any]:
+        """The token's claims, signed with a key the issuer publishes and valid by `registry`. The keys
+        are fetched again once when the token names one not seen yet (the issuer rotated); other
+        failures raise JoseError or ValueError at once."""
+        for fresh in (False, True):
+            keys = await self.keys(jwks_uri, fresh)
+            try:
+                decoded = jwt.decode(token, keys, algorithms=algorithms)
+            except JoseError as exc:
+                if fresh or "key" not in type(exc).__name__.lower():
+                    raise
+                continue
+            registry.validate(decoded.claims)
+            return dict(decoded.claims)
+        raise AssertionError("unreachable")
+
 
 class OidcSignOn:
     def __init__(
@@ -175,20 +193,12 @@ class OidcSignOn:
             iss={"essential": True, "value": config.issuer}, aud={"essential": True, "value": config.client_id},
             nonce={"essential": True, "value": nonce}, sub={"essential": True}, exp={"essential": True},
         )  # fmt: skip
-        for fresh in (False, True):  # the issuer may have rotated its keys since they were fetched
-            try:
-                keys = await self.metadata.keys(discovery["jwks_uri"], fresh)
-                token = jwt.decode(id_token, keys, algorithms=["RS256", "ES256", "PS256"])
-                registry.validate(token.claims)
-                return dict(token.claims)
-            except JoseError as exc:
-                if fresh or "key" not in type(exc).__name__.lower():
-                    raise AuthenticationFailed(
-                        f"The ID token was not valid ({exc.error}).", code="sso_refused"
-                    ) from None
-            except ValueError:
-                raise AuthenticationFailed("The ID token was malformed.", code="sso_refused") from None
-        raise AssertionError("unreachable")
+        try:
+            return await self.metadata.verified(id_token, discovery["jwks_uri"], registry, ["RS256", "ES256", "PS256"])
+        except JoseError as exc:
+            raise AuthenticationFailed(f"The ID token was not valid ({exc.error}).", code="sso_refused") from None
+        except ValueError:
+            raise AuthenticationFailed("The ID token was malformed.", code="sso_refused") from None
 
     async def _person(self, tenant: Tenant, config: SsoConfig, claims: dict[str, Any]) -> User:
         email = claims.get("email")

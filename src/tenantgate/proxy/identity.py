@@ -54,19 +54,13 @@ class UserTokens:
             iss={"essential": True, "value": self._issuer}, aud={"essential": True, "value": self._audience},
             exp={"essential": True}, email={"essential": True},
         )  # fmt: skip
-        for fresh in (False, True):  # the provider may have rotated its keys since they were fetched
-            try:
-                keys = await self._metadata.keys(discovery["jwks_uri"], fresh)
-                claims = jwt.decode(token.strip(), keys, algorithms=USER_TOKEN_ALGORITHMS).claims
-                registry.validate(claims)
-                return dict(claims)
-            except JoseError as exc:
-                if fresh:
-                    message = f"Your sign-in token was not accepted ({exc.error})."
-                    raise AuthenticationFailed(message, code="invalid_user_token") from None
-            except ValueError:
-                raise AuthenticationFailed("Your sign-in token is malformed.", code="invalid_user_token") from None
-        raise AssertionError("unreachable")
+        try:
+            return await self._metadata.verified(token.strip(), discovery["jwks_uri"], registry, USER_TOKEN_ALGORITHMS)
+        except JoseError as exc:
+            message = f"Your sign-in token was not accepted ({exc.error})."
+            raise AuthenticationFailed(message, code="invalid_user_token") from None
+        except ValueError:
+            raise AuthenticationFailed("Your sign-in token is malformed.", code="invalid_user_token") from None
 
 
 class Asserter:
