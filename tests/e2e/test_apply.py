@@ -48,13 +48,13 @@ def test_a_proxy_configuration_is_applied_once_and_its_keys_keep_working(gw: Gat
     ]  # fmt: skip
     assert list(applied["keys"]) == ["native/ci"]
     # The client migrating from another gateway keeps its key, its models and its rate limit.
-    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-migrated-0123456789abcdef", max_retries=0)
-    hello: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
-    answer = client.chat.completions.create(model="sim-small", messages=hello, max_tokens=3)
-    assert answer.usage is not None and answer.usage.completion_tokens > 0
-    with pytest.raises(openai.APIStatusError) as refused:
-        client.chat.completions.create(model="sim-large", messages=hello, max_tokens=3)
-    assert refused.value.status_code in (403, 404)
+    with openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-migrated-0123456789abcdef", max_retries=0) as client:
+        hello: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+        answer = client.chat.completions.create(model="sim-small", messages=hello, max_tokens=3)
+        assert answer.usage is not None and answer.usage.completion_tokens > 0
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.chat.completions.create(model="sim-large", messages=hello, max_tokens=3)
+        assert refused.value.status_code in (403, 404)
     limits = gw.cli_json("limits", "show", "--tenant", "migrated")
     assert isinstance(limits, dict) and {"limit": "rpm", "max": 120} in [
         {k: r[k] for k in ("limit", "max")} for r in limits["limits"]

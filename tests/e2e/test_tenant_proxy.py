@@ -57,14 +57,15 @@ def test_people_of_the_tenant_use_their_own_tokens_and_are_metered_each(
     assert "sim-small" in {m["id"] for m in models["data"]}
 
     for person, turns in (("ann@edge.example", 2), ("bob@edge.example", 1)):
-        client = openai.OpenAI(base_url=proxy + "/v1", api_key=issuer.token_for({"email": person}, "edge-apps"))
-        for _ in range(turns):
-            answer = client.chat.completions.create(model="sim-small", messages=HELLO, max_tokens=5)
-            assert answer.choices[0].message.content
-    stream = openai.OpenAI(base_url=proxy + "/v1", api_key=ann).chat.completions.create(
-        model="sim-small", messages=HELLO, max_tokens=5, stream=True, stream_options={"include_usage": True}
-    )
-    assert any(chunk.usage for chunk in stream)
+        with openai.OpenAI(base_url=proxy + "/v1", api_key=issuer.token_for({"email": person}, "edge-apps")) as client:
+            for _ in range(turns):
+                answer = client.chat.completions.create(model="sim-small", messages=HELLO, max_tokens=5)
+                assert answer.choices[0].message.content
+    with openai.OpenAI(base_url=proxy + "/v1", api_key=ann) as client:
+        stream = client.chat.completions.create(
+            model="sim-small", messages=HELLO, max_tokens=5, stream=True, stream_options={"include_usage": True}
+        )
+        assert any(chunk.usage for chunk in stream)
     # The shared side knows each person, not one service user.
     with gw.admin() as admin:
         users = {u["email"]: u["id"] for u in admin.get("/api/v1/tenants/edge/users").json()}
@@ -72,8 +73,8 @@ def test_people_of_the_tenant_use_their_own_tokens_and_are_metered_each(
     requests = {row["user"]: row["requests"] for row in usage["rows"]}
     assert requests == {users["ann@edge.example"]: 3, users["bob@edge.example"]: 1}
     # A token from another audience, or none at all, gets nowhere.
-    wrong = openai.OpenAI(base_url=proxy + "/v1", api_key=issuer.token_for({"email": "x@edge.example"}, "other"))
-    with pytest.raises(openai.AuthenticationError):
+    other = issuer.token_for({"email": "x@edge.example"}, "other")
+    with openai.OpenAI(base_url=proxy + "/v1", api_key=other) as wrong, pytest.raises(openai.AuthenticationError):
         wrong.chat.completions.create(model="sim-small", messages=HELLO, max_tokens=5)
 
 
