@@ -99,6 +99,15 @@ def people(api: FastAPI, settings: Settings, store: SqlStore, audit: AuditLog, i
     api.state.sso = OidcSignOn(store, box, sessions, audit, secret, idp_http)
 
 
+async def build_routes(api: FastAPI) -> None:
+    """FastAPI assembles an included router's routes on the first request that reaches it, holding the
+    event loop meanwhile (half a second for the management API here: every stream in flight stalls,
+    and they all resume in step). A request for a path no route serves reaches every router, so start-up
+    pays for it instead."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://start-up") as client:
+        await client.get("/.start-up")
+
+
 def create_app(settings: Settings, announce: Callable[[str], None] = lambda text: None) -> GatewayApp:
     """`announce` receives the start-up summary once the pools are known."""
 
@@ -168,6 +177,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 thresholds=settings.alert_thresholds,
             )
             app.data_plane = DataPlane(gw)
+            await build_routes(api)
             # What start-up built lives as long as the process: keep it out of every GC pass.
             gc.collect()
             gc.freeze()

@@ -85,7 +85,10 @@ def test_noisy_neighbour_cannot_make_b_wait_behind_its_backlog(gw: Gateway, shar
         f"B TTFT p50 behind 100 A streams: VTC {p50(fair) * 1000:.0f} ms, "
         f"pass-through FCFS {direct[0] * 1000:.0f} ms (first request); VTC samples {[round(x * 1000) for x in fair]}"
     )
-    assert p50(fair) <= idle_ttft + turnover
+    # B's next request arrives just after its last one gave its place to A, so it waits for about one
+    # slot turnover; twice that allows for A's streams ending unevenly. Behind A's backlog it would be
+    # some 90 turnovers (the FCFS figure), and with A's streams ending in step, about 8.
+    assert p50(fair) <= idle_ttft + 2 * turnover
     assert direct[0] > 10 * (idle_ttft + turnover)  # FCFS: B waits behind A's whole queue
     # What an operator watches: A's streams waited behind its own backlog and missed the plan's 500 ms
     # TTFT target; B's met it.
