@@ -1,0 +1,163 @@
+// The console's behaviour: forms and buttons that call the management API with the session's CSRF
+// token, sortable and filterable tables, charts, copy buttons. Everything is progressive: the page
+// is rendered by the server; this only wires it up.
+
+export function csrfToken() {
+  const found = document.cookie.split("; ").find((part) => part.startsWith("tenantgate_csrf="));
+  return found ? decodeURIComponent(found.split("=")[1]) : "";
+}
+
+export async function callApi(url, method, body) {
+  const headers = { "X-CSRF-Token": csrfToken() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+                                  credentials: "same-origin" });
+  } catch {
+    throw new Error("The gateway could not be reached; check the connection and try again.");
+  }
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!response.ok) {
+    if (response.status === 401 && url !== "/api/v1/login") {
+      window.location.assign(`/ui/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+    }
+    throw new Error(data?.error?.message ?? `The request failed (HTTP ${response.status}).`);
+  }
+  return data;
+}
+
+function alertOf(element) {
+  return element.querySelector("[role=alert]") ?? element.closest("section, form")?.querySelector("[role=alert]");
+}
+
+function showError(element, message) {
+  const box = alertOf(element);
+  if (box) { box.textContent = message; box.hidden = false; box.focus?.(); } else { window.alert(message); }
+}
+
+function formBody(form) {
+  const body = {};
+  for (const field of form.elements) {
+    if (!field.name || field.disabled || field.type === "submit") continue;
+    const value = field.value.trim();
+    if (value === "") continue;
+    if (field.hasAttribute("data-list")) body[field.name] = value.split(",").map((v) => v.trim()).filter(Boolean);
+    else if (field.type === "number") body[field.name] = Number(value);
+    else body[field.name] = value;
+  }
+  return body;
+}
+
+function after(element, data) {
+  const then = element.dataset.then;
+  const show = element.dataset.show;
+  if (show && data && data[show] !== undefined) {
+    const box = document.getElementById(element.dataset.showIn);
+    box.querySelector("[data-secret]").textContent = data[show];
+    box.hidden = false;
+    box.querySelector("button")?.focus();
+    return;
+  }
+  if (then) window.location.assign(then);
+  else window.location.reload();
+}
+
+async function submitForm(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const button = form.querySelector("[type=submit]");
+  alertOf(form)?.setAttribute("hidden", "");
+  button.disabled = true;
+  try {
+    after(form, await callApi(form.dataset.api, form.dataset.method ?? "POST", formBody(form)));
+  } catch (error) {
+    showError(form, error.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function pressButton(event) {
+  const button = event.currentTarget;
+  if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+  button.disabled = true;
+  try {
+    after(button, await callApi(button.dataset.api, button.dataset.method ?? "POST"));
+  } catch (error) {
+    showError(button.closest("section") ?? document.body, error.message);
+    button.disabled = false;
+  }
+}
+
+function sortable(table) {
+  const headers = [...table.tHead.rows[0].cells];
+  headers.forEach((cell, column) => {
+    const button = cell.querySelector("button");
+    if (!button) return;
+    button.addEventListener("click", () => {
+      const ascending = cell.getAttribute("aria-sort") !== "ascending";
+      headers.forEach((other) => other.removeAttribute("aria-sort"));
+      cell.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      const rows = [...table.tBodies[0].rows];
+      const key = (row) => {
+        const target = row.cells[column];
+        const raw = target.dataset.value ?? target.textContent.trim();
+        const number = Number(raw);
+        return raw !== "" && !Number.isNaN(number) ? number : raw.toLowerCase();
+      };
+      rows.sort((a, b) => {
+        const x = key(a), y = key(b);
+        const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+        return ascending ? order : -order;
+      });
+      table.tBodies[0].append(...rows);
+    });
+  });
+}
+
+function filterable(input) {
+  const table = document.getElementById(input.dataset.filter);
+  input.addEventListener("input", () => {
+    const needle = input.value.trim().toLowerCase();
+    for (const row of table.tBodies[0].rows) row.hidden = needle !== "" && !row.textContent.toLowerCase().includes(needle);
+  });
+}
+
+function drawCharts() {
+  const charts = document.querySelectorAll("[data-chart]");
+  if (!charts.length) return;
+  if (!window.Plotly) { window.addEventListener("load", drawCharts, { once: true }); return; }
+  for (const element of charts) {
+    if (element.dataset.drawn) continue;
+    const figure = JSON.parse(document.getElementById(element.dataset.chart).textContent);
+    window.Plotly.newPlot(element, figure.data, figure.layout, { displayModeBar: false, responsive: true });
+    element.dataset.drawn = "1";
+  }
+}
+
+function ssoForm(form) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const slug = form.elements.tenant.value.trim();
+    const next = form.elements.next.value;
+    window.location.assign(`/api/v1/sso/${encodeURIComponent(slug)}/start?next=${encodeURIComponent(next)}`);
+  });
+}
+
+function wire() {
+  document.querySelectorAll("form[data-api]").forEach((form) => form.addEventListener("submit", submitForm));
+  document.querySelectorAll("button[data-api]").forEach((button) => button.addEventListener("click", pressButton));
+  document.querySelectorAll("table[data-sortable]").forEach(sortable);
+  document.querySelectorAll("input[data-filter]").forEach(filterable);
+  document.querySelectorAll("form[data-sso]").forEach(ssoForm);
+  document.querySelectorAll("[data-copy]").forEach((button) => button.addEventListener("click", async () => {
+    const text = document.querySelector(button.dataset.copy).textContent;
+    try { await navigator.clipboard.writeText(text); button.textContent = "Copied"; } catch { button.textContent = "Select and copy"; }
+  }));
+  drawCharts();
+}
+
+wire();

@@ -1,0 +1,163 @@
+"""What each page shows, assembled from the stores and services the management API uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from tenantgate.admission.periods import day_start, month_label
+from tenantgate.billing.invoices import parse_month
+from tenantgate.billing.records import Rollup
+from tenantgate.billing.reports import grouped, margins, report_row
+from tenantgate.billing.rollups import HOUR, hour_start
+from tenantgate.clock import utcnow
+from tenantgate.domain import Tenant
+from tenantgate.runtime import Gateway
+
+Period = Literal["24h", "7d", "30d"]
+PERIODS: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+GROUPINGS = ("model", "key", "user")
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRow:
+    """One line of the operator's all-tenants table (this month so far)."""
+
+    slug: str
+    name: str
+    plan: str
+    status: str
+    requests: int
+    tokens: int
+    errors: int
+    rejected: int
+    charged_micros: int
+    revenue_micros: int
+    margin_micros: int
+    queue_wait_ms_p95: float | None
+    ttft_ms_p95: float | None
+
+    @property
+    def error_rate(self) -> float:
+        return 0.0 if not self.requests else 100.0 * self.errors / self.requests
+
+
+async def month_rollups(gw: Gateway, month: str, tenant_id: str | None = None) -> list[Rollup]:
+    start, end = parse_month(month)
+    return await gw.store.list_rollups("day", start, end, tenant_id)
+
+
+async def all_tenants(gw: Gateway, month: str | None = None) -> tuple[str, list[TenantRow]]:
+    """Every live tenant with its month so far: one rollup query for all of them."""
+    month = month or month_label(utcnow())
+    tenants = [t for t in await gw.store.list_tenants() if t.status != "deleted"]
+    rows = await month_rollups(gw, month)
+    usage = {row.key.tenant_id: report_row(row, ()) for row in grouped(rows, ())}
+    plans = {p.name: p for p in gw.settings.catalog.plans}
+    money = {m["tenant"]: m for m in margins(rows, {t.id: (t.slug, t.plan) for t in tenants}, plans.get)["tenants"]}
+    return month, [_row(t, usage.get(t.id, {}), money.get(t.slug, {})) for t in tenants]
+
+
+def _row(tenant: Tenant, usage: dict[str, object], money: dict[str, object]) -> TenantRow:
+    def count(name: str, source: dict[str, object] = usage) -> int:
+        value = source.get(name, 0)
+        return value if isinstance(value, int) else 0
+
+    def ms(name: str) -> float | None:
+        value = usage.get(name)
+        return float(value) if isinstance(value, int | float) else None
+
+    return TenantRow(
+        slug=tenant.slug, name=tenant.name, plan=tenant.plan, status=str(tenant.status),
+        requests=count("requests"), tokens=count("total_tokens"), errors=count("errors"), rejected=count("rejected"),
+        charged_micros=count("charged_micros"), revenue_micros=count("revenue_micros", money),
+        margin_micros=count("margin_micros", money), queue_wait_ms_p95=ms("queue_wait_ms_p95"),
+        ttft_ms_p95=ms("ttft_ms_p95"),
+    )  # fmt: skip
+
+
+def top_chart(rows: list[TenantRow], field: str, title: str, limit: int = 10) -> dict[str, object]:
+    """A horizontal bar chart of the `limit` largest tenants by `field` (plotly's figure format)."""
+    top = sorted(rows, key=lambda r: getattr(r, field), reverse=True)[:limit]
+    scale = 1_000_000 if field.endswith("micros") else 1
+    return {
+        "data": [{"type": "bar", "orientation": "h", "y": [r.slug for r in reversed(top)],
+                  "x": [getattr(r, field) / scale for r in reversed(top)]}],
+        "layout": {"height": 300, "margin": {"l": 120, "r": 20, "t": 10, "b": 30}},
+        "caption": title,
+    }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class UsageView:
+    period: str
+    group: str
+    since: datetime
+    until: datetime
+    rows: list[dict[str, object]]
+    total: dict[str, object]
+    chart: dict[str, object]
+
+
+async def tenant_usage(gw: Gateway, tenant: Tenant, period: str, group: str) -> UsageView:
+    """The tenant's usage over `period`, as a table by `group` and a chart over time."""
+    period = period if period in PERIODS else "7d"
+    group = group if group in GROUPINGS else "model"
+    until = utcnow()
+    since = until - PERIODS[period]
+    by_hour = period == "24h"
+    if by_hour:
+        lo, hi = hour_start(since), hour_start(until) + HOUR
+    else:
+        lo, hi = day_start(since), day_start(until) + timedelta(days=1)
+    rows = await gw.store.list_rollups("hour" if by_hour else "day", lo, hi, tenant.id)
+    table = [report_row(row, (group,)) for row in grouped(rows, (group,))]
+    [total] = [report_row(row, ()) for row in grouped(rows, ())] or [{}]
+    bucket = "hour" if by_hour else "day"
+    series = [report_row(row, (bucket,)) for row in grouped(rows, (bucket,))]
+    x = [str(point[bucket]) for point in series]
+    chart: dict[str, object] = {
+        "data": [
+            {"type": "bar", "name": "tokens in", "x": x, "y": [point["prompt_tokens"] for point in series]},
+            {"type": "bar", "name": "tokens out", "x": x, "y": [point["completion_tokens"] for point in series]},
+            {"type": "scatter", "mode": "lines+markers", "name": "requests", "yaxis": "y2", "x": x,
+             "y": [point["requests"] for point in series]},
+        ],
+        "layout": {"barmode": "stack", "height": 320, "margin": {"l": 60, "r": 60, "t": 20, "b": 40},
+                   "yaxis": {"title": {"text": "tokens"}},
+                   "yaxis2": {"title": {"text": "requests"}, "overlaying": "y", "side": "right"},
+                   "legend": {"orientation": "h"}},
+    }  # fmt: skip
+    return UsageView(period, group, since, until, table, total, chart)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatus:
+    """What the public status page says of a pool: no deployment names, no tenants."""
+
+    name: str
+    state: str  # operational | degraded | down
+    deployments: int
+    healthy: int
+    waiting: int
+    wait_s: float | None  # when the last request waiting now should start
+
+
+def pool_status(gw: Gateway) -> list[PoolStatus]:
+    now = gw.scheduler.clock()
+    pools: dict[str, list[tuple[bool, int, float | None]]] = {}
+    for lane in gw.scheduler.lanes.values():
+        queue = lane.dispatcher.forecast(now).values() if len(lane.dispatcher.queue) else ()
+        starts = [forecast.predicted_start_s for forecast in queue]
+        known = [s for s in starts if s is not None]
+        up = lane.deployment.accepts_work and lane.deployment.health.state != "circuit_open"
+        pools.setdefault(lane.deployment.pool, []).append((up, len(starts), max(known, default=None)))
+    shown = []
+    for name, lanes in sorted(pools.items()):
+        healthy = sum(up for up, _, _ in lanes)
+        waits = [w for _, _, w in lanes if w is not None]
+        state = "operational" if healthy == len(lanes) else "down" if healthy == 0 else "degraded"
+        waiting = sum(n for _, n, _ in lanes)
+        shown.append(PoolStatus(name, state, len(lanes), healthy, waiting, max(waits, default=None)))
+    return shown

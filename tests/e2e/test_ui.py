@@ -1,0 +1,266 @@
+"""The web UI in a real browser (the system's Chromium through Playwright) against real gateway and
+engine processes: what each role sees and may do, keys made in the UI used from the openai SDK,
+the hosted chat, CSV export, draining from the console, and that no page loads anything from
+outside the gateway. Screenshots of each page go to .artifacts/ui/."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import openai
+import pytest
+import yaml
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, expect
+
+from tests.e2e.browser_support import Visit, chromium, visit
+from tests.e2e.procs import Gateway, SimEngine, gateway, sim_engine
+from tests.e2e.scheduling_support import occupied
+
+PASSWORD = "correct horse battery"
+MEMBERS = {"owner": "olga@acme.example", "developer": "dev@acme.example", "analyst": "ana@acme.example",
+           "read_only": "rex@acme.example"}  # fmt: skip
+OPERATORS = {"platform-admin": "pat@ops.example", "platform-viewer": "vic@ops.example"}
+ANSWER_TOKENS = 300  # the engine's answer when the chat sets no max_tokens
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[SimEngine]:
+    flags = ("--models", "sim-chat", "--speed", "5", "--default-max-tokens", str(ANSWER_TOKENS))
+    with sim_engine(*flags) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gw(engine: SimEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("ui")
+    # one place in flight, so a chat waits visibly while another tenant's stream holds it
+    catalog = {"pools": [{"name": "chat", "deployments": [
+        {"name": "chat", "base_url": engine.url + "/v1", "models": ["sim-chat"], "max_in_flight": 1}]}],
+        "prices": {"sim-chat": {"input_per_1m": 2.0, "output_per_1m": 8.0}}}  # fmt: skip
+    (tmp / "tenantgate.yaml").write_text(yaml.safe_dump(catalog))
+    with gateway(tmp, "--config", str(tmp / "tenantgate.yaml")) as running:
+        running.cli("tenants", "create", "acme", "--plan", "scale")
+        running.cli("tenants", "create", "globex", "--plan", "scale")
+        with running.admin() as admin:
+            for role, email in MEMBERS.items():
+                user = admin.post("/api/v1/tenants/acme/users", json={"email": email, "role": role}).json()
+                path = f"/api/v1/tenants/acme/users/{user['id']}/password"
+                assert admin.put(path, json={"password": PASSWORD}).status_code == 204
+            for role, email in OPERATORS.items():
+                made = admin.post("/api/v1/operators", json={"email": email, "role": role, "password": PASSWORD})
+                assert made.status_code == 201, made.text
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def member(browser: Browser, gw: Gateway, request: pytest.FixtureRequest) -> Iterator[Visit]:
+    with visit(browser, gw.url) as person:
+        yield person
+    assert person.outside() == []  # every page of every test loaded only from the gateway
+
+
+def heading(page_visit: Visit, name: str) -> int:
+    return page_visit.page.get_by_role("heading", name=name).count()
+
+
+def test_the_root_leads_to_the_login_page(member: Visit) -> None:
+    page = member.go("/")
+    expect(page).to_have_url(member.base + "/ui/login?next=%2Fui%2F")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+@pytest.mark.parametrize(
+    ("role", "sections", "controls"),
+    [
+        ("owner", {"Usage", "API keys", "People", "Invoices"}, {"Create key", "Add person"}),
+        ("developer", {"API keys"}, {"Create key"}),
+        ("analyst", {"Usage", "Invoices"}, set()),
+        ("read_only", {"Usage", "API keys", "People", "Invoices"}, set()),
+    ],
+)
+def test_each_member_role_sees_its_sections_and_only_its_controls(
+    member: Visit, gw: Gateway, role: str, sections: set[str], controls: set[str]
+) -> None:
+    member.login(MEMBERS[role], PASSWORD, tenant="acme")
+    page = member.page
+    expect(page).to_have_url(gw.url + "/ui/tenants/acme")
+    shown = {name for name in ("Usage", "API keys", "People", "Invoices") if heading(member, name)}
+    assert shown == sections
+    present = {name for name in ("Create key", "Add person") if page.get_by_role("button", name=name).count()}
+    assert present == controls
+    member.screenshot(f"tenant-dashboard-{role}")
+    # Whatever the page leaves out, the server refuses too: a key made through the API from this session.
+    post = """async ([path, body]) => (await fetch(path, {method: 'POST', body: JSON.stringify(body), headers: {
+                'Content-Type': 'application/json',
+                'X-CSRF-Token': document.cookie.match(/tenantgate_csrf=([^;]+)/)[1]}})).status"""
+    assert page.evaluate(post, ["/api/v1/tenants/acme/keys", {"name": "probe"}]) == (201 if controls else 403)
+    assert page.evaluate(post, ["/ui/tenants/acme/chat-key", {}]) == (200 if controls else 403)
+    assert page.evaluate(post, ["/ui/tenants/globex/chat-key", {}]) == 404
+    page = member.go("/ui/tenants/acme/chat")
+    if controls:
+        expect(page.get_by_role("button", name="Send")).to_be_visible()
+    else:
+        expect(page.get_by_role("alert")).to_contain_text(f"The role '{role}' may not")
+    # Another tenant's page answers as one that does not exist.
+    page = member.go("/ui/tenants/globex")
+    expect(page.get_by_role("alert")).to_contain_text("No tenant named 'globex'")
+
+
+@pytest.mark.parametrize(("role", "may_drain"), [("platform-admin", True), ("platform-viewer", False)])
+def test_operators_see_every_tenant_and_only_admins_may_drain(member: Visit, role: str, may_drain: bool) -> None:
+    member.login(OPERATORS[role], PASSWORD)
+    page = member.page
+    table = page.locator("#tenants")
+    expect(table.get_by_role("link", name="acme")).to_be_visible()
+    expect(table.get_by_role("link", name="globex")).to_be_visible()
+    page.get_by_label("Filter").fill("glob")
+    expect(table.get_by_role("link", name="acme")).to_be_hidden()
+    assert page.get_by_role("button", name="Drain chat").count() == (1 if may_drain else 0)
+    member.screenshot(f"console-{role}")
+
+
+def test_a_key_made_in_the_ui_works_from_the_openai_sdk_until_it_is_revoked_there(member: Visit, gw: Gateway) -> None:
+    member.login(MEMBERS["owner"], PASSWORD, tenant="acme")
+    page = member.page
+    page.get_by_label("Name").fill("from-the-ui")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-key [data-secret]")
+    expect(secret).to_have_text(re.compile(r"^tg-"))
+    key = secret.inner_text()
+    member.screenshot("key-created")
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    with client:
+        answer = client.chat.completions.create(model="sim-chat", messages=[{"role": "user", "content": "hi"}],
+                                                max_tokens=2)  # fmt: skip
+        assert answer.usage is not None and answer.usage.completion_tokens == 2
+        page.reload()
+        page.once("dialog", lambda dialog: dialog.accept())
+        with page.expect_navigation():
+            page.get_by_role("button", name="Revoke from-the-ui").click()
+        row = page.locator("#keys tr", has_text="from-the-ui")
+        expect(row.get_by_text("revoked")).to_be_visible()
+        with pytest.raises(openai.AuthenticationError):
+            client.chat.completions.create(model="sim-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+
+
+def events_of(gw: Gateway, key_id: str) -> list[dict[str, object]]:
+    now = datetime.now(UTC)
+    params = {"since": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(minutes=1)).isoformat()}
+    with gw.admin() as admin:
+        body = admin.get("/api/v1/tenants/acme/usage/events", params=params).text
+    found = [json.loads(line)["data"] for line in body.splitlines() if line]
+    return [event for event in found if event["key"] == key_id]
+
+
+def chat_key_id(member: Visit) -> str:
+    key = member.page.evaluate("() => sessionStorage.getItem('tenantgate-chat:acme')")
+    return str(key).split("-")[1]
+
+
+def open_chat(member: Visit) -> None:
+    member.login(MEMBERS["developer"], PASSWORD, tenant="acme")
+    member.page.get_by_role("link", name="Open the chat").click()
+    expect(member.page.get_by_label("Model")).to_have_value("sim-chat")
+
+
+def test_the_chat_streams_its_answer_and_stop_charges_only_what_was_delivered(member: Visit, gw: Gateway) -> None:
+    open_chat(member)
+    page = member.page
+    page.get_by_label("Message").fill("Tell me about **fair queues**")
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator(".message.assistant .body").last
+    expect(answer).not_to_be_empty()
+    first = len(answer.inner_text())
+    expect(page.get_by_role("status")).to_contain_text(f"{ANSWER_TOKENS} out", timeout=30_000)
+    assert len(answer.inner_text()) > first  # it grew token by token, then finished
+    expect(page.get_by_role("status")).to_contain_text("USD")
+    member.screenshot("chat-answered")
+
+    page.get_by_label("Message").fill("And again, at length")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".message.assistant .body").last).not_to_be_empty()
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_role("status")).to_contain_text("Stopped after")
+    member.screenshot("chat-stopped")
+    # The usage of the person's chat key: the whole first answer, and the stopped one cut short but charged.
+    key_id = chat_key_id(member)
+    whole, stopped = events_of(gw, key_id)
+    assert whole["completion_tokens"] == ANSWER_TOKENS and whole["user"] == stopped["user"] is not None
+    assert 0 < int(str(stopped["completion_tokens"])) < ANSWER_TOKENS and int(str(stopped["cost_micros"])) > 0
+
+
+def test_the_chat_shows_its_place_in_the_queue_while_another_tenant_holds_the_engine(
+    member: Visit, gw: Gateway
+) -> None:
+    other = gw.tenant_with_key("initech", "--plan", "scale")
+    open_chat(member)
+    page = member.page
+    with occupied(gw, other, "sim-chat"):
+        page.get_by_label("Message").fill("Am I waiting?")
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("status")).to_contain_text("Queue position 1")
+        member.screenshot("chat-queued")
+    expect(page.get_by_role("status")).to_contain_text("out", timeout=30_000)
+
+
+def test_the_csv_export_is_what_the_api_returns(member: Visit, gw: Gateway) -> None:
+    member.login(MEMBERS["analyst"], PASSWORD, tenant="acme")
+    page = member.page
+    link = page.get_by_role("link", name="Export CSV")
+    with page.expect_download() as download:
+        link.click()
+    exported = Path(download.value.path()).read_text()
+    with gw.admin() as admin:
+        expected = admin.get(str(link.get_attribute("href"))).text
+    assert exported == expected and exported.startswith("model,requests,")
+
+
+def test_an_operator_drains_and_resumes_a_deployment_from_the_console(member: Visit, gw: Gateway) -> None:
+    member.login(OPERATORS["platform-admin"], PASSWORD)
+    page = member.page
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.get_by_role("button", name="Drain chat").click()
+    expect(page.locator("#deployments").get_by_text("draining")).to_be_visible()
+    with gw.admin() as admin:
+        [pool] = admin.get("/api/v1/pools").json()
+        assert pool["deployments"][0]["draining"] is True
+        with page.expect_navigation():
+            page.get_by_role("button", name="Resume chat").click()
+        [pool] = admin.get("/api/v1/pools").json()
+        assert pool["deployments"][0]["draining"] is False
+
+
+@pytest.mark.parametrize(
+    ("who", "path"),
+    [
+        ("", "/ui/login"),
+        ("", "/status"),
+        ("platform-admin", "/ui/"),
+        ("owner", "/ui/tenants/acme"),
+        ("developer", "/ui/tenants/acme/chat"),
+    ],
+)
+def test_pages_pass_an_accessibility_check_and_load_only_from_the_gateway(member: Visit, who: str, path: str) -> None:
+    if who in OPERATORS:
+        member.login(OPERATORS[who], PASSWORD)
+    elif who:
+        member.login(MEMBERS[who], PASSWORD, tenant="acme")
+    page = member.go(path)
+    page.wait_for_load_state("networkidle")
+    results = Axe().run(page)
+    serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert serious == [], json.dumps(serious, indent=1)[:3000]
+    assert member.console_errors == []
+    member.screenshot("page" + path.replace("/", "-"))
