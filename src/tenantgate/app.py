@@ -53,7 +53,7 @@ from tenantgate.settings import Settings
 from tenantgate.startup import summary
 from tenantgate.storage.sql import SqlStore
 from tenantgate.tenancy import TenancyService
-from tenantgate.ui import assets, pages
+from tenantgate.ui import assets, pages, request_log
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
     api.include_router(admin_pools.metrics_router)
     api.include_router(pages.router)
     api.include_router(assets.router)
+    api.include_router(request_log.router)
     # The management API is versioned under /api/v1; /admin is the same API under its first name.
     routers = (admin.router, access.router, login.router, sso.router, declarative.router, admin_pools.router,
                admin_billing.router, admin_usage.router)  # fmt: skip

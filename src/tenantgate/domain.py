@@ -179,6 +179,26 @@ class UsageEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestFilter:
+    """Which of a tenant's requests its request log shows; None matches any."""
+
+    model: str | None = None
+    key_id: str | None = None
+    user_id: str | None = None
+    request_id: str | None = None
+    failed_only: bool = False
+
+    def matches(self, event: UsageEvent) -> bool:
+        return (
+            (self.model is None or event.model == self.model)
+            and (self.key_id is None or event.key_id == self.key_id)
+            and (self.user_id is None or event.user_id == self.user_id)
+            and (self.request_id is None or event.request_id == self.request_id)
+            and (not self.failed_only or event.status >= 400)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Price:
     """One version of a model's price, in force from `effective_from` until the next version.
 

@@ -226,6 +226,34 @@ def test_the_csv_export_is_what_the_api_returns(member: Visit, gw: Gateway) -> N
     assert exported == expected and exported.startswith("model,requests,")
 
 
+def test_the_request_log_lists_filters_and_exports_each_request(member: Visit, gw: Gateway) -> None:
+    keys = {name: gw.cli_json("keys", "create", "--tenant", "acme", "--name", name) for name in ("batch", "web")}
+    for name, count in (("batch", 3), ("web", 2)):
+        made = keys[name]
+        assert isinstance(made, dict)
+        with openai.OpenAI(base_url=gw.url + "/v1", api_key=str(made["key"]), max_retries=0) as client:
+            for _ in range(count):
+                client.chat.completions.create(model="sim-chat", messages=[{"role": "user", "content": "hi"}],
+                                               max_tokens=2)  # fmt: skip
+    member.login(MEMBERS["analyst"], PASSWORD, tenant="acme")
+    page = member.page
+    page.get_by_role("link", name="Request log").click()
+    page.get_by_label("Key").select_option(label=f"batch (tg-{keys['batch']['id']})")  # type: ignore[index]
+    page.get_by_role("button", name="Show").click()
+    rows = page.locator("#requests tbody tr")
+    expect(rows).to_have_count(3)
+    member.screenshot("request-log")
+    shown = [rows.nth(i).get_by_role("rowheader").inner_text() for i in range(3)]
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export CSV").click()
+    exported = Path(download.value.path()).read_text().splitlines()
+    assert exported[0].startswith("time,request_id,key,") and [row.split(",")[1] for row in exported[1:]] == shown
+    # A request id links to that request alone.
+    rows.first.get_by_role("link").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first.get_by_role("rowheader")).to_have_text(shown[0])
+
+
 def test_an_operator_drains_and_resumes_a_deployment_from_the_console(member: Visit, gw: Gateway) -> None:
     member.login(OPERATORS["platform-admin"], PASSWORD)
     page = member.page

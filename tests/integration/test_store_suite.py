@@ -8,11 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from tenantgate.domain import ApiKey, Role, Tenant, TenantMode, TenantStatus, Usage, UsageEvent, User
+from tenantgate.domain import (
+    ApiKey,
+    RequestFilter,
+    Role,
+    Tenant,
+    TenantMode,
+    TenantStatus,
+    Usage,
+    UsageEvent,
+    User,
+)
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import Store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+EVERY_REQUEST = RequestFilter()
 
 
 def tenant(slug: str, at: datetime = T0) -> Tenant:
@@ -150,6 +161,30 @@ async def test_usage_is_idempotent_and_kept_per_tenant(store: Store) -> None:
     ]  # fmt: skip
     assert await store.period_usage("tenant", "t-acme", T0 - timedelta(days=1)) == (10 + 5 + 7 + 3 + 1 + 1, 0)
     assert await store.usage_between(T0 + timedelta(seconds=1), T0 + timedelta(days=1), "t-acme") == []
+
+
+async def test_the_request_log_is_one_tenants_newest_first_filtered_and_bounded(store: Store) -> None:
+    def at(request_id: str, tenant_id: str, minute: int, **changes: object) -> UsageEvent:
+        made = replace(event(request_id, tenant_id, "sim-small", 1, 1), created_at=T0 + timedelta(minutes=minute))
+        return replace(made, **changes)  # type: ignore[arg-type]
+
+    await store.insert_usage([
+        at("r1", "t-acme", 1), at("r2", "t-acme", 2, model="sim-large"), at("r3", "t-acme", 3, status=502),
+        at("r4", "t-acme", 4, key_id="k2", user_id="u1"), at("r5", "t-solo", 5),
+    ])  # fmt: skip
+    since, until = T0, T0 + timedelta(hours=1)
+
+    async def ids(matching: RequestFilter = EVERY_REQUEST, limit: int = 10, end: datetime = until) -> list[str]:
+        return [e.request_id for e in await store.request_log("t-acme", since, end, matching, limit)]
+
+    assert await ids() == ["r4", "r3", "r2", "r1"]
+    assert await ids(limit=2) == ["r4", "r3"]
+    assert await ids(end=T0 + timedelta(minutes=3)) == ["r2", "r1"]  # until is exclusive: the next page
+    assert await ids(RequestFilter(model="sim-large")) == ["r2"]
+    assert await ids(RequestFilter(key_id="k2")) == ["r4"]
+    assert await ids(RequestFilter(user_id="u1")) == ["r4"]
+    assert await ids(RequestFilter(failed_only=True)) == ["r3"]
+    assert await ids(RequestFilter(request_id="r5")) == []  # another tenant's request is not in this log
 
 
 def test_head_revision_constant_matches_the_migrations() -> None:

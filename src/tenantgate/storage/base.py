@@ -17,6 +17,7 @@ from tenantgate.domain import (
     Notification,
     Operator,
     Price,
+    RequestFilter,
     SsoConfig,
     Tenant,
     UsageEvent,
@@ -158,6 +159,11 @@ class BillingStore(Protocol):
 
     async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
         """The oldest events not yet in the rollups."""
+
+    async def request_log(
+        self, tenant_id: str, since: datetime, until: datetime, matching: RequestFilter, limit: int
+    ) -> list[UsageEvent]:
+        """A tenant's requests in [since, until) that match, the newest first, at most `limit`."""
 
     async def merge_rollups(self, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> bool:
         """Add `rows` ((granularity, row)) into the stored rollups and mark the `rolled` events, in one

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, Webhook
-from tenantgate.domain import Notification, Tenant, UsageEvent
+from tenantgate.domain import Notification, RequestFilter, Tenant, UsageEvent
 from tenantgate.errors import Conflict
 
 
@@ -60,6 +60,12 @@ class MemoryBilling:
         self._rollups[granularity] = kept + [copy.deepcopy(r) for r in rows]
         if granularity == "hour":
             self._rolled.update(e.request_id for e in self._usage.values() if since <= e.created_at < until)
+
+    async def request_log(
+        self, tenant_id: str, since: datetime, until: datetime, matching: RequestFilter, limit: int
+    ) -> list[UsageEvent]:
+        found = [e for e in await self.usage_between(since, until, tenant_id) if matching.matches(e)]
+        return sorted(found, key=lambda e: (e.created_at, e.request_id), reverse=True)[:limit]
 
     async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
         waiting = [e for e in self._usage.values() if e.request_id not in self._rolled]

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, Webhook
 from tenantgate.billing.sketches import sketch_from_bytes, sketch_to_bytes
 from tenantgate.clock import utcnow
-from tenantgate.domain import Notification, UsageEvent
+from tenantgate.domain import Notification, RequestFilter, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.metering.codec import event_from_dict
 from tenantgate.storage.sql_scope import ALL, Scoped
@@ -105,6 +105,22 @@ class SqlBilling(Scoped):
             if granularity == "hour":  # these hours now hold every event in them
                 in_range = (u.created_at >= since) & (u.created_at < until) & u.rolled_at.is_(None)
                 await conn.execute(usage_events.update().where(in_range).values(rolled_at=utcnow()))
+
+    async def request_log(
+        self, tenant_id: str, since: datetime, until: datetime, matching: RequestFilter, limit: int
+    ) -> list[UsageEvent]:
+        u = usage_events.c
+        query = usage_events.select().where(u.tenant_id == tenant_id, u.created_at >= since, u.created_at < until)
+        for column, value in ((u.model, matching.model), (u.key_id, matching.key_id), (u.user_id, matching.user_id),
+                              (u.request_id, matching.request_id)):  # fmt: skip
+            if value is not None:
+                query = query.where(column == value)
+        if matching.failed_only:
+            query = query.where(u.status >= 400)
+        query = query.order_by(u.created_at.desc(), u.request_id.desc()).limit(limit)
+        async with self._connect(tenant_id) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_event(r) for r in rows]
 
     async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
         u = usage_events.c

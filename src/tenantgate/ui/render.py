@@ -11,6 +11,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from tenantgate import __version__
+from tenantgate.access.roles import Action
 
 # Pages load scripts, styles and data from the gateway only; charts draw inline styles.
 POLICY = (
@@ -56,7 +57,7 @@ templates = Environment(
     loader=PackageLoader("tenantgate.ui", "templates"), autoescape=select_autoescape(default=True), enable_async=False
 )
 templates.filters.update(money=money, number=number, moment=moment, json=as_json)
-templates.globals.update(version=__version__, percent=percent)
+templates.globals.update(version=__version__, percent=percent, Action=Action)
 
 
 def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
