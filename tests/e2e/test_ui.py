@@ -15,6 +15,7 @@ import openai
 import pytest
 import yaml
 from axe_playwright_python.sync_playwright import Axe
+from openai.types.chat import ChatCompletionMessageParam
 from playwright.sync_api import Browser, expect
 
 from tests.e2e.browser_support import Visit, chromium, visit
@@ -146,6 +147,16 @@ def test_a_key_made_in_the_ui_works_from_the_openai_sdk_until_it_is_revoked_ther
         assert answer.usage is not None and answer.usage.completion_tokens == 2
         page.reload()
         page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Rotate from-the-ui").click()
+        expect(page.locator("#new-key")).to_be_visible()  # hidden since the reload, until the new secret is in
+        assert secret.inner_text().startswith("tg-") and secret.inner_text() != key
+        rotated = openai.OpenAI(base_url=gw.url + "/v1", api_key=secret.inner_text(), max_retries=0)
+        hello: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+        with rotated:  # the new secret works, and the old one for its hour of grace
+            rotated.chat.completions.create(model="sim-chat", messages=hello, max_tokens=1)
+        client.chat.completions.create(model="sim-chat", messages=hello, max_tokens=1)
+        page.reload()
+        page.once("dialog", lambda dialog: dialog.accept())
         with page.expect_navigation():
             page.get_by_role("button", name="Revoke from-the-ui").click()
         row = page.locator("#keys tr", has_text="from-the-ui")
@@ -172,6 +183,31 @@ def open_chat(member: Visit) -> None:
     member.login(MEMBERS["developer"], PASSWORD, tenant="acme")
     member.page.get_by_role("link", name="Open the chat").click()
     expect(member.page.get_by_label("Model")).to_have_value("sim-chat")
+
+
+def test_an_owner_tightens_limits_and_changes_roles_but_cannot_raise_a_limit(member: Visit, gw: Gateway) -> None:
+    member.login(MEMBERS["owner"], PASSWORD, tenant="acme")
+    page = member.page
+    page.get_by_label("Requests/min").fill("600")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save limits").click()
+    expect(page.get_by_text(re.compile(r"^rpm: [\d,]+ of 600"))).to_be_visible()
+    page.get_by_label("Requests/min").fill("60000")
+    page.get_by_role("button", name="Save limits").click()
+    expect(page.get_by_role("form", name="Limits").get_by_role("alert")).to_contain_text("not raise or clear")
+    row = page.locator("tr[data-user='rex@acme.example']")
+    row.get_by_label("Role of rex@acme.example").select_option("analyst")
+    with page.expect_navigation():
+        row.get_by_role("button", name="Change role of rex@acme.example").click()
+    with gw.admin() as admin:
+        users = {u["email"]: u["role"] for u in admin.get("/api/v1/tenants/acme/users").json()}
+        assert users["rex@acme.example"] == "analyst"
+        limits = {row["limit"]: row["max"] for row in admin.get("/api/v1/tenants/acme/limits").json()["limits"]}
+        assert limits["rpm"] == 600
+        # put both back for the other tests
+        rex = next(u for u in admin.get("/api/v1/tenants/acme/users").json() if u["email"] == "rex@acme.example")
+        admin.patch(f"/api/v1/tenants/acme/users/{rex['id']}", json={"role": "read_only"}).raise_for_status()
+        admin.patch("/api/v1/tenants/acme", json={"limits": {"rpm": 0}}).raise_for_status()
 
 
 def test_the_chat_streams_its_answer_and_stop_charges_only_what_was_delivered(member: Visit, gw: Gateway) -> None:

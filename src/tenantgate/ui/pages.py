@@ -13,7 +13,16 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from tenantgate.access.callers import Caller
 from tenantgate.access.roles import Action
 from tenantgate.api.admin_pools import deployment_state
-from tenantgate.api.deps import SESSION_COOKIE, access, authenticated, billing, client_address, gateway, tenancy
+from tenantgate.api.deps import (
+    SESSION_COOKIE,
+    access,
+    audit_log,
+    authenticated,
+    billing,
+    client_address,
+    gateway,
+    tenancy,
+)
 from tenantgate.clock import utcnow
 from tenantgate.errors import GatewayError, PermissionDenied
 from tenantgate.ui.render import page
@@ -21,6 +30,7 @@ from tenantgate.ui.views import GROUPINGS, PERIODS, all_tenants, pool_status, te
 
 router = APIRouter(include_in_schema=False)
 CHAT_KEY_TTL = timedelta(hours=12)
+AUDIT_LIMIT = 500
 
 
 async def viewer(request: Request) -> Caller | None:
@@ -123,8 +133,34 @@ async def tenant_page(
         "tenant.html", caller=caller, tenant=tenant, limits=limits, usage=usage, credits=credits, invoices=invoices,
         keys=keys, users=users, may=may, periods=list(PERIODS), groupings=GROUPINGS, now=utcnow(),
         currency=gw.settings.currency, thresholds=gw.settings.alert_thresholds,
-        models=sorted(gw.catalog.model_names()),
+        models=sorted(gw.catalog.model_names()), plans=[p.name for p in gw.settings.catalog.plans],
     )  # fmt: skip
+
+
+@router.get("/ui/audit")
+async def platform_audit(request: Request, caller: Viewer) -> Response:
+    return await audit_page(request, caller, None)
+
+
+@router.get("/ui/tenants/{slug}/audit")
+async def tenant_audit(slug: str, request: Request, caller: Viewer) -> Response:
+    return await audit_page(request, caller, slug)
+
+
+async def audit_page(request: Request, caller: Caller | None, slug: str | None) -> Response:
+    """The last 30 days of changes, newest first (the platform's, or one tenant's)."""
+    if caller is None:
+        return to_login(request)
+    try:
+        caller.require(Action.AUDIT_READ, slug=slug)
+        if slug is None and not caller.operator:
+            raise PermissionDenied("The platform's audit log is for operators; your tenant's is on its dashboard.")
+        tenant_id = None if slug is None else (await tenancy(request).tenant(slug)).id
+        until = utcnow() + timedelta(seconds=1)
+        events = await audit_log(request).events(tenant_id, until - timedelta(days=30), until, AUDIT_LIMIT)
+    except GatewayError as error:
+        return refused(caller, error)
+    return page("audit.html", caller=caller, slug=slug, events=events, limit=AUDIT_LIMIT)
 
 
 @router.get("/ui/chat")

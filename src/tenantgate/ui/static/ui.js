@@ -44,9 +44,14 @@ function formBody(form) {
     if (!field.name || field.disabled || field.type === "submit") continue;
     const value = field.value.trim();
     if (value === "") continue;
-    if (field.hasAttribute("data-list")) body[field.name] = value.split(",").map((v) => v.trim()).filter(Boolean);
-    else if (field.type === "number") body[field.name] = Number(value);
-    else body[field.name] = value;
+    // "limits.rpm" nests: {"limits": {"rpm": ...}}
+    const path = field.name.split(".");
+    let target = body;
+    for (const part of path.slice(0, -1)) target = target[part] ??= {};
+    const name = path[path.length - 1];
+    if (field.hasAttribute("data-list")) target[name] = value.split(",").map((v) => v.trim()).filter(Boolean);
+    else if (field.type === "number") target[name] = Number(value);
+    else target[name] = value;
   }
   return body;
 }
@@ -85,7 +90,8 @@ async function pressButton(event) {
   if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
   button.disabled = true;
   try {
-    after(button, await callApi(button.dataset.api, button.dataset.method ?? "POST"));
+    const body = button.dataset.body === undefined ? undefined : JSON.parse(button.dataset.body);
+    after(button, await callApi(button.dataset.api, button.dataset.method ?? "POST", body));
   } catch (error) {
     showError(button.closest("section") ?? document.body, error.message);
     button.disabled = false;
