@@ -57,7 +57,7 @@ class Visit:
 
     def login(self, email: str, password: str, tenant: str = "") -> None:
         page = self.go("/ui/login")
-        page.get_by_label("Organisation", exact=False).first.fill(tenant)
+        page.locator("#tenant").fill(tenant)
         page.get_by_label("E-mail").fill(email)
         page.get_by_label("Password").fill(password)
         with page.expect_navigation():

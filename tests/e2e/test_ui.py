@@ -19,6 +19,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from playwright.sync_api import Browser, expect
 
 from tests.e2e.browser_support import Visit, chromium, visit
+from tests.e2e.oidc_issuer import CLIENT_ID, CLIENT_SECRET, oidc_issuer
 from tests.e2e.procs import Gateway, SimEngine, gateway, sim_engine
 from tests.e2e.scheduling_support import occupied
 
@@ -183,6 +184,27 @@ def open_chat(member: Visit) -> None:
     member.login(MEMBERS["developer"], PASSWORD, tenant="acme")
     member.page.get_by_role("link", name="Open the chat").click()
     expect(member.page.get_by_label("Model")).to_have_value("sim-chat")
+
+
+def test_a_person_signs_in_through_the_tenants_single_sign_on(member: Visit, gw: Gateway) -> None:
+    with oidc_issuer() as issuer:
+        with gw.admin() as admin:
+            configured = admin.put("/api/v1/tenants/globex/sso", json={
+                "issuer": issuer.url, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                "role_claim": "groups", "role_map": {"llm-users": "developer"},
+            })  # fmt: skip
+            assert configured.status_code == 200, configured.text
+        issuer.person = {"email": "sue@globex.example", "email_verified": True, "groups": ["llm-users"]}
+        page = member.go("/ui/tenants/globex/chat")  # where she was going when asked to sign in
+        expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+        page.get_by_label("Organisation for single sign-on").fill("globex")
+        page.get_by_role("button", name="Continue with SSO").click()
+        expect(page).to_have_url(gw.url + "/ui/tenants/globex/chat")
+        expect(page.get_by_text("session of sue@globex.example")).to_be_visible()
+        expect(page.get_by_role("button", name="Send")).to_be_visible()
+        # Going to the tenant's own issuer is the point of single sign-on; nothing else may leave the gateway.
+        sign_in = issuer.url.rstrip("/") + "/authorize?"
+        member.requests[:] = [url for url in member.requests if not url.startswith(sign_in)]
 
 
 def test_an_owner_tightens_limits_and_changes_roles_but_cannot_raise_a_limit(member: Visit, gw: Gateway) -> None:
