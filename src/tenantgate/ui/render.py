@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from tenantgate import __version__
 from tenantgate.access.roles import Action
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from markupsafe import Markup
 
 # Pages load scripts, styles and data from the gateway only; charts draw inline styles.
 POLICY = (
@@ -45,6 +48,8 @@ def moment(value: datetime | None) -> str:
 
 def as_json(value: Any) -> Markup:
     """Data for a page's script, inside <script type="application/json">: '<' escaped so it cannot close the tag."""
+    from markupsafe import Markup
+
     text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode().replace("<", "\\u003c")
     return Markup(text)  # noqa: S704 - JSON with every '<' escaped, read by the page's own script
 
@@ -53,13 +58,19 @@ def percent(part: float, whole: float | None) -> float | None:
     return None if not whole else min(100.0, 100.0 * part / whole)
 
 
-templates = Environment(
-    loader=PackageLoader("tenantgate.ui", "templates"), autoescape=select_autoescape(default=True), enable_async=False
-)
-templates.filters.update(money=money, number=number, moment=moment, json=as_json)
-templates.globals.update(version=__version__, percent=percent, Action=Action)
+@cache
+def templates() -> Environment:
+    """Loaded with the first page, so a gateway nobody opens the UI of does not hold it (about 2 MiB)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("tenantgate.ui", "templates"), autoescape=select_autoescape(default=True)
+    )
+    environment.filters.update(money=money, number=number, moment=moment, json=as_json)
+    environment.globals.update(version=__version__, percent=percent, Action=Action)
+    return environment
 
 
 def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = templates.get_template(name).render(**context)
+    html = templates().get_template(name).render(**context)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
