@@ -24,7 +24,18 @@ from tenantgate.access.tokens import AccessService
 from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
-from tenantgate.api import access, admin, admin_billing, admin_pools, admin_usage, declarative, login, public, sso
+from tenantgate.api import (
+    access,
+    admin,
+    admin_billing,
+    admin_pools,
+    admin_usage,
+    declarative,
+    incidents,
+    login,
+    public,
+    sso,
+)
 from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.deps import ERRORS
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
@@ -38,6 +49,7 @@ from tenantgate.builtin_engine import builtin_engine
 from tenantgate.declarative import Applier
 from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
+from tenantgate.incidents import StatusBoard
 from tenantgate.metering.journal import UsageJournal
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
@@ -53,7 +65,7 @@ from tenantgate.settings import Settings
 from tenantgate.startup import summary
 from tenantgate.storage.sql import SqlStore
 from tenantgate.tenancy import TenancyService
-from tenantgate.ui import assets, pages, request_log
+from tenantgate.ui import assets, bulk, pages, request_log
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +175,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             audit = api.state.audit = AuditLog(store)
             tenancy = TenancyService(store, keys, frozenset(plans), audit, frozenset(catalog.model_names()))
             api.state.tenancy = tenancy
+            api.state.status_board = StatusBoard(store, audit)
             api.state.applier = Applier(tenancy, store, catalog.models_of_provider)
             idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
             people(api, settings, store, audit, idp_http)
@@ -193,9 +206,10 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
     api.include_router(pages.router)
     api.include_router(assets.router)
     api.include_router(request_log.router)
+    api.include_router(bulk.router)
     # The management API is versioned under /api/v1; /admin is the same API under its first name.
     routers = (admin.router, access.router, login.router, sso.router, declarative.router, admin_pools.router,
-               admin_billing.router, admin_usage.router)  # fmt: skip
+               admin_billing.router, admin_usage.router, incidents.router)  # fmt: skip
     for prefix, listed in (("/api/v1", True), ("/admin", False)):
         for router in routers:
             api.include_router(router, prefix=prefix, include_in_schema=listed, responses=ERRORS)

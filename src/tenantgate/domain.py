@@ -311,3 +311,23 @@ class SsoConfig:
     role_map: dict[str, str]
     default_role: str | None
     updated_at: datetime
+
+
+class IncidentState(StrEnum):
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """What the operator tells everyone on the status page about trouble with the service."""
+
+    id: str
+    title: str
+    message: str
+    state: IncidentState
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None

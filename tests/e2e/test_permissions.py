@@ -50,6 +50,9 @@ ENDPOINTS: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/tenants/{slug}/proxy-key"): SETTINGS_WRITE,
     ("DELETE", "/api/v1/tenants/{slug}/proxy-key"): SETTINGS_WRITE,
     ("POST", "/api/v1/apply"): PLATFORM_WRITE,
+    ("GET", "/api/v1/incidents"): PUBLIC,  # what the status page shows
+    ("POST", "/api/v1/incidents"): PLATFORM_WRITE,
+    ("PATCH", "/api/v1/incidents/{incident_id}"): PLATFORM_WRITE,
     ("GET", "/api/v1/export"): PLATFORM_READ,
     ("POST", "/api/v1/operators"): PLATFORM_WRITE,
     ("GET", "/api/v1/operators"): PLATFORM_READ,
@@ -153,7 +156,8 @@ def world(gw: Gateway) -> Iterator[World]:
 
 def _path(template: str, org: Org) -> str:
     return template.format(slug=org.slug, user_id=org.victim_user, key_id=org.victim_key,
-                           token_id=org.victim_token, month="1999-01", name="no-such-deployment")  # fmt: skip
+                           token_id=org.victim_token, month="1999-01", name="no-such-deployment",
+                           incident_id="no-such-incident")  # fmt: skip
 
 
 def _call(gw: Gateway, token: str | None, method: str, path: str) -> httpx.Response:

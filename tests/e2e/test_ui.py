@@ -328,6 +328,50 @@ def test_an_operator_drains_and_resumes_a_deployment_from_the_console(member: Vi
         assert pool["deployments"][0]["draining"] is False
 
 
+def test_an_operator_previews_then_applies_a_tenants_file(member: Visit, gw: Gateway, tmp_path: Path) -> None:
+    member.login(OPERATORS["platform-admin"], PASSWORD)
+    page = member.page
+    bulk = page.get_by_role("region", name="Bulk changes")
+    bulk.get_by_label("Document").fill("tenants:\n  hooli: [unclosed\n")
+    bulk.get_by_role("button", name="Preview changes").click()
+    expect(bulk.get_by_role("alert")).to_contain_text("Line 3")
+    document = tmp_path / "tenants.yaml"
+    document.write_text(yaml.safe_dump({"tenants": {"hooli": {"plan": "scale", "keys": [{"name": "ci"}]}}}))
+    bulk.get_by_label("From a file").set_input_files(document)
+    bulk.get_by_role("button", name="Preview changes").click()
+    expect(bulk.get_by_role("status")).to_contain_text("hooli")
+    with gw.admin() as admin:
+        assert admin.get("/api/v1/tenants/hooli").status_code == 404  # a preview changes nothing
+        bulk.get_by_role("button", name="Apply these changes").click()
+        expect(bulk.get_by_role("status")).to_contain_text("Applied:")
+        expect(bulk.get_by_role("status")).to_contain_text("key hooli/ci: tg-")
+        assert admin.get("/api/v1/tenants/hooli").json()["plan"] == "scale"
+    member.screenshot("console-bulk-applied")
+
+
+def test_an_incident_posted_in_the_console_shows_on_the_public_status_page(member: Visit, browser: Browser) -> None:
+    member.login(OPERATORS["platform-admin"], PASSWORD)
+    page = member.page
+    post = page.get_by_role("form", name="Post an incident")
+    post.get_by_label("Title").fill("Answers are slow in pool chat")
+    post.get_by_label("Message").fill("We are adding capacity.")
+    with page.expect_navigation():
+        post.get_by_role("button", name="Post incident").click()
+    with visit(browser, member.base) as stranger:  # not logged in
+        status = stranger.go("/status")
+        incident = status.get_by_role("article", name="Answers are slow in pool chat")
+        expect(incident).to_contain_text("investigating")
+        expect(incident).to_contain_text("We are adding capacity.")
+        update = page.get_by_role("form", name="Update Answers are slow in pool chat")
+        update.get_by_label("State").select_option("resolved")
+        with page.expect_navigation():
+            update.get_by_role("button", name="Update incident").click()
+        status.reload()
+        expect(status.get_by_role("article", name="Answers are slow in pool chat")).to_contain_text("resolved")
+        stranger.screenshot("status-with-incident")
+        assert stranger.outside() == []
+
+
 @pytest.mark.parametrize(
     ("who", "path"),
     [

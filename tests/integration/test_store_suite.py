@@ -10,6 +10,8 @@ import pytest
 
 from tenantgate.domain import (
     ApiKey,
+    Incident,
+    IncidentState,
     RequestFilter,
     Role,
     Tenant,
@@ -185,6 +187,19 @@ async def test_the_request_log_is_one_tenants_newest_first_filtered_and_bounded(
     assert await ids(RequestFilter(user_id="u1")) == ["r4"]
     assert await ids(RequestFilter(failed_only=True)) == ["r3"]
     assert await ids(RequestFilter(request_id="r5")) == []  # another tenant's request is not in this log
+
+
+async def test_incidents_are_saved_replaced_by_id_and_listed_newest_first(store: Store) -> None:
+    first = Incident("i1", "Slow answers", "", IncidentState.INVESTIGATING, T0, T0)
+    second = Incident("i2", "Pool eu down", "Failing over", IncidentState.IDENTIFIED, T0 + timedelta(hours=1),
+                      T0 + timedelta(hours=1))  # fmt: skip
+    await store.save_incident(first)
+    await store.save_incident(second)
+    resolved = replace(first, state=IncidentState.RESOLVED, resolved_at=T0 + timedelta(hours=2))
+    await store.save_incident(resolved)
+    assert await store.list_incidents(10) == [second, resolved]
+    assert await store.list_incidents(1) == [second]
+    assert await store.get_incident("i1") == resolved and await store.get_incident("nope") is None
 
 
 def test_head_revision_constant_matches_the_migrations() -> None:

@@ -12,6 +12,7 @@ from tenantgate.domain import (
     AuditEvent,
     Credential,
     DeadLetter,
+    Incident,
     KeyChanges,
     ManagementToken,
     Notification,
@@ -220,7 +221,17 @@ class BillingStore(Protocol):
         """Delete the tenant's raw events older than `before`; returns how many went."""
 
 
-class Store(TenancyStore, AccessStore, UsageStore, NotificationStore, PriceStore, BillingStore, Protocol):
+class StatusStore(Protocol):
+    async def save_incident(self, incident: Incident) -> None:
+        """Insert it, or replace the incident with its id."""
+
+    async def get_incident(self, incident_id: str) -> Incident | None: ...
+
+    async def list_incidents(self, limit: int) -> list[Incident]:
+        """The newest first."""
+
+
+class Store(StatusStore, TenancyStore, AccessStore, UsageStore, NotificationStore, PriceStore, BillingStore, Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
 

@@ -22,6 +22,7 @@ from tenantgate.domain import (
 from tenantgate.errors import Conflict
 from tenantgate.storage.memory_access import MemoryAccess
 from tenantgate.storage.memory_billing import MemoryBilling
+from tenantgate.storage.memory_status import MemoryStatus
 
 
 def _drop(table: dict[Any, Any], doomed: Callable[[Any], bool]) -> int:
@@ -35,7 +36,7 @@ def _drop(table: dict[Any, Any], doomed: Callable[[Any], bool]) -> int:
 _OWNER = {"tenant": "tenant_id", "key": "key_id", "user": "user_id"}  # the event field naming each scope
 
 
-class MemoryStore(MemoryBilling, MemoryAccess):
+class MemoryStore(MemoryBilling, MemoryAccess, MemoryStatus):
     def __init__(self) -> None:
         self._tenants: dict[str, Tenant] = {}
         self._users: dict[str, User] = {}
@@ -46,6 +47,7 @@ class MemoryStore(MemoryBilling, MemoryAccess):
         self._prices: dict[tuple[str, datetime], Price] = {}
         self._init_billing()
         self._init_access()
+        self._init_status()
 
     async def create_tenant(self, tenant: Tenant) -> None:
         if any(t.slug == tenant.slug for t in self._tenants.values()):

@@ -26,6 +26,7 @@ from tenantgate.errors import Conflict
 from tenantgate.storage.sql_access import SqlAccess
 from tenantgate.storage.sql_billing import SqlBilling
 from tenantgate.storage.sql_scope import ALL, APP_ROLE
+from tenantgate.storage.sql_status import SqlStatus
 from tenantgate.storage.sql_usage import SqlUsage, aware
 from tenantgate.storage.tables import (
     TENANT_OWNED,
@@ -132,7 +133,7 @@ def _act_as_app_role(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SqlStore(SqlUsage, SqlBilling, SqlAccess):
+class SqlStore(SqlUsage, SqlBilling, SqlAccess, SqlStatus):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
 

@@ -302,3 +302,17 @@ def tombstone(tenant_id: str, at: datetime) -> dict[str, object]:
     """A deleted tenant's row: nothing of it left but its id, its slug free for a new tenant."""
     return {"slug": f"deleted-{tenant_id}", "name": "(deleted)", "status": "deleted", "allowed_models": None,
             "limits": None, "usage_retention_days": None, "region": None, "updated_at": at}  # fmt: skip
+
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("message", sa.String(4000), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("resolved_at", TS),
+    sa.Index("ix_incidents_created", "created_at"),
+)

@@ -76,7 +76,8 @@ async def ui_root() -> RedirectResponse:
 @router.get("/status")
 async def status_page(request: Request, caller: Viewer) -> Response:
     """Public: each pool's health and queue, nothing about tenants or deployments."""
-    return page("status.html", caller=caller, pools=pool_status(gateway(request)), now=utcnow())
+    incidents = await request.app.state.status_board.shown()
+    return page("status.html", caller=caller, pools=pool_status(gateway(request)), incidents=incidents, now=utcnow())
 
 
 @router.get("/ui/login")
@@ -102,8 +103,9 @@ async def home(request: Request, caller: Viewer, month: str | None = None) -> Re
         "revenue": top_chart(rows, "revenue_micros", f"Top tenants by revenue ({gw.settings.currency})"),
         "margin": top_chart(rows, "margin_micros", f"Top tenants by margin ({gw.settings.currency})"),
     }
+    incidents = await request.app.state.status_board.shown()
     return page(
-        "console.html", caller=caller, month=shown_month, tenants=rows, pools=pools, charts=charts,
+        "console.html", caller=caller, month=shown_month, tenants=rows, pools=pools, charts=charts, incidents=incidents,
         currency=gw.settings.currency, may_write=caller.may(Action.PLATFORM_WRITE),
     )  # fmt: skip
 

@@ -153,12 +153,49 @@ function ssoForm(form) {
   });
 }
 
+function bulk(section) {
+  const text = section.querySelector("[data-bulk-text]");
+  const result = section.querySelector("[data-bulk-result]");
+  const applyButton = section.querySelector("[data-bulk-apply]");
+  const show = (lines) => {
+    const list = document.createElement("ul");
+    for (const line of lines) {
+      const item = document.createElement("li");
+      item.textContent = line;
+      list.append(item);
+    }
+    result.replaceChildren(list);
+  };
+  const send = async (dryRun) => {
+    alertOf(section)?.setAttribute("hidden", "");
+    try {
+      const done = await callApi("/ui/apply", "POST", { text: text.value, dry_run: dryRun });
+      const lines = done.changes.length ? [...done.changes] : ["No changes."];
+      if (!dryRun) lines.unshift("Applied:");
+      for (const [name, secret] of Object.entries(done.keys)) lines.push(`key ${name}: ${secret} (shown once)`);
+      show(lines);
+      applyButton.hidden = !dryRun || !done.changes.length;
+    } catch (error) {
+      applyButton.hidden = true;
+      showError(section, error.message);
+    }
+  };
+  section.querySelector("[data-bulk-file]").addEventListener("change", async (event) => {
+    const file = event.target.files[0];
+    if (file) { text.value = await file.text(); applyButton.hidden = true; }
+  });
+  text.addEventListener("input", () => { applyButton.hidden = true; });
+  section.querySelector("[data-bulk-preview]").addEventListener("click", () => send(true));
+  applyButton.addEventListener("click", () => send(false));
+}
+
 function wire() {
   document.querySelectorAll("form[data-api]").forEach((form) => form.addEventListener("submit", submitForm));
   document.querySelectorAll("button[data-api]").forEach((button) => button.addEventListener("click", pressButton));
   document.querySelectorAll("table[data-sortable]").forEach(sortable);
   document.querySelectorAll("input[data-filter]").forEach(filterable);
   document.querySelectorAll("form[data-sso]").forEach(ssoForm);
+  document.querySelectorAll("[data-bulk]").forEach(bulk);
   document.querySelectorAll("[data-copy]").forEach((button) => button.addEventListener("click", async () => {
     const text = document.querySelector(button.dataset.copy).textContent;
     try { await navigator.clipboard.writeText(text); button.textContent = "Copied"; } catch { button.textContent = "Select and copy"; }
