@@ -66,6 +66,7 @@ from tenantgate.startup import summary
 from tenantgate.storage.sql import SqlStore
 from tenantgate.tenancy import TenancyService
 from tenantgate.ui import assets, bulk, pages, request_log
+from tenantgate.ui.views import MonthTotals
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             tenancy = TenancyService(store, keys, frozenset(plans), audit, frozenset(catalog.model_names()))
             api.state.tenancy = tenancy
             api.state.status_board = StatusBoard(store, audit)
+            api.state.month_totals = MonthTotals(store, settings.rollup_every_s)
             api.state.applier = Applier(tenancy, store, catalog.models_of_provider)
             idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
             people(api, settings, store, audit, idp_http)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tenantgate.billing.records import Rollup, RollupKey, UsageTotals
 from tenantgate.domain import (
     ApiKey,
     Incident,
@@ -200,6 +202,27 @@ async def test_incidents_are_saved_replaced_by_id_and_listed_newest_first(store:
     assert await store.list_incidents(10) == [second, resolved]
     assert await store.list_incidents(1) == [second]
     assert await store.get_incident("i1") == resolved and await store.get_incident("nope") is None
+
+
+async def test_tenant_totals_sum_each_tenant_and_model_in_the_range(store: Store) -> None:
+    def rollup(day: int, tenant_id: str, key_id: str, model: str, requests: int, **more: Any) -> Rollup:
+        key = RollupKey(T0 + timedelta(days=day), tenant_id, key_id, "", "chat/completions", model, "d", "p")
+        return Rollup(key, requests, prompt_tokens=10 * requests, charged_micros=7 * requests, **more)
+
+    rows = [
+        rollup(0, "t-acme", "k1", "small", 2, errors={"upstream_error": 1}),
+        rollup(1, "t-acme", "k2", "small", 3, rejected={"rpm": 4}),
+        rollup(1, "t-acme", "k1", "large", 5),
+        rollup(2, "t-solo", "k3", "small", 1),
+        rollup(40, "t-solo", "k3", "small", 100),  # outside the range
+    ]
+    await store.replace_rollups("day", T0 - timedelta(days=1), T0 + timedelta(days=60), rows)
+    totals = await store.tenant_totals("day", T0, T0 + timedelta(days=30))
+    assert sorted(totals, key=lambda t: (t.tenant_id, t.model)) == [
+        UsageTotals("t-acme", "large", 5, 0, 0, 50, 0, 0.0, 35, 0),
+        UsageTotals("t-acme", "small", 5, 1, 4, 50, 0, 0.0, 35, 0),
+        UsageTotals("t-solo", "small", 1, 0, 0, 10, 0, 0.0, 7, 0),
+    ]
 
 
 def test_head_revision_constant_matches_the_migrations() -> None:

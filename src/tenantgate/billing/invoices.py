@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from tenantgate.admission.periods import next_month
 from tenantgate.billing.prices import to_micros
-from tenantgate.billing.records import CreditGrant, Rollup
+from tenantgate.billing.records import CreditGrant, Rollup, UsageTotals
 from tenantgate.errors import InvalidRequest
 from tenantgate.settings import PlanConfig
 
@@ -74,18 +74,22 @@ class MonthUsage:
 
     @classmethod
     def of(cls, rows: Iterable[Rollup]) -> MonthUsage:
+        return cls.of_totals(row.totals() for row in rows)
+
+    @classmethod
+    def of_totals(cls, totals: Iterable[UsageTotals]) -> MonthUsage:
+        """The same month from a tenant's per-model sums."""
         tokens: dict[str, int] = {}
         charged: dict[str, int] = {}
         requests = errors = gpu_cost = 0
         gpu = 0.0
-        for row in rows:
-            model = row.key.model
-            tokens[model] = tokens.get(model, 0) + row.prompt_tokens + row.completion_tokens
-            charged[model] = charged.get(model, 0) + row.charged_micros
-            requests += row.requests
-            errors += row.error_count
-            gpu += row.gpu_seconds
-            gpu_cost += row.gpu_cost_micros
+        for total in totals:
+            tokens[total.model] = tokens.get(total.model, 0) + total.prompt_tokens + total.completion_tokens
+            charged[total.model] = charged.get(total.model, 0) + total.charged_micros
+            requests += total.requests
+            errors += total.errors
+            gpu += total.gpu_seconds
+            gpu_cost += total.gpu_cost_micros
         return cls(requests, errors, tokens, charged, gpu, gpu_cost)
 
 

@@ -29,6 +29,22 @@ class RollupKey:
     pool: str
 
 
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """One tenant's use of one model over a range, summed by the database: no percentiles."""
+
+    tenant_id: str
+    model: str
+    requests: int
+    errors: int
+    rejected: int
+    prompt_tokens: int
+    completion_tokens: int
+    gpu_seconds: float
+    charged_micros: int
+    gpu_cost_micros: int
+
+
 @dataclass(slots=True)
 class Rollup:
     key: RollupKey
@@ -49,6 +65,12 @@ class Rollup:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+    def totals(self) -> UsageTotals:
+        return UsageTotals(
+            self.key.tenant_id, self.key.model, self.requests, self.error_count, self.rejected_count,
+            self.prompt_tokens, self.completion_tokens, self.gpu_seconds, self.charged_micros, self.gpu_cost_micros,
+        )  # fmt: skip
 
     @property
     def rejected_count(self) -> int:

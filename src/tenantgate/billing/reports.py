@@ -83,8 +83,7 @@ def margins(
     plan_sums: dict[str, list[int]] = {}
     for tenant_id, (slug, plan_name) in sorted(tenants.items(), key=lambda item: item[1][0]):
         usage = MonthUsage.of(by_tenant.get(tenant_id, []))
-        plan = plans(plan_name)
-        revenue = 0 if plan is None else sum(int(str(line["amount_micros"])) for line in charge_lines("", plan, usage))
+        revenue = revenue_of(plans(plan_name), usage)
         tenant_rows.append(_margin({"tenant": slug, "plan": plan_name}, revenue, usage.gpu_cost_micros))
         sums = plan_sums.setdefault(plan_name, [0, 0])
         sums[0] += revenue
@@ -94,6 +93,11 @@ def margins(
         "plans": [_margin({"plan": name}, r, c) for name, (r, c) in sorted(plan_sums.items())],
         "pools": [_margin({"pool": name}, r, c) for name, (r, c) in sorted(by_pool.items())],
     }
+
+
+def revenue_of(plan: PlanConfig | None, usage: MonthUsage) -> int:
+    """A tenant's invoice for the month before prepaid credits (fee, metered usage, overage)."""
+    return 0 if plan is None else sum(int(str(line["amount_micros"])) for line in charge_lines("", plan, usage))
 
 
 def _margin(labels: dict[str, object], revenue: int, cost: int) -> dict[str, object]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, Webhook
+from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, UsageTotals, Webhook
 from tenantgate.domain import (
     ApiKey,
     AuditEvent,
@@ -160,6 +160,10 @@ class BillingStore(Protocol):
 
     async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
         """The oldest events not yet in the rollups."""
+
+    async def tenant_totals(self, granularity: str, since: datetime, until: datetime) -> list[UsageTotals]:
+        """Every tenant's rollups in [since, until) summed per tenant and model by the database (no
+        percentiles): what an all-tenants view needs, without reading each row's sketches."""
 
     async def request_log(
         self, tenant_id: str, since: datetime, until: datetime, matching: RequestFilter, limit: int

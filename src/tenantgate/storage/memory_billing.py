@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
-from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, Webhook
+from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, UsageTotals, Webhook
 from tenantgate.domain import Notification, RequestFilter, Tenant, UsageEvent
 from tenantgate.errors import Conflict
 
@@ -60,6 +60,13 @@ class MemoryBilling:
         self._rollups[granularity] = kept + [copy.deepcopy(r) for r in rows]
         if granularity == "hour":
             self._rolled.update(e.request_id for e in self._usage.values() if since <= e.created_at < until)
+
+    async def tenant_totals(self, granularity: str, since: datetime, until: datetime) -> list[UsageTotals]:
+        merged: dict[tuple[str, str], Rollup] = {}
+        for row in await self.list_rollups(granularity, since, until):
+            key = RollupKey(since, row.key.tenant_id, "", "", "", row.key.model, "", "")
+            merged.setdefault((key.tenant_id, key.model), Rollup(key)).merge(row)
+        return [row.totals() for row in merged.values()]
 
     async def request_log(
         self, tenant_id: str, since: datetime, until: datetime, matching: RequestFilter, limit: int

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, Webhook
+from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, UsageTotals, Webhook
 from tenantgate.billing.sketches import sketch_from_bytes, sketch_to_bytes
 from tenantgate.clock import utcnow
 from tenantgate.domain import Notification, RequestFilter, UsageEvent
@@ -166,6 +166,41 @@ class SqlBilling(Scoped):
         async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query.order_by(r.bucket))).all()
         return [_rollup(row) for row in rows]
+
+    async def tenant_totals(self, granularity: str, since: datetime, until: datetime) -> list[UsageTotals]:
+        r = usage_rollups.c
+        within = (r.granularity == granularity, r.bucket >= since, r.bucket < until)
+        sums = [
+            sa.func.sum(column).label(column.name)
+            for column in (
+                r.requests,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.gpu_seconds,
+                r.charged_micros,
+                r.gpu_cost_micros,
+            )
+        ]
+        summed = sa.select(r.tenant_id, r.model, *sums).where(*within).group_by(r.tenant_id, r.model)
+        # error and refusal counts are small JSON maps: only the rows that have any are read
+        eventful = sa.select(r.tenant_id, r.model, r.errors, r.rejected).where(
+            *within, (sa.cast(r.errors, sa.Text) != "{}") | (sa.cast(r.rejected, sa.Text) != "{}")
+        )
+        async with self._connect(ALL) as conn:
+            totals = {(row.tenant_id, row.model): row for row in (await conn.execute(summed)).all()}
+            counts: dict[tuple[str, str], list[int]] = {}
+            for row in (await conn.execute(eventful)).all():
+                count = counts.setdefault((row.tenant_id, row.model), [0, 0])
+                count[0] += sum((row.errors or {}).values())
+                count[1] += sum((row.rejected or {}).values())
+        found = []
+        for key, row in totals.items():
+            errors, rejected = counts.get(key, (0, 0))
+            found.append(UsageTotals(
+                row.tenant_id, row.model, int(row.requests), errors, rejected, int(row.prompt_tokens),
+                int(row.completion_tokens), float(row.gpu_seconds), int(row.charged_micros), int(row.gpu_cost_micros),
+            ))  # fmt: skip
+        return found
 
     async def add_credit_grant(self, grant: CreditGrant) -> None:
         async with self._begin(ALL) as conn:

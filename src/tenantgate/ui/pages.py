@@ -94,7 +94,7 @@ async def home(request: Request, caller: Viewer, month: str | None = None) -> Re
     try:
         caller.require(Action.PLATFORM_READ)
         gw = gateway(request)
-        shown_month, rows = await all_tenants(gw, month)
+        shown_month, rows = await all_tenants(gw, request.app.state.month_totals, month)
     except GatewayError as error:
         return refused(caller, error)
     pools = [deployment_state(gw, lane) for lane in gw.scheduler.lanes.values()]

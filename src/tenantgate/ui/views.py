@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from tenantgate.admission.periods import day_start, month_label
-from tenantgate.billing.invoices import parse_month
-from tenantgate.billing.records import Rollup
-from tenantgate.billing.reports import grouped, margins, report_row
+from tenantgate.billing.invoices import MonthUsage, parse_month
+from tenantgate.billing.records import UsageTotals
+from tenantgate.billing.reports import grouped, report_row, revenue_of
 from tenantgate.billing.rollups import HOUR, hour_start
 from tenantgate.clock import utcnow
 from tenantgate.domain import Tenant
 from tenantgate.runtime import Gateway
+from tenantgate.storage.base import BillingStore
 
 Period = Literal["24h", "7d", "30d"]
 PERIODS: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -35,46 +38,56 @@ class TenantRow:
     charged_micros: int
     revenue_micros: int
     margin_micros: int
-    queue_wait_ms_p95: float | None
-    ttft_ms_p95: float | None
+    waiting: int  # its requests in the fair queues now
 
     @property
     def error_rate(self) -> float:
         return 0.0 if not self.requests else 100.0 * self.errors / self.requests
 
 
-async def month_rollups(gw: Gateway, month: str, tenant_id: str | None = None) -> list[Rollup]:
-    start, end = parse_month(month)
-    return await gw.store.list_rollups("day", start, end, tenant_id)
+class MonthTotals:
+    """Every tenant's month so far, summed by the database and kept for one rollup interval: the
+    rollups it sums change no more often than that, and an operator's console is read repeatedly."""
+
+    def __init__(self, store: BillingStore, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._kept: dict[str, tuple[float, dict[str, list[UsageTotals]]]] = {}
+
+    async def of(self, month: str) -> dict[str, list[UsageTotals]]:
+        """Tenant id -> its totals per model."""
+        now = self._clock()
+        kept = self._kept.get(month)
+        if kept is not None and now - kept[0] < self._ttl_s:
+            return kept[1]
+        start, end = parse_month(month)
+        by_tenant: dict[str, list[UsageTotals]] = {}
+        for total in await self._store.tenant_totals("day", start, end):
+            by_tenant.setdefault(total.tenant_id, []).append(total)
+        self._kept = {month: (now, by_tenant)}  # one month at a time
+        return by_tenant
 
 
-async def all_tenants(gw: Gateway, month: str | None = None) -> tuple[str, list[TenantRow]]:
-    """Every live tenant with its month so far: one rollup query for all of them."""
+async def all_tenants(gw: Gateway, totals: MonthTotals, month: str | None = None) -> tuple[str, list[TenantRow]]:
+    """Every live tenant with its month so far (no percentiles: those are on each tenant's page)."""
     month = month or month_label(utcnow())
     tenants = [t for t in await gw.store.list_tenants() if t.status != "deleted"]
-    rows = await month_rollups(gw, month)
-    usage = {row.key.tenant_id: report_row(row, ()) for row in grouped(rows, ())}
+    by_tenant = await totals.of(month)
     plans = {p.name: p for p in gw.settings.catalog.plans}
-    money = {m["tenant"]: m for m in margins(rows, {t.id: (t.slug, t.plan) for t in tenants}, plans.get)["tenants"]}
-    return month, [_row(t, usage.get(t.id, {}), money.get(t.slug, {})) for t in tenants]
-
-
-def _row(tenant: Tenant, usage: dict[str, object], money: dict[str, object]) -> TenantRow:
-    def count(name: str, source: dict[str, object] = usage) -> int:
-        value = source.get(name, 0)
-        return value if isinstance(value, int) else 0
-
-    def ms(name: str) -> float | None:
-        value = usage.get(name)
-        return float(value) if isinstance(value, int | float) else None
-
-    return TenantRow(
-        slug=tenant.slug, name=tenant.name, plan=tenant.plan, status=str(tenant.status),
-        requests=count("requests"), tokens=count("total_tokens"), errors=count("errors"), rejected=count("rejected"),
-        charged_micros=count("charged_micros"), revenue_micros=count("revenue_micros", money),
-        margin_micros=count("margin_micros", money), queue_wait_ms_p95=ms("queue_wait_ms_p95"),
-        ttft_ms_p95=ms("ttft_ms_p95"),
-    )  # fmt: skip
+    queues = [lane.dispatcher.queue for lane in gw.scheduler.lanes.values()]
+    rows = []
+    for tenant in tenants:
+        mine = by_tenant.get(tenant.id, [])
+        usage = MonthUsage.of_totals(mine)
+        revenue = revenue_of(plans.get(tenant.plan), usage)
+        rows.append(TenantRow(
+            slug=tenant.slug, name=tenant.name, plan=tenant.plan, status=str(tenant.status), requests=usage.requests,
+            tokens=usage.tokens, errors=usage.errors, rejected=sum(t.rejected for t in mine),
+            charged_micros=sum(usage.charged_by_model.values()), revenue_micros=revenue,
+            margin_micros=revenue - usage.gpu_cost_micros, waiting=sum(queue.queued(tenant.id) for queue in queues),
+        ))  # fmt: skip
+    return month, rows
 
 
 def top_chart(rows: list[TenantRow], field: str, title: str, limit: int = 10) -> dict[str, object]:
