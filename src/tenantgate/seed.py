@@ -1,19 +1,26 @@
-"""Demo data for `make run`: two tenants with one key each, printed at start-up.
+"""Demo data for `make run`: two tenants with one key each, and two people who log in to the web
+UI (an operator, and acme's owner), printed at start-up.
 
-Keys are shown once by design; the demo keeps its own in `<data_dir>/demo-keys.json` (mode 0600)
-so a restarted demo can print them again. Real tenants never get such a file.
+Keys and passwords are shown once by design; the demo keeps its own in `<data_dir>/demo-keys.json`
+and `<data_dir>/demo-password` (mode 0600) so a restarted demo can print them again. Real tenants
+never get such files.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from tenantgate.access.callers import SYSTEM
-from tenantgate.domain import TenantMode
+from tenantgate.access.login import LoginService
+from tenantgate.access.roles import PlatformRole
+from tenantgate.domain import Role, TenantMode
 from tenantgate.tenancy import TenancyService
 
+DEMO_OPERATOR = "admin@demo.example"
+DEMO_OWNER = "owner@acme.example"
 DEMO_TENANTS = (
     ("acme", "Acme Corp", "growth", TenantMode.ENTERPRISE),
     ("solo", "Solo Developer", "starter", TenantMode.RETAIL),
@@ -56,6 +63,28 @@ async def seed_demo(service: TenancyService, saved: dict[str, str]) -> list[Demo
     return keys
 
 
+def demo_password(data_dir: Path) -> str:
+    path = data_dir / "demo-password"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    password = "demo-" + secrets.token_urlsafe(12)
+    path.touch(mode=0o600)
+    path.write_text(password)
+    return password
+
+
+async def seed_people(service: TenancyService, login: LoginService, password: str) -> None:
+    """The demo operator and acme's owner, both with the demo password."""
+    if not any(o.email == DEMO_OPERATOR for o in await login.operators(SYSTEM)):
+        await login.create_operator(SYSTEM, DEMO_OPERATOR, "Demo operator", PlatformRole.ADMIN, password)
+    tenant = await service.tenant("acme")
+    owner = next((u for u in await service.users("acme") if u.email == DEMO_OWNER), None)
+    if owner is None:
+        owner = await service.add_user(SYSTEM, "acme", DEMO_OWNER, "Acme's owner", Role.OWNER)
+    await login.set_password(SYSTEM, tenant, owner, password)
+
+
 async def _exists(service: TenancyService, slug: str) -> bool:
     return any(t.slug == slug for t in await service.list_tenants())
 
@@ -65,7 +94,7 @@ def python_beside(command: str) -> str:
     return str(Path(command).with_name("python")) if "/" in command else "python"
 
 
-def banner(keys: list[DemoKey], base_url: str, admin_token: str, command: str = "tenantgate") -> str:
+def banner(keys: list[DemoKey], base_url: str, admin_token: str, password: str, command: str = "tenantgate") -> str:
     acme = next(k.key for k in keys if k.tenant == "acme")
     lines = [
         "",
@@ -74,6 +103,9 @@ def banner(keys: list[DemoKey], base_url: str, admin_token: str, command: str = 
         "Demo tenants and their API keys:",
         *(f"  {k.tenant:<6} ({k.plan:<7}) {k.key}" for k in keys),
         f"Admin token (for the tenantgate CLI and /api/v1): {admin_token}",
+        "",
+        f"Web UI: {base_url}/ui/ with password {password} as {DEMO_OPERATOR} (the operator's console),",
+        f"  or as {DEMO_OWNER} in organisation acme (its dashboard and chat)",
         "",
         "Try it:",
         f"  curl {base_url}/v1/chat/completions -H 'Authorization: Bearer {acme}' \\",

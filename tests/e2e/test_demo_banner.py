@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
 
 from tests.e2e.procs import free_port, running
 
@@ -40,6 +43,15 @@ def test_the_demo_banner_runs_as_printed(tmp_path: Path) -> None:
         commands = pasted_commands(log.read_text())
         assert len(commands) == 3 and commands[0].startswith("curl ") and "python -c " in commands[1]
         assert commands[2].startswith(f"TENANTGATE_URL=http://127.0.0.1:{port} ")
+        # the web UI's demo logins, as printed
+        ui = re.search(
+            r"Web UI: (\S+) with password (\S+) as (\S+) .*\n\s+or as (\S+) in organisation (\w+)", log.read_text()
+        )
+        assert ui is not None and ui[1] == f"http://127.0.0.1:{port}/ui/"
+        for email, tenant in ((ui[3], None), (ui[4], ui[5])):
+            logged_in = httpx.post(f"http://127.0.0.1:{port}/api/v1/login", json={"email": email, "password": ui[2],
+                                                                                  "tenant": tenant})  # fmt: skip
+            assert logged_in.status_code == 200, logged_in.text
         for command in commands[1:]:  # curl is not installed everywhere these tests run
             done = subprocess.run(["bash", "-c", command], cwd=os.getcwd(), env=fresh, capture_output=True,
                                   text=True, timeout=60)  # fmt: skip

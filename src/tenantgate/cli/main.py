@@ -38,19 +38,26 @@ def _demo_admin_token(data_dir: Path) -> str:
 
 async def _seed(settings: Settings, command: str) -> str:
     from tenantgate.access.audit import AuditLog
-    from tenantgate.seed import banner, load_saved_keys, save_keys, seed_demo
+    from tenantgate.access.login import LoginService, Passwords, SessionCodec, session_secret
+    from tenantgate.seed import banner, demo_password, load_saved_keys, save_keys, seed_demo, seed_people
     from tenantgate.storage.sql import SqlStore
     from tenantgate.tenancy import TenancyService
 
     store = SqlStore.from_url(settings.database_url)
+    password = demo_password(settings.data_dir)
     try:
         plans = frozenset(p.name for p in settings.catalog.plans)
-        keys = await seed_demo(TenancyService(store, None, plans, AuditLog(store)), load_saved_keys(settings.data_dir))
+        audit = AuditLog(store)
+        tenancy = TenancyService(store, None, plans, audit)
+        keys = await seed_demo(tenancy, load_saved_keys(settings.data_dir))
+        configured = None if settings.session_secret is None else settings.session_secret.get_secret_value()
+        sessions = SessionCodec(session_secret(configured, settings.data_dir), settings.session_ttl_s)
+        await seed_people(tenancy, LoginService(store, Passwords(store), sessions, audit), password)
     finally:
         await store.close()
     save_keys(settings.data_dir, keys)
     token = "" if settings.admin_token is None else settings.admin_token.get_secret_value()
-    return banner(keys, f"http://{settings.host}:{settings.port}", token, command)
+    return banner(keys, f"http://{settings.host}:{settings.port}", token, password, command)
 
 
 @app.command()
