@@ -345,6 +345,7 @@ def test_an_operator_previews_then_applies_a_tenants_file(member: Visit, gw: Gat
         bulk.get_by_role("button", name="Apply these changes").click()
         expect(bulk.get_by_role("status")).to_contain_text("Applied:")
         expect(bulk.get_by_role("status")).to_contain_text("key hooli/ci: tg-")
+        expect(bulk.get_by_role("button", name="Apply these changes")).to_be_hidden()  # applied once, not twice
         assert admin.get("/api/v1/tenants/hooli").json()["plan"] == "scale"
     member.screenshot("console-bulk-applied")
 

@@ -218,6 +218,7 @@ async def test_tenant_totals_sum_each_tenant_and_model_in_the_range(store: Store
     ]
     await store.replace_rollups("day", T0 - timedelta(days=1), T0 + timedelta(days=60), rows)
     totals = await store.tenant_totals("day", T0, T0 + timedelta(days=30))
+    assert await store.error_counts("day", T0, T0 + timedelta(days=30)) == {(T0, "upstream_error"): 1}
     assert sorted(totals, key=lambda t: (t.tenant_id, t.model)) == [
         UsageTotals("t-acme", "large", 5, 0, 0, 50, 0, 0.0, 35, 0),
         UsageTotals("t-acme", "small", 5, 1, 4, 50, 0, 0.0, 35, 0),

@@ -165,6 +165,9 @@ class BillingStore(Protocol):
         """Every tenant's rollups in [since, until) summed per tenant and model by the database (no
         percentiles): what an all-tenants view needs, without reading each row's sketches."""
 
+    async def error_counts(self, granularity: str, since: datetime, until: datetime) -> dict[tuple[datetime, str], int]:
+        """Every tenant's failed requests in [since, until) by bucket and error type."""
+
     async def request_log(
         self, tenant_id: str, since: datetime, until: datetime, matching: RequestFilter, limit: int
     ) -> list[UsageEvent]:

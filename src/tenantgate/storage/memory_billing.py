@@ -68,6 +68,13 @@ class MemoryBilling:
             merged.setdefault((key.tenant_id, key.model), Rollup(key)).merge(row)
         return [row.totals() for row in merged.values()]
 
+    async def error_counts(self, granularity: str, since: datetime, until: datetime) -> dict[tuple[datetime, str], int]:
+        counts: dict[tuple[datetime, str], int] = {}
+        for row in await self.list_rollups(granularity, since, until):
+            for kind, count in row.errors.items():
+                counts[(row.key.bucket, kind)] = counts.get((row.key.bucket, kind), 0) + count
+        return counts
+
     async def request_log(
         self, tenant_id: str, since: datetime, until: datetime, matching: RequestFilter, limit: int
     ) -> list[UsageEvent]:

@@ -202,6 +202,19 @@ class SqlBilling(Scoped):
             ))  # fmt: skip
         return found
 
+    async def error_counts(self, granularity: str, since: datetime, until: datetime) -> dict[tuple[datetime, str], int]:
+        r = usage_rollups.c
+        query = sa.select(r.bucket, r.errors).where(
+            r.granularity == granularity, r.bucket >= since, r.bucket < until, sa.cast(r.errors, sa.Text) != "{}"
+        )
+        counts: dict[tuple[datetime, str], int] = {}
+        async with self._connect(ALL) as conn:
+            for row in (await conn.execute(query)).all():
+                bucket = aware(row.bucket) or row.bucket
+                for kind, count in (row.errors or {}).items():
+                    counts[(bucket, kind)] = counts.get((bucket, kind), 0) + int(count)
+        return counts
+
     async def add_credit_grant(self, grant: CreditGrant) -> None:
         async with self._begin(ALL) as conn:
             await conn.execute(credit_grants.insert().values(**dataclasses.asdict(grant)))

@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tenantgate.access.callers import Caller
 from tenantgate.access.roles import Action
+from tenantgate.admission.periods import day_start
 from tenantgate.api.admin_pools import deployment_state
 from tenantgate.api.deps import (
     SESSION_COOKIE,
@@ -26,11 +27,21 @@ from tenantgate.api.deps import (
 from tenantgate.clock import utcnow
 from tenantgate.errors import GatewayError, PermissionDenied
 from tenantgate.ui.render import page
-from tenantgate.ui.views import GROUPINGS, PERIODS, all_tenants, pool_status, tenant_usage, top_chart
+from tenantgate.ui.views import (
+    GROUPINGS,
+    PERIODS,
+    all_tenants,
+    errors_chart,
+    pool_status,
+    tenant_usage,
+    top_chart,
+    utilisation_chart,
+)
 
 router = APIRouter(include_in_schema=False)
 CHAT_KEY_TTL = timedelta(hours=12)
 AUDIT_LIMIT = 500
+ERROR_DAYS = 14
 
 
 async def viewer(request: Request) -> Caller | None:
@@ -95,15 +106,19 @@ async def home(request: Request, caller: Viewer, month: str | None = None) -> Re
         caller.require(Action.PLATFORM_READ)
         gw = gateway(request)
         shown_month, rows = await all_tenants(gw, request.app.state.month_totals, month)
+        since = day_start(utcnow()) - timedelta(days=ERROR_DAYS - 1)
+        errors = await gw.store.error_counts("day", since, since + timedelta(days=ERROR_DAYS))
+        incidents = await request.app.state.status_board.shown()
     except GatewayError as error:
         return refused(caller, error)
     pools = [deployment_state(gw, lane) for lane in gw.scheduler.lanes.values()]
     charts = {
+        "errors": errors_chart(errors, ERROR_DAYS),
+        "utilisation": utilisation_chart(pools),
         "tokens": top_chart(rows, "tokens", "Top tenants by tokens"),
         "revenue": top_chart(rows, "revenue_micros", f"Top tenants by revenue ({gw.settings.currency})"),
         "margin": top_chart(rows, "margin_micros", f"Top tenants by margin ({gw.settings.currency})"),
     }
-    incidents = await request.app.state.status_board.shown()
     return page(
         "console.html", caller=caller, month=shown_month, tenants=rows, pools=pools, charts=charts, incidents=incidents,
         currency=gw.settings.currency, may_write=caller.may(Action.PLATFORM_WRITE),

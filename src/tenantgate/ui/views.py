@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from tenantgate.admission.periods import day_start, month_label
+from tenantgate.api.admin_pools import DeploymentState
 from tenantgate.billing.invoices import MonthUsage, parse_month
 from tenantgate.billing.records import UsageTotals
 from tenantgate.billing.reports import grouped, report_row, revenue_of
@@ -99,6 +100,29 @@ def top_chart(rows: list[TenantRow], field: str, title: str, limit: int = 10) ->
                   "x": [getattr(r, field) / scale for r in reversed(top)]}],
         "layout": {"height": 300, "margin": {"l": 120, "r": 20, "t": 10, "b": 30}},
         "caption": title,
+    }  # fmt: skip
+
+
+def errors_chart(counts: dict[tuple[datetime, str], int], days: int) -> dict[str, object]:
+    """Failed requests per day by error type, every tenant together (stacked bars)."""
+    kinds = sorted({kind for _, kind in counts})
+    buckets = sorted({bucket for bucket, _ in counts})
+    x = [bucket.date().isoformat() for bucket in buckets]
+    return {
+        "data": [{"type": "bar", "name": kind, "x": x, "y": [counts.get((b, kind), 0) for b in buckets]}
+                 for kind in kinds],
+        "layout": {"barmode": "stack", "height": 300, "margin": {"l": 50, "r": 20, "t": 10, "b": 40},
+                   "legend": {"orientation": "h"}, "xaxis": {"type": "category"}},
+        "caption": f"Errors by type, last {days} days",
+    }  # fmt: skip
+
+
+def utilisation_chart(pools: list[DeploymentState]) -> dict[str, object]:
+    """Busy GPU time over capacity per deployment since start-up."""
+    return {
+        "data": [{"type": "bar", "x": [d.name for d in pools], "y": [round(d.utilisation * 100, 1) for d in pools]}],
+        "layout": {"height": 300, "margin": {"l": 50, "r": 20, "t": 10, "b": 60}, "yaxis": {"range": [0, 100]}},
+        "caption": "Utilisation by deployment since start-up (%)",
     }  # fmt: skip
 
 
