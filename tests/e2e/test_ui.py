@@ -254,6 +254,14 @@ def test_the_chat_streams_its_answer_and_stop_charges_only_what_was_delivered(me
     # The usage of the person's chat key: the whole first answer, and the stopped one cut short but charged.
     key_id = chat_key_id(member)
     whole, stopped = events_of(gw, key_id)
+    # A new chat key for this person revokes the one before: each person has at most one.
+    renewed = page.evaluate("""async () => (await fetch('/ui/tenants/acme/chat-key', {method: 'POST', headers: {
+        'X-CSRF-Token': document.cookie.match(/tenantgate_csrf=([^;]+)/)[1]}})).json()""")
+    with gw.admin() as admin:
+        keys = admin.get("/api/v1/tenants/acme/keys").json()
+        chat_keys = [k for k in keys if k["name"] == "chat (web UI)" and k["user_id"] == stopped["user"]]
+    live = [k["id"] for k in chat_keys if k["revoked_at"] is None]
+    assert live == [renewed["key_id"]] and key_id in {k["id"] for k in chat_keys}
     assert whole["completion_tokens"] == ANSWER_TOKENS and whole["user"] == stopped["user"] is not None
     assert 0 < int(str(stopped["completion_tokens"])) < ANSWER_TOKENS and int(str(stopped["cost_micros"])) > 0
 
@@ -388,7 +396,9 @@ def test_pages_pass_an_accessibility_check_and_load_only_from_the_gateway(member
         member.login(OPERATORS[who], PASSWORD)
     elif who:
         member.login(MEMBERS[who], PASSWORD, tenant="acme")
-    page = member.go(path)
+    response = member.page.goto(member.base + path)
+    assert response is not None and "default-src 'self'" in response.headers["content-security-policy"]
+    page = member.page
     page.wait_for_load_state("networkidle")
     results = Axe().run(page)
     serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
