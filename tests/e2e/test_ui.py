@@ -119,6 +119,40 @@ def test_each_member_role_sees_its_sections_and_only_its_controls(
     expect(page.get_by_role("alert")).to_contain_text("No tenant named 'globex'")
 
 
+def test_a_session_that_ended_leads_back_to_the_login_page_and_then_where_one_was(member: Visit, gw: Gateway) -> None:
+    member.login(MEMBERS["owner"], PASSWORD, tenant="acme")
+    member.context.clear_cookies()  # the session expired or was ended elsewhere
+    page = member.page
+    page.get_by_label("Name").fill("after-expiry")
+    page.get_by_role("button", name="Create key").click()
+    expect(page).to_have_url(re.compile(r"/ui/login\?next=%2Fui%2Ftenants%2Facme$"))
+    page.locator("#tenant").fill("acme")
+    page.get_by_label("E-mail").fill(MEMBERS["owner"])
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(gw.url + "/ui/tenants/acme")  # back where the session ended
+    expect(page.get_by_role("button", name="Create key")).to_be_visible()
+
+
+def test_one_logs_in_and_creates_a_key_with_the_keyboard_alone(member: Visit) -> None:
+    page = member.go("/ui/login")
+    page.keyboard.press("Tab")  # the skip link first, which moves on to the page's own content
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    for field, value in (("#tenant", "acme"), ("#email", MEMBERS["developer"]), ("#password", PASSWORD)):
+        page.keyboard.press("Tab")
+        expect(page.locator(field)).to_be_focused()
+        page.keyboard.type(value)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_url(member.base + "/ui/tenants/acme")
+    page.get_by_label("Name").focus()
+    page.keyboard.type("typed")
+    page.keyboard.press("Enter")
+    expect(page.locator("#new-key [data-secret]")).to_have_text(re.compile(r"^tg-"))
+    expect(page.get_by_role("button", name="Copy")).to_be_focused()
+
+
 @pytest.mark.parametrize(("role", "may_drain"), [("platform-admin", True), ("platform-viewer", False)])
 def test_operators_see_every_tenant_and_only_admins_may_drain(member: Visit, role: str, may_drain: bool) -> None:
     member.login(OPERATORS[role], PASSWORD)

@@ -40,6 +40,7 @@ class TenantRow:
     revenue_micros: int
     margin_micros: int
     waiting: int  # its requests in the fair queues now
+    quota_used: float | None  # percent of its plan's monthly tokens (None: the plan has no quota)
 
     @property
     def error_rate(self) -> float:
@@ -81,12 +82,15 @@ async def all_tenants(gw: Gateway, totals: MonthTotals, month: str | None = None
     for tenant in tenants:
         mine = by_tenant.get(tenant.id, [])
         usage = MonthUsage.of_totals(mine)
-        revenue = revenue_of(plans.get(tenant.plan), usage)
+        plan = plans.get(tenant.plan)
+        revenue = revenue_of(plan, usage)
+        quota = None if plan is None or not plan.monthly_tokens else 100.0 * usage.tokens / plan.monthly_tokens
         rows.append(TenantRow(
             slug=tenant.slug, name=tenant.name, plan=tenant.plan, status=str(tenant.status), requests=usage.requests,
             tokens=usage.tokens, errors=usage.errors, rejected=sum(t.rejected for t in mine),
             charged_micros=sum(usage.charged_by_model.values()), revenue_micros=revenue,
             margin_micros=revenue - usage.gpu_cost_micros, waiting=sum(queue.queued(tenant.id) for queue in queues),
+            quota_used=quota,
         ))  # fmt: skip
     return month, rows
 
