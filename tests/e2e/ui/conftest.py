@@ -1,0 +1,56 @@
+"""The web UI tests' fixtures: one gateway and engine per module, people of every role,
+the system's Chromium, and a fresh browser context per test that must load nothing from elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import yaml
+from playwright.sync_api import Browser
+
+from tests.e2e.browser_support import Visit, chromium, visit
+from tests.e2e.procs import Gateway, SimEngine, gateway, sim_engine
+from tests.e2e.ui.people import ANSWER_TOKENS, MEMBERS, OPERATORS, PASSWORD
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[SimEngine]:
+    flags = ("--models", "sim-chat", "--speed", "5", "--default-max-tokens", str(ANSWER_TOKENS))
+    with sim_engine(*flags) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def gw(engine: SimEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("ui")
+    # one place in flight, so a chat waits visibly while another tenant's stream holds it
+    catalog = {"pools": [{"name": "chat", "deployments": [
+        {"name": "chat", "base_url": engine.url + "/v1", "models": ["sim-chat"], "max_in_flight": 1}]}],
+        "prices": {"sim-chat": {"input_per_1m": 2.0, "output_per_1m": 8.0}}}  # fmt: skip
+    (tmp / "tenantgate.yaml").write_text(yaml.safe_dump(catalog))
+    with gateway(tmp, "--config", str(tmp / "tenantgate.yaml")) as running:
+        running.cli("tenants", "create", "acme", "--plan", "scale")
+        running.cli("tenants", "create", "globex", "--plan", "scale")
+        with running.admin() as admin:
+            for role, email in MEMBERS.items():
+                user = admin.post("/api/v1/tenants/acme/users", json={"email": email, "role": role}).json()
+                path = f"/api/v1/tenants/acme/users/{user['id']}/password"
+                assert admin.put(path, json={"password": PASSWORD}).status_code == 204
+            for role, email in OPERATORS.items():
+                made = admin.post("/api/v1/operators", json={"email": email, "role": role, "password": PASSWORD})
+                assert made.status_code == 201, made.text
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def member(browser: Browser, gw: Gateway, request: pytest.FixtureRequest) -> Iterator[Visit]:
+    with visit(browser, gw.url) as person:
+        yield person
+    assert person.outside() == []  # every page of every test loaded only from the gateway

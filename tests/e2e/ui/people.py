@@ -1,0 +1,9 @@
+"""The people of the web UI tests: a tenant member of each role and two operators."""
+
+from __future__ import annotations
+
+PASSWORD = "correct horse battery"
+MEMBERS = {"owner": "olga@acme.example", "developer": "dev@acme.example", "analyst": "ana@acme.example",
+           "read_only": "rex@acme.example"}  # fmt: skip
+OPERATORS = {"platform-admin": "pat@ops.example", "platform-viewer": "vic@ops.example"}
+ANSWER_TOKENS = 300  # the engine's answer when the chat sets no max_tokens

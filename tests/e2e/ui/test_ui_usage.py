@@ -1,0 +1,124 @@
+"""The web UI's hosted chat and usage pages in a real browser: streaming, stop and what it is
+charged, the queue position, the CSV export and the request log."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import openai
+from playwright.sync_api import expect
+
+from tests.e2e.browser_support import Visit
+from tests.e2e.procs import Gateway
+from tests.e2e.scheduling_support import occupied
+from tests.e2e.ui.people import ANSWER_TOKENS, MEMBERS, PASSWORD
+
+
+def events_of(gw: Gateway, key_id: str) -> list[dict[str, object]]:
+    now = datetime.now(UTC)
+    params = {"since": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(minutes=1)).isoformat()}
+    with gw.admin() as admin:
+        body = admin.get("/api/v1/tenants/acme/usage/events", params=params).text
+    found = [json.loads(line)["data"] for line in body.splitlines() if line]
+    return [event for event in found if event["key"] == key_id]
+
+
+def chat_key_id(member: Visit) -> str:
+    key = member.page.evaluate("() => sessionStorage.getItem('tenantgate-chat:acme')")
+    return str(key).split("-")[1]
+
+
+def open_chat(member: Visit) -> None:
+    member.login(MEMBERS["developer"], PASSWORD, tenant="acme")
+    member.page.get_by_role("link", name="Open the chat").click()
+    expect(member.page.get_by_label("Model")).to_have_value("sim-chat")
+
+
+def test_the_chat_streams_its_answer_and_stop_charges_only_what_was_delivered(member: Visit, gw: Gateway) -> None:
+    open_chat(member)
+    page = member.page
+    page.get_by_label("Message").fill("Tell me about **fair queues**")
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator(".message.assistant .body").last
+    expect(answer).not_to_be_empty()
+    first = len(answer.inner_text())
+    expect(page.get_by_role("status")).to_contain_text(f"{ANSWER_TOKENS} out", timeout=30_000)
+    assert len(answer.inner_text()) > first  # it grew token by token, then finished
+    expect(page.get_by_role("status")).to_contain_text("USD")
+    member.screenshot("chat-answered")
+
+    page.get_by_label("Message").fill("And again, at length")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".message.assistant .body").last).not_to_be_empty()
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_role("status")).to_contain_text("Stopped after")
+    member.screenshot("chat-stopped")
+    # The usage of the person's chat key: the whole first answer, and the stopped one cut short but charged.
+    key_id = chat_key_id(member)
+    whole, stopped = events_of(gw, key_id)
+    # A new chat key for this person revokes the one before: each person has at most one.
+    renewed = page.evaluate("""async () => (await fetch('/ui/tenants/acme/chat-key', {method: 'POST', headers: {
+        'X-CSRF-Token': document.cookie.match(/tenantgate_csrf=([^;]+)/)[1]}})).json()""")
+    with gw.admin() as admin:
+        keys = admin.get("/api/v1/tenants/acme/keys").json()
+        chat_keys = [k for k in keys if k["name"] == "chat (web UI)" and k["user_id"] == stopped["user"]]
+    live = [k["id"] for k in chat_keys if k["revoked_at"] is None]
+    assert live == [renewed["key_id"]] and key_id in {k["id"] for k in chat_keys}
+    assert whole["completion_tokens"] == ANSWER_TOKENS and whole["user"] == stopped["user"] is not None
+    assert 0 < int(str(stopped["completion_tokens"])) < ANSWER_TOKENS and int(str(stopped["cost_micros"])) > 0
+
+
+def test_the_chat_shows_its_place_in_the_queue_while_another_tenant_holds_the_engine(
+    member: Visit, gw: Gateway
+) -> None:
+    other = gw.tenant_with_key("initech", "--plan", "scale")
+    open_chat(member)
+    page = member.page
+    with occupied(gw, other, "sim-chat"):
+        page.get_by_label("Message").fill("Am I waiting?")
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("status")).to_contain_text("Queue position 1")
+        member.screenshot("chat-queued")
+    expect(page.get_by_role("status")).to_contain_text("out", timeout=30_000)
+
+
+def test_the_csv_export_is_what_the_api_returns(member: Visit, gw: Gateway) -> None:
+    member.login(MEMBERS["analyst"], PASSWORD, tenant="acme")
+    page = member.page
+    link = page.get_by_role("link", name="Export CSV")
+    with page.expect_download() as download:
+        link.click()
+    exported = Path(download.value.path()).read_text()
+    with gw.admin() as admin:
+        expected = admin.get(str(link.get_attribute("href"))).text
+    assert exported == expected and exported.startswith("model,requests,")
+
+
+def test_the_request_log_lists_filters_and_exports_each_request(member: Visit, gw: Gateway) -> None:
+    keys = {name: gw.cli_json("keys", "create", "--tenant", "acme", "--name", name) for name in ("batch", "web")}
+    for name, count in (("batch", 3), ("web", 2)):
+        made = keys[name]
+        assert isinstance(made, dict)
+        with openai.OpenAI(base_url=gw.url + "/v1", api_key=str(made["key"]), max_retries=0) as client:
+            for _ in range(count):
+                client.chat.completions.create(model="sim-chat", messages=[{"role": "user", "content": "hi"}],
+                                               max_tokens=2)  # fmt: skip
+    member.login(MEMBERS["analyst"], PASSWORD, tenant="acme")
+    page = member.page
+    page.get_by_role("link", name="Request log").click()
+    page.get_by_label("Key").select_option(label=f"batch (tg-{keys['batch']['id']})")  # type: ignore[index]
+    page.get_by_role("button", name="Show").click()
+    rows = page.locator("#requests tbody tr")
+    expect(rows).to_have_count(3)
+    member.screenshot("request-log")
+    shown = [rows.nth(i).get_by_role("rowheader").inner_text() for i in range(3)]
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export CSV").click()
+    exported = Path(download.value.path()).read_text().splitlines()
+    assert exported[0].startswith("time,request_id,key,") and [row.split(",")[1] for row in exported[1:]] == shown
+    # A request id links to that request alone.
+    rows.first.get_by_role("link").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first.get_by_role("rowheader")).to_have_text(shown[0])
