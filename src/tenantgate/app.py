@@ -66,7 +66,7 @@ from tenantgate.startup import summary
 from tenantgate.storage.sql import SqlStore
 from tenantgate.tenancy import TenancyService
 from tenantgate.ui import assets, bulk, pages, request_log
-from tenantgate.ui.views import MonthTotals
+from tenantgate.ui.views import MonthTotals, PublicStatus
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +178,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             api.state.tenancy = tenancy
             api.state.status_board = StatusBoard(store, audit)
             api.state.month_totals = MonthTotals(store, settings.rollup_every_s)
+            api.state.public_status = PublicStatus()
             api.state.applier = Applier(tenancy, store, catalog.models_of_provider)
             idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
             people(api, settings, store, audit, idp_http)

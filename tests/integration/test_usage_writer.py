@@ -3,6 +3,7 @@ an unreachable database keeps everything; a journal replay after a crash never d
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -45,6 +46,50 @@ async def test_prices_are_versioned_and_a_duplicate_moment_conflicts(store: Stor
     assert await store.list_prices() == [price, later]
     with pytest.raises(Conflict):
         await store.add_price(replace(price, id="p3"))
+
+
+class HeldStore:
+    """A real store whose usage inserts each wait until the test lets them go."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.gates: list[asyncio.Event] = []
+        self.open = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def insert_usage(self, events: Any) -> None:
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        if not self.open:
+            await gate.wait()
+        await self.store.insert_usage(events)
+
+    def let_all_go(self) -> None:
+        self.open = True
+        for gate in self.gates:
+            gate.set()
+
+
+async def test_flushes_that_overlap_lose_no_event(store: Store) -> None:
+    held = HeldStore(store)
+    writer = recorder(held)  # type: ignore[arg-type]
+    writer.record(event("r1", "t-a", "m", 1, 1))
+    writer.record(event("r2", "t-a", "m", 1, 1))
+    loop_flush = asyncio.create_task(writer.flush())  # the background loop's
+    page_flush = asyncio.create_task(writer.flush())  # a report's, at the same moment
+    for _ in range(5):  # each task runs up to where it waits (not a timed sleep: one loop turn each)
+        await asyncio.sleep(0)
+    held.gates[0].set()
+    await loop_flush  # the first flush wrote its batch and is done
+    writer.record(event("r3", "t-a", "m", 1, 1))  # served just then
+    writer.record(event("r4", "t-a", "m", 1, 1))
+    held.let_all_go()
+    await page_flush
+    await writer.flush()
+    stored = await store.usage_between(T0 - timedelta(days=1), T0 + timedelta(days=1), "t-a")
+    assert sorted(e.request_id for e in stored) == ["r1", "r2", "r3", "r4"]
 
 
 def rejected_by_every_sql_store() -> Any:

@@ -40,6 +40,9 @@ class UsageRecorder:
         self._events: list[tuple[int, UsageEvent]] = []  # (journal segment, event)
         self._last_used: dict[str, datetime] = {}
         self._wake = asyncio.Event()
+        # one flush at a time: two would each drop their batch's length from the buffer's head, and the
+        # second would drop events that arrived meanwhile, unwritten (reports flush too, not only the loop)
+        self._flushing = asyncio.Lock()
         self.strict = journal is not None and journal.strict
         self.dropped = 0
         self.written = 0
@@ -83,6 +86,10 @@ class UsageRecorder:
             await self._journal.commit()
 
     async def flush(self) -> None:
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if self._journal is not None and self._events:
             await self._journal.rotate()  # what follows goes to a fresh segment, so this one can go
         while self._events:

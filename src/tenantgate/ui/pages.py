@@ -3,6 +3,7 @@ a page without a session leads to the login page."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
@@ -32,7 +33,6 @@ from tenantgate.ui.views import (
     PERIODS,
     all_tenants,
     errors_chart,
-    pool_status,
     tenant_usage,
     top_chart,
     utilisation_chart,
@@ -67,11 +67,13 @@ def refused(caller: Caller, error: GatewayError) -> HTMLResponse:
     return page("error.html", status=error.status, caller=caller, message=error.message)
 
 
+LOCAL_PATH = re.compile(r"/(?![/\\])[^\x00-\x20\x7f\\]*")
+
+
 def local_path(value: str | None) -> str:
-    """Where to go after logging in: a path on this gateway only, never another site."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/ui/"
-    return value
+    """Where to go after logging in: a path on this gateway only, never another site (browsers drop
+    tabs and newlines from URLs, so `/\t/evil.example` would become `//evil.example`)."""
+    return value if value and LOCAL_PATH.fullmatch(value) else "/ui/"
 
 
 @router.get("/")
@@ -88,7 +90,8 @@ async def ui_root() -> RedirectResponse:
 async def status_page(request: Request, caller: Viewer) -> Response:
     """Public: each pool's health and queue, nothing about tenants or deployments."""
     incidents = await request.app.state.status_board.shown()
-    return page("status.html", caller=caller, pools=pool_status(gateway(request)), incidents=incidents, now=utcnow())
+    pools = request.app.state.public_status.of(gateway(request))
+    return page("status.html", caller=caller, pools=pools, incidents=incidents, now=utcnow())
 
 
 @router.get("/ui/login")

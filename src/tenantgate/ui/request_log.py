@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from tenantgate.access.roles import Action
+from tenantgate.api.admin_schemas import sane_moment
 from tenantgate.api.csv_render import csv_response
 from tenantgate.api.deps import gateway, tenancy
 from tenantgate.clock import utcnow
@@ -20,7 +21,7 @@ from tenantgate.ui.render import page
 
 router = APIRouter(include_in_schema=False)
 PAGE = 200
-EXPORT_LIMIT = 50_000
+EXPORT_LIMIT = 10_000  # the newest; the usage events API exports a whole range
 COLUMNS = ("time", "request_id", "key", "user", "model", "deployment", "status", "error", "prompt_tokens",
            "completion_tokens", "cached_tokens", "cost_micros", "queue_wait_ms", "ttft_ms", "latency_ms")  # fmt: skip
 Text = Annotated[str | None, Query(max_length=200)]
@@ -44,12 +45,9 @@ def moment(value: str | None, default: datetime) -> datetime:
     if not value:
         return default
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"'{value[:40]}' is not a moment like 2026-11-26T10:00:00Z.", param="before") from None
-    if parsed.tzinfo is None:
-        raise InvalidRequest("'before' needs a timezone, e.g. 2026-11-26T10:00:00Z.", param="before")
-    return parsed
+        return sane_moment(datetime.fromisoformat(value.replace("Z", "+00:00")), "before")
+    except ValueError as exc:
+        raise InvalidRequest(f"'before' must be a moment like 2026-11-26T10:00:00Z ({exc}).", param="before") from None
 
 
 @router.get("/ui/tenants/{slug}/requests")
@@ -74,7 +72,8 @@ async def request_log(
             tenant.id, until - timedelta(days=days), until, matching, EXPORT_LIMIT if export else PAGE + 1
         )
         keys = {k.id: k.name for k in await gw.store.list_keys(tenant.id)}  # names, as usage by key shows them
-        users = {u.id: u.email for u in await tenancy(request).users(slug)}
+        # people by e-mail for roles that may list them; by id for the others, as the usage API names them
+        users = {u.id: u.email if caller.may(Action.MEMBERS_READ) else u.id for u in await tenancy(request).users(slug)}
     except GatewayError as error:
         return refused(caller, error)
     lines = [line(event, keys, users) for event in found]

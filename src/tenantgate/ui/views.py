@@ -185,6 +185,22 @@ class PoolStatus:
     wait_s: float | None  # when the last request waiting now should start
 
 
+class PublicStatus:
+    """The public status page's view of the pools, worked out at most once a second: anyone may ask
+    for it, and each reading forecasts every queue."""
+
+    def __init__(self, ttl_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._kept: tuple[float, list[PoolStatus]] | None = None
+
+    def of(self, gw: Gateway) -> list[PoolStatus]:
+        now = self._clock()
+        if self._kept is None or now - self._kept[0] >= self._ttl_s:
+            self._kept = (now, pool_status(gw))
+        return self._kept[1]
+
+
 def pool_status(gw: Gateway) -> list[PoolStatus]:
     now = gw.scheduler.clock()
     pools: dict[str, list[tuple[bool, int, float | None]]] = {}

@@ -31,6 +31,10 @@ def test_the_root_leads_to_the_login_page(member: Visit) -> None:
     page = member.go("/")
     expect(page).to_have_url(member.base + "/ui/login?next=%2Fui%2F")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    # where to go after logging in is a path here, never another site (browsers drop the tab)
+    for elsewhere in ("//evil.example/", "/%09/evil.example", "https://evil.example/"):
+        page = member.go(f"/ui/login?next={elsewhere}")
+        assert page.locator("form[data-then]").get_attribute("data-then") == "/ui/"
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ def events_of(gw: Gateway, key_id: str) -> list[dict[str, object]]:
 
 
 def chat_key_id(member: Visit) -> str:
-    key = member.page.evaluate("() => sessionStorage.getItem('tenantgate-chat:acme')")
+    stored = "() => Object.entries(sessionStorage).find(([name]) => name.startsWith('tenantgate-chat:acme:'))[1]"
+    key = member.page.evaluate(stored)
     return str(key).split("-")[1]
 
 
@@ -118,6 +119,10 @@ def test_the_request_log_lists_filters_and_exports_each_request(member: Visit, g
         page.get_by_role("link", name="Export CSV").click()
     exported = Path(download.value.path()).read_text().splitlines()
     assert exported[0].startswith("time,request_id,key,") and [row.split(",")[1] for row in exported[1:]] == shown
+    response = page.goto(member.base + "/ui/tenants/acme/requests?before=0001-01-01T00:00:00Z")
+    assert response is not None and response.status == 400
+    expect(page.get_by_role("alert")).to_contain_text("years 2000 to 2999")
+    page.go_back()
     # A request id links to that request alone.
     rows.first.get_by_role("link").click()
     expect(rows).to_have_count(1)

@@ -26,3 +26,12 @@ def test_a_yaml_or_json_document_is_read() -> None:
 def test_a_bad_document_is_refused_with_where_and_why(text: str, message: str) -> None:
     with pytest.raises(InvalidRequest, match=message):
         parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["tenants:\n  acme:\n    name: 2024-02-30\n", "tenants: {n: " + "9" * 5000 + "}\n", "[" * 3000],
+)
+def test_yaml_the_parser_itself_cannot_hold_is_refused_not_a_crash(text: str) -> None:
+    with pytest.raises(InvalidRequest, match=r"Not a tenants document|tenants\.acme\.name"):
+        parse(text)

@@ -13,7 +13,7 @@ const form = root.querySelector("[data-ask]");
 const modelSelect = root.querySelector("[data-models]");
 const sendButton = root.querySelector("[data-send]");
 const stopButton = root.querySelector("[data-stop]");
-const storageKey = `tenantgate-chat:${tenant}`;
+const storageKey = `tenantgate-chat:${tenant}:${root.dataset.user}`;  // one person's key, never the next person's
 const history = [];
 let running = null;
 

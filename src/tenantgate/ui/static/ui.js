@@ -66,6 +66,7 @@ function after(element, data) {
     box.querySelector("button")?.focus();
     return;
   }
+  if (element.dataset.api === "/api/v1/logout") sessionStorage.clear();  // the chat's key goes with the session
   if (then) window.location.assign(then);
   else window.location.reload();
 }
