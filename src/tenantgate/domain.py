@@ -187,10 +187,12 @@ class RequestFilter:
     user_id: str | None = None
     request_id: str | None = None
     failed_only: bool = False
+    older_than: tuple[datetime, str] | None = None  # the last line of a page: (time, request id)
 
     def matches(self, event: UsageEvent) -> bool:
         return (
-            (self.model is None or event.model == self.model)
+            (self.older_than is None or (event.created_at, event.request_id) < self.older_than)
+            and (self.model is None or event.model == self.model)
             and (self.key_id is None or event.key_id == self.key_id)
             and (self.user_id is None or event.user_id == self.user_id)
             and (self.request_id is None or event.request_id == self.request_id)

@@ -15,6 +15,7 @@ from tenantgate.errors import NotFound
 from tenantgate.storage.base import StatusStore
 
 RESOLVED_SHOWN = timedelta(days=7)  # a resolved incident stays on the page this long
+SHOWN_AT_MOST = 200
 
 
 class StatusBoard:
@@ -50,5 +51,4 @@ class StatusBoard:
 
     async def shown(self) -> list[Incident]:
         """What the status page shows: every open incident, and those resolved in the last week."""
-        since = utcnow() - RESOLVED_SHOWN
-        return [i for i in await self._store.list_incidents(200) if i.resolved_at is None or i.resolved_at >= since]
+        return await self._store.list_incidents(SHOWN_AT_MOST, resolved_since=utcnow() - RESOLVED_SHOWN)

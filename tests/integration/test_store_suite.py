@@ -183,11 +183,21 @@ async def test_the_request_log_is_one_tenants_newest_first_filtered_and_bounded(
 
     assert await ids() == ["r4", "r3", "r2", "r1"]
     assert await ids(limit=2) == ["r4", "r3"]
-    assert await ids(end=T0 + timedelta(minutes=3)) == ["r2", "r1"]  # until is exclusive: the next page
+    assert await ids(end=T0 + timedelta(minutes=3)) == ["r2", "r1"]  # until is exclusive
+    await store.insert_usage([at("r2b", "t-acme", 2)])  # the same moment as r2
+    page = await ids(limit=3)
+    assert page == ["r4", "r3", "r2b"]
+    after = RequestFilter(older_than=(T0 + timedelta(minutes=2), "r2b"))  # the next page starts after its last line
+    assert await ids(after) == ["r2", "r1"]
     assert await ids(RequestFilter(model="sim-large")) == ["r2"]
     assert await ids(RequestFilter(key_id="k2")) == ["r4"]
     assert await ids(RequestFilter(user_id="u1")) == ["r4"]
     assert await ids(RequestFilter(failed_only=True)) == ["r3"]
+    assert await ids(RequestFilter(model="sim-small", older_than=(T0 + timedelta(minutes=4), "r4"))) == [
+        "r3",
+        "r2b",
+        "r1",
+    ]
     assert await ids(RequestFilter(request_id="r5")) == []  # another tenant's request is not in this log
 
 
@@ -201,6 +211,7 @@ async def test_incidents_are_saved_replaced_by_id_and_listed_newest_first(store:
     await store.save_incident(resolved)
     assert await store.list_incidents(10) == [second, resolved]
     assert await store.list_incidents(1) == [second]
+    assert await store.list_incidents(10, resolved_since=T0 + timedelta(hours=3)) == [second]  # open ones stay
     assert await store.get_incident("i1") == resolved and await store.get_incident("nope") is None
 
 

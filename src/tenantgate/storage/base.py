@@ -234,8 +234,8 @@ class StatusStore(Protocol):
 
     async def get_incident(self, incident_id: str) -> Incident | None: ...
 
-    async def list_incidents(self, limit: int) -> list[Incident]:
-        """The newest first."""
+    async def list_incidents(self, limit: int, resolved_since: datetime | None = None) -> list[Incident]:
+        """The newest first; with `resolved_since`, only open ones and those resolved since then."""
 
 
 class Store(StatusStore, TenancyStore, AccessStore, UsageStore, NotificationStore, PriceStore, BillingStore, Protocol):

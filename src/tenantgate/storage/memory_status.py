@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from tenantgate.domain import Incident
 
 
@@ -15,5 +17,7 @@ class MemoryStatus:
     async def get_incident(self, incident_id: str) -> Incident | None:
         return self._incidents.get(incident_id)
 
-    async def list_incidents(self, limit: int) -> list[Incident]:
-        return sorted(self._incidents.values(), key=lambda i: (i.created_at, i.id), reverse=True)[:limit]
+    async def list_incidents(self, limit: int, resolved_since: datetime | None = None) -> list[Incident]:
+        shown = [i for i in self._incidents.values()
+                 if resolved_since is None or i.resolved_at is None or i.resolved_at >= resolved_since]  # fmt: skip
+        return sorted(shown, key=lambda i: (i.created_at, i.id), reverse=True)[:limit]

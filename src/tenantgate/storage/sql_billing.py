@@ -117,6 +117,9 @@ class SqlBilling(Scoped):
                 query = query.where(column == value)
         if matching.failed_only:
             query = query.where(u.status >= 400)
+        if matching.older_than is not None:
+            at, request_id = matching.older_than
+            query = query.where((u.created_at < at) | ((u.created_at == at) & (u.request_id < request_id)))
         query = query.order_by(u.created_at.desc(), u.request_id.desc()).limit(limit)
         async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query)).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Any
 
 from tenantgate.domain import Incident, IncidentState
@@ -24,9 +25,11 @@ class SqlStatus(Scoped):
             row = (await conn.execute(incidents.select().where(incidents.c.id == incident_id))).first()
         return None if row is None else _incident(row)
 
-    async def list_incidents(self, limit: int) -> list[Incident]:
+    async def list_incidents(self, limit: int, resolved_since: datetime | None = None) -> list[Incident]:
         c = incidents.c
         query = incidents.select().order_by(c.created_at.desc(), c.id.desc()).limit(limit)
+        if resolved_since is not None:
+            query = query.where(c.resolved_at.is_(None) | (c.resolved_at >= resolved_since))
         async with self._connect(ALL) as conn:
             rows = (await conn.execute(query)).all()
         return [_incident(r) for r in rows]

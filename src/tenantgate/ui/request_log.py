@@ -54,7 +54,7 @@ def moment(value: str | None, default: datetime) -> datetime:
 async def request_log(
     slug: str, request: Request, caller: Viewer, model: Text = None, key: Text = None, user: Text = None,
     request_id: Annotated[str | None, Query(alias="request", max_length=200)] = None, failed: bool = False,
-    before: Text = None, days: Annotated[int, Query(ge=1, le=31)] = 1,
+    before: Text = None, before_id: Text = None, days: Annotated[int, Query(ge=1, le=31)] = 1,
     format: Annotated[str, Query(max_length=4)] = "html",
 ) -> Response:  # fmt: skip
     """The tenant's requests in the `days` before `before` (default now), the newest first."""
@@ -65,7 +65,10 @@ async def request_log(
         caller.require(Action.USAGE_READ, slug=slug)
         tenant = await tenancy(request).tenant(slug)
         until = moment(before, utcnow() + timedelta(seconds=1))
-        matching = RequestFilter(model or None, key or None, user or None, request_id or None, failed)
+        # a page's last line: what follows is older than it, even at the same microsecond
+        older = (until, before_id) if before and before_id else None
+        until += timedelta(microseconds=1) if older else timedelta(0)
+        matching = RequestFilter(model or None, key or None, user or None, request_id or None, failed, older)
         export = format == "csv"
         await gw.recorder.flush()  # what was served a moment ago is in the log
         found = await gw.store.request_log(
@@ -79,7 +82,7 @@ async def request_log(
     lines = [line(event, keys, users) for event in found]
     if export:
         return csv_response(lines, COLUMNS, f"requests-{slug}.csv")
-    more = lines[PAGE - 1]["time"] if len(lines) > PAGE else None  # the next page: older than the last shown
+    more = lines[PAGE - 1] if len(lines) > PAGE else None  # the next page: older than the last shown
     filters = {"model": model or "", "key": key or "", "user": user or "", "request": request_id or "",
                "failed": failed, "days": days}  # fmt: skip
     return page(
