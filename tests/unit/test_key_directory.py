@@ -95,6 +95,19 @@ async def test_revocation_on_this_instance_is_immediate(store: CountingStore) ->
     assert caught.value.code == "revoked_api_key"
 
 
+async def test_a_copy_read_before_the_revocation_does_not_bring_the_key_back(store: CountingStore) -> None:
+    _, key_id, plaintext = await make_key(store)
+    directory = KeyDirectory(store)
+    await directory.authenticate(f"Bearer {plaintext}")
+    before = await store.get_key(key_id)  # what a poll in flight read a moment before the revocation
+    assert before is not None
+    await TenancyService(store, directory, PLANS, AuditLog(store)).revoke_key(SYSTEM, key_id)
+    directory.apply_key(before)  # ...and applies after it
+    with pytest.raises(AuthenticationFailed) as caught:
+        await directory.authenticate(f"Bearer {plaintext}")
+    assert caught.value.code == "revoked_api_key"
+
+
 async def test_revocation_elsewhere_arrives_with_the_next_poll(store: CountingStore) -> None:
     other_instance, key_id, plaintext = await make_key(store)
     directory = KeyDirectory(store)

@@ -153,8 +153,13 @@ class KeyDirectory:
         return key
 
     def apply_key(self, key: ApiKey) -> None:
-        """Take a key change into effect now (create, revoke, update)."""
+        """Take a key change into effect now (create, revoke, update). A revocation is final: a copy read
+        before it landed (a poll or a lookup still in flight when the key was revoked) never brings the
+        key back."""
         self._unknown.pop(key.id, None)
+        held = self._keys.get(key.id)
+        if held is not None and held.revoked_at is not None and key.revoked_at is None:
+            return
         if key.tenant_id in self._tenants:
             self._keys[key.id] = key
             self._principals.pop(key.id, None)
