@@ -17,6 +17,7 @@ from tenantgate.access.callers import SYSTEM
 from tenantgate.access.login import LoginService
 from tenantgate.access.roles import PlatformRole
 from tenantgate.domain import Role, TenantMode
+from tenantgate.kept_secrets import kept_secret
 from tenantgate.tenancy import TenancyService
 
 DEMO_OPERATOR = "admin@demo.example"
@@ -64,14 +65,7 @@ async def seed_demo(service: TenancyService, saved: dict[str, str]) -> list[Demo
 
 
 def demo_password(data_dir: Path) -> str:
-    path = data_dir / "demo-password"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    password = "demo-" + secrets.token_urlsafe(12)
-    path.touch(mode=0o600)
-    path.write_text(password)
-    return password
+    return kept_secret(data_dir, "demo-password", lambda: "demo-" + secrets.token_urlsafe(12))
 
 
 async def seed_people(service: TenancyService, login: LoginService, password: str) -> None:

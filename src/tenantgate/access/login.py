@@ -21,6 +21,7 @@ from tenantgate.access.roles import Action, PlatformRole
 from tenantgate.clock import utcnow
 from tenantgate.domain import Credential, Operator, Tenant, TenantStatus, User
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, RateLimited
+from tenantgate.kept_secrets import kept_secret
 from tenantgate.storage.base import AccessStore, TenancyStore
 
 MAX_FAILURES = 5  # in a row, then the account is locked for LOCKOUT
@@ -63,13 +64,7 @@ def session_secret(configured: str | None, data_dir: Path) -> str:
     """The configured secret, or one kept in the data directory (instances sharing sessions must share it)."""
     if configured:
         return configured
-    path = data_dir / "session-secret"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(secret := secrets.token_urlsafe(32))
-    return secret
+    return kept_secret(data_dir, "session-secret", lambda: secrets.token_urlsafe(32))
 
 
 class AttemptLimiter:

@@ -11,6 +11,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from tenantgate.errors import ConfigurationError
+from tenantgate.kept_secrets import kept_secret
 
 
 class SecretBox:
@@ -26,12 +27,7 @@ class SecretBox:
     def from_settings(cls, configured: str | None, data_dir: Path) -> SecretBox:
         if configured:
             return cls([key.strip() for key in configured.split(",") if key.strip()])
-        path = data_dir / "secret-key"
-        if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(Fernet.generate_key().decode())
-        return cls([path.read_text().strip()])
+        return cls([kept_secret(data_dir, "secret-key", lambda: Fernet.generate_key().decode())])
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

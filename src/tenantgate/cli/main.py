@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from tenantgate.cli import admin_commands
 from tenantgate.fairbench.command import bench_app
+from tenantgate.kept_secrets import kept_secret
 from tenantgate.settings import Settings, load_settings
 from tenantgate.sim.command import sim_engine_command
 
@@ -26,14 +27,7 @@ app.add_typer(bench_app, name="bench")
 
 
 def _demo_admin_token(data_dir: Path) -> str:
-    path = data_dir / "admin-token"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    token = "tgadmin-" + secrets.token_urlsafe(24)
-    path.touch(mode=0o600)
-    path.write_text(token)
-    return token
+    return kept_secret(data_dir, "admin-token", lambda: "tgadmin-" + secrets.token_urlsafe(24))
 
 
 async def _seed(settings: Settings, command: str) -> str:

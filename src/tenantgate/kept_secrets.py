@@ -1,0 +1,19 @@
+"""Secrets an installation makes for itself once and keeps in its data directory (mode 0600):
+the demo's admin token and password, the session secret, the key that seals stored secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+
+def kept_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
+    """The secret in `data_dir/name`, made by `make` and written there the first time."""
+    path = data_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = make()
+    path.touch(mode=0o600)
+    path.write_text(secret)
+    return secret
