@@ -1,8 +1,9 @@
 """Server time of the UI's pages with 1,000 tenants and a month of their usage.
 
 Fills a scratch PostgreSQL database with 1,000 tenants and their daily rollups for a month (the rows
-of `rollup_query.py`: 30 days x 6 key/model combinations each, with latency sketches), starts a
-gateway on it, logs in as an operator and times each page as a browser would fetch it.
+of `rollup_query.py`: 30 days x 6 key/model combinations each, with latency sketches, and the month
+rows the rollup job keeps beside them), starts a gateway on it, logs in as an operator and times
+each page as a browser would fetch it.
 Usage: python bench/ui_pages.py [--database-url URL] [--tenants 1000] [--repeat 10]
 """
 
@@ -25,6 +26,7 @@ from procs import TENANTGATE, free_port, spawn, stop, wait_http
 from rollup_query import rows_for
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tenantgate.billing.rollups import roll_up
 from tenantgate.domain import Tenant, TenantMode, TenantStatus
 from tenantgate.storage.migrate import upgrade
 from tenantgate.storage.sql import SqlStore
@@ -50,7 +52,9 @@ async def fill(url: str, tenants: int) -> None:
     async with engine.begin() as conn:
         for n in range(tenants):
             rows = [replace(r, key=replace(r.key, tenant_id=f"t{n:04d}")) for r in template]
-            await conn.execute(usage_rollups.insert(), [rollup_values("day", r) for r in rows])
+            months = roll_up(rows, lambda key: replace(key, bucket=month))
+            await conn.execute(usage_rollups.insert(), [rollup_values("day", r) for r in rows]
+                               + [rollup_values("month", r.counts_only()) for r in months])  # fmt: skip
         await conn.execute(sa.text("ANALYZE"))  # as autovacuum would have by now: plans from real row counts
     await engine.dispose()
 

@@ -176,6 +176,7 @@ class UsageEvent:
     gpu_seconds: float = 0.0  # this request's share of its deployment's busy GPU time
     cost_micros: int = 0  # what the tenant is charged, at the price in force when it ran
     price_version: str | None = None  # the price version that produced `cost_micros`
+    ttft_slo_met: bool | None = None  # a stream of a plan with a TTFT target: was its first token in time
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, Webhook
+from tenantgate.billing.rollups import RollupJob
 from tenantgate.domain import Notification
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import Store
@@ -99,6 +100,32 @@ async def test_merging_adds_into_stored_rows_and_counts_each_event_once(store: S
     assert hour.requests == 7 and hour.errors == {"upstream_error": 2} and hour.latency_ms.count == 6
     assert [r.requests for r in await store.list_rollups("day", T0, T0 + timedelta(days=1))] == [3]
     assert await store.unrolled_usage(10) == []
+
+
+async def test_month_rows_sum_the_days_incrementally_and_when_rebuilt(store: Store) -> None:
+    november, december = T0.replace(day=1, hour=0), T0.replace(month=12, day=1, hour=0)
+    events = [
+        replace(event("r1", "t-a", "m", 10, 5), created_at=T0, ttft_slo_met=True),
+        replace(event("r2", "t-a", "m", 1, 1, status=502), created_at=T0 + timedelta(days=20)),
+        replace(event("r3", "t-a", "m", 7, 0), created_at=december, ttft_slo_met=False),
+    ]
+    job = RollupJob(store, lambda _: 0, {})
+    await store.insert_usage(events[:2])
+    await job.roll_pending()
+    await store.insert_usage(events[2:])
+    await job.roll_pending()
+
+    async def months() -> list[tuple[object, ...]]:
+        rows = await store.list_rollups("month", november, december + timedelta(days=31))
+        return [(r.key.bucket, r.requests, r.prompt_tokens, r.errors, r.slo_requests, r.slo_met) for r in rows]
+
+    expected = [(november, 2, 11, {"upstream_error": 1}, 1, 1), (december, 1, 7, {}, 1, 0)]
+    assert await months() == expected
+    [total] = await store.tenant_totals("month", november, december)
+    assert (total.requests, total.errors, total.prompt_tokens, total.slo_requests, total.slo_met) == (2, 1, 11, 1, 1)
+    await store.replace_rollups("month", november, december, [])  # lost, as if written before month rows existed
+    await job.rebuild(T0, T0 + timedelta(hours=1))  # one hour of November: its whole month is summed again
+    assert await months() == expected
 
 
 async def test_credit_balances_count_unexpired_grants_less_what_invoices_took(store: Store) -> None:

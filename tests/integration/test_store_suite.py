@@ -152,16 +152,16 @@ async def test_touch_keys_keeps_latest(store: Store) -> None:
 
 async def test_usage_is_idempotent_and_kept_per_tenant(store: Store) -> None:
     batch = [
-        event("r1", "t-acme", "sim-small", 10, 5),
-        event("r2", "t-acme", "sim-large", 7, 3),
+        replace(event("r1", "t-acme", "sim-small", 10, 5), ttft_slo_met=True),
+        replace(event("r2", "t-acme", "sim-large", 7, 3), ttft_slo_met=False),
         event("r3", "t-acme", "sim-small", 1, 1, status=502),
         event("r4", "t-solo", "sim-small", 100, 100),
     ]
     await store.insert_usage(batch)
     await store.insert_usage(batch[:2])  # a retried batch counts once
     kept = await store.usage_between(T0 - timedelta(days=1), T0 + timedelta(days=1), "t-acme")
-    assert sorted((e.request_id, e.model, e.status) for e in kept) == [
-        ("r1", "sim-small", 200), ("r2", "sim-large", 200), ("r3", "sim-small", 502)
+    assert sorted((e.request_id, e.model, e.status, e.ttft_slo_met) for e in kept) == [
+        ("r1", "sim-small", 200, True), ("r2", "sim-large", 200, False), ("r3", "sim-small", 502, None)
     ]  # fmt: skip
     assert await store.period_usage("tenant", "t-acme", T0 - timedelta(days=1)) == (10 + 5 + 7 + 3 + 1 + 1, 0)
     assert await store.usage_between(T0 + timedelta(seconds=1), T0 + timedelta(days=1), "t-acme") == []
@@ -223,7 +223,7 @@ async def test_tenant_totals_sum_each_tenant_and_model_in_the_range(store: Store
     rows = [
         rollup(0, "t-acme", "k1", "small", 2, errors={"upstream_error": 1}),
         rollup(1, "t-acme", "k2", "small", 3, rejected={"rpm": 4}),
-        rollup(1, "t-acme", "k1", "large", 5),
+        rollup(1, "t-acme", "k1", "large", 5, slo_requests=4, slo_met=3),
         rollup(2, "t-solo", "k3", "small", 1),
         rollup(40, "t-solo", "k3", "small", 100),  # outside the range
     ]
@@ -231,7 +231,7 @@ async def test_tenant_totals_sum_each_tenant_and_model_in_the_range(store: Store
     totals = await store.tenant_totals("day", T0, T0 + timedelta(days=30))
     assert await store.error_counts("day", T0, T0 + timedelta(days=30)) == {(T0, "upstream_error"): 1}
     assert sorted(totals, key=lambda t: (t.tenant_id, t.model)) == [
-        UsageTotals("t-acme", "large", 5, 0, 0, 50, 0, 0.0, 35, 0),
+        UsageTotals("t-acme", "large", 5, 0, 0, 50, 0, 0.0, 35, 0, slo_requests=4, slo_met=3),
         UsageTotals("t-acme", "small", 5, 1, 4, 50, 0, 0.0, 35, 0),
         UsageTotals("t-solo", "small", 1, 0, 0, 10, 0, 0.0, 7, 0),
     ]

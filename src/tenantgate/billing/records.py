@@ -43,6 +43,8 @@ class UsageTotals:
     gpu_seconds: float
     charged_micros: int
     gpu_cost_micros: int
+    slo_requests: int = 0
+    slo_met: int = 0
 
 
 @dataclass(slots=True)
@@ -61,6 +63,16 @@ class Rollup:
     queue_wait_ms: BaseDDSketch = field(default_factory=new_sketch)
     latency_ms: BaseDDSketch = field(default_factory=new_sketch)
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> attempts refused with a 429
+    slo_requests: int = 0  # streams of plans with a TTFT target that succeeded
+    slo_met: int = 0  # ... whose first token came within the target
+
+    def counts_only(self) -> Rollup:
+        """This row without its latency sketches: what a month row keeps."""
+        return Rollup(
+            self.key, self.requests, dict(self.errors), self.prompt_tokens, self.completion_tokens, self.cached_tokens,
+            self.estimated, self.gpu_seconds, self.charged_micros, self.gpu_cost_micros, rejected=dict(self.rejected),
+            slo_requests=self.slo_requests, slo_met=self.slo_met,
+        )  # fmt: skip
 
     @property
     def error_count(self) -> int:
@@ -70,6 +82,7 @@ class Rollup:
         return UsageTotals(
             self.key.tenant_id, self.key.model, self.requests, self.error_count, self.rejected_count,
             self.prompt_tokens, self.completion_tokens, self.gpu_seconds, self.charged_micros, self.gpu_cost_micros,
+            self.slo_requests, self.slo_met,
         )  # fmt: skip
 
     @property
@@ -89,6 +102,8 @@ class Rollup:
         self.gpu_seconds += other.gpu_seconds
         self.charged_micros += other.charged_micros
         self.gpu_cost_micros += other.gpu_cost_micros
+        self.slo_requests += other.slo_requests
+        self.slo_met += other.slo_met
         for mine, theirs in (
             (self.ttft_ms, other.ttft_ms),
             (self.queue_wait_ms, other.queue_wait_ms),

@@ -1,17 +1,20 @@
-"""Usage rollups: raw events summed per hour and per UTC day, the only thing dashboards, invoices
-and exports read.
+"""Usage rollups: raw events summed per hour, per UTC day and per calendar month, the only thing
+dashboards, invoices and exports read.
 
 Dimensions: tenant, key, user, endpoint, model, deployment (and its pool). Measures: requests,
 errors by type, tokens by kind, estimated requests, GPU-seconds, what the tenant is charged, the
 GPU cost to the operator, and TTFT / queue-wait / latency sketches (DDSketch, 1 % relative
-accuracy) that merge across hours, days and instances.
+accuracy) that merge across hours, days and instances. Month rows keep the measures without the
+sketches: they exist so the operator's console sums every tenant's month from a few rows each
+(percentiles come from the day rows, one tenant at a time).
 
 The job is incremental: every `every_s` it takes the events not yet rolled up (in slices of
-`SLICE`, yielding to the event loop between them), sums them into hour and day rows, and adds
-those into the stored rows while marking the events rolled up, in one transaction. An event is
-counted once however many instances run the job (the marking decides; a slice another instance
+`SLICE`, yielding to the event loop between them), sums them into hour, day and month rows, and
+adds those into the stored rows while marking the events rolled up, in one transaction. An event
+is counted once however many instances run the job (the marking decides; a slice another instance
 took first is dropped and retried), and an event that arrives late (a journal replayed after a
-crash) lands in its own hour. `rebuild` recomputes a range from the raw events still kept.
+crash) lands in its own hour. `rebuild` recomputes a range from the raw events still kept, and
+the months it touches from their days.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from tenantgate.admission.periods import day_start
+from tenantgate.admission.periods import day_start, month_start, next_month
 from tenantgate.billing.records import Rollup, RollupKey
 from tenantgate.domain import REFUSED_STATUS, UsageEvent
 from tenantgate.storage.base import Store
@@ -70,6 +73,9 @@ def roll_events(events: Iterable[UsageEvent], gpu_price: GpuPrice, pools: dict[s
         row.estimated += usage.estimated
         row.gpu_seconds += event.gpu_seconds
         row.charged_micros += event.cost_micros
+        if event.ttft_slo_met is not None:
+            row.slo_requests += 1
+            row.slo_met += event.ttft_slo_met
         if event.ttft_ms is not None:
             row.ttft_ms.add(event.ttft_ms)
         if event.queue_wait_ms is not None:
@@ -106,7 +112,9 @@ class RollupJob:
             while events := await self._store.unrolled_usage(SLICE):
                 hours = roll_events(events, self._gpu_price, self._pools)
                 days = roll_up(hours, lambda key: replace(key, bucket=day_start(key.bucket)))
+                months = roll_up(days, lambda key: replace(key, bucket=month_start(key.bucket)))
                 rows = [("hour", row) for row in hours] + [("day", row) for row in days]
+                rows += [("month", row.counts_only()) for row in months]
                 if not await self._store.merge_rollups(rows, [e.request_id for e in events]):
                     break  # another instance took some of these first; the rest wait for the next round
                 done += len(events)
@@ -126,14 +134,27 @@ class RollupJob:
             await self._store.replace_rollups("day", day, day + DAY, days)
         return len(rows)
 
+    async def roll_month(self, month: datetime) -> None:
+        """Recompute the month's rows from its day rows."""
+        start, end = month_start(month), next_month(month)
+        async with self._lock:
+            days = await self._store.list_rollups("day", start, end, percentiles=False)
+            months = roll_up(days, lambda key: replace(key, bucket=start))
+            await self._store.replace_rollups("month", start, end, [row.counts_only() for row in months])
+
     async def rebuild(self, since: datetime, until: datetime) -> int:
-        """Recompute every hour in the range from the raw events still kept (a repair tool)."""
+        """Recompute every hour in the range from the raw events still kept, then the months they are
+        in (a repair tool); returns how many hours."""
         hours = 0
         hour = hour_start(since)
+        months = set()
         while hour < until:
             await self.roll_hour(hour)
+            months.add(month_start(hour))
             hour += HOUR
             hours += 1
+        for month in sorted(months):
+            await self.roll_month(month)
         return hours
 
     async def run(self, every_s: float) -> None:

@@ -45,6 +45,7 @@ def event_to_dict(event: UsageEvent) -> dict[str, Any]:
         "gpu_seconds": event.gpu_seconds,
         "cost_micros": event.cost_micros,
         "price_version": event.price_version,
+        "ttft_slo_met": event.ttft_slo_met,
         "created_at": event.created_at,
     }
 
@@ -75,6 +76,7 @@ def event_from_dict(row: dict[str, Any]) -> UsageEvent:
         gpu_seconds=float(row.get("gpu_seconds") or 0.0),
         cost_micros=int(row.get("cost_micros") or 0),
         price_version=row.get("price_version"),
+        ttft_slo_met=row.get("ttft_slo_met"),
     )
 
 

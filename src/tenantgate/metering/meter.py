@@ -73,11 +73,14 @@ class RequestMeter:
         now = time.perf_counter()
         ttft = None if self._first_byte is None else (self._first_byte - self._started) * 1000
         usage = usage or _NO_USAGE
+        slo_met = None
+        if self.slo_target_ms is not None and ttft is not None and status == 200:
+            slo_met = ttft <= self.slo_target_ms
         if self.metrics is not None:
             if status == REFUSED_STATUS:
                 self.metrics.rejected(error_type or "rate_limit_exceeded")
-            elif self.slo_target_ms is not None and ttft is not None and status == 200:
-                self.metrics.ttft(self.principal.plan, ttft, self.slo_target_ms)
+            elif slo_met is not None:
+                self.metrics.ttft(self.principal.plan, slo_met)
         created = utcnow()
         cost, version = self.prices.cost(self.model, usage, served.gpu_seconds, created)
         self.recorder.record(
@@ -100,5 +103,6 @@ class RequestMeter:
                 gpu_seconds=served.gpu_seconds,
                 cost_micros=cost,
                 price_version=version,
+                ttft_slo_met=slo_met,
             )
         )

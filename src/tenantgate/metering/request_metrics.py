@@ -24,8 +24,7 @@ class RequestMetrics:
         self._slo: dict[tuple[str, bool], Counter] = {}
         self._refusals: dict[str, Counter] = {}
 
-    def ttft(self, plan: str, ttft_ms: float, target_ms: float) -> None:
-        met = ttft_ms <= target_ms
+    def ttft(self, plan: str, met: bool) -> None:
         child = self._slo.get((plan, met))
         if child is None:
             child = self._slo[(plan, met)] = self.slo.labels(plan, "true" if met else "false")

@@ -178,8 +178,11 @@ class BillingStore(Protocol):
         transaction; False (nothing changed) when another instance rolled some of them first."""
 
     async def list_rollups(
-        self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None
-    ) -> list[Rollup]: ...
+        self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None,
+        percentiles: bool = True,
+    ) -> list[Rollup]:  # fmt: skip
+        """Rows of that granularity (hour, day, month) in [since, until), oldest first; without
+        `percentiles` the latency sketches may be left empty (they are most of a row's weight)."""
 
     async def add_credit_grant(self, grant: CreditGrant) -> None: ...
 

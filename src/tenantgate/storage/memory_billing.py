@@ -18,7 +18,7 @@ class MemoryBilling:
     _tenants: dict[str, Tenant]
 
     def _init_billing(self) -> None:
-        self._rollups: dict[str, list[Rollup]] = {"hour": [], "day": []}
+        self._rollups: dict[str, list[Rollup]] = {"hour": [], "day": [], "month": []}
         self._grants: dict[str, CreditGrant] = {}
         self._invoices: dict[tuple[str, str], FinalInvoice] = {}
         self._notes: list[CreditNote] = []
@@ -99,8 +99,9 @@ class MemoryBilling:
         return True
 
     async def list_rollups(
-        self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None
-    ) -> list[Rollup]:
+        self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None,
+        percentiles: bool = True,
+    ) -> list[Rollup]:  # fmt: skip
         return [
             copy.deepcopy(r)
             for r in sorted(self._rollups[granularity], key=lambda r: r.key.bucket)

@@ -49,11 +49,17 @@ def rollup_values(granularity: str, row: Rollup) -> dict[str, Any]:
         "completion_tokens": row.completion_tokens, "cached_tokens": row.cached_tokens, "estimated": row.estimated,
         "gpu_seconds": row.gpu_seconds, "charged_micros": row.charged_micros, "gpu_cost_micros": row.gpu_cost_micros,
         "ttft_sketch": sketch_to_bytes(row.ttft_ms), "queue_wait_sketch": sketch_to_bytes(row.queue_wait_ms),
-        "latency_sketch": sketch_to_bytes(row.latency_ms),
+        "latency_sketch": sketch_to_bytes(row.latency_ms), "error_count": row.error_count,
+        "rejected_count": row.rejected_count, "slo_requests": row.slo_requests, "slo_met": row.slo_met,
     }  # fmt: skip
 
 
+SKETCHES = ("ttft_sketch", "queue_wait_sketch", "latency_sketch")
+WITHOUT_SKETCHES = [column for column in usage_rollups.c if column.name not in SKETCHES]
+
+
 def _rollup(row: Any) -> Rollup:
+    ttft, queue_wait, latency = (row._mapping.get(name) for name in SKETCHES)  # absent when not asked for
     key = RollupKey(
         aware(row.bucket) or row.bucket, row.tenant_id, row.key_id, row.user_id, row.endpoint, row.model,
         row.deployment, row.pool,
@@ -61,8 +67,8 @@ def _rollup(row: Any) -> Rollup:
     return Rollup(
         key, int(row.requests), dict(row.errors or {}), int(row.prompt_tokens), int(row.completion_tokens),
         int(row.cached_tokens), int(row.estimated), float(row.gpu_seconds), int(row.charged_micros),
-        int(row.gpu_cost_micros), sketch_from_bytes(row.ttft_sketch), sketch_from_bytes(row.queue_wait_sketch),
-        sketch_from_bytes(row.latency_sketch), dict(row.rejected or {}),
+        int(row.gpu_cost_micros), sketch_from_bytes(ttft), sketch_from_bytes(queue_wait), sketch_from_bytes(latency),
+        dict(row.rejected or {}), int(row.slo_requests), int(row.slo_met),
     )  # fmt: skip
 
 
@@ -160,10 +166,12 @@ class SqlBilling(Scoped):
             await conn.execute(usage_rollups.insert(), [rollup_values(granularity, row) for row in mine.values()])
 
     async def list_rollups(
-        self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None
-    ) -> list[Rollup]:
+        self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None,
+        percentiles: bool = True,
+    ) -> list[Rollup]:  # fmt: skip
         r = usage_rollups.c
-        query = usage_rollups.select().where(r.granularity == granularity, r.bucket >= since, r.bucket < until)
+        query = usage_rollups.select() if percentiles else sa.select(*WITHOUT_SKETCHES)
+        query = query.where(r.granularity == granularity, r.bucket >= since, r.bucket < until)
         if tenant_id is not None:
             query = query.where(r.tenant_id == tenant_id)
         async with self._connect(tenant_id) as conn:
@@ -172,47 +180,28 @@ class SqlBilling(Scoped):
 
     async def tenant_totals(self, granularity: str, since: datetime, until: datetime) -> list[UsageTotals]:
         r = usage_rollups.c
-        within = (r.granularity == granularity, r.bucket >= since, r.bucket < until)
-        sums = [
-            sa.func.sum(column).label(column.name)
-            for column in (
-                r.requests,
-                r.prompt_tokens,
-                r.completion_tokens,
-                r.gpu_seconds,
-                r.charged_micros,
-                r.gpu_cost_micros,
-            )
-        ]
-        summed = sa.select(r.tenant_id, r.model, *sums).where(*within).group_by(r.tenant_id, r.model)
-        # error and refusal counts are small JSON maps: only the rows that have any are read
-        eventful = sa.select(r.tenant_id, r.model, r.errors, r.rejected).where(
-            *within, (sa.cast(r.errors, sa.Text) != "{}") | (sa.cast(r.rejected, sa.Text) != "{}")
+        summed = (r.requests, r.error_count, r.rejected_count, r.prompt_tokens, r.completion_tokens, r.gpu_seconds,
+                  r.charged_micros, r.gpu_cost_micros, r.slo_requests, r.slo_met)  # fmt: skip
+        query = (
+            sa.select(r.tenant_id, r.model, *(sa.func.sum(column) for column in summed))
+            .where(r.granularity == granularity, r.bucket >= since, r.bucket < until)
+            .group_by(r.tenant_id, r.model)
         )
         async with self._connect(ALL) as conn:
-            totals = {(row.tenant_id, row.model): row for row in (await conn.execute(summed)).all()}
-            counts: dict[tuple[str, str], list[int]] = {}
-            for row in (await conn.execute(eventful)).all():
-                count = counts.setdefault((row.tenant_id, row.model), [0, 0])
-                count[0] += sum((row.errors or {}).values())
-                count[1] += sum((row.rejected or {}).values())
-        found = []
-        for key, row in totals.items():
-            errors, rejected = counts.get(key, (0, 0))
-            found.append(UsageTotals(
-                row.tenant_id, row.model, int(row.requests), errors, rejected, int(row.prompt_tokens),
-                int(row.completion_tokens), float(row.gpu_seconds), int(row.charged_micros), int(row.gpu_cost_micros),
-            ))  # fmt: skip
-        return found
+            rows = (await conn.execute(query)).all()
+        return [
+            UsageTotals(tenant_id, model, int(requests), int(errors), int(rejected), int(prompt), int(completion),
+                        float(gpu_seconds), int(charged), int(gpu_cost), int(slo_requests), int(slo_met))
+            for (tenant_id, model, requests, errors, rejected, prompt, completion, gpu_seconds, charged, gpu_cost,
+                 slo_requests, slo_met) in rows
+        ]  # fmt: skip
 
     async def error_counts(self, granularity: str, since: datetime, until: datetime) -> dict[tuple[datetime, str], int]:
         r = usage_rollups.c
-        query = sa.select(r.bucket, r.errors).where(
-            r.granularity == granularity, r.bucket >= since, r.bucket < until, sa.cast(r.errors, sa.Text) != "{}"
-        )
+        failed = (r.granularity == granularity, r.bucket >= since, r.bucket < until, r.error_count > 0)
         counts: dict[tuple[datetime, str], int] = {}
         async with self._connect(ALL) as conn:
-            for row in (await conn.execute(query)).all():
+            for row in (await conn.execute(sa.select(r.bucket, r.errors).where(*failed))).all():
                 bucket = aware(row.bucket) or row.bucket
                 for kind, count in (row.errors or {}).items():
                     counts[(bucket, kind)] = counts.get((bucket, kind), 0) + int(count)

@@ -85,6 +85,7 @@ usage_events = sa.Table(
     sa.Column("gpu_seconds", sa.Float, nullable=False, server_default="0"),
     sa.Column("cost_micros", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("price_version", sa.String(64)),
+    sa.Column("ttft_slo_met", sa.Boolean),
     sa.Index("ix_usage_key_time", "key_id", "created_at"),
     sa.Index("ix_usage_user_time", "user_id", "created_at"),
     sa.Column("exported_at", TS),
@@ -143,7 +144,7 @@ notifications = sa.Table(
 usage_rollups = sa.Table(
     "usage_rollups",
     metadata,
-    sa.Column("granularity", sa.String(8), primary_key=True),  # hour | day
+    sa.Column("granularity", sa.String(8), primary_key=True),  # hour | day | month
     sa.Column("bucket", TS, primary_key=True),
     sa.Column("tenant_id", sa.String(32), primary_key=True),
     sa.Column("key_id", sa.String(32), primary_key=True),
@@ -165,7 +166,19 @@ usage_rollups = sa.Table(
     sa.Column("ttft_sketch", sa.LargeBinary),
     sa.Column("queue_wait_sketch", sa.LargeBinary),
     sa.Column("latency_sketch", sa.LargeBinary),
+    # the JSON maps' sums and the SLO counts as numbers, so the console sums every tenant in one query
+    sa.Column("error_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rejected_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("slo_requests", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("slo_met", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_rollups_tenant", "tenant_id", "granularity", "bucket"),
+    sa.Index(
+        "ix_rollups_failed",
+        "granularity",
+        "bucket",
+        postgresql_where=sa.text("error_count > 0"),
+        sqlite_where=sa.text("error_count > 0"),
+    ),
 )
 
 credit_grants = sa.Table(

@@ -41,6 +41,9 @@ class TenantRow:
     margin_micros: int
     waiting: int  # its requests in the fair queues now
     quota_used: float | None  # percent of its plan's monthly tokens (None: the plan has no quota)
+    slo_attainment: float | None  # percent of its streams whose first token met the plan's target (None: none)
+    credit_micros: int  # unexpired prepaid credit left after its final invoices
+    credit_used: float | None  # percent of that credit this month's bill so far would take (None: no credit)
 
     @property
     def error_rate(self) -> float:
@@ -48,8 +51,8 @@ class TenantRow:
 
 
 class MonthTotals:
-    """Every tenant's month so far, summed by the database and kept for one rollup interval: the
-    rollups it sums change no more often than that, and an operator's console is read repeatedly."""
+    """Every tenant's month so far, summed by the database from the month rollups and kept for one
+    rollup interval: they change no more often than that, and an operator's console is read repeatedly."""
 
     def __init__(self, store: BillingStore, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
@@ -65,7 +68,7 @@ class MonthTotals:
             return kept[1]
         start, end = parse_month(month)
         by_tenant: dict[str, list[UsageTotals]] = {}
-        for total in await self._store.tenant_totals("day", start, end):
+        for total in await self._store.tenant_totals("month", start, end):
             by_tenant.setdefault(total.tenant_id, []).append(total)
         self._kept = {month: (now, by_tenant)}  # one month at a time
         return by_tenant
@@ -85,12 +88,16 @@ async def all_tenants(gw: Gateway, totals: MonthTotals, month: str | None = None
         plan = plans.get(tenant.plan)
         revenue = revenue_of(plan, usage)
         quota = None if plan is None or not plan.monthly_tokens else 100.0 * usage.tokens / plan.monthly_tokens
+        slo_requests = sum(t.slo_requests for t in mine)
+        slo = 100.0 * sum(t.slo_met for t in mine) / slo_requests if slo_requests else None
+        credit = gw.prepaid.balance(tenant.id)
         rows.append(TenantRow(
             slug=tenant.slug, name=tenant.name, plan=tenant.plan, status=str(tenant.status), requests=usage.requests,
             tokens=usage.tokens, errors=usage.errors, rejected=sum(t.rejected for t in mine),
             charged_micros=sum(usage.charged_by_model.values()), revenue_micros=revenue,
             margin_micros=revenue - usage.gpu_cost_micros, waiting=sum(queue.queued(tenant.id) for queue in queues),
-            quota_used=quota,
+            quota_used=quota, slo_attainment=slo, credit_micros=credit,
+            credit_used=min(100.0, 100.0 * revenue / credit) if credit > 0 else None,
         ))  # fmt: skip
     return month, rows
 

@@ -9,9 +9,10 @@ import pytest
 import yaml
 from playwright.sync_api import Browser
 
+from tenantgate.settings import DEFAULT_PLANS
 from tests.e2e.browser_support import Visit, chromium, visit
 from tests.e2e.procs import Gateway, SimEngine, gateway, sim_engine
-from tests.e2e.ui.people import ANSWER_TOKENS, MEMBERS, OPERATORS, PASSWORD
+from tests.e2e.ui.people import ANSWER_TOKENS, MEMBERS, OPERATORS, PASSWORD, SCALE_FEE_USD, SCALE_TTFT_TARGET_MS
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +26,17 @@ def engine() -> Iterator[SimEngine]:
 def gw(engine: SimEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("ui")
     # one place in flight, so a chat waits visibly while another tenant's stream holds it
+    # the built-in plans, "scale" with a TTFT target and a fee the console reports against
+    plans = [plan.model_dump(mode="json", exclude_none=True) for plan in DEFAULT_PLANS]
+    scale = {"ttft_slo_ms": SCALE_TTFT_TARGET_MS, "monthly_fee_usd": SCALE_FEE_USD}
+    plans = [plan | scale if plan["name"] == "scale" else plan for plan in plans]
     catalog = {"pools": [{"name": "chat", "deployments": [
         {"name": "chat", "base_url": engine.url + "/v1", "models": ["sim-chat"], "max_in_flight": 1}]}],
-        "prices": {"sim-chat": {"input_per_1m": 2.0, "output_per_1m": 8.0}}}  # fmt: skip
+        "prices": {"sim-chat": {"input_per_1m": 2.0, "output_per_1m": 8.0}}, "plans": plans}  # fmt: skip
     (tmp / "tenantgate.yaml").write_text(yaml.safe_dump(catalog))
-    with gateway(tmp, "--config", str(tmp / "tenantgate.yaml")) as running:
+    # month totals are kept one rollup interval: 1 s, so the console shows new usage soon
+    env = {"TENANTGATE_ROLLUP_EVERY_S": "1"}
+    with gateway(tmp, "--config", str(tmp / "tenantgate.yaml"), env=env) as running:
         running.cli("tenants", "create", "acme", "--plan", "scale")
         running.cli("tenants", "create", "globex", "--plan", "scale")
         with running.admin() as admin:

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import openai
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browser_support import Visit
 from tests.e2e.procs import Gateway
-from tests.e2e.scheduling_support import occupied
-from tests.e2e.ui.people import ANSWER_TOKENS, MEMBERS, PASSWORD
+from tests.e2e.scheduling_support import occupied, until
+from tests.e2e.ui.people import ANSWER_TOKENS, MEMBERS, OPERATORS, PASSWORD, SCALE_FEE_USD
 
 
 def events_of(gw: Gateway, key_id: str) -> list[dict[str, object]]:
@@ -83,6 +84,37 @@ def test_the_chat_shows_its_place_in_the_queue_while_another_tenant_holds_the_en
         expect(page.get_by_role("status")).to_contain_text("Queue position 1")
         member.screenshot("chat-queued")
     expect(page.get_by_role("status")).to_contain_text("out", timeout=30_000)
+
+
+def test_the_console_shows_each_tenants_credit_and_its_ttft_target_met(member: Visit, gw: Gateway) -> None:
+    key = gw.tenant_with_key("umbrella", "--plan", "scale")  # a 60 s first-token target and a fee
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    chunks = client.chat.completions.create(model="sim-chat", messages=[{"role": "user", "content": "hi"}], stream=True)
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    with gw.admin() as admin:
+        granted = admin.post("/api/v1/tenants/umbrella/credits", json={"amount": 0.01, "note": "trial"})
+        assert granted.status_code == 201, granted.text
+        assert admin.get("/api/v1/tenants/umbrella/usage", params={"fresh": "true"}).is_success  # rolls it up
+    member.login(OPERATORS["platform-viewer"], PASSWORD)
+    page = member.page
+    headings = [text.strip() for text in page.locator("#tenants thead th").all_inner_texts()]
+    row = page.locator("#tenants tbody tr").filter(has=page.get_by_role("link", name="umbrella", exact=True))
+
+    def value(heading: str) -> float:  # what the column sorts by: micros, counts, percentages (-1: none)
+        return float(str(row.locator("th, td").nth(headings.index(heading)).get_attribute("data-value")))
+
+    def shown() -> bool:
+        if value("Requests") == 1:
+            return True
+        page.reload()  # the console keeps its month totals one rollup interval (1 s here)
+        return False
+
+    until(shown, what="umbrella's request on the console")
+    assert value("TTFT target met %") == 100.0
+    assert value("Credit left (USD)") == 10_000  # micros
+    assert value("Revenue (USD)") == SCALE_FEE_USD * 1_000_000  # the plan's fee (it bills no usage by model)
+    assert value("Credit used %") == pytest.approx(100 * SCALE_FEE_USD * 1_000_000 / 10_000)
+    member.screenshot("console-with-usage")
 
 
 def test_the_csv_export_is_what_the_api_returns(member: Visit, gw: Gateway) -> None:

@@ -104,3 +104,11 @@ def test_margins_flag_tenants_plans_and_pools_priced_below_cost() -> None:
     assert not tenants["dear"]["below_cost"]
     assert report["pools"] == [{"pool": "gpu-pool", "revenue_micros": 6_000_000, "gpu_cost_micros": 2_033_333,
                                 "margin_micros": 3_966_667, "margin_ratio": 0.6611, "below_cost": False}]  # fmt: skip
+
+
+def test_streams_count_toward_the_ttft_target_only_when_their_plan_has_one() -> None:
+    met, missed, untimed = (replace(event(f"r{n}", "t1", "m", 1, 1), ttft_slo_met=flag)
+                            for n, flag in enumerate((True, False, None)))  # fmt: skip
+    [row] = roll_events([met, missed, untimed], lambda _: 0, {})
+    assert (row.requests, row.slo_requests, row.slo_met) == (3, 2, 1)
+    assert (row.totals().slo_requests, row.totals().slo_met) == (2, 1)
