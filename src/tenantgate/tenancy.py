@@ -2,7 +2,7 @@
 
 IDs and timestamps are made here; storage writes what it is given. Every change names its caller
 (`by`), keeps to what that caller's role may do beyond the endpoint's own check (own keys only,
-owners tighten limits and never loosen them, a tenant keeps an owner) and lands in the audit log.
+owners tighten limits and narrow models, never the reverse, a tenant keeps an owner) and lands in the audit log.
 Key changes go straight into this instance's key directory so they take effect here at once.
 """
 
@@ -53,6 +53,11 @@ async def find_tenant(store: TenancyStore, slug: str) -> Tenant:
     if tenant is None:
         raise tenant_not_found(slug)
     return tenant
+
+
+def _added(current: tuple[str, ...] | None, models: tuple[str, ...]) -> list[str]:
+    """The models `models` would add to the tenant's allowlist (none when it allows every model)."""
+    return [] if current is None else sorted(set(models) - set(current))
 
 
 def _loosens(current: Limits, changes: Limits) -> list[str]:
@@ -141,13 +146,22 @@ class TenancyService:
         region: str | None = None,
         limits: Limits | None = None,
         allowed_models: tuple[str, ...] | None = None,
+        all_models: bool = False,
     ) -> Tenant:
-        """Change what is given; `limits` fields that are set replace the tenant's overrides. Plan, status
-        and region are the operator's; a tenant's owners may tighten its limits, never loosen them."""
+        """Change what is given; `limits` fields that are set replace the tenant's overrides, and
+        `all_models` lifts the model allowlist. Plan, status and region are the operator's; a tenant's
+        owners may tighten its limits and narrow its models, never loosen or widen them."""
         before = tenant = await self.tenant(slug)
         if not by.may(Action.PLATFORM_WRITE):
-            if (plan, status, region, allowed_models) != (None, None, None, None):
-                raise PermissionDenied("Only platform operators change a tenant's plan, status, region or models.")
+            if (plan, status, region) != (None, None, None) or (all_models and tenant.allowed_models is not None):
+                raise PermissionDenied(
+                    "Only platform operators change a tenant's plan, status or region, or open it to every model."
+                )
+            if allowed_models is not None and (added := _added(tenant.allowed_models, allowed_models)):
+                raise PermissionDenied(
+                    f"Owners may narrow the tenant's models, not add to them ({', '.join(added)}); "
+                    "ask the platform's operators.", code="model_not_allowed",
+                )  # fmt: skip
             if limits is not None and (loosened := _loosens(tenant.limits, limits)):
                 raise PermissionDenied(
                     f"Owners may tighten the tenant's limits, not raise or clear them ({', '.join(loosened)}); "
@@ -156,9 +170,10 @@ class TenancyService:
         if plan is not None:
             self._check_plan(plan)
         self._check_models(allowed_models, "allowed_models")
+        models = None if all_models else tenant.allowed_models if allowed_models is None else allowed_models
         tenant = dataclasses.replace(
             tenant,
-            allowed_models=tenant.allowed_models if allowed_models is None else allowed_models,
+            allowed_models=models,
             plan=plan or tenant.plan,
             status=status or tenant.status,
             name=name or tenant.name,

@@ -107,6 +107,18 @@ def test_plan_limits_apply_and_tenant_override_tightens(gw: Gateway) -> None:
     refused(post(gw, key), "rate_limit_exceeded")
 
 
+def test_a_tenants_models_are_narrowed_and_opened_again_from_the_cli(gw: Gateway) -> None:
+    key = gw.tenant_with_key("models-tenant", "--plan", "growth")
+    large = {"model": "sim-large", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    assert post(gw, key, large).status_code == 200
+    gw.cli("tenants", "update", "models-tenant", "--models", "sim-small")
+    answer = post(gw, key, large)  # the change reaches this instance at once
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "model_not_allowed"
+    opened = gw.cli_json("tenants", "update", "models-tenant", "--models", "all")
+    assert isinstance(opened, dict) and opened["allowed_models"] is None
+    assert post(gw, key, large).status_code == 200
+
+
 def test_budget_is_never_overspent(gw: Gateway) -> None:
     key = gw.tenant_with_key("budget-tenant", "--plan", "growth")
     gw.cli("tenants", "update", "budget-tenant", "--budget-usd", "1")

@@ -79,6 +79,15 @@ class TenantPatch(_In):
     status: Literal[TenantStatus.ACTIVE, TenantStatus.SUSPENDED] | None = None  # deletion is DELETE
     region: Name | None = None
     limits: LimitsIn | None = None
+    allowed_models: list[Name] | None = Field(
+        default=None, min_length=1, max_length=1000,
+        description="Models the tenant may use; null = every model (operators only; owners may only narrow the list)",
+    )  # fmt: skip
+
+    @property
+    def all_models(self) -> bool:
+        """`allowed_models` was sent as null: lift the allowlist (absent leaves it as it is)."""
+        return "allowed_models" in self.model_fields_set and self.allowed_models is None
 
 
 class TenantOut(BaseModel):

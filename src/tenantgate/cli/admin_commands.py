@@ -111,9 +111,14 @@ def tenants_update(
     daily_tokens: DailyTokens = None,
     monthly_tokens: MonthlyTokens = None,
     budget_usd: BudgetUsd = None,
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated model allowlist, or 'all' to allow every model")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     body: dict[str, Any] = {k: v for k, v in {"plan": plan, "status": status}.items() if v is not None}
+    if models is not None:
+        body["allowed_models"] = None if models.strip() == "all" else _csv(models)
     limits = limit_body(rpm, tpm, concurrency, daily_tokens, monthly_tokens, budget_usd)
     if limits:
         body["limits"] = limits

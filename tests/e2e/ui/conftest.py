@@ -17,7 +17,7 @@ from tests.e2e.ui.people import ANSWER_TOKENS, MEMBERS, OPERATORS, PASSWORD, SCA
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[SimEngine]:
-    flags = ("--models", "sim-chat", "--speed", "5", "--default-max-tokens", str(ANSWER_TOKENS))
+    flags = ("--models", "sim-chat,sim-mini", "--speed", "5", "--default-max-tokens", str(ANSWER_TOKENS))
     with sim_engine(*flags) as running:
         yield running
 
@@ -31,7 +31,7 @@ def gw(engine: SimEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     scale = {"ttft_slo_ms": SCALE_TTFT_TARGET_MS, "monthly_fee_usd": SCALE_FEE_USD}
     plans = [plan | scale if plan["name"] == "scale" else plan for plan in plans]
     catalog = {"pools": [{"name": "chat", "deployments": [
-        {"name": "chat", "base_url": engine.url + "/v1", "models": ["sim-chat"], "max_in_flight": 1}]}],
+        {"name": "chat", "base_url": engine.url + "/v1", "models": ["sim-chat", "sim-mini"], "max_in_flight": 1}]}],
         "prices": {"sim-chat": {"input_per_1m": 2.0, "output_per_1m": 8.0}}, "plans": plans}  # fmt: skip
     (tmp / "tenantgate.yaml").write_text(yaml.safe_dump(catalog))
     # month totals are kept one rollup interval: 1 s, so the console shows new usage soon

@@ -201,6 +201,46 @@ def test_an_owner_tightens_limits_and_changes_roles_but_cannot_raise_a_limit(mem
         admin.patch("/api/v1/tenants/acme", json={"limits": {"rpm": 0}}).raise_for_status()
 
 
+def test_an_owner_narrows_the_tenants_models_and_only_an_operator_opens_them_again(
+    member: Visit, gw: Gateway, browser: Browser
+) -> None:
+    gw.cli("tenants", "create", "pied-piper", "--plan", "scale")
+    with gw.admin() as admin:
+        person = {"email": "richard@piedpiper.example", "role": "owner"}
+        owner = admin.post("/api/v1/tenants/pied-piper/users", json=person)
+        path = f"/api/v1/tenants/pied-piper/users/{owner.json()['id']}/password"
+        assert admin.put(path, json={"password": PASSWORD}).status_code == 204
+        key = admin.post("/api/v1/tenants/pied-piper/keys", json={"name": "app"}).json()["key"]
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    assert sorted(m.id for m in client.models.list()) == ["sim-chat", "sim-mini"]
+    member.login("richard@piedpiper.example", PASSWORD, tenant="pied-piper")
+    page = member.page
+    form = page.get_by_role("form", name="Model access")
+    form.get_by_label("sim-mini").uncheck()
+    with page.expect_navigation():
+        form.get_by_role("button", name="Save models").click()
+    expect(page.locator("#models-in-use")).to_have_text("Models: sim-chat")
+    assert [m.id for m in client.models.list()] == ["sim-chat"]
+    with pytest.raises(openai.PermissionDeniedError, match="not allowed to use model 'sim-mini'"):
+        client.chat.completions.create(model="sim-mini", messages=[{"role": "user", "content": "hi"}])
+    # The owner cannot add it back: no box for it, and the server refuses the list with it.
+    assert form.get_by_label("sim-mini").count() == 0
+    patch = """async (body) => (await fetch('/api/v1/tenants/pied-piper', {method: 'PATCH', body: JSON.stringify(body),
+        headers: {'Content-Type': 'application/json',
+                  'X-CSRF-Token': document.cookie.match(/tenantgate_csrf=([^;]+)/)[1]}})).status"""
+    assert page.evaluate(patch, {"allowed_models": ["sim-chat", "sim-mini"]}) == 403
+    assert page.evaluate(patch, {"allowed_models": None}) == 403
+    member.screenshot("tenant-models-narrowed")
+    with visit(browser, gw.url) as operator:
+        operator.login(OPERATORS["platform-admin"], PASSWORD)
+        page = operator.go("/ui/tenants/pied-piper")
+        with page.expect_navigation():
+            page.get_by_role("button", name="Allow every model").click()
+        expect(page.locator("#models-in-use")).to_have_text("Models: every model served here")
+        assert operator.outside() == []
+    assert sorted(m.id for m in client.models.list()) == ["sim-chat", "sim-mini"]
+
+
 def test_an_operator_drains_and_resumes_a_deployment_from_the_console(member: Visit, gw: Gateway) -> None:
     member.login(OPERATORS["platform-admin"], PASSWORD)
     page = member.page

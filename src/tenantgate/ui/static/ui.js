@@ -42,6 +42,11 @@ function formBody(form) {
   const body = {};
   for (const field of form.elements) {
     if (!field.name || field.disabled || field.type === "submit") continue;
+    if (field.hasAttribute("data-each")) {  // checkboxes sharing a name: the list of those checked
+      body[field.name] ??= [];
+      if (field.checked) body[field.name].push(field.value);
+      continue;
+    }
     const value = field.value.trim();
     if (value === "") continue;
     // "limits.rpm" nests: {"limits": {"rpm": ...}}
