@@ -1,5 +1,6 @@
 """The web UI's hosted chat and usage pages in a real browser: streaming, stop and what it is
-charged, the queue position, the CSV export and the request log."""
+charged, the queue position, its error states, the console's usage columns, the CSV export and
+the request log."""
 
 from __future__ import annotations
 
@@ -84,6 +85,45 @@ def test_the_chat_shows_its_place_in_the_queue_while_another_tenant_holds_the_en
         expect(page.get_by_role("status")).to_contain_text("Queue position 1")
         member.screenshot("chat-queued")
     expect(page.get_by_role("status")).to_contain_text("out", timeout=30_000)
+
+
+def test_the_chat_replaces_a_revoked_key_and_says_when_there_is_no_capacity_or_quota(
+    member: Visit, gw: Gateway
+) -> None:
+    open_chat(member)
+    page = member.page
+    error = page.locator("[data-error]")
+
+    def ask(text: str) -> None:
+        page.get_by_label("Message").fill(text)
+        page.get_by_role("button", name="Send").click()
+
+    revoked = chat_key_id(member)
+    with gw.admin() as admin:
+        admin.post(f"/api/v1/keys/{revoked}/revoke").raise_for_status()
+        ask("Still there?")  # the revoked key gets a 401: the chat mints a new key once and asks again
+        expect(page.get_by_role("status")).to_contain_text(f"{ANSWER_TOKENS} out", timeout=30_000)
+        assert chat_key_id(member) != revoked and error.is_hidden()
+
+        admin.post("/api/v1/deployments/chat/drain").raise_for_status()
+        try:
+            ask("Anyone serving?")
+            expect(error).to_contain_text("unhealthy or draining")  # 503 no_capacity, in the API's words
+            member.screenshot("chat-no-capacity")
+        finally:
+            admin.post("/api/v1/deployments/chat/resume").raise_for_status()
+
+        people = admin.get("/api/v1/tenants/acme/users").json()
+        developer = next(u for u in people if u["email"] == MEMBERS["developer"])
+        person = f"/api/v1/tenants/acme/users/{developer['id']}"
+        admin.patch(person, json={"limits": {"daily_tokens": 1}}).raise_for_status()  # used up by the answers above
+        try:
+            ask("One more?")
+            expect(error).to_contain_text("Token quota of 1 for this user is used up until")
+            expect(error).to_contain_text("It resets at")  # the reset time, in the reader's own clock
+            member.screenshot("chat-quota-exceeded")
+        finally:
+            admin.patch(person, json={"limits": {"daily_tokens": 0}}).raise_for_status()
 
 
 def test_the_console_shows_each_tenants_credit_and_its_ttft_target_met(member: Visit, gw: Gateway) -> None:
