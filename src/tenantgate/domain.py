@@ -75,6 +75,7 @@ class Tenant:
     created_at: datetime
     updated_at: datetime
     limits: Limits = Limits()  # overrides on top of the plan; the tighter value applies
+    log_content: bool = False  # the tenant keeps its prompts and answers in its request log
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ class Principal:
     included_tokens: int | None = None  # soft/overage plans: monthly tokens that trigger a notice, not a block
     queue: QueueTerms = QueueTerms()
     ttft_slo_ms: float | None = None  # the plan's time-to-first-token target
+    log_content: bool = False  # keep this request's prompt and answer (the tenant opted in)
 
 
 REFUSED_STATUS = 429  # a limit, a quota or a full queue refused the attempt: counted apart from errors
@@ -177,6 +179,17 @@ class UsageEvent:
     cost_micros: int = 0  # what the tenant is charged, at the price in force when it ran
     price_version: str | None = None  # the price version that produced `cost_micros`
     ttft_slo_met: bool | None = None  # a stream of a plan with a TTFT target: was its first token in time
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContent:
+    """A request's prompt and answer, kept for tenants that opted in (bounded; see metering/content.py)."""
+
+    request_id: str
+    tenant_id: str
+    created_at: datetime
+    request: str  # the body the client sent
+    answer: str  # the answer's text (a stream's deltas joined), or the upstream's body if it was no answer
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive
 
 from tenantgate.admission.service import Reservation
+from tenantgate.clock import utcnow
 from tenantgate.dispatch import Dispatch
 from tenantgate.domain import Principal, Usage
 from tenantgate.errors import ClientGone, GatewayError, PermissionDenied
 from tenantgate.inference_request import Endpoint, InferenceRequest, parse_request
+from tenantgate.metering.content import CapturingSniffer, ContentCapture
 from tenantgate.metering.meter import RequestMeter, Served
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.queued_stream import QueuedStream
@@ -108,10 +110,15 @@ def respond(
 ) -> ASGIApp:  # fmt: skip
     """Relay or return the upstream's answer; settlement releases the place, the limits and meters."""
 
+    capture = ContentCapture(request.body) if meter.principal.log_content else None
+
     def settle(status: int, error: str | None, usage: Usage | None) -> None:
         dispatch.release(None if usage is None else usage.completion_tokens)
         gw.admission.settle_soon(reservation, usage, dispatch.gpu_seconds)
         meter.finish(status, error, usage, dispatch.served())
+        if capture is not None:
+            tenant = meter.principal.tenant_id
+            gw.recorder.record_content(capture.content(call.request_id, tenant, utcnow(), request.stream))
 
     def progress(events: int) -> None:
         dispatch.charge(events)
@@ -124,7 +131,11 @@ def respond(
     durable = gw.recorder.durable if gw.recorder.strict else None
     hooks = RelayHooks(meter.first_byte, settle, progress, durable)
     prompt_estimate = dispatch.prompt_estimate
-    sniffer = SseUsageSniffer(strip_usage_chunk=not request.wants_usage)
+    strip = not request.wants_usage
+    sniffer = (
+        SseUsageSniffer(strip_usage_chunk=strip) if capture is None
+        else CapturingSniffer(capture, strip_usage_chunk=strip)
+    )  # fmt: skip
     if upstream is None:  # a stream that waits: its head goes out now, the wait so far is none
         head = [*_SSE_HEADERS, *headers, (QUEUE_WAIT_HEADER, b"0")]
 
@@ -135,6 +146,8 @@ def respond(
     headers.append((QUEUE_WAIT_HEADER, str(dispatch.waited_ms()).encode()))
     if request.stream and upstream.status == 200:
         return StreamRelay(upstream, sniffer, _SSE_HEADERS + headers, hooks, prompt_estimate)
+    if capture is not None:
+        capture.tee(body)
     return complete(upstream, body, headers, settle)
 
 

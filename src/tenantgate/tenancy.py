@@ -147,6 +147,7 @@ class TenancyService:
         limits: Limits | None = None,
         allowed_models: tuple[str, ...] | None = None,
         all_models: bool = False,
+        log_content: bool | None = None,
     ) -> Tenant:
         """Change what is given; `limits` fields that are set replace the tenant's overrides, and
         `all_models` lifts the model allowlist. Plan, status and region are the operator's; a tenant's
@@ -179,6 +180,7 @@ class TenancyService:
             name=name or tenant.name,
             region=region or tenant.region,
             limits=tenant.limits if limits is None else replace_set_fields(tenant.limits, limits),
+            log_content=tenant.log_content if log_content is None else log_content,
             updated_at=utcnow(),
         )
         await self._store.update_tenant(tenant)

@@ -10,7 +10,7 @@ import pytest
 
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, Webhook
 from tenantgate.billing.rollups import RollupJob
-from tenantgate.domain import Notification
+from tenantgate.domain import Notification, RequestContent
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import Store
 from tests.integration.test_store_suite import T0, event, tenant
@@ -126,6 +126,21 @@ async def test_month_rows_sum_the_days_incrementally_and_when_rebuilt(store: Sto
     await store.replace_rollups("month", november, december, [])  # lost, as if written before month rows existed
     await job.rebuild(T0, T0 + timedelta(hours=1))  # one hour of November: its whole month is summed again
     assert await months() == expected
+
+
+async def test_prompts_and_answers_are_one_tenants_and_go_with_its_usage(store: Store) -> None:
+    old = RequestContent("r-old", "t-acme", T0 - timedelta(days=40), '{"messages": []}', "an old answer")
+    new = RequestContent("r-new", "t-acme", T0, '{"messages": [{"content": "hi"}]}', "hello ✓")
+    await store.insert_contents([old, new])
+    await store.insert_contents([new])  # written twice, kept once
+    assert await store.request_content("t-acme", "r-new") == new
+    assert await store.request_content("t-other", "r-new") is None  # another tenant's request is not there
+    await store.purge_usage("t-acme", T0 - timedelta(days=30))
+    assert await store.request_content("t-acme", "r-old") is None and await store.request_content("t-acme", "r-new")
+    await store.create_tenant(tenant("acme"))
+    deleted = await store.delete_tenant("t-acme", T0)
+    assert deleted is not None and deleted["request_contents"] == 1
+    assert await store.request_content("t-acme", "r-new") is None
 
 
 async def test_credit_balances_count_unexpired_grants_less_what_invoices_took(store: Store) -> None:

@@ -67,9 +67,11 @@ async def test_tenants_round_trip_and_unique_slug(store: Store) -> None:
 async def test_update_tenant(store: Store) -> None:
     await store.create_tenant(tenant("acme"))
     later = T0 + timedelta(minutes=5)
-    await store.update_tenant(replace(tenant("acme"), status=TenantStatus.SUSPENDED, updated_at=later))
+    changed = replace(tenant("acme"), status=TenantStatus.SUSPENDED, updated_at=later, log_content=True)
+    await store.update_tenant(changed)
     loaded = await store.get_tenant("t-acme")
     assert loaded is not None and loaded.status is TenantStatus.SUSPENDED and loaded.updated_at == later
+    assert loaded.log_content
 
 
 async def test_users_scoped_by_tenant(store: Store) -> None:
@@ -223,7 +225,7 @@ async def test_tenant_totals_sum_each_tenant_and_model_in_the_range(store: Store
     rows = [
         rollup(0, "t-acme", "k1", "small", 2, errors={"upstream_error": 1}),
         rollup(1, "t-acme", "k2", "small", 3, rejected={"rpm": 4}),
-        rollup(1, "t-acme", "k1", "large", 5, slo_requests=4, slo_met=3),
+        rollup(1, "t-acme", "k1", "large", 5, slo_requests=4, slo_met=3, queue_waits=5, queue_wait_ms_sum=12.5),
         rollup(2, "t-solo", "k3", "small", 1),
         rollup(40, "t-solo", "k3", "small", 100),  # outside the range
     ]
@@ -231,7 +233,22 @@ async def test_tenant_totals_sum_each_tenant_and_model_in_the_range(store: Store
     totals = await store.tenant_totals("day", T0, T0 + timedelta(days=30))
     assert await store.error_counts("day", T0, T0 + timedelta(days=30)) == {(T0, "upstream_error"): 1}
     assert sorted(totals, key=lambda t: (t.tenant_id, t.model)) == [
-        UsageTotals("t-acme", "large", 5, 0, 0, 50, 0, 0.0, 35, 0, slo_requests=4, slo_met=3),
+        UsageTotals(
+            "t-acme",
+            "large",
+            5,
+            0,
+            0,
+            50,
+            0,
+            0.0,
+            35,
+            0,
+            slo_requests=4,
+            slo_met=3,
+            queue_waits=5,
+            queue_wait_ms_sum=12.5,
+        ),
         UsageTotals("t-acme", "small", 5, 1, 4, 50, 0, 0.0, 35, 0),
         UsageTotals("t-solo", "small", 1, 0, 0, 10, 0, 0.0, 7, 0),
     ]

@@ -64,12 +64,13 @@ async def get_tenant(slug: str, _: SettingsReader, service: Tenancy) -> TenantOu
 
 @router.patch("/tenants/{slug}")
 async def update_tenant(slug: str, body: TenantPatch, caller: SettingsWriter, service: Tenancy) -> TenantOut:
-    """Operators change anything; a tenant's owners its name, tighter limits and fewer models."""
+    """Operators change anything; a tenant's owners its name, tighter limits, fewer models and
+    whether prompts and answers are kept."""
     limits = None if body.limits is None else body.limits.to_limits()
     models = None if body.allowed_models is None else tuple(body.allowed_models)
     tenant = await service.update_tenant(
         caller, slug, plan=body.plan, status=body.status, name=body.name, region=body.region, limits=limits,
-        allowed_models=models, all_models=body.all_models,
+        allowed_models=models, all_models=body.all_models, log_content=body.log_content,
     )  # fmt: skip
     return TenantOut.of(tenant)
 

@@ -84,6 +84,10 @@ class TenantPatch(_In):
         description="Models the tenant may use; null = every model (operators only; owners may only narrow the list)",
     )  # fmt: skip
 
+    log_content: bool | None = Field(
+        default=None, description="Keep prompts and answers in the tenant's request log (owners decide)"
+    )
+
     @property
     def all_models(self) -> bool:
         """`allowed_models` was sent as null: lift the allowlist (absent leaves it as it is)."""
@@ -100,6 +104,7 @@ class TenantOut(BaseModel):
     status: TenantStatus
     allowed_models: list[str] | None
     limits: dict[str, int | float] = Field(description="The tenant's overrides (the plan supplies the rest)")
+    log_content: bool = Field(description="Prompts and answers are kept in the tenant's request log")
     created_at: datetime
 
     @classmethod
@@ -107,7 +112,8 @@ class TenantOut(BaseModel):
         models = None if t.allowed_models is None else list(t.allowed_models)
         return cls(
             id=t.id, slug=t.slug, name=t.name, mode=t.mode, plan=t.plan, region=t.region,
-            status=t.status, allowed_models=models, limits=limits_out(t.limits), created_at=t.created_at,
+            status=t.status, allowed_models=models, limits=limits_out(t.limits), log_content=t.log_content,
+            created_at=t.created_at,
         )  # fmt: skip
 
 

@@ -52,6 +52,7 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
         included_tokens=plan.included_tokens,
         queue=queue,
         ttft_slo_ms=plan.ttft_slo_ms,
+        log_content=tenant.log_content,
     )
 
 

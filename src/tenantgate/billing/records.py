@@ -45,6 +45,8 @@ class UsageTotals:
     gpu_cost_micros: int
     slo_requests: int = 0
     slo_met: int = 0
+    queue_waits: int = 0
+    queue_wait_ms_sum: float = 0.0
 
 
 @dataclass(slots=True)
@@ -65,13 +67,16 @@ class Rollup:
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> attempts refused with a 429
     slo_requests: int = 0  # streams of plans with a TTFT target that succeeded
     slo_met: int = 0  # ... whose first token came within the target
+    queue_waits: int = 0  # requests that reached the fair queue (the sketch's count, kept as a number)
+    queue_wait_ms_sum: float = 0.0  # their waits added up: a mean without reading the sketch
 
     def counts_only(self) -> Rollup:
         """This row without its latency sketches: what a month row keeps."""
         return Rollup(
             self.key, self.requests, dict(self.errors), self.prompt_tokens, self.completion_tokens, self.cached_tokens,
             self.estimated, self.gpu_seconds, self.charged_micros, self.gpu_cost_micros, rejected=dict(self.rejected),
-            slo_requests=self.slo_requests, slo_met=self.slo_met,
+            slo_requests=self.slo_requests, slo_met=self.slo_met, queue_waits=self.queue_waits,
+            queue_wait_ms_sum=self.queue_wait_ms_sum,
         )  # fmt: skip
 
     @property
@@ -82,7 +87,7 @@ class Rollup:
         return UsageTotals(
             self.key.tenant_id, self.key.model, self.requests, self.error_count, self.rejected_count,
             self.prompt_tokens, self.completion_tokens, self.gpu_seconds, self.charged_micros, self.gpu_cost_micros,
-            self.slo_requests, self.slo_met,
+            self.slo_requests, self.slo_met, self.queue_waits, self.queue_wait_ms_sum,
         )  # fmt: skip
 
     @property
@@ -104,6 +109,8 @@ class Rollup:
         self.gpu_cost_micros += other.gpu_cost_micros
         self.slo_requests += other.slo_requests
         self.slo_met += other.slo_met
+        self.queue_waits += other.queue_waits
+        self.queue_wait_ms_sum += other.queue_wait_ms_sum
         for mine, theirs in (
             (self.ttft_ms, other.ttft_ms),
             (self.queue_wait_ms, other.queue_wait_ms),

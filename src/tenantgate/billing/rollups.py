@@ -80,6 +80,8 @@ def roll_events(events: Iterable[UsageEvent], gpu_price: GpuPrice, pools: dict[s
             row.ttft_ms.add(event.ttft_ms)
         if event.queue_wait_ms is not None:
             row.queue_wait_ms.add(event.queue_wait_ms)
+            row.queue_waits += 1
+            row.queue_wait_ms_sum += event.queue_wait_ms
         row.latency_ms.add(event.latency_ms)
     for row in rows.values():
         row.gpu_cost_micros = gpu_cost_micros(row.gpu_seconds, gpu_price(row.key.deployment))

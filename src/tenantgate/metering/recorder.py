@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tenantgate.clock import utcnow
-from tenantgate.domain import DeadLetter, UsageEvent
+from tenantgate.domain import DeadLetter, RequestContent, UsageEvent
 from tenantgate.metering.codec import encode
 from tenantgate.metering.journal import UsageJournal
 from tenantgate.storage.base import Store
@@ -38,6 +38,7 @@ class UsageRecorder:
         self._buffer_limit = buffer_limit
         self._journal = journal
         self._events: list[tuple[int, UsageEvent]] = []  # (journal segment, event)
+        self._contents: list[RequestContent] = []  # prompts and answers of tenants that opted in
         self._last_used: dict[str, datetime] = {}
         self._wake = asyncio.Event()
         # one flush at a time: two would each drop their batch's length from the buffer's head, and the
@@ -47,6 +48,7 @@ class UsageRecorder:
         self.dropped = 0
         self.written = 0
         self.dead_lettered = 0
+        self.contents_dropped = 0
         self._dropped_from: int | None = None  # oldest journal segment holding events dropped from memory
 
     def start(self) -> None:
@@ -60,6 +62,14 @@ class UsageRecorder:
         self._last_used[event.key_id] = event.created_at
         if len(self._events) >= self._batch_size:
             self._wake.set()
+
+    def record_content(self, content: RequestContent) -> None:
+        """Keep a prompt and answer. Not journaled: a crash loses the last seconds of them, never
+        usage; past the buffer's limit the oldest go."""
+        self._contents.append(content)
+        if len(self._contents) > self._buffer_limit:
+            del self._contents[0]
+            self.contents_dropped += 1
 
     async def durable(self) -> None:
         """Strict mode: wait until every recorded event is fsynced in the journal."""
@@ -104,6 +114,8 @@ class UsageRecorder:
             if self._dropped_from is not None:  # dropped events stay in the journal for the next start
                 oldest = min(oldest, self._dropped_from)
             self._journal.forget_before(oldest)
+        if self._contents:
+            await self._write_contents()
         if self._last_used:
             last_used, self._last_used = self._last_used, {}
             try:
@@ -129,6 +141,18 @@ class UsageRecorder:
             return await self._write(events[:half]) and await self._write(events[half:])
         self.written += len(events)
         return True
+
+    async def _write_contents(self) -> None:
+        contents, self._contents = self._contents, []
+        try:
+            await self._store.insert_contents(contents)
+        except Exception:
+            if await self._answers():  # the database refused them: retrying would not help
+                log.error("%d prompts and answers refused by the database and dropped", len(contents), exc_info=True)
+                self.contents_dropped += len(contents)
+            else:
+                log.warning("prompt and answer write failed; %d kept for retry", len(contents))
+                self._contents[:0] = contents[-self._buffer_limit :]
 
     async def _answers(self) -> bool:
         try:

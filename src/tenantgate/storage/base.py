@@ -18,6 +18,7 @@ from tenantgate.domain import (
     Notification,
     Operator,
     Price,
+    RequestContent,
     RequestFilter,
     SsoConfig,
     Tenant,
@@ -140,6 +141,13 @@ class UsageStore(Protocol):
 
     async def period_gpu_seconds(self, scope: str, scope_id: str, since: datetime) -> float:
         """GPU-seconds recorded since `since` for a 'tenant', 'key' or 'user' id."""
+
+    async def insert_contents(self, contents: Sequence[RequestContent]) -> None:
+        """Keep prompts and answers of tenants that opted in; idempotent by request id. They go
+        with the tenant's usage events (`purge_usage`, `delete_tenant`)."""
+
+    async def request_content(self, tenant_id: str, request_id: str) -> RequestContent | None:
+        """That request's prompt and answer, if it is the tenant's and was kept."""
 
 
 class PriceStore(Protocol):

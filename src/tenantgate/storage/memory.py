@@ -14,6 +14,7 @@ from tenantgate.domain import (
     Limits,
     Notification,
     Price,
+    RequestContent,
     Tenant,
     TenantStatus,
     UsageEvent,
@@ -42,6 +43,7 @@ class MemoryStore(MemoryBilling, MemoryAccess, MemoryStatus):
         self._users: dict[str, User] = {}
         self._keys: dict[str, ApiKey] = {}
         self._usage: dict[str, UsageEvent] = {}
+        self._contents: dict[str, RequestContent] = {}
         self._notifications: dict[tuple[str, str, str], Notification] = {}
         self._dead_letters: dict[str, DeadLetter] = {}
         self._prices: dict[tuple[str, datetime], Price] = {}
@@ -76,6 +78,7 @@ class MemoryStore(MemoryBilling, MemoryAccess, MemoryStatus):
             self._credentials.pop(subject, None)
         deleted = {
             "usage_events": _drop(self._usage, lambda e: e.tenant_id == tenant_id),
+            "request_contents": _drop(self._contents, lambda c: c.tenant_id == tenant_id),
             "notifications": _drop(self._notifications, lambda n: n.tenant_id == tenant_id),
             "management_tokens": _drop(self._tokens, lambda t: t.tenant_id == tenant_id),
             "api_keys": _drop(self._keys, lambda k: k.tenant_id == tenant_id),
@@ -86,7 +89,7 @@ class MemoryStore(MemoryBilling, MemoryAccess, MemoryStatus):
         self._proxy_keys.pop(tenant_id, None)
         self._tenants[tenant_id] = dataclasses.replace(
             tenant, slug=f"deleted-{tenant_id}", name="(deleted)", status=TenantStatus.DELETED, allowed_models=None,
-            limits=Limits(), region=None, updated_at=at,
+            limits=Limits(), region=None, updated_at=at, log_content=False,
         )  # fmt: skip
         return deleted
 
@@ -166,6 +169,14 @@ class MemoryStore(MemoryBilling, MemoryAccess, MemoryStatus):
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         for event in events:
             self._usage.setdefault(event.request_id, event)
+
+    async def insert_contents(self, contents: Sequence[RequestContent]) -> None:
+        for content in contents:
+            self._contents.setdefault(content.request_id, content)
+
+    async def request_content(self, tenant_id: str, request_id: str) -> RequestContent | None:
+        content = self._contents.get(request_id)
+        return content if content is not None and content.tenant_id == tenant_id else None
 
     async def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         for letter in letters:

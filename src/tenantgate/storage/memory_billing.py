@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, UsageTotals, Webhook
-from tenantgate.domain import Notification, RequestFilter, Tenant, UsageEvent
+from tenantgate.domain import Notification, RequestContent, RequestFilter, Tenant, UsageEvent
 from tenantgate.errors import Conflict
 
 
 class MemoryBilling:
     _usage: dict[str, UsageEvent]
+    _contents: dict[str, RequestContent]
     _notifications: dict[tuple[str, str, str], Notification]
     _tenants: dict[str, Tenant]
 
@@ -188,4 +189,6 @@ class MemoryBilling:
         doomed = [r for r, e in self._usage.items() if e.tenant_id == tenant_id and e.created_at < before]
         for request_id in doomed:
             del self._usage[request_id]
+        for request_id in [r for r, c in self._contents.items() if c.tenant_id == tenant_id and c.created_at < before]:
+            del self._contents[request_id]
         return len(doomed)

@@ -57,6 +57,7 @@ def _tenant(row: Any) -> Tenant:
         created_at=aware(row.created_at) or row.created_at,
         updated_at=aware(row.updated_at) or row.updated_at,
         limits=limits_from_json(row.limits),
+        log_content=bool(row.log_content),
     )
 
 
@@ -115,6 +116,7 @@ def _tenant_values(t: Tenant) -> dict[str, Any]:
         "created_at": t.created_at,
         "updated_at": t.updated_at,
         "limits": limits_to_json(t.limits),
+        "log_content": t.log_content,
     }
 
 

@@ -26,6 +26,7 @@ from tenantgate.storage.tables import (
     credit_notes,
     invoices,
     notifications,
+    request_contents,
     tenant_webhooks,
     tenants,
     usage_events,
@@ -51,6 +52,7 @@ def rollup_values(granularity: str, row: Rollup) -> dict[str, Any]:
         "ttft_sketch": sketch_to_bytes(row.ttft_ms), "queue_wait_sketch": sketch_to_bytes(row.queue_wait_ms),
         "latency_sketch": sketch_to_bytes(row.latency_ms), "error_count": row.error_count,
         "rejected_count": row.rejected_count, "slo_requests": row.slo_requests, "slo_met": row.slo_met,
+        "queue_waits": row.queue_waits, "queue_wait_ms_sum": row.queue_wait_ms_sum,
     }  # fmt: skip
 
 
@@ -68,7 +70,8 @@ def _rollup(row: Any) -> Rollup:
         key, int(row.requests), dict(row.errors or {}), int(row.prompt_tokens), int(row.completion_tokens),
         int(row.cached_tokens), int(row.estimated), float(row.gpu_seconds), int(row.charged_micros),
         int(row.gpu_cost_micros), sketch_from_bytes(ttft), sketch_from_bytes(queue_wait), sketch_from_bytes(latency),
-        dict(row.rejected or {}), int(row.slo_requests), int(row.slo_met),
+        dict(row.rejected or {}), int(row.slo_requests), int(row.slo_met), int(row.queue_waits),
+        float(row.queue_wait_ms_sum),
     )  # fmt: skip
 
 
@@ -181,7 +184,8 @@ class SqlBilling(Scoped):
     async def tenant_totals(self, granularity: str, since: datetime, until: datetime) -> list[UsageTotals]:
         r = usage_rollups.c
         summed = (r.requests, r.error_count, r.rejected_count, r.prompt_tokens, r.completion_tokens, r.gpu_seconds,
-                  r.charged_micros, r.gpu_cost_micros, r.slo_requests, r.slo_met)  # fmt: skip
+                  r.charged_micros, r.gpu_cost_micros, r.slo_requests, r.slo_met, r.queue_waits,
+                  r.queue_wait_ms_sum)  # fmt: skip
         query = (
             sa.select(r.tenant_id, r.model, *(sa.func.sum(column) for column in summed))
             .where(r.granularity == granularity, r.bucket >= since, r.bucket < until)
@@ -191,9 +195,10 @@ class SqlBilling(Scoped):
             rows = (await conn.execute(query)).all()
         return [
             UsageTotals(tenant_id, model, int(requests), int(errors), int(rejected), int(prompt), int(completion),
-                        float(gpu_seconds), int(charged), int(gpu_cost), int(slo_requests), int(slo_met))
+                        float(gpu_seconds), int(charged), int(gpu_cost), int(slo_requests), int(slo_met), int(waits),
+                        float(wait_ms))
             for (tenant_id, model, requests, errors, rejected, prompt, completion, gpu_seconds, charged, gpu_cost,
-                 slo_requests, slo_met) in rows
+                 slo_requests, slo_met, waits, wait_ms) in rows
         ]  # fmt: skip
 
     async def error_counts(self, granularity: str, since: datetime, until: datetime) -> dict[tuple[datetime, str], int]:
@@ -356,7 +361,8 @@ class SqlBilling(Scoped):
         return {r[0]: r[1] for r in rows}
 
     async def purge_usage(self, tenant_id: str, before: datetime) -> int:
-        u = usage_events.c
+        u, c = usage_events.c, request_contents.c
         async with self._begin(tenant_id) as conn:
             result = await conn.execute(usage_events.delete().where(u.tenant_id == tenant_id, u.created_at < before))
+            await conn.execute(request_contents.delete().where(c.tenant_id == tenant_id, c.created_at < before))
         return int(result.rowcount)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,11 +12,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantgate.domain import DeadLetter, Price, UsageEvent
+from tenantgate.domain import DeadLetter, Price, RequestContent, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.metering.codec import event_to_dict
 from tenantgate.storage.sql_scope import ALL, Scoped
-from tenantgate.storage.tables import prices, usage_dead_letters, usage_events
+from tenantgate.storage.tables import prices, request_contents, usage_dead_letters, usage_events
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -50,6 +51,7 @@ class SqlUsage(Scoped):
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._insert_usage = insert(usage_events).on_conflict_do_nothing(index_elements=["request_id"])
         self._insert_letter = insert(usage_dead_letters).on_conflict_do_nothing(index_elements=["request_id"])
+        self._insert_content = insert(request_contents).on_conflict_do_nothing(index_elements=["request_id"])
 
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         if not events:
@@ -57,6 +59,23 @@ class SqlUsage(Scoped):
         # executemany over one cached statement: compiling a multi-row VALUES per batch costs more than the insert
         async with self._begin(ALL) as conn:
             await conn.execute(self._insert_usage, [event_to_dict(e) for e in events])
+
+    async def insert_contents(self, contents: Sequence[RequestContent]) -> None:
+        if not contents:
+            return
+        rows = [dataclasses.asdict(content) for content in contents]
+        async with self._begin(ALL) as conn:
+            await conn.execute(self._insert_content, rows)
+
+    async def request_content(self, tenant_id: str, request_id: str) -> RequestContent | None:
+        c = request_contents.c
+        query = request_contents.select().where(c.tenant_id == tenant_id, c.request_id == request_id)
+        async with self._connect(tenant_id) as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return RequestContent(row.request_id, row.tenant_id, aware(row.created_at) or row.created_at, row.request,
+                              row.answer)  # fmt: skip
 
     async def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         rows = [

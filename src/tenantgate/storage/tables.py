@@ -24,6 +24,7 @@ tenants = sa.Table(
     sa.Column("updated_at", TS, nullable=False, index=True),
     sa.Column("limits", sa.JSON),
     sa.Column("usage_retention_days", sa.Integer),
+    sa.Column("log_content", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 users = sa.Table(
@@ -171,6 +172,8 @@ usage_rollups = sa.Table(
     sa.Column("rejected_count", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("slo_requests", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("slo_met", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("queue_waits", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("queue_wait_ms_sum", sa.Float, nullable=False, server_default="0"),
     sa.Index("ix_rollups_tenant", "tenant_id", "granularity", "bucket"),
     sa.Index(
         "ix_rollups_failed",
@@ -306,15 +309,27 @@ tenant_proxy_keys = sa.Table(
 )
 
 # What deleting a tenant removes, children before parents (credentials go by their users' ids).
-TENANT_OWNED = (credit_notes, credit_applications, credit_grants, invoices, usage_rollups, usage_events,
-                notifications, tenant_webhooks, tenant_sso, tenant_proxy_keys, management_tokens, api_keys,
-                users)  # fmt: skip
+request_contents = sa.Table(
+    "request_contents",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Index("ix_contents_tenant_time", "tenant_id", "created_at"),
+)
+
+TENANT_OWNED = (request_contents, credit_notes, credit_applications, credit_grants, invoices, usage_rollups,
+                usage_events, notifications, tenant_webhooks, tenant_sso, tenant_proxy_keys, management_tokens,
+                api_keys, users)  # fmt: skip
 
 
 def tombstone(tenant_id: str, at: datetime) -> dict[str, object]:
     """A deleted tenant's row: nothing of it left but its id, its slug free for a new tenant."""
     return {"slug": f"deleted-{tenant_id}", "name": "(deleted)", "status": "deleted", "allowed_models": None,
-            "limits": None, "usage_retention_days": None, "region": None, "updated_at": at}  # fmt: skip
+            "limits": None, "usage_retention_days": None, "region": None, "updated_at": at,
+            "log_content": False}  # fmt: skip
 
 
 incidents = sa.Table(

@@ -4,6 +4,7 @@ a page without a session leads to the login page."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from tenantgate.ui.views import (
     PERIODS,
     all_tenants,
     errors_chart,
+    price_states,
     tenant_usage,
     top_chart,
     utilisation_chart,
@@ -124,7 +126,9 @@ async def home(request: Request, caller: Viewer, month: str | None = None) -> Re
     }
     return page(
         "console.html", caller=caller, month=shown_month, tenants=rows, pools=pools, charts=charts, incidents=incidents,
-        currency=gw.settings.currency, may_write=caller.may(Action.PLATFORM_WRITE),
+        currency=gw.settings.currency, may_write=caller.may(Action.PLATFORM_WRITE), plans=gw.settings.catalog.plans,
+        plan_tenants=Counter(row.plan for row in rows), prices=price_states(gw.prices.versions(), utcnow()),
+        models=sorted(gw.catalog.model_names()),
     )  # fmt: skip
 
 
@@ -198,6 +202,7 @@ async def chat_page(slug: str, request: Request, caller: Viewer) -> Response:
         return to_login(request)
     try:
         chatter(caller, slug)
+        tenant = await tenancy(request).tenant(slug)
     except GatewayError as error:
         return refused(caller, error)
     gw = gateway(request)
@@ -207,7 +212,8 @@ async def chat_page(slug: str, request: Request, caller: Viewer) -> Response:
         price = gw.prices.at(model, now)
         if price is not None:
             prices[model] = [price.input_micros_per_1m, price.output_micros_per_1m]
-    return page("chat.html", caller=caller, slug=slug, prices=prices, currency=gw.settings.currency)
+    return page("chat.html", caller=caller, slug=slug, prices=prices, currency=gw.settings.currency,
+                kept=tenant.log_content)  # fmt: skip
 
 
 def chatter(caller: Caller, slug: str) -> None:

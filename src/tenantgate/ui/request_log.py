@@ -1,5 +1,7 @@
-"""A tenant's request log: one line per request (metadata only: no prompt or answer is stored),
-filtered, paged by time and exported as CSV."""
+"""A tenant's request log: one line per request, filtered, paged by time and exported as CSV.
+
+Metadata only, unless the tenant keeps prompts and answers (`log_content`): then one request's page
+(`?request=ID`) shows them to the tenant's members who read usage. Operators never see them."""
 
 from __future__ import annotations
 
@@ -77,6 +79,9 @@ async def request_log(
         keys = {k.id: k.name for k in await gw.store.list_keys(tenant.id)}  # names, as usage by key shows them
         # people by e-mail for roles that may list them; by id for the others, as the usage API names them
         users = {u.id: u.email if caller.may(Action.MEMBERS_READ) else u.id for u in await tenancy(request).users(slug)}
+        content = None
+        if request_id and not caller.operator:  # a tenant's own prompts are for its members alone
+            content = await gw.store.request_content(tenant.id, request_id)
     except GatewayError as error:
         return refused(caller, error)
     lines = [line(event, keys, users) for event in found]
@@ -88,5 +93,5 @@ async def request_log(
     return page(
         "requests.html", caller=caller, tenant=tenant, lines=lines[:PAGE], more=more, filters=filters,
         keys=keys, users=users, models=sorted(gw.catalog.model_names()), currency=gw.settings.currency,
-        query=request.url.query,
+        query=request.url.query, content=content,
     )  # fmt: skip

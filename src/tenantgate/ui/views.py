@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Literal
 
 from tenantgate.admission.periods import day_start, month_label
@@ -15,7 +16,7 @@ from tenantgate.billing.records import UsageTotals
 from tenantgate.billing.reports import grouped, report_row, revenue_of
 from tenantgate.billing.rollups import HOUR, hour_start
 from tenantgate.clock import utcnow
-from tenantgate.domain import Tenant
+from tenantgate.domain import Price, Tenant
 from tenantgate.runtime import Gateway
 from tenantgate.storage.base import BillingStore
 
@@ -42,6 +43,7 @@ class TenantRow:
     waiting: int  # its requests in the fair queues now
     quota_used: float | None  # percent of its plan's monthly tokens (None: the plan has no quota)
     slo_attainment: float | None  # percent of its streams whose first token met the plan's target (None: none)
+    queue_wait_ms: float | None  # its requests' mean wait in the fair queue (None: none waited)
     credit_micros: int  # unexpired prepaid credit left after its final invoices
     credit_used: float | None  # percent of that credit this month's bill so far would take (None: no credit)
 
@@ -91,12 +93,14 @@ async def all_tenants(gw: Gateway, totals: MonthTotals, month: str | None = None
         slo_requests = sum(t.slo_requests for t in mine)
         slo = 100.0 * sum(t.slo_met for t in mine) / slo_requests if slo_requests else None
         credit = gw.prepaid.balance(tenant.id)
+        waits = sum(t.queue_waits for t in mine)
         rows.append(TenantRow(
             slug=tenant.slug, name=tenant.name, plan=tenant.plan, status=str(tenant.status), requests=usage.requests,
             tokens=usage.tokens, errors=usage.errors, rejected=sum(t.rejected for t in mine),
             charged_micros=sum(usage.charged_by_model.values()), revenue_micros=revenue,
             margin_micros=revenue - usage.gpu_cost_micros, waiting=sum(queue.queued(tenant.id) for queue in queues),
             quota_used=quota, slo_attainment=slo, credit_micros=credit,
+            queue_wait_ms=sum(t.queue_wait_ms_sum for t in mine) / waits if waits else None,
             credit_used=min(100.0, 100.0 * revenue / credit) if credit > 0 else None,
         ))  # fmt: skip
     return month, rows
@@ -135,6 +139,21 @@ def utilisation_chart(pools: list[DeploymentState]) -> dict[str, object]:
         "layout": {"height": 300, "margin": {"l": 50, "r": 20, "t": 10, "b": 60}, "yaxis": {"range": [0, 100]}},
         "caption": "Utilisation by deployment since start-up (%)",
     }  # fmt: skip
+
+
+def price_states(versions: list[Price], now: datetime) -> list[tuple[Price, str]]:
+    """Each price version with whether it is in force, scheduled or superseded at `now`."""
+    shown = []
+    ordered = sorted(versions, key=lambda p: (p.model, p.effective_from))
+    for _, same_model in groupby(ordered, key=lambda p: p.model):
+        prices = list(same_model)
+        current = max((p.effective_from for p in prices if p.effective_from <= now), default=None)
+        for price in prices:
+            if price.effective_from > now:
+                shown.append((price, "scheduled"))
+            else:
+                shown.append((price, "in force" if price.effective_from == current else "superseded"))
+    return shown
 
 
 @dataclass(frozen=True, slots=True)

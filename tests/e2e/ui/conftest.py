@@ -3,8 +3,9 @@ the system's Chromium, and a fresh browser context per test that must load nothi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import openai
 import pytest
 import yaml
 from playwright.sync_api import Browser
@@ -61,3 +62,20 @@ def member(browser: Browser, gw: Gateway, request: pytest.FixtureRequest) -> Ite
     with visit(browser, gw.url) as person:
         yield person
     assert person.outside() == []  # every page of every test loaded only from the gateway
+
+
+Sdk = Callable[[str], openai.OpenAI]
+
+
+@pytest.fixture
+def sdk(gw: Gateway) -> Iterator[Sdk]:
+    """openai SDK clients of the gateway's data plane, closed after the test (their sockets too)."""
+    made: list[openai.OpenAI] = []
+
+    def client(key: str) -> openai.OpenAI:
+        made.append(openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0))
+        return made[-1]
+
+    yield client
+    for client_made in made:
+        client_made.close()

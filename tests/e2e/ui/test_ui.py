@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, expect
 from tests.e2e.browser_support import Visit, visit
 from tests.e2e.oidc_issuer import CLIENT_ID, CLIENT_SECRET, oidc_issuer
 from tests.e2e.procs import Gateway
+from tests.e2e.ui.conftest import Sdk
 from tests.e2e.ui.people import MEMBERS, OPERATORS, PASSWORD
 
 
@@ -121,7 +122,9 @@ def test_operators_see_every_tenant_and_only_admins_may_drain(member: Visit, rol
     member.screenshot(f"console-{role}")
 
 
-def test_a_key_made_in_the_ui_works_from_the_openai_sdk_until_it_is_revoked_there(member: Visit, gw: Gateway) -> None:
+def test_a_key_made_in_the_ui_works_from_the_openai_sdk_until_it_is_revoked_there(
+    member: Visit, gw: Gateway, sdk: Sdk
+) -> None:
     member.login(MEMBERS["owner"], PASSWORD, tenant="acme")
     page = member.page
     page.get_by_label("Name").fill("from-the-ui")
@@ -130,7 +133,7 @@ def test_a_key_made_in_the_ui_works_from_the_openai_sdk_until_it_is_revoked_ther
     expect(secret).to_have_text(re.compile(r"^tg-"))
     key = secret.inner_text()
     member.screenshot("key-created")
-    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    client = sdk(key)
     with client:
         answer = client.chat.completions.create(model="sim-chat", messages=[{"role": "user", "content": "hi"}],
                                                 max_tokens=2)  # fmt: skip
@@ -140,7 +143,7 @@ def test_a_key_made_in_the_ui_works_from_the_openai_sdk_until_it_is_revoked_ther
         page.get_by_role("button", name="Rotate from-the-ui").click()
         expect(page.locator("#new-key")).to_be_visible()  # hidden since the reload, until the new secret is in
         assert secret.inner_text().startswith("tg-") and secret.inner_text() != key
-        rotated = openai.OpenAI(base_url=gw.url + "/v1", api_key=secret.inner_text(), max_retries=0)
+        rotated = sdk(secret.inner_text())
         hello: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
         with rotated:  # the new secret works, and the old one for its hour of grace
             rotated.chat.completions.create(model="sim-chat", messages=hello, max_tokens=1)
@@ -202,7 +205,7 @@ def test_an_owner_tightens_limits_and_changes_roles_but_cannot_raise_a_limit(mem
 
 
 def test_an_owner_narrows_the_tenants_models_and_only_an_operator_opens_them_again(
-    member: Visit, gw: Gateway, browser: Browser
+    member: Visit, gw: Gateway, browser: Browser, sdk: Sdk
 ) -> None:
     gw.cli("tenants", "create", "pied-piper", "--plan", "scale")
     with gw.admin() as admin:
@@ -211,7 +214,7 @@ def test_an_owner_narrows_the_tenants_models_and_only_an_operator_opens_them_aga
         path = f"/api/v1/tenants/pied-piper/users/{owner.json()['id']}/password"
         assert admin.put(path, json={"password": PASSWORD}).status_code == 204
         key = admin.post("/api/v1/tenants/pied-piper/keys", json={"name": "app"}).json()["key"]
-    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    client = sdk(key)
     assert sorted(m.id for m in client.models.list()) == ["sim-chat", "sim-mini"]
     member.login("richard@piedpiper.example", PASSWORD, tenant="pied-piper")
     page = member.page
@@ -239,6 +242,33 @@ def test_an_owner_narrows_the_tenants_models_and_only_an_operator_opens_them_aga
         expect(page.locator("#models-in-use")).to_have_text("Models: every model served here")
         assert operator.outside() == []
     assert sorted(m.id for m in client.models.list()) == ["sim-chat", "sim-mini"]
+
+
+def test_an_operator_reads_the_plans_and_schedules_a_price_from_the_console(member: Visit, gw: Gateway) -> None:
+    member.login(OPERATORS["platform-admin"], PASSWORD)
+    page = member.page
+    scale = page.locator("#plans tr[data-plan='scale']")
+    with gw.admin() as admin:
+        on_scale = sum(t["plan"] == "scale" for t in admin.get("/api/v1/tenants").json())
+    expect(scale.locator("td").first).to_have_text(str(on_scale))  # tenants on the plan
+    expect(scale).to_contain_text("60,000")  # its TTFT target (ms)
+    expect(page.locator("#prices tr[data-price='sim-chat']")).to_contain_text("in force")
+    form = page.get_by_role("form", name="Add a price version")
+    form.get_by_label("Model").select_option("sim-mini")
+    form.get_by_label("Input per 1M").fill("1.5")
+    form.get_by_label("Output per 1M").fill("6")
+    form.get_by_label("From (UTC)").fill("2099-01-01T00:00:00Z")
+    with page.expect_navigation():
+        form.get_by_role("button", name="Add price version").click()
+    scheduled = page.locator("#prices tr[data-price='sim-mini']")
+    expect(scheduled).to_contain_text("scheduled")
+    expect(scheduled).to_contain_text("1.50")
+    with gw.admin() as admin:
+        prices = [p for p in admin.get("/api/v1/prices").json() if p["model"] == "sim-mini"]
+    assert [(p["effective_from"], float(p["input_per_1m"]), float(p["cached_per_1m"])) for p in prices] == [
+        ("2099-01-01T00:00:00Z", 1.5, 1.5)  # cached left empty: priced as input
+    ]
+    member.screenshot("console-plans-and-prices")
 
 
 def test_an_operator_drains_and_resumes_a_deployment_from_the_console(member: Visit, gw: Gateway) -> None:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import openai
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
-from tests.e2e.browser_support import Visit
+from tests.e2e.browser_support import Visit, visit
 from tests.e2e.procs import Gateway
 from tests.e2e.scheduling_support import occupied, until
+from tests.e2e.ui.conftest import Sdk
 from tests.e2e.ui.people import ANSWER_TOKENS, MEMBERS, OPERATORS, PASSWORD, SCALE_FEE_USD
 
 
@@ -126,9 +127,9 @@ def test_the_chat_replaces_a_revoked_key_and_says_when_there_is_no_capacity_or_q
             admin.patch(person, json={"limits": {"daily_tokens": 0}}).raise_for_status()
 
 
-def test_the_console_shows_each_tenants_credit_and_its_ttft_target_met(member: Visit, gw: Gateway) -> None:
+def test_the_console_shows_each_tenants_credit_and_its_ttft_target_met(member: Visit, gw: Gateway, sdk: Sdk) -> None:
     key = gw.tenant_with_key("umbrella", "--plan", "scale")  # a 60 s first-token target and a fee
-    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    client = sdk(key)
     chunks = client.chat.completions.create(model="sim-chat", messages=[{"role": "user", "content": "hi"}], stream=True)
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     with gw.admin() as admin:
@@ -151,10 +152,60 @@ def test_the_console_shows_each_tenants_credit_and_its_ttft_target_met(member: V
 
     until(shown, what="umbrella's request on the console")
     assert value("TTFT target met %") == 100.0
+    assert value("Queue wait, mean (ms)") >= 0  # it went through the fair queue (-1: no wait recorded)
     assert value("Credit left (USD)") == 10_000  # micros
     assert value("Revenue (USD)") == SCALE_FEE_USD * 1_000_000  # the plan's fee (it bills no usage by model)
     assert value("Credit used %") == pytest.approx(100 * SCALE_FEE_USD * 1_000_000 / 10_000)
     member.screenshot("console-with-usage")
+
+
+def test_a_tenant_that_opts_in_reads_its_prompts_and_answers_in_the_request_log(
+    member: Visit, gw: Gateway, browser: Browser, sdk: Sdk
+) -> None:
+    key = gw.tenant_with_key("massive", "--plan", "scale")
+    owner = "gilfoyle@massive.example"
+    with gw.admin() as admin:
+        made = admin.post("/api/v1/tenants/massive/users", json={"email": owner, "role": "owner"}).json()
+        assert admin.put(f"/api/v1/tenants/massive/users/{made['id']}/password", json={"password": PASSWORD}).is_success
+    client = sdk(key)
+
+    def ask(text: str) -> tuple[str, str]:  # (request id, answer), whole
+        raw = client.chat.completions.with_raw_response.create(
+            model="sim-chat", messages=[{"role": "user", "content": text}], max_tokens=8
+        )
+        return raw.headers["x-request-id"], str(raw.parse().choices[0].message.content)
+
+    unkept, _ = ask("Not kept: the tenant has not opted in yet")
+    member.login(owner, PASSWORD, tenant="massive")
+    page = member.page
+    form = page.get_by_role("form", name="Request log")
+    form.get_by_label("Keep prompts and answers in the request log").check()
+    with page.expect_navigation():
+        form.get_by_role("button", name="Save request log setting").click()
+    expect(form.get_by_label("Keep prompts and answers in the request log")).to_be_checked()
+
+    whole_id, whole_answer = ask("Remember the <b>lighthouse</b>")
+    with client.chat.completions.with_streaming_response.create(
+        model="sim-chat", messages=[{"role": "user", "content": "And stream it"}], max_tokens=8, stream=True
+    ) as streamed:
+        stream_id = streamed.headers["x-request-id"]
+        stream_answer = "".join(c.choices[0].delta.content or "" for c in streamed.parse() if c.choices)
+
+    page = member.go(f"/ui/tenants/massive/requests?request={whole_id}")
+    expect(page.locator("[data-content=request]")).to_contain_text('"content":"Remember the <b>lighthouse</b>"')
+    expect(page.locator("[data-content=answer]")).to_have_text(whole_answer)  # as text: nothing in it is markup
+    member.screenshot("request-log-content")
+    page = member.go(f"/ui/tenants/massive/requests?request={stream_id}")
+    expect(page.locator("[data-content=answer]")).to_have_text(stream_answer)
+    assert stream_answer and whole_answer
+    page = member.go(f"/ui/tenants/massive/requests?request={unkept}")
+    expect(page.locator("tbody tr")).to_have_count(1)  # the request is logged, its words were not kept
+    assert page.locator("[data-content]").count() == 0
+    with visit(browser, gw.url) as operator:  # operators see the line, never a tenant's words
+        operator.login(OPERATORS["platform-admin"], PASSWORD)
+        page = operator.go(f"/ui/tenants/massive/requests?request={whole_id}")
+        expect(page.locator("tbody tr")).to_have_count(1)
+        assert page.locator("[data-content]").count() == 0
 
 
 def test_the_csv_export_is_what_the_api_returns(member: Visit, gw: Gateway) -> None:

@@ -107,8 +107,9 @@ def test_margins_flag_tenants_plans_and_pools_priced_below_cost() -> None:
 
 
 def test_streams_count_toward_the_ttft_target_only_when_their_plan_has_one() -> None:
-    met, missed, untimed = (replace(event(f"r{n}", "t1", "m", 1, 1), ttft_slo_met=flag)
-                            for n, flag in enumerate((True, False, None)))  # fmt: skip
+    met, missed, untimed = (replace(event(f"r{n}", "t1", "m", 1, 1), ttft_slo_met=flag, queue_wait_ms=wait)
+                            for n, (flag, wait) in enumerate(((True, 4.0), (False, 8.0), (None, None))))  # fmt: skip
     [row] = roll_events([met, missed, untimed], lambda _: 0, {})
     assert (row.requests, row.slo_requests, row.slo_met) == (3, 2, 1)
     assert (row.totals().slo_requests, row.totals().slo_met) == (2, 1)
+    assert (row.queue_waits, row.queue_wait_ms_sum) == (2, 12.0)  # a mean without the sketch: 6 ms

@@ -47,6 +47,10 @@ function formBody(form) {
       if (field.checked) body[field.name].push(field.value);
       continue;
     }
+    if (field.type === "checkbox") {  // a single box: true or false
+      body[field.name] = field.checked;
+      continue;
+    }
     const value = field.value.trim();
     if (value === "") continue;
     // "limits.rpm" nests: {"limits": {"rpm": ...}}

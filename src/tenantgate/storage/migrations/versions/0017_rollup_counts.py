@@ -3,7 +3,8 @@ month rows; usage events say whether a stream met its plan's TTFT target.
 
 The operator's console sums every tenant's month: from day rows, with the counts in JSON maps, that
 took two scans of the whole month. Existing rows get their sums from their maps, and existing day
-rows are summed into month rows (measures only; month rows keep no latency sketches).
+rows are summed into month rows (measures only; month rows keep no latency sketches). The queue
+waits' count and sum (a mean without the sketch) start from zero: the stored sketches keep no sum.
 
 Revision ID: 0017
 Revises: 0016
@@ -23,7 +24,7 @@ depends_on = None
 KEY = ("tenant_id", "key_id", "user_id", "endpoint", "model", "deployment")
 SUMMED = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens", "estimated", "gpu_seconds",
           "charged_micros", "gpu_cost_micros", "error_count", "rejected_count")  # fmt: skip
-COUNTS = ("error_count", "rejected_count", "slo_requests", "slo_met")
+COUNTS = ("error_count", "rejected_count", "slo_requests", "slo_met", "queue_waits")
 SUMS = {  # each dialect names its JSON-map-to-rows function differently
     "postgresql": "UPDATE usage_rollups SET "
     "error_count = (SELECT COALESCE(SUM(CAST(value AS BIGINT)), 0) FROM json_each_text(errors)), "
@@ -38,6 +39,7 @@ def upgrade() -> None:
     op.add_column("usage_events", sa.Column("ttft_slo_met", sa.Boolean))
     for name in COUNTS:
         op.add_column("usage_rollups", sa.Column(name, sa.BigInteger, nullable=False, server_default="0"))
+    op.add_column("usage_rollups", sa.Column("queue_wait_ms_sum", sa.Float, nullable=False, server_default="0"))
     op.execute(SUMS[op.get_bind().dialect.name])
     _sum_days_into_months()
     op.create_index(
@@ -77,6 +79,6 @@ def _sum_days_into_months() -> None:
 def downgrade() -> None:
     op.execute("DELETE FROM usage_rollups WHERE granularity = 'month'")
     op.drop_index("ix_rollups_failed", "usage_rollups")
-    for name in COUNTS:
+    for name in (*COUNTS, "queue_wait_ms_sum"):
         op.drop_column("usage_rollups", name)
     op.drop_column("usage_events", "ttft_slo_met")
