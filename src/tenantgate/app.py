@@ -174,7 +174,10 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             await stack.enter_async_context(running(gw, rollups))
             api.state.gateway = gw
             audit = api.state.audit = AuditLog(store)
-            tenancy = TenancyService(store, keys, frozenset(plans), audit, frozenset(catalog.model_names()))
+            targets = frozenset(d.name for d in catalog.deployments) | frozenset(d.pool for d in catalog.deployments)
+            tenancy = TenancyService(
+                store, keys, frozenset(plans), audit, frozenset(catalog.model_names()), pin_targets=targets
+            )
             api.state.tenancy = tenancy
             api.state.status_board = StatusBoard(store, audit)
             api.state.month_totals = MonthTotals(store, settings.rollup_every_s)

@@ -56,6 +56,7 @@ class TenantSpec(_In):
     region: Name | None = None
     allowed_models: list[Name] | None = Field(default=None, max_length=1000)
     limits: LimitsIn | None = None
+    pins: list[Name] | None = Field(default=None, max_length=100)  # pools or deployments; [] none
     users: list[UserSpec] = Field(default_factory=list, max_length=10_000)
     keys: list[KeySpec] = Field(default_factory=list, max_length=10_000)
     # the multi-tenant proxy configuration's fields
@@ -144,6 +145,9 @@ class Applier:
                 by, slug, name=spec.name, plan=plan_name or "starter", mode=spec.mode or TenantMode.ENTERPRISE,
                 region=spec.region, allowed_models=models, limits=replace_set_fields(Limits(), limits or Limits()),
             ))  # fmt: skip
+            if spec.pins is not None:
+                plan.changes.append(f"~ tenant {slug}: pins → {', '.join(spec.pins) or 'none'}")
+                plan.steps.append(lambda: self._tenancy.update_tenant(by, slug, pins=tuple(spec.pins or ())))
             existing_users: dict[str, str] = {}
         else:
             self._tenant_changes(by, plan, tenant, spec, plan_name, models, limits)
@@ -163,6 +167,9 @@ class Applier:
                 diffs.append(f"{label} {now} → {wanted}")
         if models is not None and tuple(sorted(models)) != tuple(sorted(tenant.allowed_models or ())):
             diffs.append(f"models {', '.join(tenant.allowed_models or ('all',))} → {', '.join(models)}")
+        pins = None if spec.pins is None else tuple(spec.pins)
+        if pins is not None and tuple(sorted(pins)) != tuple(sorted(tenant.pins or ())):
+            diffs.append(f"pins {', '.join(tenant.pins or ('none',))} → {', '.join(pins) or 'none'}")
         merged = None if limits is None else replace_set_fields(tenant.limits, limits)
         if merged is not None and merged != tenant.limits:
             diffs.append(f"limits {_shown(tenant.limits)} → {_shown(merged)}")
@@ -171,6 +178,7 @@ class Applier:
         plan.changes.append(f"~ tenant {tenant.slug}: " + "; ".join(diffs))
         plan.steps.append(lambda: self._tenancy.update_tenant(
             by, tenant.slug, name=spec.name, plan=plan_name, region=spec.region, limits=limits, allowed_models=models,
+            pins=pins,
         ))  # fmt: skip
 
     def _user(self, by: Caller, plan: Plan, slug: str, user: UserSpec, existing: dict[str, str]) -> None:
@@ -233,7 +241,7 @@ class Applier:
             tenants[tenant.slug] = _drop_empty({
                 "name": tenant.name, "plan": tenant.plan, "mode": tenant.mode.value, "region": tenant.region,
                 "allowed_models": None if tenant.allowed_models is None else list(tenant.allowed_models),
-                "limits": limits_out(tenant.limits),
+                "limits": limits_out(tenant.limits), "pins": None if tenant.pins is None else list(tenant.pins),
                 "users": [_drop_empty({"email": u.email, "name": u.name, "role": u.role.value,
                                        "limits": limits_out(u.limits)}) for u in users],
                 "keys": [_drop_empty({"name": k.name, "models": None if k.models is None else list(k.models),

@@ -76,6 +76,7 @@ class Tenant:
     updated_at: datetime
     limits: Limits = Limits()  # overrides on top of the plan; the tighter value applies
     log_content: bool = False  # the tenant keeps its prompts and answers in its request log
+    pins: tuple[str, ...] | None = None  # pools or deployments it must use; () none; None: as the config says
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ class Principal:
     queue: QueueTerms = QueueTerms()
     ttft_slo_ms: float | None = None  # the plan's time-to-first-token target
     log_content: bool = False  # keep this request's prompt and answer (the tenant opted in)
+    pins: frozenset[str] | None = None  # the tenant's pins as stored (None: the configuration's apply)
 
 
 REFUSED_STATUS = 429  # a limit, a quota or a full queue refused the attempt: counted apart from errors

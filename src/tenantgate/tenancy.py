@@ -73,13 +73,25 @@ def _loosens(current: Limits, changes: Limits) -> list[str]:
 class TenancyService:
     def __init__(
         self, store: TenancyStore, directory: KeyDirectory | None, plans: frozenset[str], audit: AuditLog,
-        models: frozenset[str] | None = None,
+        models: frozenset[str] | None = None, pin_targets: frozenset[str] | None = None,
     ) -> None:  # fmt: skip
         self._store = store
         self._audit = audit
         self._directory = directory
         self._plans = plans
         self._models = models  # every name a client may ask for; None: not checked (seeding before start-up)
+        self._pin_targets = pin_targets  # every pool and deployment name; None: not checked
+
+    def _check_pins(self, pins: tuple[str, ...] | None) -> None:
+        if pins is None or self._pin_targets is None:
+            return
+        unknown = sorted(set(pins) - self._pin_targets)
+        if unknown:
+            known = ", ".join(sorted(self._pin_targets)) or "none"
+            raise InvalidRequest(
+                f"No pool or deployment named {', '.join(repr(p) for p in unknown)} (pools and deployments: {known}).",
+                param="pins", code="pin_not_found",
+            )  # fmt: skip
 
     def _check_models(self, models: tuple[str, ...] | None, param: str) -> None:
         if models is None or self._models is None:
@@ -148,15 +160,18 @@ class TenancyService:
         allowed_models: tuple[str, ...] | None = None,
         all_models: bool = False,
         log_content: bool | None = None,
+        pins: tuple[str, ...] | None = None,
     ) -> Tenant:
         """Change what is given; `limits` fields that are set replace the tenant's overrides, and
         `all_models` lifts the model allowlist. Plan, status and region are the operator's; a tenant's
         owners may tighten its limits and narrow its models, never loosen or widen them."""
         before = tenant = await self.tenant(slug)
         if not by.may(Action.PLATFORM_WRITE):
-            if (plan, status, region) != (None, None, None) or (all_models and tenant.allowed_models is not None):
+            if (plan, status, region, pins) != (None, None, None, None) or (
+                all_models and tenant.allowed_models is not None
+            ):
                 raise PermissionDenied(
-                    "Only platform operators change a tenant's plan, status or region, or open it to every model."
+                    "Only platform operators change a tenant's plan, status, region or pins, or open it to every model."
                 )
             if allowed_models is not None and (added := _added(tenant.allowed_models, allowed_models)):
                 raise PermissionDenied(
@@ -171,6 +186,7 @@ class TenancyService:
         if plan is not None:
             self._check_plan(plan)
         self._check_models(allowed_models, "allowed_models")
+        self._check_pins(pins)
         models = None if all_models else tenant.allowed_models if allowed_models is None else allowed_models
         tenant = dataclasses.replace(
             tenant,
@@ -181,6 +197,7 @@ class TenancyService:
             region=region or tenant.region,
             limits=tenant.limits if limits is None else replace_set_fields(tenant.limits, limits),
             log_content=tenant.log_content if log_content is None else log_content,
+            pins=tenant.pins if pins is None else pins,
             updated_at=utcnow(),
         )
         await self._store.update_tenant(tenant)

@@ -119,6 +119,23 @@ def test_a_tenants_models_are_narrowed_and_opened_again_from_the_cli(gw: Gateway
     assert post(gw, key, large).status_code == 200
 
 
+def test_a_tenant_pinned_through_the_api_runs_only_there_until_unpinned(gw: Gateway) -> None:
+    key = gw.tenant_with_key("pinned-tenant", "--plan", "growth")
+    listed = {"Authorization": f"Bearer {key}"}
+    assert post(gw, key).status_code == 200
+    pinned = gw.cli_json("tenants", "update", "pinned-tenant", "--pins", "slow")  # serves sim-slow only
+    assert isinstance(pinned, dict) and pinned["pins"] == ["slow"]
+    answer = post(gw, key)  # the change reaches this instance at once
+    assert answer.status_code == 503 and "pinned to slow" in answer.json()["error"]["message"]
+    models = httpx.get(gw.url + "/v1/models", headers=listed, timeout=30).json()["data"]
+    assert [m["id"] for m in models] == ["sim-slow"]  # what it may reach, and nothing else
+    with gw.admin() as admin:
+        unknown = admin.patch("/api/v1/tenants/pinned-tenant", json={"pins": ["nowhere"]})
+        assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "pin_not_found"
+    gw.cli("tenants", "update", "pinned-tenant", "--pins", "none")
+    assert post(gw, key).status_code == 200
+
+
 def test_budget_is_never_overspent(gw: Gateway) -> None:
     key = gw.tenant_with_key("budget-tenant", "--plan", "growth")
     gw.cli("tenants", "update", "budget-tenant", "--budget-usd", "1")

@@ -62,9 +62,11 @@ def test_a_proxy_configuration_is_applied_once_and_its_keys_keep_working(gw: Gat
 
     assert gw.cli("apply", "-f", str(config)).strip() == "no changes"
     changed = PROXY_CONFIG.replace("requests_per_minute: 120", "requests_per_minute: 60")
+    changed = changed.replace("    plan: starter\n", "    plan: starter\n    pins: [healthy]\n")
     config.write_text(changed.replace("{email: bob@native.example}", "{email: bob@native.example, role: analyst}"))
     assert gw.cli("apply", "-f", str(config)).splitlines() == [
-        "~ tenant migrated: limits rpm=120 → rpm=60", "~ user bob@native.example in native: role developer → analyst",
+        "~ tenant migrated: limits rpm=120 → rpm=60", "~ tenant native: pins none → healthy",
+        "~ user bob@native.example in native: role developer → analyst",
     ]  # fmt: skip
 
     exported = tmp_path / "export.yaml"
@@ -75,6 +77,7 @@ def test_a_proxy_configuration_is_applied_once_and_its_keys_keep_working(gw: Gat
     assert document["tenants"]["native"]["keys"] == [
         {"name": "ci", "models": ["sim-small"], "user": "bob@native.example"}
     ]
+    assert document["tenants"]["native"]["pins"] == ["healthy"]
     assert gw.cli("apply", "-f", str(exported)).strip() == "no changes"
 
 

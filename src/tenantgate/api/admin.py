@@ -71,6 +71,7 @@ async def update_tenant(slug: str, body: TenantPatch, caller: SettingsWriter, se
     tenant = await service.update_tenant(
         caller, slug, plan=body.plan, status=body.status, name=body.name, region=body.region, limits=limits,
         allowed_models=models, all_models=body.all_models, log_content=body.log_content,
+        pins=None if body.pins is None else tuple(body.pins),
     )  # fmt: skip
     return TenantOut.of(tenant)
 

@@ -87,6 +87,10 @@ class TenantPatch(_In):
     log_content: bool | None = Field(
         default=None, description="Keep prompts and answers in the tenant's request log (owners decide)"
     )
+    pins: list[Name] | None = Field(
+        default=None, max_length=100,
+        description="Pools or deployments its requests must use; [] = none (operators only)",
+    )  # fmt: skip
 
     @property
     def all_models(self) -> bool:
@@ -105,6 +109,7 @@ class TenantOut(BaseModel):
     allowed_models: list[str] | None
     limits: dict[str, int | float] = Field(description="The tenant's overrides (the plan supplies the rest)")
     log_content: bool = Field(description="Prompts and answers are kept in the tenant's request log")
+    pins: list[str] | None = Field(description="Pins stored for it ([] none); null: the configuration file's apply")
     created_at: datetime
 
     @classmethod
@@ -113,7 +118,7 @@ class TenantOut(BaseModel):
         return cls(
             id=t.id, slug=t.slug, name=t.name, mode=t.mode, plan=t.plan, region=t.region,
             status=t.status, allowed_models=models, limits=limits_out(t.limits), log_content=t.log_content,
-            created_at=t.created_at,
+            pins=None if t.pins is None else list(t.pins), created_at=t.created_at,
         )  # fmt: skip
 
 

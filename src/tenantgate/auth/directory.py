@@ -53,6 +53,7 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
         queue=queue,
         ttft_slo_ms=plan.ttft_slo_ms,
         log_content=tenant.log_content,
+        pins=None if tenant.pins is None else frozenset(tenant.pins),
     )
 
 

@@ -114,6 +114,9 @@ def tenants_update(
     models: Annotated[
         str | None, typer.Option(help="Comma-separated model allowlist, or 'all' to allow every model")
     ] = None,
+    pins: Annotated[
+        str | None, typer.Option(help="Comma-separated pools or deployments its requests must use, or 'none'")
+    ] = None,
     log_content: Annotated[
         bool | None, typer.Option("--log-content/--no-log-content", help="Keep prompts and answers in its request log")
     ] = None,
@@ -122,6 +125,8 @@ def tenants_update(
     body: dict[str, Any] = {k: v for k, v in {"plan": plan, "status": status}.items() if v is not None}
     if log_content is not None:
         body["log_content"] = log_content
+    if pins is not None:
+        body["pins"] = [] if pins.strip() == "none" else _csv(pins)
     if models is not None:
         body["allowed_models"] = None if models.strip() == "all" else _csv(models)
     limits = limit_body(rpm, tpm, concurrency, daily_tokens, monthly_tokens, budget_usd)

@@ -28,12 +28,14 @@ def eligible(catalog: Catalog, principal: Principal, model: str) -> tuple[tuple[
     recover."""
     served = catalog.target(model)
     deployments = catalog.by_model.get(served, ())
-    pools, pins, region = principal.allowed_pools, catalog.pins.get(principal.tenant_slug), principal.region
+    # pins stored for the tenant win; the configuration's seed those it has none of
+    pins = principal.pins if principal.pins is not None else catalog.pins.get(principal.tenant_slug)
+    pools, region = principal.allowed_pools, principal.region
     if pools is not None:
         deployments = tuple(d for d in deployments if d.pool in pools)
         if not deployments:
             return (), f"No pool included in your plan serves model '{model}'; requests are not sent to other tiers."
-    if pins is not None:
+    if pins:
         deployments = tuple(d for d in deployments if d.name in pins or d.pool in pins)
         if not deployments:
             return (), f"Your tenant is pinned to {', '.join(sorted(pins))}, and none of them serves model '{model}'."

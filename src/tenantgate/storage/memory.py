@@ -89,7 +89,7 @@ class MemoryStore(MemoryBilling, MemoryAccess, MemoryStatus):
         self._proxy_keys.pop(tenant_id, None)
         self._tenants[tenant_id] = dataclasses.replace(
             tenant, slug=f"deleted-{tenant_id}", name="(deleted)", status=TenantStatus.DELETED, allowed_models=None,
-            limits=Limits(), region=None, updated_at=at, log_content=False,
+            limits=Limits(), region=None, updated_at=at, log_content=False, pins=None,
         )  # fmt: skip
         return deleted
 

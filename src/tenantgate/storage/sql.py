@@ -58,6 +58,7 @@ def _tenant(row: Any) -> Tenant:
         updated_at=aware(row.updated_at) or row.updated_at,
         limits=limits_from_json(row.limits),
         log_content=bool(row.log_content),
+        pins=_tuple(row.pins),
     )
 
 
@@ -117,6 +118,7 @@ def _tenant_values(t: Tenant) -> dict[str, Any]:
         "updated_at": t.updated_at,
         "limits": limits_to_json(t.limits),
         "log_content": t.log_content,
+        "pins": None if t.pins is None else list(t.pins),
     }
 
 

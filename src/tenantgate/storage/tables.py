@@ -25,6 +25,7 @@ tenants = sa.Table(
     sa.Column("limits", sa.JSON),
     sa.Column("usage_retention_days", sa.Integer),
     sa.Column("log_content", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("pins", sa.JSON),  # null: the configuration file's pins apply
 )
 
 users = sa.Table(
@@ -329,7 +330,7 @@ def tombstone(tenant_id: str, at: datetime) -> dict[str, object]:
     """A deleted tenant's row: nothing of it left but its id, its slug free for a new tenant."""
     return {"slug": f"deleted-{tenant_id}", "name": "(deleted)", "status": "deleted", "allowed_models": None,
             "limits": None, "usage_retention_days": None, "region": None, "updated_at": at,
-            "log_content": False}  # fmt: skip
+            "log_content": False, "pins": None}  # fmt: skip
 
 
 incidents = sa.Table(

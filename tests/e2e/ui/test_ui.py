@@ -233,6 +233,7 @@ def test_an_owner_narrows_the_tenants_models_and_only_an_operator_opens_them_aga
                   'X-CSRF-Token': document.cookie.match(/tenantgate_csrf=([^;]+)/)[1]}})).status"""
     assert page.evaluate(patch, {"allowed_models": ["sim-chat", "sim-mini"]}) == 403
     assert page.evaluate(patch, {"allowed_models": None}) == 403
+    assert page.evaluate(patch, {"pins": ["chat"]}) == 403  # pins are the operators' too
     member.screenshot("tenant-models-narrowed")
     with visit(browser, gw.url) as operator:
         operator.login(OPERATORS["platform-admin"], PASSWORD)
