@@ -55,6 +55,16 @@ async def find_tenant(store: TenancyStore, slug: str) -> Tenant:
     return tenant
 
 
+def _known(given: tuple[str, ...] | None, known: frozenset[str] | None, param: str, code: str, what: str,
+           kinds: str) -> None:  # fmt: skip
+    """Refuse names that are not among `known` (None: not checked), listing what there is."""
+    unknown = [] if given is None or known is None else sorted(set(given) - known)
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise InvalidRequest(f"No {what} named {names} ({kinds}: {', '.join(sorted(known or ())) or 'none'}).",
+                             param=param, code=code)  # fmt: skip
+
+
 def _added(current: tuple[str, ...] | None, models: tuple[str, ...]) -> list[str]:
     """The models `models` would add to the tenant's allowlist (none when it allows every model)."""
     return [] if current is None else sorted(set(models) - set(current))
@@ -83,26 +93,10 @@ class TenancyService:
         self._pin_targets = pin_targets  # every pool and deployment name; None: not checked
 
     def _check_pins(self, pins: tuple[str, ...] | None) -> None:
-        if pins is None or self._pin_targets is None:
-            return
-        unknown = sorted(set(pins) - self._pin_targets)
-        if unknown:
-            known = ", ".join(sorted(self._pin_targets)) or "none"
-            raise InvalidRequest(
-                f"No pool or deployment named {', '.join(repr(p) for p in unknown)} (pools and deployments: {known}).",
-                param="pins", code="pin_not_found",
-            )  # fmt: skip
+        _known(pins, self._pin_targets, "pins", "pin_not_found", "pool or deployment", "pools and deployments")
 
     def _check_models(self, models: tuple[str, ...] | None, param: str) -> None:
-        if models is None or self._models is None:
-            return
-        unknown = sorted(set(models) - self._models)
-        if unknown:
-            known = ", ".join(sorted(self._models)) or "none"
-            raise InvalidRequest(
-                f"No model named {', '.join(repr(m) for m in unknown)} is served here (models: {known}).",
-                param=param, code="model_not_found",
-            )  # fmt: skip
+        _known(models, self._models, param, "model_not_found", "model", "models served here")
 
     async def create_tenant(
         self,
