@@ -4,7 +4,8 @@ The proxy calls with the tenant's service key and, in `X-Tenantgate-Assertion`, 
 it signed with the key its tenant registered here: who the end user is. The request is then
 metered and limited as that user's (created in the tenant, as a developer, the first time), not
 as the service key's. A forged, expired, too long-lived or replayed assertion is refused (401) and
-written to the audit log."""
+written to the audit log: the first refusal of a key in each minute at once, the rest of that minute
+counted into the next entry, so a flood of bad assertions costs one database write a minute."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ AUDIENCE = "tenantgate"
 MAX_LIFETIME_S = 300  # an assertion lives at most this long
 SKEW_S = 30  # clocks may differ this much
 KEYS_TTL_S = 10.0  # registered keys are read again after this long (a new key takes effect within it)
+REFUSALS_AUDITED_EVERY_S = 60.0  # per key: one audit entry, with how many refusals it stands for
 ALGORITHMS = ["Ed25519", "ES256", "RS256"]
 EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,200}@[^@\s\x00-\x1f\x7f]{1,200}")
 
@@ -52,6 +54,7 @@ class EndUserAssertions:
         self._keys_read_at = -KEYS_TTL_S
         self._seen: dict[str, float] = {}  # assertion id -> when it expires: each is accepted once
         self._user_ids: dict[tuple[str, str], str] = {}  # (tenant id, e-mail) -> user id
+        self._refusals: dict[str, tuple[float, int]] = {}  # key id -> (last audit entry, refusals since)
 
     async def end_user(self, principal: Principal, assertion: str) -> Principal:
         """The principal acting for the end user the tenant's proxy vouches for."""
@@ -102,11 +105,21 @@ class EndUserAssertions:
             self._seen = {jti: until for jti, until in self._seen.items() if until > now}
 
     async def _refuse(self, principal: Principal, why: str) -> NoReturn:
-        by = Caller(
-            Role.DEVELOPER, f"key {principal.key_id} (tenant proxy)", principal.tenant_id, principal.tenant_slug
-        )
-        await self._audit.record(by, "assertion.rejected", f"key {principal.key_id}", tenant_id=principal.tenant_id,
-                                 after={"reason": why})  # fmt: skip
+        now = self._clock()
+        written, since = self._refusals.get(principal.key_id, (-REFUSALS_AUDITED_EVERY_S, 0))
+        if now - written < REFUSALS_AUDITED_EVERY_S:
+            self._refusals[principal.key_id] = (written, since + 1)
+        else:
+            if len(self._refusals) > 100_000:
+                self._refusals.clear()
+            self._refusals[principal.key_id] = (now, 0)
+            by = Caller(
+                Role.DEVELOPER, f"key {principal.key_id} (tenant proxy)", principal.tenant_id, principal.tenant_slug
+            )
+            await self._audit.record(
+                by, "assertion.rejected", f"key {principal.key_id}", tenant_id=principal.tenant_id,
+                after={"reason": why, "refused_since_last_entry": since},
+            )  # fmt: skip
         raise AuthenticationFailed(f"The end-user assertion was refused: {why}.", code="invalid_assertion")
 
     async def _user(self, principal: Principal, email: str, name: str) -> User:
