@@ -54,6 +54,7 @@ from tenantgate.metering.journal import UsageJournal
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.notifications import Notifier
+from tenantgate.operations import Operations
 from tenantgate.plans import rules_by_plan
 from tenantgate.providers.openai_compat import OpenAICompatProvider
 from tenantgate.routing.catalog import Catalog
@@ -186,6 +187,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
             people(api, settings, store, audit, idp_http)
             api.state.rollups = rollups
+            api.state.operations = Operations(store, gw.prices, gw.scheduler, audit, settings.usage_retention_days)
             api.state.billing = Billing(
                 store,
                 plans.get,

@@ -13,10 +13,17 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from tenantgate.api.admin_usage import aware, window
-from tenantgate.api.deps import Audit, PlatformReader, PlatformWriter, SettingsWriter, UsageReader, billing, gateway
+from tenantgate.api.deps import (
+    PlatformReader,
+    PlatformWriter,
+    SettingsWriter,
+    UsageReader,
+    billing,
+    gateway,
+    operations,
+)
 from tenantgate.billing.export import ndjson
 from tenantgate.billing.prices import to_micros, version_of
-from tenantgate.billing.retention import purge_expired
 from tenantgate.clock import utcnow
 from tenantgate.domain import Price
 from tenantgate.settings import MAX_PRICE, in_utc
@@ -72,19 +79,15 @@ async def list_prices(request: Request, _: PlatformReader) -> list[PriceOut]:
 
 
 @router.post("/prices", status_code=201)
-async def add_price(body: PriceIn, request: Request, caller: PlatformWriter, audit: Audit) -> PriceOut:
+async def add_price(body: PriceIn, request: Request, caller: PlatformWriter) -> PriceOut:
     """Add a price version; 409 if the model already has one from that moment."""
-    gw = gateway(request)
     cached = body.input_per_1m if body.cached_per_1m is None else body.cached_per_1m
     price = Price(
         id=secrets.token_hex(8), model=body.model, effective_from=body.effective_from,
         input_micros_per_1m=to_micros(body.input_per_1m), output_micros_per_1m=to_micros(body.output_per_1m),
         cached_micros_per_1m=to_micros(cached), gpu_hour_micros=to_micros(body.per_gpu_hour), created_at=utcnow(),
     )  # fmt: skip
-    await gw.store.add_price(price)
-    gw.prices.replace(await gw.store.list_prices())
-    await audit.record(caller, "price.add", f"price of {price.model}", tenant_id=None, after=price)
-    return PriceOut.of(price)
+    return PriceOut.of(await operations(request).add_price(caller, price))
 
 
 @router.get("/usage/dead-letters")
@@ -131,12 +134,9 @@ async def set_retention(slug: str, body: RetentionIn, request: Request, caller: 
 
 
 @router.post("/usage/purge")
-async def purge(request: Request, caller: PlatformWriter, audit: Audit) -> dict[str, int]:
+async def purge(request: Request, caller: PlatformWriter) -> dict[str, int]:
     """Delete raw usage events past each tenant's retention now (otherwise hourly)."""
-    gw = gateway(request)
-    deleted = await purge_expired(gw.store, gw.settings.usage_retention_days)
-    await audit.record(caller, "usage.purge", "usage past retention", tenant_id=None, after={"deleted": deleted})
-    return {"deleted": deleted}
+    return {"deleted": await operations(request).purge(caller)}
 
 
 @router.get("/tenants/{slug}/usage/events", response_class=Response)

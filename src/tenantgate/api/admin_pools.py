@@ -8,8 +8,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from tenantgate.api.deps import Audit, PlatformReader, PlatformWriter, gateway
-from tenantgate.errors import NotFound
+from tenantgate.api.deps import PlatformReader, PlatformWriter, gateway, operations
 from tenantgate.runtime import Gateway
 from tenantgate.scheduling.lanes import Lane
 
@@ -84,27 +83,15 @@ async def list_pools(request: Request, _: PlatformReader) -> list[PoolState]:
     return [PoolState(name=name, deployments=states) for name, states in pools.items()]
 
 
-def _lane(gw: Gateway, name: str) -> str:
-    if name not in gw.scheduler.lanes:
-        raise NotFound(f"There is no deployment named '{name}'; GET /api/v1/pools lists them.")
-    return name
-
-
 @router.post("/deployments/{name}/drain")
-async def drain(name: str, request: Request, caller: PlatformWriter, audit: Audit) -> DeploymentState:
+async def drain(name: str, request: Request, caller: PlatformWriter) -> DeploymentState:
     """No new dispatch to this deployment; what runs there finishes, what waits there moves elsewhere."""
-    gw = gateway(request)
-    state = deployment_state(gw, gw.scheduler.drain(_lane(gw, name)))
-    await audit.record(caller, "deployment.drain", f"deployment {name}", tenant_id=None)
-    return state
+    return deployment_state(gateway(request), await operations(request).drain(caller, name))
 
 
 @router.post("/deployments/{name}/resume")
-async def resume(name: str, request: Request, caller: PlatformWriter, audit: Audit) -> DeploymentState:
-    gw = gateway(request)
-    state = deployment_state(gw, gw.scheduler.drain(_lane(gw, name), draining=False))
-    await audit.record(caller, "deployment.resume", f"deployment {name}", tenant_id=None)
-    return state
+async def resume(name: str, request: Request, caller: PlatformWriter) -> DeploymentState:
+    return deployment_state(gateway(request), await operations(request).drain(caller, name, draining=False))
 
 
 @metrics_router.get("/metrics", response_class=Response)

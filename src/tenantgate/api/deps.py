@@ -16,6 +16,7 @@ from tenantgate.access.roles import Action
 from tenantgate.access.tokens import AccessService
 from tenantgate.billing.invoicing import Billing
 from tenantgate.billing.rollups import RollupJob
+from tenantgate.operations import Operations
 from tenantgate.runtime import Gateway
 from tenantgate.tenancy import TenancyService
 
@@ -47,6 +48,11 @@ def access(request: Request) -> AccessService:
 
 def login_service(request: Request) -> LoginService:
     service: LoginService = request.app.state.login
+    return service
+
+
+def operations(request: Request) -> Operations:
+    service: Operations = request.app.state.operations
     return service
 
 

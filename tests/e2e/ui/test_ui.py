@@ -266,9 +266,11 @@ def test_an_operator_reads_the_plans_and_schedules_a_price_from_the_console(memb
     expect(scheduled).to_contain_text("1.50")
     with gw.admin() as admin:
         prices = [p for p in admin.get("/api/v1/prices").json() if p["model"] == "sim-mini"]
+        audit = [(e["action"], e["target"]) for e in admin.get("/api/v1/audit").json()]
     assert [(p["effective_from"], float(p["input_per_1m"]), float(p["cached_per_1m"])) for p in prices] == [
         ("2099-01-01T00:00:00Z", 1.5, 1.5)  # cached left empty: priced as input
     ]
+    assert ("price.add", "price of sim-mini") in audit
     member.screenshot("console-plans-and-prices")
 
 
@@ -286,6 +288,13 @@ def test_an_operator_drains_and_resumes_a_deployment_from_the_console(member: Vi
             page.get_by_role("button", name="Resume chat").click()
         [pool] = admin.get("/api/v1/pools").json()
         assert pool["deployments"][0]["draining"] is False
+        # the operator's changes to the installation are audited, as every tenant change is
+        assert admin.post("/api/v1/usage/purge").json() == {"deleted": 0}  # nothing is past retention yet
+        audit = [(e["action"], e["target"], e["actor"]) for e in admin.get("/api/v1/audit").json()]
+        session = f"session of {OPERATORS['platform-admin']}"  # the person who pressed the buttons
+        assert ("deployment.drain", "deployment chat", session) in audit
+        assert ("deployment.resume", "deployment chat", session) in audit
+        assert ("usage.purge", "usage past retention", "admin token") in audit
 
 
 def test_an_operator_previews_then_applies_a_tenants_file(member: Visit, gw: Gateway, tmp_path: Path) -> None:
