@@ -24,7 +24,7 @@ from tenantgate.cli.options import (
 from tenantgate.cli.pool_commands import pools
 from tenantgate.cli.user_commands import users
 
-tenants = typer.Typer(no_args_is_help=True, help="Create, list and update tenants.")
+tenants = typer.Typer(no_args_is_help=True, help="Create, list, update and delete tenants.")
 keys = typer.Typer(no_args_is_help=True, help="Issue, list, rotate and revoke API keys.")
 
 limits_app = typer.Typer(no_args_is_help=True, help="Show limits and their current use.")
