@@ -11,8 +11,11 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tenantgate.billing.records import UsageTotals
 from tenantgate.storage.migrate import alembic_config, upgrade
+from tenantgate.storage.sql import SqlStore
 
+NOVEMBER, DECEMBER = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
 ROW = {
     "granularity": "day", "bucket": datetime(2026, 11, 1, tzinfo=UTC), "tenant_id": "t1", "key_id": "k1",
     "user_id": "", "endpoint": "chat/completions", "model": "m", "deployment": "d", "pool": "p", "requests": 9,
@@ -50,3 +53,13 @@ def test_existing_rollups_get_their_sums_and_their_month(database: str, request:
         ("day", 9, 5, 4, 0, 0), ("day", 9, 5, 4, 0, 0), ("day", 9, 0, 4, 0, 0),
         ("month", 18, 10, 8, 0, 0), ("month", 9, 0, 4, 0, 0),  # November's two days, then December's one
     ]  # fmt: skip
+
+    # what the console reads: the month found by its range, as rows the rollup job writes are
+    async def november() -> list[UsageTotals]:
+        store = SqlStore.from_url(url, row_security=False)
+        try:
+            return await store.tenant_totals("month", NOVEMBER, DECEMBER)
+        finally:
+            await store.close()
+
+    assert [(t.requests, t.errors, t.rejected) for t in asyncio.run(november())] == [(18, 10, 8)]

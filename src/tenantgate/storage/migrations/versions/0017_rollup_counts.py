@@ -10,7 +10,6 @@ Revision ID: 0017
 Revises: 0016
 """
 
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,16 +51,15 @@ def upgrade() -> None:
 
 
 def _sum_days_into_months() -> None:
+    # typed as the table is, so SQLite stores the new buckets in the same text form as the others
     rollups = sa.table(
-        "usage_rollups", *(sa.column(name) for name in ("granularity", "bucket", "pool", *KEY, *SUMMED)),
-        sa.column("errors", sa.JSON), sa.column("rejected", sa.JSON),
+        "usage_rollups", *(sa.column(name) for name in ("granularity", "pool", *KEY, *SUMMED)),
+        sa.column("bucket", sa.DateTime(timezone=True)), sa.column("errors", sa.JSON), sa.column("rejected", sa.JSON),
     )  # fmt: skip
     bind = op.get_bind()
     months: dict[tuple[object, ...], dict[str, Any]] = {}
     for row in bind.execute(sa.select(rollups).where(rollups.c.granularity == "day")).mappings():
-        bucket = row["bucket"]
-        bucket = datetime.fromisoformat(bucket) if isinstance(bucket, str) else bucket  # SQLite hands back text
-        month = bucket.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        month = row["bucket"].replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         key = (month, *(row[name] for name in KEY))
         if key not in months:
             months[key] = {"granularity": "month", "bucket": month, "pool": row["pool"], "errors": {}, "rejected": {}}
