@@ -158,6 +158,7 @@ async def tenant_page(
         keys=keys, users=users, may=may, periods=list(PERIODS), groupings=GROUPINGS, now=utcnow(),
         currency=gw.settings.currency, thresholds=gw.settings.alert_thresholds,
         models=sorted(gw.catalog.model_names()), plans=[p.name for p in gw.settings.catalog.plans],
+        seeded_pins=sorted(gw.catalog.pins.get(tenant.slug, ())),
     )  # fmt: skip
 
 

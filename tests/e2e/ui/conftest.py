@@ -33,7 +33,8 @@ def gw(engine: SimEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     plans = [plan | scale if plan["name"] == "scale" else plan for plan in plans]
     catalog = {"pools": [{"name": "chat", "deployments": [
         {"name": "chat", "base_url": engine.url + "/v1", "models": ["sim-chat", "sim-mini"], "max_in_flight": 1}]}],
-        "prices": {"sim-chat": {"input_per_1m": 2.0, "output_per_1m": 8.0}}, "plans": plans}  # fmt: skip
+        "prices": {"sim-chat": {"input_per_1m": 2.0, "output_per_1m": 8.0}}, "plans": plans,
+        "pins": {"globex": ["chat"]}}  # fmt: skip
     (tmp / "tenantgate.yaml").write_text(yaml.safe_dump(catalog))
     # month totals are kept one rollup interval: 1 s, so the console shows new usage soon
     env = {"TENANTGATE_ROLLUP_EVERY_S": "1"}

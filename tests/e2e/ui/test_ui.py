@@ -241,6 +241,8 @@ def test_an_owner_narrows_the_tenants_models_and_only_an_operator_opens_them_aga
         with page.expect_navigation():
             page.get_by_role("button", name="Allow every model").click()
         expect(page.locator("#models-in-use")).to_have_text("Models: every model served here")
+        page = operator.go("/ui/tenants/globex")  # pinned by the configuration file alone
+        expect(page.get_by_text("Pinned by the configuration file to chat until pins are saved here.")).to_be_visible()
         assert operator.outside() == []
     assert sorted(m.id for m in client.models.list()) == ["sim-chat", "sim-mini"]
 
