@@ -127,7 +127,7 @@ async def home(request: Request, caller: Viewer, month: str | None = None) -> Re
     return page(
         "console.html", caller=caller, month=shown_month, tenants=rows, pools=pools, charts=charts, incidents=incidents,
         currency=gw.settings.currency, may_write=caller.may(Action.PLATFORM_WRITE), plans=gw.settings.catalog.plans,
-        plan_tenants=Counter(row.plan for row in rows), prices=price_states(gw.prices.versions(), utcnow()),
+        plan_tenants=Counter(row.plan for row in rows), prices=price_states(gw.prices, utcnow()),
         models=sorted(gw.catalog.model_names()),
     )  # fmt: skip
 

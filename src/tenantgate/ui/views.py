@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import groupby
 from typing import Literal
 
 from tenantgate.admission.periods import day_start, month_label
 from tenantgate.api.admin_pools import DeploymentState
 from tenantgate.billing.invoices import MonthUsage, parse_month
+from tenantgate.billing.prices import PriceBook
 from tenantgate.billing.records import UsageTotals
 from tenantgate.billing.reports import grouped, report_row, revenue_of
 from tenantgate.billing.rollups import HOUR, hour_start
@@ -141,18 +141,15 @@ def utilisation_chart(pools: list[DeploymentState]) -> dict[str, object]:
     }  # fmt: skip
 
 
-def price_states(versions: list[Price], now: datetime) -> list[tuple[Price, str]]:
-    """Each price version with whether it is in force, scheduled or superseded at `now`."""
+def price_states(book: PriceBook, now: datetime) -> list[tuple[Price, str]]:
+    """Each price version (by model, oldest first) with whether it is in force, scheduled or
+    superseded at `now`; the book says which is in force."""
     shown = []
-    ordered = sorted(versions, key=lambda p: (p.model, p.effective_from))
-    for _, same_model in groupby(ordered, key=lambda p: p.model):
-        prices = list(same_model)
-        current = max((p.effective_from for p in prices if p.effective_from <= now), default=None)
-        for price in prices:
-            if price.effective_from > now:
-                shown.append((price, "scheduled"))
-            else:
-                shown.append((price, "in force" if price.effective_from == current else "superseded"))
+    for price in book.versions():
+        if price.effective_from > now:
+            shown.append((price, "scheduled"))
+        else:
+            shown.append((price, "in force" if book.at(price.model, now) == price else "superseded"))
     return shown
 
 
