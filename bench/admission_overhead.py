@@ -13,8 +13,8 @@ import time
 from tenantgate.admission.counters import CounterStore, MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
+from tenantgate.dataplane.request import Endpoint, parse_request
 from tenantgate.domain import Limits, Principal, Usage
-from tenantgate.inference_request import Endpoint, parse_request
 
 BODY = b'{"model": "sim-small", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 16}'
 ALL = Limits(rpm=10**9, tpm=10**12, concurrency=10**6, daily_tokens=10**15, monthly_tokens=10**15, budget_micros=10**15)

@@ -36,7 +36,6 @@ from tenantgate.api import (
     public,
     sso,
 )
-from tenantgate.api.dataplane import DataPlane
 from tenantgate.api.deps import ERRORS
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.auth.assertions import EndUserAssertions
@@ -46,6 +45,8 @@ from tenantgate.billing.prepaid import PrepaidGate
 from tenantgate.billing.prices import PriceBook, config_prices, to_micros
 from tenantgate.billing.rollups import RollupJob
 from tenantgate.builtin_engine import builtin_engine
+from tenantgate.dataplane.asgi import DataPlane
+from tenantgate.dataplane.deps import DataPlaneDeps, KeyAuthenticator, Placement
 from tenantgate.declarative import Applier
 from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
@@ -112,6 +113,15 @@ def people(api: FastAPI, settings: Settings, store: SqlStore, audit: AuditLog, i
     api.state.login = LoginService(store, Passwords(store), sessions, audit)
     box = SecretBox.from_settings(_secret(settings.secret_key), settings.data_dir)
     api.state.sso = OidcSignOn(store, box, sessions, audit, secret, idp_http)
+
+
+def data_plane_deps(gw: Gateway) -> DataPlaneDeps:
+    """The request path's narrow view of the gateway."""
+    placement = Placement(gw.scheduler, gw.provider, gw.settings.queue_update_s)
+    return DataPlaneDeps(
+        KeyAuthenticator(gw.keys, gw.assertions), gw.catalog, gw.admission, placement, gw.recorder, gw.prices,
+        gw.request_metrics, gw.settings.max_body_bytes,
+    )  # fmt: skip
 
 
 async def build_routes(api: FastAPI) -> None:
@@ -198,7 +208,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 notifier=notifier,
                 thresholds=settings.alert_thresholds,
             )
-            app.data_plane = DataPlane(gw)
+            app.data_plane = DataPlane(data_plane_deps(gw))
             await build_routes(api)
             # What start-up built lives as long as the process: keep it out of every GC pass.
             gc.collect()

@@ -13,9 +13,9 @@ from tenantgate.admission.limits import checks_for
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
 from tenantgate.clock import utcnow
+from tenantgate.dataplane.request import Endpoint, parse_request
 from tenantgate.domain import Limits, Principal, Usage
 from tenantgate.errors import RateLimited
-from tenantgate.inference_request import Endpoint, parse_request
 from tenantgate.storage.memory import MemoryStore
 from tests.integration.test_store_suite import event
 

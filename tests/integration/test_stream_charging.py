@@ -8,8 +8,8 @@ from tenantgate.admission.counters import CounterStore
 from tenantgate.admission.limits import checks_for
 from tenantgate.admission.service import Admission
 from tenantgate.clock import utcnow
+from tenantgate.dataplane.request import Endpoint, parse_request
 from tenantgate.domain import Limits, Principal, Usage
-from tenantgate.inference_request import Endpoint, parse_request
 
 
 async def test_overrun_is_charged_during_the_stream_and_settled_exactly(counter_store: CounterStore) -> None:

@@ -10,9 +10,9 @@ import pytest
 from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.service import Admission
 from tenantgate.clock import utcnow
+from tenantgate.dataplane.request import Endpoint, parse_request
 from tenantgate.domain import Limits, Principal, Usage
 from tenantgate.errors import RateLimited
-from tenantgate.inference_request import Endpoint, parse_request
 from tenantgate.plans import plan_limits
 from tenantgate.settings import PlanConfig
 from tenantgate.storage.memory import MemoryStore

@@ -25,9 +25,9 @@ from tenantgate.admission.limits import Check, LimitKind, checks_for
 from tenantgate.admission.periods import calendar
 from tenantgate.admission.seeding import RecordedUsage, recorded_totals
 from tenantgate.clock import utcnow
+from tenantgate.dataplane.request import Endpoint, InferenceRequest
 from tenantgate.domain import Limits, Principal, Usage
 from tenantgate.errors import RateLimited, StoreUnavailable
-from tenantgate.inference_request import Endpoint, InferenceRequest
 from tenantgate.notifications import Notifier
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from tenantgate.domain import RequestContent
-from tenantgate.usage_sniffer import SseUsageSniffer
+from tenantgate.providers.openai_usage import SseUsageSniffer
 
 LIMIT_BYTES = 64 * 1024  # kept of each side
 CUT = "\n…[cut at 64 KiB]"

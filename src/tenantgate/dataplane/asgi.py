@@ -15,13 +15,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenantgate.api.errors import error_response, internal_error_response
+from tenantgate.dataplane.deps import DataPlaneDeps
+from tenantgate.dataplane.pipeline import InferenceCall, check_namespace, handle_inference
+from tenantgate.dataplane.queued_stream import QueuedStream
+from tenantgate.dataplane.relay import StreamRelay
+from tenantgate.dataplane.request import Endpoint
 from tenantgate.errors import BodyTooLarge, ClientGone, GatewayError, InvalidRequest, NotFound
-from tenantgate.inference_request import Endpoint
-from tenantgate.pipeline import InferenceCall, check_namespace, handle_inference
-from tenantgate.queued_stream import QueuedStream
-from tenantgate.relay import StreamRelay
 from tenantgate.routing.policy import visible_models
-from tenantgate.runtime import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def caller_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
 
 
 class DataPlane:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(self, deps: DataPlaneDeps) -> None:
+        self.deps = deps
         # Unique across instances (random prefix) without a syscall per request (counter).
         prefix = os.urandom(6).hex()
         self._request_ids = (f"{prefix}{n:012x}" for n in itertools.count())
@@ -94,7 +94,7 @@ class DataPlane:
         except Exception:
             log.exception("unhandled error in request %s", request_id)
             app = internal_error_response(request_id)
-        recorder = self.gateway.recorder
+        recorder = self.deps.recorder
         # Strict journal: an answer goes out once its usage event is on disk. A stream records its
         # event when it ends, and waits for the disk there (relay.py), not before its head.
         if recorder.strict and not isinstance(app, StreamRelay | QueuedStream):
@@ -108,16 +108,17 @@ class DataPlane:
         if endpoint is not None:
             if method != "POST":
                 raise InvalidRequest(f"Use POST for {path}.", code="method_not_allowed")
-            body = await read_body(scope, receive, self.gateway.settings.max_body_bytes)
+            body = await read_body(scope, receive, self.deps.max_body_bytes)
             authorization, client_request_id, assertion = caller_headers(scope)
             call = InferenceCall(
                 endpoint, body, authorization, namespace, request_id, receive, client_request_id, assertion
             )
-            return await handle_inference(self.gateway, call)
+            return await handle_inference(self.deps, call)
         if path == "/v1/models" and method == "GET":
-            principal = await self.gateway.keys.authenticate(caller_headers(scope)[0])
+            authorization, _, assertion = caller_headers(scope)
+            principal = await self.deps.authenticate(authorization, assertion)
             check_namespace(principal, namespace)
-            models = visible_models(self.gateway.catalog, principal)
+            models = visible_models(self.deps.catalog, principal)
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "tenantgate"} for m in models]
             return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
         raise NotFound(f"Unknown endpoint {method} {scope['path']}.")

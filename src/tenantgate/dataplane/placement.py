@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+from tenantgate.dataplane.deps import Placement
+from tenantgate.dataplane.request import InferenceRequest
 from tenantgate.domain import Principal, Usage
 from tenantgate.errors import NoCapacity, QueueFull, UpstreamError, UpstreamRefused, UpstreamTimeout
-from tenantgate.inference_request import InferenceRequest
 from tenantgate.metering.meter import Served
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.routing.policy import Route
-from tenantgate.runtime import Gateway
 from tenantgate.scheduling.forecast import Forecast
 from tenantgate.scheduling.lanes import Displaced, Lane, OnUpdate, Waiter, WaitingRequest
 from tenantgate.scheduling.tickets import Ticket
@@ -41,10 +41,12 @@ class Place:
 
 class Dispatch:
     def __init__(
-        self, gw: Gateway, route: Route, request: InferenceRequest, principal: Principal, request_id: str,
+        self, using: Placement, route: Route, request: InferenceRequest, principal: Principal, request_id: str,
         prompt_tokens: int, max_output: int, client_request_id: str | None = None,
     ) -> None:  # fmt: skip
-        self.gw = gw
+        self.scheduler = using.scheduler
+        self.provider = using.provider
+        self.queue_update_s = using.queue_update_s
         self.route = route
         self.request = request
         self.principal = principal
@@ -52,7 +54,7 @@ class Dispatch:
         self._size = (prompt_tokens, max_output)
         self.prompt_estimate = prompt_tokens
         self._about = WaitingRequest(request_id, route.requested, request.stream, client_request_id)
-        scheduler = gw.scheduler
+        scheduler = using.scheduler
         self.enqueued_at = scheduler.clock()
         self.deadline = self.enqueued_at + principal.queue.timeout_s
         self._fresh: Ticket | None = self._ticket()
@@ -77,7 +79,7 @@ class Dispatch:
 
     def _ticket(self) -> Ticket:
         principal = self.principal
-        return self.gw.scheduler.ticket(principal.tenant_id, principal.tenant_slug, *self._size, principal.queue)
+        return self.scheduler.ticket(principal.tenant_id, principal.tenant_slug, *self._size, principal.queue)
 
     def first(self) -> Place:
         """Join the first lane where this tenant may still queue (QueueFull if it may nowhere)."""
@@ -86,7 +88,7 @@ class Dispatch:
             lane = self._lanes.pop(0)
             ticket, self._fresh = self._fresh or self._ticket(), None  # a ticket belongs to one lane
             try:
-                waiter = self.gw.scheduler.enqueue(lane, ticket, self.principal.queue, self._lanes, self._about)
+                waiter = self.scheduler.enqueue(lane, ticket, self.principal.queue, self._lanes, self._about)
                 self.place = Place(lane, ticket, waiter)
             except QueueFull as exc:
                 error = exc
@@ -101,18 +103,18 @@ class Dispatch:
 
     def forecast(self) -> Forecast | None:
         waiter = self.place.waiter
-        return None if waiter is None else self.gw.scheduler.forecast(waiter)
+        return None if waiter is None else self.scheduler.forecast(waiter)
 
     def waited_ms(self) -> int:
         started = self.place.ticket.dispatched_at
-        return round(((self.gw.scheduler.clock() if started is None else started) - self.enqueued_at) * 1000)
+        return round(((self.scheduler.clock() if started is None else started) - self.enqueued_at) * 1000)
 
     async def wait(self, on_update: OnUpdate | None = None) -> None:
         """Until the request holds a place; a drained or failed lane sends it on to the next one."""
-        scheduler = self.gw.scheduler
+        scheduler = self.scheduler
         while (waiter := self.place.waiter) is not None:
             try:
-                await scheduler.wait(waiter, self.deadline, on_update, self.gw.settings.queue_update_s)
+                await scheduler.wait(waiter, self.deadline, on_update, self.queue_update_s)
                 if waiter.lane is not self.place.lane:  # another deployment took it over; failover may go back
                     self._lanes = [self.place.lane, *(lane for lane in self._lanes if lane is not waiter.lane)]
                 self.place = Place(waiter.lane, waiter.ticket, None)
@@ -137,19 +139,19 @@ class Dispatch:
                     continue
                 if place.lane.deployment.health.failure():  # its circuit opened: what waits there moves on
                     place.lane.capacity.forget()
-                    self.gw.scheduler.evacuate(place.lane)
-                self.gw.scheduler.release(place.lane, place.ticket)
+                    self.scheduler.evacuate(place.lane)
+                self.scheduler.release(place.lane, place.ticket)
                 if not self._lanes:
                     raise
             except BaseException:
                 self._gpu_end()
-                self.gw.scheduler.release(place.lane, place.ticket)  # cancelled mid-send: give the place back
+                self.scheduler.release(place.lane, place.ticket)  # cancelled mid-send: give the place back
                 raise
             self.first()
 
     def _saturated(self, place: Place) -> bool:
         """A refused connection while others run on the engine: shrink its budget, queue here again."""
-        lane, scheduler = place.lane, self.gw.scheduler
+        lane, scheduler = place.lane, self.scheduler
         others = lane.dispatcher.budget.sequences - 1
         if not self._refused or others < 1 or self._refusals >= MAX_REFUSALS or lane.deployment.health.failures:
             return False  # nothing else runs there, it kept refusing, or it is failing: a failure
@@ -174,7 +176,7 @@ class Dispatch:
         body = self.request.upstream_body(self.route.served, priority)
         trial = deployment.health.sending()
         if self._prefix is not None:
-            lane.remember(self._prefix, self.gw.scheduler.clock())
+            lane.remember(self._prefix, self.scheduler.clock())
         self._gpu_mark = deployment.gpu_time.begin()
         self.sent = True
         try:
@@ -188,11 +190,11 @@ class Dispatch:
 
     async def _answer_from(self, lane: Lane, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
         """The deployment's answer, once it is one to relay: a failure until then may fail over."""
-        deployment, clock = lane.deployment, self.gw.scheduler.clock
+        deployment, clock = lane.deployment, self.scheduler.clock
         in_flight, sent_at = lane.dispatcher.budget.sequences, clock()
         self._refused = False
         try:
-            upstream = await self.gw.provider.send(deployment, "/" + self.request.endpoint.value, body, headers)
+            upstream = await self.provider.send(deployment, "/" + self.request.endpoint.value, body, headers)
         except UpstreamRefused:
             self._refused = True
             raise
@@ -210,7 +212,7 @@ class Dispatch:
     async def _first_bytes(self, upstream: UpstreamResponse, lane: Lane, in_flight: int, sent_at: float) -> None:
         """Wait for the stream's first bytes, telling the deployment's capacity when they came (and,
         as soon as it is sure, that they are late: the engine queued the request)."""
-        capacity, scheduler = lane.capacity, self.gw.scheduler
+        capacity, scheduler = lane.capacity, self.scheduler
         if not capacity.discovers or capacity.engine_metrics:
             await upstream.first_bytes()
             return
@@ -242,7 +244,7 @@ class Dispatch:
 
     def release(self, output_tokens: int | None) -> None:
         self._gpu_end()
-        self.gw.scheduler.release(self.place.lane, self.place.ticket, output_tokens)
+        self.scheduler.release(self.place.lane, self.place.ticket, output_tokens)
 
     def cut_usage(self) -> Usage | None:
         """The charge of a request whose client left before an answer: its prompt, if it was sent."""
@@ -254,4 +256,4 @@ class Dispatch:
         return Served(deployment.name, deployment.pool, self.waited_ms(), self.gpu_seconds)
 
     def charge(self, output_tokens: int) -> None:
-        self.gw.scheduler.charge(self.place.lane, self.place.ticket, output_tokens)
+        self.scheduler.charge(self.place.lane, self.place.ticket, output_tokens)

@@ -18,18 +18,18 @@ from starlette.types import ASGIApp, Receive
 
 from tenantgate.admission.service import Reservation
 from tenantgate.clock import utcnow
-from tenantgate.dispatch import Dispatch
+from tenantgate.dataplane.deps import DataPlaneDeps
+from tenantgate.dataplane.placement import Dispatch
+from tenantgate.dataplane.queued_stream import QueuedStream
+from tenantgate.dataplane.relay import CLIENT_CLOSED, Outcome, RelayHooks, StreamRelay, cancel_on_disconnect
+from tenantgate.dataplane.request import Endpoint, InferenceRequest, parse_request
 from tenantgate.domain import Principal, Usage
 from tenantgate.errors import ClientGone, GatewayError, PermissionDenied
-from tenantgate.inference_request import Endpoint, InferenceRequest, parse_request
 from tenantgate.metering.content import CapturingSniffer, ContentCapture
 from tenantgate.metering.meter import RequestMeter, Served
 from tenantgate.providers.base import UpstreamResponse
-from tenantgate.queued_stream import QueuedStream
-from tenantgate.relay import CLIENT_CLOSED, Outcome, RelayHooks, StreamRelay, cancel_on_disconnect
+from tenantgate.providers.openai_usage import SseUsageSniffer, usage_from
 from tenantgate.routing.policy import resolve_route
-from tenantgate.runtime import Gateway
-from tenantgate.usage_sniffer import SseUsageSniffer, usage_from
 
 QUEUE_WAIT = "x-tenantgate-queue-wait-ms"
 QUEUE_WAIT_HEADER = QUEUE_WAIT.encode()
@@ -49,45 +49,43 @@ class InferenceCall:
     assertion: str | None = None  # a tenant proxy's end-user assertion (auth/assertions.py)
 
 
-async def handle_inference(gw: Gateway, call: InferenceCall) -> ASGIApp:
+async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     started = time.perf_counter()
-    principal = await gw.keys.authenticate(call.authorization)
-    if call.assertion is not None:
-        principal = await gw.assertions.end_user(principal, call.assertion)
+    principal = await deps.authenticate(call.authorization, call.assertion)
     check_namespace(principal, call.namespace)
     request = parse_request(call.endpoint, call.body)
     slo_target = principal.ttft_slo_ms if request.stream else None
     meter = RequestMeter(
-        gw.recorder, gw.prices, principal, call.request_id, call.endpoint.value, request.model, started,
-        gw.request_metrics, slo_target,
+        deps.recorder, deps.prices, principal, call.request_id, call.endpoint.value, request.model, started,
+        deps.request_metrics, slo_target,
     )  # fmt: skip
     reservation = None
     dispatch: Dispatch | None = None
     upstream: UpstreamResponse | None = None
     body = b""
     try:
-        route = resolve_route(gw.catalog, principal, request.model)
-        reservation = await gw.admission.reserve(principal, request, call.request_id)
-        size = gw.admission.estimate(request)
-        dispatch = Dispatch(gw, route, request, principal, call.request_id, *size, call.client_request_id)
+        route = resolve_route(deps.catalog, principal, request.model)
+        reservation = await deps.admission.reserve(principal, request, call.request_id)
+        size = deps.admission.estimate(request)
+        dispatch = Dispatch(deps.placement, route, request, principal, call.request_id, *size, call.client_request_id)
         if not request.stream:  # waits silently; a client that leaves cancels the wait or the engine call
             upstream, body = await unless_client_leaves(fetch(dispatch), call.receive)
         elif not dispatch.waiting:  # a waiting stream opens first and waits in QueuedStream
             upstream = await dispatch.send()
     except GatewayError as exc:
-        gw.admission.settle_soon(reservation, None, _gpu(dispatch))
+        deps.admission.settle_soon(reservation, None, _gpu(dispatch))
         meter.finish(exc.status, exc.code, served=_served(dispatch))
         exc.headers.setdefault(QUEUE_WAIT, str(_waited(dispatch) or 0))
         raise
     except ClientGone:
         cut = None if dispatch is None else dispatch.cut_usage()
-        gw.admission.settle_soon(reservation, cut, _gpu(dispatch))
+        deps.admission.settle_soon(reservation, cut, _gpu(dispatch))
         meter.finish(CLIENT_CLOSED, "client_disconnected", cut, _served(dispatch))
         raise
     except BaseException:  # a bug or a cancellation: still give the reservation back
-        gw.admission.settle_soon(reservation, None)
+        deps.admission.settle_soon(reservation, None)
         raise
-    return respond(gw, call, request, meter, reservation, dispatch, upstream, body)
+    return respond(deps, call, request, meter, reservation, dispatch, upstream, body)
 
 
 def _waited(dispatch: Dispatch | None) -> int | None:
@@ -105,7 +103,7 @@ def _served(dispatch: Dispatch | None) -> Served:
 
 
 def respond(
-    gw: Gateway, call: InferenceCall, request: InferenceRequest, meter: RequestMeter,
+    deps: DataPlaneDeps, call: InferenceCall, request: InferenceRequest, meter: RequestMeter,
     reservation: Reservation | None, dispatch: Dispatch, upstream: UpstreamResponse | None, body: bytes,
 ) -> ASGIApp:  # fmt: skip
     """Relay or return the upstream's answer; settlement releases the place, the limits and meters."""
@@ -114,21 +112,21 @@ def respond(
 
     def settle(status: int, error: str | None, usage: Usage | None) -> None:
         dispatch.release(None if usage is None else usage.completion_tokens)
-        gw.admission.settle_soon(reservation, usage, dispatch.gpu_seconds)
+        deps.admission.settle_soon(reservation, usage, dispatch.gpu_seconds)
         meter.finish(status, error, usage, dispatch.served())
         if capture is not None:
             tenant = meter.principal.tenant_id
-            gw.recorder.record_content(capture.content(call.request_id, tenant, utcnow(), request.stream))
+            deps.recorder.record_content(capture.content(call.request_id, tenant, utcnow(), request.stream))
 
     def progress(events: int) -> None:
         dispatch.charge(events)
         if reservation is not None and reservation.charges_tokens:
-            gw.admission.charge_progress(reservation, events)
+            deps.admission.charge_progress(reservation, events)
 
     headers = [(b"x-request-id", call.request_id.encode())]
     if reservation is not None:
         headers += reservation.headers
-    durable = gw.recorder.durable if gw.recorder.strict else None
+    durable = deps.recorder.durable if deps.recorder.strict else None
     hooks = RelayHooks(meter.first_byte, settle, progress, durable)
     prompt_estimate = dispatch.prompt_estimate
     strip = not request.wants_usage

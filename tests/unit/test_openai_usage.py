@@ -1,7 +1,7 @@
 import orjson
 
 from tenantgate.domain import Usage
-from tenantgate.usage_sniffer import SseUsageSniffer, usage_from
+from tenantgate.providers.openai_usage import SseUsageSniffer, usage_from
 
 
 def event(payload: object) -> bytes:

@@ -14,10 +14,17 @@ from collections.abc import Callable
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from tenantgate.dispatch import Dispatch
+from tenantgate.dataplane.placement import Dispatch
+from tenantgate.dataplane.relay import (
+    CLIENT_CLOSED,
+    Durable,
+    Outcome,
+    StreamRelay,
+    cancel_on_disconnect,
+    sse_error_event,
+)
 from tenantgate.errors import GatewayError, UpstreamError
 from tenantgate.providers.base import UpstreamResponse
-from tenantgate.relay import CLIENT_CLOSED, Durable, Outcome, StreamRelay, cancel_on_disconnect, sse_error_event
 from tenantgate.scheduling.forecast import Forecast
 
 RelayFactory = Callable[[UpstreamResponse], StreamRelay]

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from tenantgate.domain import Usage
 from tenantgate.errors import GatewayError
 from tenantgate.providers.base import UpstreamResponse
-from tenantgate.usage_sniffer import SseUsageSniffer
+from tenantgate.providers.openai_usage import SseUsageSniffer
 
 Outcome = Callable[[int, str | None, Usage | None], None]
 Durable = Callable[[], Awaitable[None]]

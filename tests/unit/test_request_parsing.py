@@ -1,8 +1,8 @@
 import orjson
 import pytest
 
+from tenantgate.dataplane.request import Endpoint, InferenceRequest, parse_request
 from tenantgate.errors import InvalidRequest
-from tenantgate.inference_request import Endpoint, InferenceRequest, parse_request
 
 CHAT = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -1,0 +1,58 @@
+"""The services the request path uses, built once by the composition root (app.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from tenantgate.admission.service import Admission
+from tenantgate.auth.assertions import EndUserAssertions
+from tenantgate.auth.directory import KeyDirectory
+from tenantgate.billing.prices import PriceBook
+from tenantgate.domain import Principal
+from tenantgate.metering.recorder import UsageRecorder
+from tenantgate.metering.request_metrics import RequestMetrics
+from tenantgate.providers.base import Provider
+from tenantgate.routing.catalog import Catalog
+from tenantgate.scheduling.lanes import Scheduler
+
+
+class Authenticator(Protocol):
+    """Who is calling: the Authorization header and, from a tenant's own proxy, an end-user assertion."""
+
+    async def __call__(self, authorization: str | None, assertion: str | None) -> Principal: ...
+
+
+class KeyAuthenticator:
+    """A tenant's API key, narrowed to the end user its tenant proxy vouches for when it sends one."""
+
+    def __init__(self, keys: KeyDirectory, assertions: EndUserAssertions) -> None:
+        self.keys = keys
+        self.assertions = assertions
+
+    async def __call__(self, authorization: str | None, assertion: str | None) -> Principal:
+        principal = await self.keys.authenticate(authorization)
+        if assertion is None:
+            return principal
+        return await self.assertions.end_user(principal, assertion)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What waiting for a place, sending and failing over use."""
+
+    scheduler: Scheduler
+    provider: Provider
+    queue_update_s: float  # how often a waiting request hears where it stands
+
+
+@dataclass(frozen=True, slots=True)
+class DataPlaneDeps:
+    authenticate: Authenticator
+    catalog: Catalog
+    admission: Admission
+    placement: Placement
+    recorder: UsageRecorder
+    prices: PriceBook
+    request_metrics: RequestMetrics
+    max_body_bytes: int
