@@ -24,22 +24,15 @@ from tenantgate.access.tokens import AccessService
 from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
-from tenantgate.api import (
-    access,
-    admin,
-    admin_billing,
-    admin_pools,
-    admin_usage,
-    declarative,
-    incidents,
-    login,
-    public,
-    sso,
-)
+from tenantgate.api import public, session
 from tenantgate.api.deps import ERRORS
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
+from tenantgate.api.platform import billing, declarative, incidents, operators, pools, tenants
+from tenantgate.api.tenant import keys, members, usage
+from tenantgate.api.tenant import settings as tenant_settings
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
+from tenantgate.auth.replay import MemorySeenOnce, RedisSeenOnce
 from tenantgate.billing.invoicing import Billing
 from tenantgate.billing.prepaid import PrepaidGate
 from tenantgate.billing.prices import PriceBook, config_prices, to_micros
@@ -105,13 +98,14 @@ def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
 
 
-def people(api: FastAPI, settings: Settings, store: SqlStore, audit: AuditLog, idp_http: httpx.AsyncClient) -> None:
+def people(
+    api: FastAPI, settings: Settings, store: SqlStore, audit: AuditLog, idp_http: httpx.AsyncClient, box: SecretBox
+) -> None:
     """Who calls the management API: tokens, passwords and sessions, single sign-on."""
     secret = session_secret(_secret(settings.session_secret), settings.data_dir)
     sessions = SessionCodec(secret, settings.session_ttl_s)
     api.state.access = AccessService(store, store, audit, settings.admin_token, sessions)
     api.state.login = LoginService(store, Passwords(store), sessions, audit)
-    box = SecretBox.from_settings(_secret(settings.secret_key), settings.data_dir)
     api.state.sso = OidcSignOn(store, box, sessions, audit, secret, idp_http)
 
 
@@ -147,7 +141,8 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             )
             stack.push_async_callback(provider.aclose)
             engine_url = await stack.enter_async_context(builtin_engine(settings))
-            catalog = await build_catalog(settings, provider, engine_url)
+            box = SecretBox.from_settings(_secret(settings.secret_key), settings.data_dir)
+            catalog = await build_catalog(settings, provider, engine_url, box)
             announce(summary(settings, catalog))
             fair_prices = Prices(settings.fair_prompt_weight, settings.fair_output_weight)
             registry = CollectorRegistry()
@@ -177,9 +172,12 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 buffer_limit=settings.usage_buffer_limit,
                 journal=journal(settings),
             )
+            # Each end-user assertion is accepted once: across instances when they share Redis.
+            seen = RedisSeenOnce.from_url(settings.redis_url) if settings.redis_url else MemorySeenOnce()
+            stack.push_async_callback(seen.close)
             gw = Gateway(
                 settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices, prepaid,
-                RequestMetrics(registry), EndUserAssertions(store, keys, AuditLog(store)),
+                RequestMetrics(registry), EndUserAssertions(store, keys, AuditLog(store), seen),
             )  # fmt: skip
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
@@ -195,7 +193,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             api.state.public_status = PublicStatus()
             api.state.applier = Applier(tenancy, store, catalog.models_of_provider)
             idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
-            people(api, settings, store, audit, idp_http)
+            people(api, settings, store, audit, idp_http, box)
             api.state.rollups = rollups
             api.state.operations = Operations(store, gw.prices, gw.scheduler, audit, settings.usage_retention_days)
             api.state.billing = Billing(
@@ -220,14 +218,17 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
 
     api = FastAPI(title="tenantgate", version=__version__, lifespan=lifespan)
     api.include_router(public.router)
-    api.include_router(admin_pools.metrics_router)
+    api.include_router(pools.metrics_router)
     api.include_router(pages.router)
     api.include_router(assets.router)
     api.include_router(request_log.router)
     api.include_router(bulk.router)
     # The management API is versioned under /api/v1; /admin is the same API under its first name.
-    routers = (admin.router, access.router, login.router, sso.router, declarative.router, admin_pools.router,
-               admin_billing.router, admin_usage.router, incidents.router)  # fmt: skip
+    routers = (
+        session.router,
+        *(tenants.router, operators.router, pools.router, billing.router, declarative.router, incidents.router),
+        *(tenant_settings.router, members.router, keys.router, usage.router),
+    )
     for prefix, listed in (("/api/v1", True), ("/admin", False)):
         for router in routers:
             api.include_router(router, prefix=prefix, include_in_schema=listed, responses=ERRORS)

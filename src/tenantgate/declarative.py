@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from tenantgate.access.callers import Caller
-from tenantgate.api.admin_schemas import Email, LimitsIn, Moment, Name, _In, limits_out
+from tenantgate.api.schemas import Email, LimitsIn, Moment, Name, _In, limits_out
 from tenantgate.auth.keys import imported_key_id
 from tenantgate.domain import Limits, Role, Tenant, TenantMode
 from tenantgate.errors import InvalidRequest
@@ -168,8 +168,12 @@ class Applier:
         if models is not None and tuple(sorted(models)) != tuple(sorted(tenant.allowed_models or ())):
             diffs.append(f"models {', '.join(tenant.allowed_models or ('all',))} → {', '.join(models)}")
         pins = None if spec.pins is None else tuple(spec.pins)
-        if pins is not None and tuple(sorted(pins)) != tuple(sorted(tenant.pins or ())):
-            diffs.append(f"pins {', '.join(tenant.pins or ('none',))} → {', '.join(pins) or 'none'}")
+        # No pins stored means the configuration file's pins apply; an empty list stored means none.
+        if pins is not None and (tenant.pins is None or sorted(pins) != sorted(tenant.pins)):
+            was = ", ".join(tenant.pins or ()) or (
+                "the configuration file's" if tenant.pins is None and not pins else "none"
+            )
+            diffs.append(f"pins {was} → {', '.join(pins) or 'none'}")
         merged = None if limits is None else replace_set_fields(tenant.limits, limits)
         if merged is not None and merged != tenant.limits:
             diffs.append(f"limits {_shown(tenant.limits)} → {_shown(merged)}")

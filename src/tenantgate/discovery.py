@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import SecretStr
+
+from tenantgate.access.secret_box import SecretBox
 from tenantgate.providers.base import Provider
 from tenantgate.routing.catalog import Catalog, catalog_from_config
 from tenantgate.routing.health import Health
@@ -29,8 +32,23 @@ def effective_config(settings: Settings, engine_url: str | None) -> CatalogConfi
     return settings.catalog.model_copy(update={"pools": tuple(pools)})
 
 
-async def build_catalog(settings: Settings, provider: Provider, engine_url: str | None) -> Catalog:
-    config = effective_config(settings, engine_url)
+def with_credentials_opened(config: CatalogConfig, box: SecretBox) -> CatalogConfig:
+    """Upstream API keys written sealed in the configuration, opened for use (they stay in memory only)."""
+    pools = []
+    for pool in config.pools:
+        deployments = []
+        for spec in pool.deployments:
+            if spec.api_key is not None:
+                where = f"pools[{pool.name}].deployments[{spec.name}].api_key"
+                opened = box.open_config_value(spec.api_key.get_secret_value(), where)
+                spec = spec.model_copy(update={"api_key": SecretStr(opened)})
+            deployments.append(spec)
+        pools.append(pool.model_copy(update={"deployments": tuple(deployments)}))
+    return config.model_copy(update={"pools": tuple(pools)})
+
+
+async def build_catalog(settings: Settings, provider: Provider, engine_url: str | None, box: SecretBox) -> Catalog:
+    config = with_credentials_opened(effective_config(settings, engine_url), box)
     discovered: dict[str, list[str]] = {}
     for pool in config.pools:
         for deployment in pool.deployments:

@@ -88,3 +88,17 @@ async def row_security_problem(database_url: str) -> str | None:
     finally:
         await store.close()
     return None
+
+
+def credentials_problem(settings: Settings) -> str | None:
+    """Why the sealed upstream credentials of the configuration cannot be opened, if they cannot."""
+    from tenantgate.access.secret_box import SecretBox
+    from tenantgate.discovery import with_credentials_opened
+    from tenantgate.errors import ConfigurationError
+
+    secret = None if settings.secret_key is None else settings.secret_key.get_secret_value()
+    try:
+        with_credentials_opened(settings.catalog, SecretBox.from_settings(secret, settings.data_dir))
+    except ConfigurationError as exc:
+        return str(exc)
+    return None

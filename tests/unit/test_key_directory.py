@@ -108,6 +108,20 @@ async def test_a_copy_read_before_the_revocation_does_not_bring_the_key_back(sto
     assert caught.value.code == "revoked_api_key"
 
 
+async def test_a_copy_read_before_a_rotation_does_not_bring_the_old_secret_back(store: CountingStore) -> None:
+    _, key_id, plaintext = await make_key(store)
+    directory = KeyDirectory(store)
+    service = TenancyService(store, directory, PLANS, AuditLog(store))
+    await directory.authenticate(f"Bearer {plaintext}")
+    before = await store.get_key(key_id)  # what a poll in flight read a moment before the rotation
+    assert before is not None
+    rotated = await service.rotate_key(SYSTEM, key_id, timedelta(0))
+    directory.apply_key(before)  # ...and applies after it
+    with pytest.raises(AuthenticationFailed):
+        await directory.authenticate(f"Bearer {plaintext}")
+    await directory.authenticate(f"Bearer {rotated.plaintext}")
+
+
 async def test_revocation_elsewhere_arrives_with_the_next_poll(store: CountingStore) -> None:
     other_instance, key_id, plaintext = await make_key(store)
     directory = KeyDirectory(store)

@@ -13,6 +13,7 @@ from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import Caller
 from tenantgate.access.login import LoginService, Session
 from tenantgate.access.roles import Action
+from tenantgate.access.sso import OidcSignOn
 from tenantgate.access.tokens import AccessService
 from tenantgate.billing.invoicing import Billing
 from tenantgate.billing.rollups import RollupJob
@@ -59,6 +60,21 @@ def operations(request: Request) -> Operations:
 def audit_log(request: Request) -> AuditLog:
     log: AuditLog = request.app.state.audit
     return log
+
+
+def sign_on(request: Request) -> OidcSignOn:
+    service: OidcSignOn = request.app.state.sso
+    return service
+
+
+SignOn = Annotated[OidcSignOn, Depends(sign_on)]
+
+
+def public_url(request: Request, route: str, slug: str) -> str:
+    """The address of a named route as the world reaches it (behind a proxy: `public_url`)."""
+    path = str(request.app.url_path_for(route, slug=slug))
+    base = gateway(request).settings.public_url or str(request.base_url)
+    return base.rstrip("/") + path
 
 
 SESSION_COOKIE = "tenantgate_session"

@@ -3,7 +3,8 @@
 The proxy calls with the tenant's service key and, in `X-Tenantgate-Assertion`, a short-lived JWT
 it signed with the key its tenant registered here: who the end user is. The request is then
 metered and limited as that user's (created in the tenant, as a developer, the first time), not
-as the service key's. A forged, expired, too long-lived or replayed assertion is refused (401) and
+as the service key's. Each assertion is accepted once, across instances when they share Redis
+(auth/replay.py). A forged, expired, too long-lived or replayed assertion is refused (401) and
 written to the audit log: the first refusal of a key in each minute at once, the rest of that minute
 counted into the next entry, so a flood of bad assertions costs one database write a minute."""
 
@@ -24,6 +25,7 @@ from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import Caller
 from tenantgate.access.roles import PlatformRole
 from tenantgate.auth.directory import KeyDirectory
+from tenantgate.auth.replay import MemorySeenOnce, SeenOnce
 from tenantgate.clock import utcnow
 from tenantgate.domain import Principal, Role, User
 from tenantgate.errors import AuthenticationFailed
@@ -34,6 +36,7 @@ MAX_LIFETIME_S = 300  # an assertion lives at most this long
 SKEW_S = 30  # clocks may differ this much
 KEYS_TTL_S = 10.0  # registered keys are read again after this long (a new key takes effect within it)
 REFUSALS_AUDITED_EVERY_S = 60.0  # per key: one audit entry, with how many refusals it stands for
+MAX_JTI = 200
 ALGORITHMS = ["Ed25519", "ES256", "RS256"]
 EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,200}@[^@\s\x00-\x1f\x7f]{1,200}")
 
@@ -44,7 +47,8 @@ def issuer_of(slug: str) -> str:
 
 class EndUserAssertions:
     def __init__(
-        self, store: Store, directory: KeyDirectory, audit: AuditLog, clock: Callable[[], float] = time.time
+        self, store: Store, directory: KeyDirectory, audit: AuditLog, seen: SeenOnce | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
         self._store = store
         self._directory = directory
@@ -52,7 +56,7 @@ class EndUserAssertions:
         self._clock = clock
         self._keys: dict[str, KeySet] = {}
         self._keys_read_at = -KEYS_TTL_S
-        self._seen: dict[str, float] = {}  # assertion id -> when it expires: each is accepted once
+        self._seen = MemorySeenOnce(clock) if seen is None else seen  # each assertion is accepted once
         self._user_ids: dict[tuple[str, str], str] = {}  # (tenant id, e-mail) -> user id
         self._refusals: dict[str, tuple[float, int]] = {}  # key id -> (last audit entry, refusals since)
 
@@ -92,17 +96,12 @@ class EndUserAssertions:
             await self._refuse(principal, "its email claim is not an e-mail address")
         if int(claims["exp"]) - int(claims["iat"]) > MAX_LIFETIME_S:
             await self._refuse(principal, f"lives longer than {MAX_LIFETIME_S} s")
-        self._forget_expired()
         jti = str(claims["jti"])
-        if jti in self._seen:
+        if len(jti) > MAX_JTI:
+            await self._refuse(principal, f"its jti is longer than {MAX_JTI} characters")
+        if not await self._seen.first_time(principal.tenant_id, jti, float(claims["exp"]) + SKEW_S):
             await self._refuse(principal, "replayed")
-        self._seen[jti] = float(claims["exp"]) + SKEW_S
         return claims
-
-    def _forget_expired(self) -> None:
-        now = self._clock()
-        if len(self._seen) > 1000:
-            self._seen = {jti: until for jti, until in self._seen.items() if until > now}
 
     async def _refuse(self, principal: Principal, why: str) -> NoReturn:
         now = self._clock()

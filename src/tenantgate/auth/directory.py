@@ -155,12 +155,12 @@ class KeyDirectory:
         return key
 
     def apply_key(self, key: ApiKey) -> None:
-        """Take a key change into effect now (create, revoke, update). A revocation is final: a copy read
-        before it landed (a poll or a lookup still in flight when the key was revoked) never brings the
-        key back."""
+        """Take a key change into effect now (create, revoke, rotate, update). A copy read before the one
+        held (a poll or a lookup still in flight when the key changed) never replaces it: a revoked key
+        stays revoked, a rotated-out secret stays out."""
         self._unknown.pop(key.id, None)
         held = self._keys.get(key.id)
-        if held is not None and held.revoked_at is not None and key.revoked_at is None:
+        if held is not None and (key.updated_at < held.updated_at or (held.revoked_at and not key.revoked_at)):
             return
         if key.tenant_id in self._tenants:
             self._keys[key.id] = key

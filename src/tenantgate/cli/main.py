@@ -54,32 +54,66 @@ async def _seed(settings: Settings, command: str) -> str:
     return banner(keys, f"http://{settings.host}:{settings.port}", token, password, command)
 
 
+def setting_help(text: str, field: str) -> str:
+    """Help for an option that overrides a setting: with the setting's environment variable and default."""
+    default = Settings.model_fields[field].default
+    shown = "" if default in (None, (), False) else f", default {default}"
+    return f"{text} (env TENANTGATE_{field.upper()}{shown})"
+
+
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
-    port: Annotated[int | None, typer.Option(help="Port")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML with pools, deployments, aliases")] = None,
-    upstream: Annotated[
-        list[str] | None, typer.Option("--upstream", help="OpenAI-compatible base URL (repeatable)")
+    host: Annotated[str | None, typer.Option(help=setting_help("Bind address", "host"))] = None,
+    port: Annotated[int | None, typer.Option(help=setting_help("Port", "port"))] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help=setting_help("YAML with pools, deployments, aliases", "config"))
     ] = None,
-    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL; sqlite:/// or postgresql://")] = None,
-    demo: Annotated[bool | None, typer.Option("--demo/--no-demo", help="Seed demo tenants and print keys")] = None,
+    upstream: Annotated[
+        list[str] | None,
+        typer.Option("--upstream", help=setting_help("OpenAI-compatible base URL (repeatable)", "upstreams")),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help=setting_help("SQLAlchemy URL; sqlite:/// or postgresql://", "database_url"))
+    ] = None,
+    demo: Annotated[
+        bool | None, typer.Option("--demo/--no-demo", help=setting_help("Seed demo tenants and print keys", "demo"))
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request")] = False,
     mode: Annotated[
-        str | None, typer.Option(help="gateway, or tenant-proxy: in a tenant's network, in front of a shared gateway")
+        str | None,
+        typer.Option(
+            help=setting_help("gateway, or tenant-proxy: in a tenant's network, in front of a shared gateway", "mode")
+        ),
     ] = None,
-    shared_url: Annotated[str | None, typer.Option(help="tenant-proxy: the shared gateway's URL")] = None,
-    service_key: Annotated[str | None, typer.Option(help="tenant-proxy: the tenant's key there")] = None,
-    proxy_tenant: Annotated[str | None, typer.Option(help="tenant-proxy: the tenant's slug there")] = None,
-    oidc_issuer: Annotated[str | None, typer.Option(help="tenant-proxy: the tenant's identity provider")] = None,
-    oidc_audience: Annotated[str | None, typer.Option(help="tenant-proxy: the audience of its tokens")] = None,
-    assertion_key: Annotated[Path | None, typer.Option(help="tenant-proxy: private JWK from proxy keygen")] = None,
+    shared_url: Annotated[
+        str | None, typer.Option(help=setting_help("tenant-proxy: the shared gateway's URL", "shared_url"))
+    ] = None,
+    service_key: Annotated[
+        str | None, typer.Option(help=setting_help("tenant-proxy: the tenant's key there", "service_key"))
+    ] = None,
+    proxy_tenant: Annotated[
+        str | None, typer.Option(help=setting_help("tenant-proxy: the tenant's slug there", "proxy_tenant"))
+    ] = None,
+    oidc_issuer: Annotated[
+        str | None, typer.Option(help=setting_help("tenant-proxy: the tenant's identity provider", "oidc_issuer"))
+    ] = None,
+    oidc_audience: Annotated[
+        str | None, typer.Option(help=setting_help("tenant-proxy: the audience of its tokens", "oidc_audience"))
+    ] = None,
+    assertion_key: Annotated[
+        Path | None, typer.Option(help=setting_help("tenant-proxy: private JWK from proxy keygen", "assertion_key"))
+    ] = None,
 ) -> None:
     """Migrate the database and serve the gateway (or, --mode tenant-proxy, a tenant's proxy)."""
     import uvicorn
 
     from tenantgate.app import create_app
-    from tenantgate.startup import configuration_problem, database_problem, row_security_problem
+    from tenantgate.startup import (
+        configuration_problem,
+        credentials_problem,
+        database_problem,
+        row_security_problem,
+    )
     from tenantgate.storage.migrate import ensure_schema
 
     try:
@@ -119,6 +153,9 @@ def serve(
         except ConfigurationError as exc:
             typer.echo(f"tenantgate: {exc}", err=True)
             raise typer.Exit(2) from None
+    if problem := credentials_problem(settings):
+        typer.echo(f"tenantgate: {problem}", err=True)
+        raise typer.Exit(2)
     if settings.demo:
         # the command as this shell can run it, e.g. .venv/bin/tenantgate under `make run`
         command = sys.argv[0] if sys.argv[0].endswith("tenantgate") else "tenantgate"
@@ -177,6 +214,48 @@ def proxy_keygen(
     out.touch(mode=0o600)
     out.write_text(json.dumps(private))
     typer.echo(json.dumps({"public_jwk": public}))
+
+
+secrets_app = typer.Typer(no_args_is_help=True, help="Upstream credentials sealed for the configuration file.")
+app.add_typer(secrets_app, name="secrets")
+
+
+@secrets_app.command("seal")
+def seal_secret(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help=setting_help("Where the secret key is kept if TENANTGATE_SECRET_KEY is unset", "data_dir")),
+    ] = None,
+) -> None:
+    """Seal an upstream's API key, read on standard input, for the configuration file.
+
+    Prints `sealed:…`, encrypted with the gateway's secret key, to write as a deployment's `api_key`.
+    The secret never appears on the command line; the gateway opens it at start-up and keeps it in
+    memory only."""
+    from tenantgate.access.secret_box import SecretBox
+    from tenantgate.errors import ConfigurationError
+    from tenantgate.startup import configuration_problem
+
+    try:
+        settings = load_settings(data_dir=data_dir)
+    except Exception as exc:
+        message = configuration_problem(exc, None)
+        if message is None:
+            raise
+        typer.echo(f"tenantgate: {message}", err=True)
+        raise typer.Exit(2) from None
+    secret = typer.prompt("Secret", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
+    secret = secret.strip()
+    if not secret:
+        typer.echo("tenantgate: nothing to seal; give the secret on standard input", err=True)
+        raise typer.Exit(2)
+    key = None if settings.secret_key is None else settings.secret_key.get_secret_value()
+    try:
+        box = SecretBox.from_settings(key, settings.data_dir)
+    except ConfigurationError as exc:
+        typer.echo(f"tenantgate: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(box.seal_for_config(secret))
 
 
 @app.command()

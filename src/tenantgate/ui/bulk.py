@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
 
-from tenantgate.api.declarative import Applied, applier
 from tenantgate.api.deps import PlatformWriter
+from tenantgate.api.platform.declarative import Applied, applier
 from tenantgate.declarative import Applier, Document
 from tenantgate.errors import InvalidRequest
 

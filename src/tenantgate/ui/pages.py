@@ -15,7 +15,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from tenantgate.access.callers import Caller
 from tenantgate.access.roles import Action
 from tenantgate.admission.periods import day_start
-from tenantgate.api.admin_pools import deployment_state
 from tenantgate.api.deps import (
     SESSION_COOKIE,
     access,
@@ -26,6 +25,7 @@ from tenantgate.api.deps import (
     gateway,
     tenancy,
 )
+from tenantgate.api.platform.pools import deployment_state
 from tenantgate.clock import utcnow
 from tenantgate.errors import GatewayError, PermissionDenied
 from tenantgate.ui.render import page

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from tenantgate.access.roles import Action
-from tenantgate.api.admin_schemas import sane_moment
 from tenantgate.api.csv_render import csv_response
 from tenantgate.api.deps import gateway, tenancy
+from tenantgate.api.schemas import sane_moment
 from tenantgate.clock import utcnow
 from tenantgate.domain import RequestFilter, UsageEvent
 from tenantgate.errors import GatewayError, InvalidRequest

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from tenantgate.admission.periods import day_start, month_label
-from tenantgate.api.admin_pools import DeploymentState
+from tenantgate.api.platform.pools import DeploymentState
 from tenantgate.billing.invoices import MonthUsage, parse_month
 from tenantgate.billing.prices import PriceBook
 from tenantgate.billing.records import UsageTotals

@@ -1,4 +1,4 @@
-"""Management API: apply a tenants document (what `tenantgate apply` sends) and export the state."""
+"""Platform realm: declarative configuration, applied and exported."""
 
 from __future__ import annotations
 

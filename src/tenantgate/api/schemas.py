@@ -185,3 +185,6 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="The full key. Shown once; only its hash is stored.")
+
+
+Password = Annotated[str, StringConstraints(min_length=12, max_length=1024)]  # a new one; signing in takes any

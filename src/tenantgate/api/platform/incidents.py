@@ -1,4 +1,4 @@
-"""The status page's incidents: posted and updated by operators, read by anyone."""
+"""Platform realm: incidents on the public status page."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from tenantgate.api.admin_schemas import _In
 from tenantgate.api.deps import PlatformWriter
+from tenantgate.api.schemas import _In
 from tenantgate.domain import Incident, IncidentState
 from tenantgate.incidents import StatusBoard
 
@@ -22,7 +22,11 @@ def status_board(request: Request) -> StatusBoard:
 
 
 Board = Annotated[StatusBoard, Depends(status_board)]
+
+
 Title = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 Message = Annotated[str, Field(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
 
 

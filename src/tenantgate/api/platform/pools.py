@@ -1,5 +1,4 @@
-"""Operators' view of the engine pools: health, in-flight work and queues; drain and resume;
-and the Prometheus metrics."""
+"""Platform realm: pools and deployments (their queues, drain and resume) and the Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -13,6 +12,8 @@ from tenantgate.runtime import Gateway
 from tenantgate.scheduling.lanes import Lane
 
 router = APIRouter(tags=["pools"])
+
+
 metrics_router = APIRouter(tags=["pools"])  # served at the root, where scrapers look
 
 

@@ -1,0 +1,1 @@
+"""The platform realm: what operators manage across every tenant."""

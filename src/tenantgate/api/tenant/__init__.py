@@ -1,0 +1,1 @@
+"""The tenant realm: what a tenant's members manage inside their own tenant (operators too)."""
