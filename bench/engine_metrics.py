@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 
+from tenantgate.providers.http import Sessions
 from tenantgate.providers.openai_compat import OpenAICompatProvider
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import read_engine_load
@@ -38,7 +39,7 @@ def vllm_sized_page() -> str:
 
 async def scrape_cost(n: int) -> float:
     runner, port = await start_sim_engine("127.0.0.1", 0, SimConfig(instant=True))
-    provider = OpenAICompatProvider(connect_timeout_s=2, read_timeout_s=5)
+    provider = OpenAICompatProvider(Sessions(connect_timeout_s=2, read_timeout_s=5))
     deployment = Deployment("sim", "p", "", "openai", f"http://127.0.0.1:{port}/v1", frozenset({"m"}), None,
                             metrics_url=f"http://127.0.0.1:{port}/metrics")  # fmt: skip
     try:

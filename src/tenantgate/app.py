@@ -50,7 +50,7 @@ from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.notifications import Notifier
 from tenantgate.operations import Operations
 from tenantgate.plans import rules_by_plan
-from tenantgate.providers.openai_compat import OpenAICompatProvider
+from tenantgate.providers.registry import ProviderRegistry
 from tenantgate.routing.catalog import Catalog
 from tenantgate.runtime import Gateway, running
 from tenantgate.scheduling.lanes import Scheduler
@@ -135,7 +135,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
         async with AsyncExitStack() as stack:
             store = SqlStore.from_url(settings.database_url, row_security=settings.row_security)
             stack.push_async_callback(store.close)
-            provider = OpenAICompatProvider(
+            provider = ProviderRegistry.default(
                 connect_timeout_s=settings.upstream_connect_timeout_s,
                 read_timeout_s=settings.upstream_read_timeout_s,
             )

@@ -7,7 +7,7 @@ import logging
 from pydantic import SecretStr
 
 from tenantgate.access.secret_box import SecretBox
-from tenantgate.providers.base import Provider
+from tenantgate.providers.registry import ProviderRegistry
 from tenantgate.routing.catalog import Catalog, catalog_from_config
 from tenantgate.routing.health import Health
 from tenantgate.settings import CatalogConfig, DeploymentConfig, PoolConfig, Settings
@@ -47,7 +47,9 @@ def with_credentials_opened(config: CatalogConfig, box: SecretBox) -> CatalogCon
     return config.model_copy(update={"pools": tuple(pools)})
 
 
-async def build_catalog(settings: Settings, provider: Provider, engine_url: str | None, box: SecretBox) -> Catalog:
+async def build_catalog(
+    settings: Settings, provider: ProviderRegistry, engine_url: str | None, box: SecretBox
+) -> Catalog:
     config = with_credentials_opened(effective_config(settings, engine_url), box)
     discovered: dict[str, list[str]] = {}
     for pool in config.pools:
@@ -56,7 +58,7 @@ async def build_catalog(settings: Settings, provider: Provider, engine_url: str 
                 continue
             key = None if deployment.api_key is None else deployment.api_key.get_secret_value()
             try:
-                discovered[deployment.name] = await provider.list_models(deployment.base_url, key)
+                discovered[deployment.name] = await provider.list_models(deployment.base_url, key, deployment.provider)
             except Exception:  # noqa: BLE001 - an unreachable upstream must not stop the gateway; it serves nothing
                 log.warning("could not discover models of %s at %s", deployment.name, deployment.base_url)
     return catalog_from_config(

@@ -23,7 +23,7 @@ from tenantgate.billing.webhooks import WebhookDelivery
 from tenantgate.errors import UpstreamError, UpstreamTimeout
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
-from tenantgate.providers.base import Provider
+from tenantgate.providers.registry import ProviderRegistry
 from tenantgate.routing.catalog import Catalog
 from tenantgate.scheduling.lanes import Scheduler
 from tenantgate.settings import Settings
@@ -38,7 +38,7 @@ class Gateway:
     store: Store
     keys: KeyDirectory
     catalog: Catalog
-    provider: Provider
+    provider: ProviderRegistry
     recorder: UsageRecorder
     admission: Admission
     scheduler: Scheduler
@@ -84,7 +84,8 @@ async def probe_deployments(gw: Gateway) -> None:
         for deployment in gw.catalog.deployments:
             try:
                 await asyncio.wait_for(
-                    gw.provider.list_models(deployment.base_url, deployment.api_key), gw.settings.health_probe_s
+                    gw.provider.list_models(deployment.base_url, deployment.api_key, deployment.provider),
+                    gw.settings.health_probe_s,
                 )
             except Exception:  # noqa: BLE001 - any failure to answer is a failed probe
                 if deployment.health.probe_ok:

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ProviderKind = Literal["openai"]
+ProviderKind = Literal["openai", "vllm", "sglang", "tgi", "ollama", "llamacpp", "anthropic"]
 
 
 MAX_PRICE = 1_000_000.0  # per 1M tokens, per GPU-hour or per month, in the installation's currency

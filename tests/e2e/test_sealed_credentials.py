@@ -7,16 +7,16 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import openai
 import yaml
 from cryptography.fernet import Fernet
 
+from tests.e2e.local_http import serving
 from tests.e2e.procs import ADMIN_TOKEN, free_port, gateway
 
 UPSTREAM_KEY = "sk-upstream-7f3c9a1e5b"
@@ -56,14 +56,8 @@ def keyed_upstream() -> Iterator[tuple[str, list[str]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url + "/v1", seen
 
 
 def seal(secret: str, env: dict[str, str]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from urllib.parse import unquote
 
 import orjson
 from starlette.responses import Response
@@ -114,11 +115,26 @@ class DataPlane:
                 endpoint, body, authorization, namespace, request_id, receive, client_request_id, assertion
             )
             return await handle_inference(self.deps, call)
-        if path == "/v1/models" and method == "GET":
-            authorization, _, assertion = caller_headers(scope)
-            principal = await self.deps.authenticate(authorization, assertion)
-            check_namespace(principal, namespace)
-            models = visible_models(self.deps.catalog, principal)
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "tenantgate"} for m in models]
-            return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+        if path.startswith("/v1/models") and method == "GET":
+            return await self._models(scope, namespace, path[len("/v1/models") :])
         raise NotFound(f"Unknown endpoint {method} {scope['path']}.")
+
+    async def _models(self, scope: Scope, namespace: str | None, rest: str) -> ASGIApp:
+        """GET /v1/models (what the caller may use) and GET /v1/models/{id} (one of them)."""
+        if rest and not rest.startswith("/"):
+            raise NotFound(f"Unknown endpoint GET {scope['path']}.")
+        authorization, _, assertion = caller_headers(scope)
+        principal = await self.deps.authenticate(authorization, assertion)
+        check_namespace(principal, namespace)
+        models = visible_models(self.deps.catalog, principal)
+        if not rest:
+            data = [_model(m) for m in models]
+            return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+        wanted = unquote(rest[1:])  # model ids may hold slashes (org/name)
+        if wanted not in models:
+            raise NotFound(f"The model '{wanted}' does not exist or this key may not use it.", code="model_not_found")
+        return Response(orjson.dumps(_model(wanted)), media_type="application/json")
+
+
+def _model(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "tenantgate"}

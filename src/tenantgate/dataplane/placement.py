@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from tenantgate.dataplane.deps import Placement
 from tenantgate.dataplane.request import InferenceRequest
 from tenantgate.domain import Principal, Usage
-from tenantgate.errors import NoCapacity, QueueFull, UpstreamError, UpstreamRefused, UpstreamTimeout
+from tenantgate.errors import InvalidRequest, NoCapacity, QueueFull, UpstreamError, UpstreamRefused, UpstreamTimeout
 from tenantgate.metering.meter import Served
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.routing.policy import Route
@@ -181,8 +181,10 @@ class Dispatch:
         self.sent = True
         try:
             upstream = await self._answer_from(lane, body, headers)
-        except asyncio.CancelledError:
-            if trial:  # the client left before the trial had an answer: let the next request try
+        except (asyncio.CancelledError, InvalidRequest):
+            # The client left before the trial had an answer, or its request cannot be put in this
+            # deployment's dialect: neither says anything about the deployment; let the next request try.
+            if trial:
                 deployment.health.no_verdict()
             raise
         deployment.health.success()

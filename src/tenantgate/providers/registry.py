@@ -1,0 +1,47 @@
+"""The adapter for each deployment's `provider`, behind the one Provider the gateway uses.
+
+OpenAI-compatible engines (vLLM, TGI, SGLang, Ollama, llama.cpp, OpenAI itself) share the pass-through
+adapter; Anthropic deployments get the translating one. Every adapter sends through the same pooled
+sessions and timeouts (http.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tenantgate.providers.anthropic import AnthropicProvider
+from tenantgate.providers.base import Provider, UpstreamResponse
+from tenantgate.providers.http import Sessions
+from tenantgate.providers.openai_compat import OpenAICompatProvider
+from tenantgate.routing.catalog import Deployment
+from tenantgate.routing.engine_load import EngineLoad
+
+OPENAI_COMPATIBLE = ("openai", "vllm", "sglang", "tgi", "ollama", "llamacpp")
+
+
+class ProviderRegistry:
+    def __init__(self, adapters: Mapping[str, Provider], sessions: Sessions) -> None:
+        self._adapters = dict(adapters)
+        self._sessions = sessions
+
+    @classmethod
+    def default(cls, *, connect_timeout_s: float, read_timeout_s: float) -> ProviderRegistry:
+        sessions = Sessions(connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
+        compatible = OpenAICompatProvider(sessions)
+        adapters: dict[str, Provider] = dict.fromkeys(OPENAI_COMPATIBLE, compatible)
+        adapters["anthropic"] = AnthropicProvider(sessions)
+        return cls(adapters, sessions)
+
+    def adapter(self, kind: str) -> Provider:
+        return self._adapters[kind]  # settings accept only the kinds registered here
+
+    async def send(self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
+        return await self._adapters[deployment.provider].send(deployment, path, body, headers)
+
+    async def list_models(self, base_url: str, api_key: str | None, kind: str = "openai") -> list[str]:
+        return await self._adapters[kind].list_models(base_url, api_key)
+
+    async def engine_load(self, deployment: Deployment) -> EngineLoad | None:
+        return await self._adapters[deployment.provider].engine_load(deployment)
+
+    async def aclose(self) -> None:
+        await self._sessions.aclose()
