@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ProviderKind = Literal["openai", "vllm", "sglang", "tgi", "ollama", "llamacpp", "anthropic"]
+ProviderKind = Literal["openai", "vllm", "sglang", "tgi", "ollama", "llamacpp", "anthropic", "azure"]
+AZURE_API_VERSION = "2024-10-21"  # the Azure OpenAI data plane's current GA version
 
 
 MAX_PRICE = 1_000_000.0  # per 1M tokens, per GPU-hour or per month, in the installation's currency
@@ -62,10 +63,23 @@ class DeploymentConfig(_Strict):
         default=0.0, ge=0, le=1_000_000, description="Operator's cost of one GPU-hour here (margin reports)"
     )
 
+    api_version: str = Field(
+        default=AZURE_API_VERSION, pattern=r"^[0-9a-z.-]{1,40}$", description="azure: the api-version query parameter"
+    )
+    azure_auth: Literal["api-key", "bearer"] = Field(
+        default="api-key", description="azure: send api_key as the api-key header, or as an Entra bearer token"
+    )
+
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _azure_names_its_models(self) -> DeploymentConfig:
+        if self.provider == "azure" and not self.models:
+            raise ValueError(f"deployment '{self.name}': an azure deployment must list its models (Azure lists none)")
+        return self
 
 
 class PoolConfig(_Strict):

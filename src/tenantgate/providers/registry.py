@@ -1,7 +1,8 @@
 """The adapter for each deployment's `provider`, behind the one Provider the gateway uses.
 
 OpenAI-compatible engines (vLLM, TGI, SGLang, Ollama, llama.cpp, OpenAI itself) share the pass-through
-adapter; Anthropic deployments get the translating one. Every adapter sends through the same pooled
+adapter; Azure OpenAI deployments get theirs (deployment URLs, api-version, api-key); Anthropic
+deployments get the translating one. Every adapter sends through the same pooled
 sessions and timeouts (http.py)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tenantgate.providers.anthropic import AnthropicProvider
+from tenantgate.providers.azure import AzureOpenAIProvider
 from tenantgate.providers.base import Provider, UpstreamResponse
 from tenantgate.providers.http import Sessions
 from tenantgate.providers.openai_compat import OpenAICompatProvider
@@ -29,6 +31,7 @@ class ProviderRegistry:
         compatible = OpenAICompatProvider(sessions)
         adapters: dict[str, Provider] = dict.fromkeys(OPENAI_COMPATIBLE, compatible)
         adapters["anthropic"] = AnthropicProvider(sessions)
+        adapters["azure"] = AzureOpenAIProvider(sessions)
         return cls(adapters, sessions)
 
     def adapter(self, kind: str) -> Provider:

@@ -1,0 +1,45 @@
+"""Azure OpenAI upstreams: the OpenAI dialect at deployment-based URLs.
+
+A deployment's `base_url` is its Azure deployment, `https://RESOURCE.openai.azure.com/openai/
+deployments/NAME`; each request goes to `base_url + /chat/completions?api-version=…` with the key
+in the `api-key` header (or, `azure_auth: bearer`, as an Entra ID bearer token). Bodies pass
+through both ways, so Azure's content-filter results (`prompt_filter_results`,
+`content_filter_results`) reach the client as Azure sent them. A 429 (Azure's quota per deployment)
+before the answer starts fails over to the next deployment, as a 5xx does.
+"""
+
+from __future__ import annotations
+
+from tenantgate.errors import UpstreamError
+from tenantgate.providers.http import HttpUpstreamResponse, Sessions
+from tenantgate.routing.catalog import Deployment
+from tenantgate.routing.engine_load import EngineLoad
+
+
+class AzureOpenAIProvider:
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def send(
+        self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str]
+    ) -> HttpUpstreamResponse:
+        if deployment.api_key:
+            if deployment.azure_auth == "bearer":
+                headers["Authorization"] = f"Bearer {deployment.api_key}"
+            else:
+                headers["api-key"] = deployment.api_key
+        upstream = await self._sessions.post(deployment, f"{path}?api-version={deployment.api_version}", body, headers)
+        if upstream.status == 429:
+            upstream.close()
+            raise UpstreamError(f"The upstream deployment '{deployment.name}' is over its quota (HTTP 429).")
+        return upstream
+
+    async def list_models(self, base_url: str, api_key: str | None) -> list[str]:
+        """An Azure deployment serves the models its configuration lists; there is nothing to ask it."""
+        return []
+
+    async def engine_load(self, deployment: Deployment) -> EngineLoad | None:
+        return None  # a hosted API publishes no engine metrics
+
+    async def aclose(self) -> None:
+        await self._sessions.aclose()
