@@ -21,6 +21,7 @@ from tests.e2e.anthropic_upstream import (
     AnthropicUpstream,
     anthropic_upstream,
 )
+from tests.e2e.conftest import Engines
 from tests.e2e.procs import Gateway, gateway
 
 WEATHER_TOOL: Any = {
@@ -31,12 +32,17 @@ WEATHER_TOOL: Any = {
 
 
 @pytest.fixture(scope="module")
-def claude(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, AnthropicUpstream, str]]:
+def claude(
+    tmp_path_factory: pytest.TempPathFactory, engines: Engines
+) -> Iterator[tuple[Gateway, AnthropicUpstream, str]]:  # fmt: skip
+    """A gateway with an Anthropic deployment and a simulated OpenAI-compatible engine (sim-small)."""
     tmp = tmp_path_factory.mktemp("anthropic")
     with anthropic_upstream() as upstream:
         config = tmp / "tenantgate.yaml"
         deployment = {"name": "claude-1", "provider": "anthropic", "base_url": upstream.url, "api_key": API_KEY}
-        config.write_text(yaml.safe_dump({"pools": [{"name": "claude", "deployments": [deployment]}]}))
+        sim = {"name": "sim", "base_url": engines.healthy.url + "/v1", "models": ["sim-small"]}
+        pools = [{"name": "claude", "deployments": [deployment]}, {"name": "sim", "deployments": [sim]}]
+        config.write_text(yaml.safe_dump({"pools": pools}))
         with gateway(tmp, "--config", str(config)) as gw:
             yield gw, upstream, gw.tenant_with_key("claude-user")
 

@@ -34,10 +34,14 @@ def error_response(error: GatewayError, request_id: str | None = None) -> Respon
     return response
 
 
-def internal_error_response(request_id: str | None = None) -> Response:
+def internal_error(request_id: str | None = None) -> GatewayError:
     message = "The gateway failed to handle this request; it has been logged"
     message += f" as {request_id}." if request_id else "."
-    return error_response(GatewayError(message), request_id)
+    return GatewayError(message)
+
+
+def internal_error_response(request_id: str | None = None) -> Response:
+    return error_response(internal_error(request_id), request_id)
 
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:

@@ -15,14 +15,16 @@ import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tenantgate.api.errors import error_response, internal_error_response
+from tenantgate.api.errors import error_response, internal_error
 from tenantgate.dataplane.deps import DataPlaneDeps
+from tenantgate.dataplane.messages_api import COUNT_TOKENS, MESSAGES, MessagesAnswer, parse_messages
+from tenantgate.dataplane.messages_api import error_response as messages_error_response
 from tenantgate.dataplane.pipeline import InferenceCall, check_namespace, handle_inference
 from tenantgate.dataplane.queued_stream import QueuedStream
 from tenantgate.dataplane.relay import StreamRelay
-from tenantgate.dataplane.request import Endpoint
+from tenantgate.dataplane.request import Endpoint, parse_request
 from tenantgate.errors import BodyTooLarge, ClientGone, GatewayError, InvalidRequest, NotFound
-from tenantgate.routing.policy import visible_models
+from tenantgate.routing.policy import resolve_route, visible_models
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +60,15 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 def caller_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
-    """The Authorization header, the client's own request id (X-Client-Request-Id) and the end-user
-    assertion of a tenant's proxy (X-Tenantgate-Assertion), each if sent."""
-    authorization = client_request_id = assertion = None
+    """The Authorization header (or, as the Anthropic SDK sends the key, X-Api-Key), the client's own
+    request id (X-Client-Request-Id) and the end-user assertion of a tenant's proxy
+    (X-Tenantgate-Assertion), each if sent."""
+    authorization = client_request_id = assertion = api_key = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
+        elif name == b"x-api-key":
+            api_key = value.decode("latin-1")
         elif name == b"x-tenantgate-assertion":
             assertion = value.decode("latin-1")
         elif name == b"x-client-request-id":
@@ -73,6 +78,8 @@ def caller_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
                     code="invalid_client_request_id",
                 )
             client_request_id = value.decode("ascii")
+    if authorization is None and api_key is not None:
+        authorization = "Bearer " + api_key
     return authorization, client_request_id, assertion
 
 
@@ -89,16 +96,16 @@ class DataPlane:
         try:
             app = await self._route(scope, receive, request_id)
         except GatewayError as exc:
-            app = error_response(exc, request_id)
+            app = _error_response(scope, exc, request_id)
         except ClientGone:
             return
         except Exception:
             log.exception("unhandled error in request %s", request_id)
-            app = internal_error_response(request_id)
+            app = _error_response(scope, internal_error(request_id), request_id)
         recorder = self.deps.recorder
         # Strict journal: an answer goes out once its usage event is on disk. A stream records its
         # event when it ends, and waits for the disk there (relay.py), not before its head.
-        if recorder.strict and not isinstance(app, StreamRelay | QueuedStream):
+        if recorder.strict and not _streams(app):
             await recorder.durable()
         await app(scope, receive, send)
 
@@ -115,9 +122,32 @@ class DataPlane:
                 endpoint, body, authorization, namespace, request_id, receive, client_request_id, assertion
             )
             return await handle_inference(self.deps, call)
+        if path in (MESSAGES, COUNT_TOKENS):
+            return await self._messages(scope, receive, request_id, namespace, path)
         if path.startswith("/v1/models") and method == "GET":
             return await self._models(scope, namespace, path[len("/v1/models") :])
         raise NotFound(f"Unknown endpoint {method} {scope['path']}.")
+
+    async def _messages(
+        self, scope: Scope, receive: Receive, request_id: str, namespace: str | None, path: str
+    ) -> ASGIApp:  # fmt: skip
+        """The Anthropic Messages API: translated to a chat request, run, and its answer translated back."""
+        if scope["method"] != "POST":
+            raise InvalidRequest(f"Use POST for {path}.", code="method_not_allowed")
+        chat = parse_messages(await read_body(scope, receive, self.deps.max_body_bytes), path == COUNT_TOKENS)
+        authorization, client_request_id, assertion = caller_headers(scope)
+        if path == COUNT_TOKENS:
+            principal = await self.deps.authenticate(authorization, assertion)
+            check_namespace(principal, namespace)
+            request = parse_request(Endpoint.CHAT, orjson.dumps(chat))
+            resolve_route(self.deps.catalog, principal, request.model)  # a model it may not use: 403 or 404
+            prompt_tokens, _ = self.deps.admission.estimate(request)
+            return Response(orjson.dumps({"input_tokens": prompt_tokens}), media_type="application/json")
+        body = orjson.dumps(chat)
+        call = InferenceCall(
+            Endpoint.CHAT, body, authorization, namespace, request_id, receive, client_request_id, assertion
+        )
+        return MessagesAnswer(await handle_inference(self.deps, call), chat["model"], bool(chat.get("stream")))
 
     async def _models(self, scope: Scope, namespace: str | None, rest: str) -> ASGIApp:
         """GET /v1/models (what the caller may use) and GET /v1/models/{id} (one of them)."""
@@ -138,3 +168,15 @@ class DataPlane:
 
 def _model(name: str) -> dict[str, object]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "tenantgate"}
+
+
+def _error_response(scope: Scope, error: GatewayError, request_id: str) -> ASGIApp:
+    """An error in the shape of the API the client called: the Messages API's, or OpenAI's."""
+    if scope["path"].endswith((MESSAGES, COUNT_TOKENS)):
+        return messages_error_response(error, request_id)
+    return error_response(error, request_id)
+
+
+def _streams(app: ASGIApp) -> bool:
+    inner = app.inner if isinstance(app, MessagesAnswer) else app
+    return isinstance(inner, StreamRelay | QueuedStream)

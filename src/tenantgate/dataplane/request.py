@@ -77,13 +77,19 @@ def _check_messages(messages: list[Any]) -> None:
             raise InvalidRequest(f"messages[{index}] must be an object with a string 'role'.", param="messages")
 
 
-def parse_request(endpoint: Endpoint, body: bytes) -> InferenceRequest:
+def json_object(body: bytes) -> dict[str, Any]:
+    """The request body, which must be one JSON object."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON ({exc}).", code="invalid_json") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return payload
+
+
+def parse_request(endpoint: Endpoint, body: bytes) -> InferenceRequest:
+    payload = json_object(body)
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")

@@ -17,15 +17,13 @@ import orjson
 
 from tenantgate.errors import UpstreamError
 from tenantgate.providers.anthropic_wire import STOP_REASONS, openai_usage
-
-_EVENT_END = b"\n\n"
-MAX_PENDING = 4 * 1024 * 1024  # an event this long without its end is not an event stream
+from tenantgate.providers.sse import EventSplitter
 
 
 class AnthropicStreamTranslator:
     def __init__(self, deployment: str) -> None:
         self._deployment = deployment
-        self._pending = b""
+        self._events = EventSplitter()
         self._head: dict[str, Any] = {
             "id": "",
             "object": "chat.completion.chunk",
@@ -38,17 +36,11 @@ class AnthropicStreamTranslator:
 
     def feed(self, data: bytes) -> bytes:
         """Take upstream bytes; return the OpenAI SSE events they complete."""
-        buffer = self._pending + data if self._pending else data
-        if b"\r" in buffer:  # CRLF line ends; a CR kept at the end of what is pending meets its LF here
-            buffer = buffer.replace(b"\r\n", b"\n")
-        end = buffer.rfind(_EVENT_END)
-        if end < 0:
-            if len(buffer) > MAX_PENDING:
-                raise self._broken("sent an event larger than the gateway accepts")
-            self._pending = buffer
-            return b""
-        ready, self._pending = buffer[:end], buffer[end + len(_EVENT_END) :]
-        return b"".join(self._event(raw) for raw in ready.split(_EVENT_END) if raw.strip())
+        try:
+            events = self._events.feed(data)
+        except ValueError as exc:
+            raise self._broken(f"sent {exc}") from None
+        return b"".join(self._event(raw) for raw in events)
 
     def finish(self) -> None:
         """The upstream closed the stream: an answer without `message_stop` is cut short."""

@@ -1,0 +1,111 @@
+"""The Anthropic Messages API on tenant keys: the official `anthropic` SDK against the gateway,
+answered by a simulated OpenAI-compatible engine or by an Anthropic deployment, streams included,
+with Anthropic-shaped errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+
+from tests.e2e.anthropic_upstream import AnthropicUpstream
+from tests.e2e.procs import Gateway
+from tests.e2e.test_anthropic_upstream import claude  # noqa: F401 - the module's gateway fixture
+
+Claude = tuple[Gateway, AnthropicUpstream, str]
+WEATHER: Any = {"name": "get_weather", "description": "The weather in a city",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
+
+
+def sdk(gw: Gateway, key: str, base: str = "") -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gw.url + base, api_key=key, max_retries=0)
+
+
+def test_a_message_is_answered_by_an_openai_engine(claude: Claude) -> None:  # noqa: F811
+    gw, _, key = claude
+    with sdk(gw, key) as client:
+        answer = client.messages.create(model="sim-small", max_tokens=8, system="Be brief.",
+                                        messages=[{"role": "user", "content": "Say hello"}])  # fmt: skip
+    assert answer.type == "message" and answer.role == "assistant" and answer.model == "sim-small"
+    assert answer.content[0].type == "text" and answer.content[0].text
+    assert answer.stop_reason == "max_tokens" and answer.usage.output_tokens == 8
+    assert answer.usage.input_tokens > 0
+
+
+def test_a_message_streams_event_by_event(claude: Claude) -> None:  # noqa: F811
+    gw, _, key = claude
+    with (
+        sdk(gw, key) as client,
+        client.messages.stream(
+            model="sim-small", max_tokens=12, messages=[{"role": "user", "content": "Count"}]
+        ) as stream,
+    ):
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text and final.content[0].type == "text" and final.content[0].text == text
+    assert final.stop_reason == "max_tokens" and final.usage.output_tokens == 12 and final.usage.input_tokens > 0
+
+
+def test_tool_use_round_trips_through_an_anthropic_deployment(claude: Claude) -> None:  # noqa: F811
+    gw, upstream, key = claude
+    asked: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
+    with sdk(gw, key) as client:
+        answer = client.messages.create(model="claude-test", max_tokens=100, tools=[WEATHER], messages=asked)
+        with client.messages.stream(model="claude-test", max_tokens=100, tools=[WEATHER], messages=asked) as stream:
+            streamed = stream.get_final_message()
+        [use] = [b for b in answer.content if b.type == "tool_use"]
+        assert (
+            answer.stop_reason == "tool_use"
+            and use.name == "get_weather"
+            and use.input == {"city": "Paris", "unit": "C"}
+        )
+        assert [b.model_dump() for b in streamed.content] == [b.model_dump() for b in answer.content]
+        follow_up: Any = [*asked, {"role": "assistant", "content": [use.model_dump()]},
+                          {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                                        "content": "18C and sunny"}]}]  # fmt: skip
+        final = client.messages.create(model="claude-test", max_tokens=100, tools=[WEATHER], messages=follow_up)
+    assert final.content[0].type == "text" and final.content[0].text == "The tool said: 18C and sunny"
+    assert upstream.requests[-1]["messages"][-1]["content"] == [
+        {"type": "tool_result", "tool_use_id": "toolu_01", "content": "18C and sunny"}
+    ]
+    assert final.usage.cache_read_input_tokens == 8  # cached tokens come back as Anthropic counts them
+
+
+def test_errors_have_the_messages_api_shape(claude: Claude) -> None:  # noqa: F811
+    gw, _, key = claude
+    hello: Any = [{"role": "user", "content": "Hi"}]
+    with sdk(gw, "tg-000000000000-wrong") as stranger, pytest.raises(anthropic.AuthenticationError) as refused:
+        stranger.messages.create(model="sim-small", max_tokens=5, messages=hello)
+    assert refused.value.body == {
+        "type": "error",
+        "error": {"type": "authentication_error", "message": refused.value.body["error"]["message"]},
+    }  # type: ignore[index]
+    with sdk(gw, key) as client:
+        with pytest.raises(anthropic.NotFoundError):
+            client.messages.create(model="no-such-model", max_tokens=5, messages=hello)
+        with pytest.raises(anthropic.BadRequestError) as missing:
+            client.messages.create(model="sim-small", max_tokens=0, messages=hello)
+        assert "max_tokens" in str(missing.value)
+    raw = httpx.post(gw.url + "/v1/messages", headers={"x-api-key": key}, content=b"{not json")
+    assert (
+        raw.status_code == 400
+        and raw.json()["type"] == "error"
+        and raw.json()["error"]["type"] == "invalid_request_error"
+    )
+
+
+def test_tokens_are_counted_and_tenant_paths_work(claude: Claude) -> None:  # noqa: F811
+    gw, _, key = claude
+    with sdk(gw, key, "/tenants/claude-user") as client:
+        counted = client.messages.count_tokens(
+            model="sim-small", messages=[{"role": "user", "content": "one two three"}]
+        )
+        assert counted.input_tokens > 0
+        answer = client.messages.create(model="sim-small", max_tokens=3, messages=[{"role": "user", "content": "x"}])
+        assert answer.usage.output_tokens == 3
+    request = {"model": "sim-small", "max_tokens": 3, "messages": [{"role": "user", "content": "x"}]}
+    elsewhere = httpx.post(gw.url + "/tenants/someone-else/v1/messages", headers={"x-api-key": key}, json=request)
+    assert elsewhere.status_code == 403 and json.loads(elsewhere.text)["error"]["type"] == "permission_error"
