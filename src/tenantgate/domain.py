@@ -143,6 +143,7 @@ class Principal:
     ttft_slo_ms: float | None = None  # the plan's time-to-first-token target
     log_content: bool = False  # keep this request's prompt and answer (the tenant opted in)
     pins: frozenset[str] | None = None  # the tenant's pins as stored (None: the configuration's apply)
+    cache_salt: str | None = None  # set on engines that take one, so tenants never share a prefix cache
 
 
 REFUSED_STATUS = 429  # a limit, a quota or a full queue refused the attempt: counted apart from errors

@@ -38,6 +38,7 @@ class PlanRules:
     queue: QueueTerms = field(default_factory=QueueTerms)
     queue_over_concurrency: bool = False  # the tenant's concurrency waits in the fair queue, not 429
     ttft_slo_ms: float | None = None
+    share_prefix_cache: bool = False  # no per-tenant cache_salt: the plan's tenants share prefix caches
 
 
 def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
@@ -49,6 +50,7 @@ def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
             queue=QueueTerms(plan.queue_weight, plan.queue_timeout_s, plan.queue_max, plan.priority),
             queue_over_concurrency=plan.over_concurrency == "queue",
             ttft_slo_ms=plan.ttft_slo_ms,
+            share_prefix_cache=plan.share_prefix_cache,
         )
         for plan in catalog.plans
     }

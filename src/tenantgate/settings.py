@@ -141,6 +141,10 @@ class PlanConfig(_Strict):
     )
     budget_usd: float | None = Field(default=None, gt=0, description="Monthly money budget")
     queue_weight: float = Field(default=1.0, gt=0, description="Share of contended capacity (scheduler)")
+    share_prefix_cache: bool = Field(
+        default=False,
+        description="Let this plan's tenants share prefix caches (no per-tenant cache_salt on vLLM and SGLang)",
+    )
     ttft_slo_ms: float | None = Field(
         default=None, gt=0, le=3_600_000, description="Time-to-first-token target; attainment is reported per plan"
     )

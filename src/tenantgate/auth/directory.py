@@ -10,6 +10,7 @@ and a cold miss answers 503, never 401.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -54,7 +55,13 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
         ttft_slo_ms=plan.ttft_slo_ms,
         log_content=tenant.log_content,
         pins=None if tenant.pins is None else frozenset(tenant.pins),
+        cache_salt=None if plan.share_prefix_cache else cache_salt(tenant.id),
     )
+
+
+def cache_salt(tenant_id: str) -> str:
+    """The tenant's salt for engines' prefix caches: one tenant's prompts never warm, nor time, another's."""
+    return "tg-" + hashlib.sha256(b"tenantgate prefix cache:" + tenant_id.encode()).hexdigest()[:32]
 
 
 IMPORTABLE = re.compile(r"[\x21-\x7e]{8,512}")  # what an imported key may look like

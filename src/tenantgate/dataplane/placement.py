@@ -21,7 +21,7 @@ from tenantgate.dataplane.request import InferenceRequest
 from tenantgate.domain import Principal, Usage
 from tenantgate.errors import InvalidRequest, NoCapacity, QueueFull, UpstreamError, UpstreamRefused, UpstreamTimeout
 from tenantgate.metering.meter import Served
-from tenantgate.providers.base import UpstreamResponse
+from tenantgate.providers.base import CACHE_SALTED, UpstreamResponse
 from tenantgate.routing.policy import Route
 from tenantgate.scheduling.forecast import Forecast
 from tenantgate.scheduling.lanes import Displaced, Lane, OnUpdate, Waiter, WaitingRequest
@@ -173,7 +173,8 @@ class Dispatch:
             "x-tenantgate-key": principal.key_id,
         }
         priority = principal.queue.priority if deployment.priority_hint else None
-        body = self.request.upstream_body(self.route.served, priority)
+        salt = principal.cache_salt if deployment.provider in CACHE_SALTED else None
+        body = self.request.upstream_body(self.route.served, priority, salt)
         trial = deployment.health.sending()
         if self._prefix is not None:
             lane.remember(self._prefix, self.scheduler.clock())

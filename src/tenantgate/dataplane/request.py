@@ -52,12 +52,12 @@ class InferenceRequest:
             first = prompt[:PREFIX_CHARS] if isinstance(prompt, str) else None
         return None if first is None else hash((tenant_id, self.model, repr(first)))
 
-    def upstream_body(self, served_model: str, priority: int | None = None) -> bytes:
-        """The bytes to send upstream: the client's own unless the model, usage request or engine
-        priority hint must change."""
+    def upstream_body(self, served_model: str, priority: int | None = None, cache_salt: str | None = None) -> bytes:
+        """The bytes to send upstream: the client's own unless the model, usage request, engine
+        priority hint or prefix-cache salt must change."""
         rewrite_model = served_model != self.model
         ask_usage = self.stream and not self.wants_usage
-        if not rewrite_model and not ask_usage and priority is None:
+        if not rewrite_model and not ask_usage and priority is None and cache_salt is None:
             return self.body
         payload = dict(self.payload)
         if rewrite_model:
@@ -66,6 +66,8 @@ class InferenceRequest:
             payload["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
         if priority is not None:
             payload["priority"] = priority  # the plan decides; a client cannot raise its own
+        if cache_salt is not None:
+            payload["cache_salt"] = cache_salt  # the tenant's: a client cannot pick another's
         return orjson.dumps(payload)
 
 

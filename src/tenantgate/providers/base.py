@@ -8,6 +8,10 @@ from typing import Protocol
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad
 
+# Engines that take a per-request `cache_salt`: the gateway sets the tenant's, so tenants do not share
+# a prefix cache (whose hits would let one tenant time another's prompts) unless their plan says so.
+CACHE_SALTED = frozenset({"vllm", "sglang"})
+
 
 class UpstreamResponse(Protocol):
     status: int
