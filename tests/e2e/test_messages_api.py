@@ -109,3 +109,19 @@ def test_tokens_are_counted_and_tenant_paths_work(claude: Claude) -> None:  # no
     request = {"model": "sim-small", "max_tokens": 3, "messages": [{"role": "user", "content": "x"}]}
     elsewhere = httpx.post(gw.url + "/tenants/someone-else/v1/messages", headers={"x-api-key": key}, json=request)
     assert elsewhere.status_code == 403 and json.loads(elsewhere.text)["error"]["type"] == "permission_error"
+
+
+def test_tool_use_from_an_openai_engine(claude: Claude) -> None:  # noqa: F811
+    gw, _, key = claude
+    with sdk(gw, key) as client:
+        answer = client.messages.create(model="sim-small", max_tokens=3, tools=[WEATHER],
+                                        messages=[{"role": "user", "content": "weather?"}])  # fmt: skip
+        with client.messages.stream(model="sim-small", max_tokens=3, tools=[WEATHER],
+                                    messages=[{"role": "user", "content": "weather?"}]) as stream:  # fmt: skip
+            streamed = stream.get_final_message()
+    [use] = answer.content
+    assert answer.stop_reason == "tool_use" and use.type == "tool_use" and use.name == "get_weather"
+    assert use.input == {"query": "tok0 tok1 tok2 "}
+    [streamed_use] = streamed.content
+    assert streamed_use.model_dump(exclude={"id"}) == use.model_dump(exclude={"id"}) and streamed_use.id
+    assert streamed.usage.output_tokens == 3

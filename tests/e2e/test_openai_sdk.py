@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 import openai
 import pytest
@@ -104,3 +106,26 @@ def test_failover_before_first_byte(gw: Gateway, acme_key: str, engines: Engines
         assert reply.choices[0].message.content == "tok0 tok1 "
     assert engines.broken.stats()["injected_failures"] == failures + 3  # each request was tried there first
     assert engines.healthy.stats()["requests"] == served + 3
+
+
+LOOKUP: Any = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+
+
+def test_tool_calls_pass_through_whole_and_streamed(gw: Gateway, acme_key: str) -> None:
+    with client(gw, acme_key) as sdk:
+        reply = sdk.chat.completions.create(model="sim-small", messages=MESSAGES, max_tokens=4, tools=[LOOKUP])
+        chunks = list(sdk.chat.completions.create(model="sim-small", messages=MESSAGES, max_tokens=4, tools=[LOOKUP],
+                                                  stream=True, stream_options={"include_usage": True}))  # fmt: skip
+        [call] = reply.choices[0].message.tool_calls or []
+        follow_up: Any = [*MESSAGES, reply.choices[0].message.model_dump(exclude_none=True),
+                          {"role": "tool", "tool_call_id": call.id, "content": "found it"}]  # fmt: skip
+        answer = sdk.chat.completions.create(model="sim-small", messages=follow_up, max_tokens=2, tools=[LOOKUP])
+    assert reply.choices[0].finish_reason == "tool_calls" and call.function.name == "lookup"
+    assert json.loads(call.function.arguments) == {"query": "tok0 tok1 tok2 tok3 "}
+    assert reply.usage is not None and reply.usage.completion_tokens == 4
+    pieces = [t for c in chunks if c.choices for t in (c.choices[0].delta.tool_calls or [])]
+    assert pieces[0].function is not None and pieces[0].function.name == "lookup" and pieces[0].id
+    streamed = "".join(p.function.arguments or "" for p in pieces if p.function is not None)
+    assert streamed == call.function.arguments
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
+    assert answer.choices[0].message.content == "tok0 tok1 " and not answer.choices[0].message.tool_calls

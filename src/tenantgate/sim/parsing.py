@@ -42,6 +42,7 @@ class Generation:
     length_capped: bool  # the client set the output length, so the generation ends at that cap
     stream: bool
     include_usage: bool
+    tool: str | None = None  # the function this answer calls, instead of answering in text
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,27 @@ def parse_generation(
         raise RequestError(400, "'stream_options' must be an object.", "invalid_type", "stream_options")
     include_usage = stream and _flag(options or {}, "include_usage", "stream_options.include_usage")
     output_tokens = default_max_tokens if limit is None else limit
-    return Generation(chat, model, prompt_tokens, output_tokens, limit is not None, stream, include_usage)
+    tool = _tool_to_call(payload) if chat else None
+    return Generation(chat, model, prompt_tokens, output_tokens, limit is not None, stream, include_usage, tool)
+
+
+def _tool_to_call(payload: dict[str, Any]) -> str | None:
+    """Tool rule: given tools, a turn that ends with the user's message calls one (the one
+    `tool_choice` names, else the first); a turn that ends with a tool's result answers in text."""
+    tools, choice = payload.get("tools"), payload.get("tool_choice")
+    if not tools or choice == "none":
+        return None
+    names = [t.get("function", {}).get("name") for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise RequestError(400, "Each tool must be a function with a name.", "invalid_type", "tools")
+    if isinstance(choice, dict):
+        wanted = (choice.get("function") or {}).get("name")
+        if wanted not in names:
+            raise RequestError(400, f"tool_choice names '{wanted}', which is not among the tools.", "invalid_value",
+                               "tool_choice")  # fmt: skip
+        return str(wanted)
+    messages = payload.get("messages") or [{}]
+    return str(names[0]) if messages[-1].get("role") == "user" else None
 
 
 def parse_embedding(payload: dict[str, Any], *, models: Collection[str], default_dimensions: int) -> EmbeddingJob:

@@ -120,7 +120,7 @@ class SimServer:
         self, request: web.Request, generation: Generation, response_id: str, created: int, drop: bool
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers=_SSE_HEADERS)
-        renderer = wire.ChunkRenderer(generation, response_id, created)
+        renderer = wire.renderer(generation, response_id, created)
         stop = min(self.config.drop_after_chunks, generation.output_tokens) if drop else generation.output_tokens
         try:
             await response.prepare(request)

@@ -44,7 +44,14 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 def finish_reason(generation: Generation) -> str:
+    if generation.tool is not None:
+        return "tool_calls"
     return "length" if generation.length_capped else "stop"
+
+
+def tool_arguments(tokens: int) -> str:
+    """A tool call's arguments: the generated words as one JSON string field, `tokens` tokens long."""
+    return '{"query": "' + generated_text(tokens) + '"}'
 
 
 def completion_body(generation: Generation, response_id: str, created: int, tokens: int) -> bytes:
@@ -52,7 +59,12 @@ def completion_body(generation: Generation, response_id: str, created: int, toke
     text = generated_text(tokens)
     finish = finish_reason(generation)
     choice: dict[str, Any]
-    if generation.chat:
+    if generation.tool is not None:
+        call = {"id": f"call_{response_id}", "type": "function",
+                "function": {"name": generation.tool, "arguments": tool_arguments(tokens)}}  # fmt: skip
+        message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+    elif generation.chat:
         message = {"role": "assistant", "content": text}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
     else:
@@ -107,6 +119,39 @@ class ChunkRenderer:
             return DONE
         use = orjson.dumps(usage(self.generation.prompt_tokens, self.generation.output_tokens))
         return self._base + b',"choices":[],"usage":' + use + b"}\n\n" + DONE
+
+
+class ToolCallRenderer(ChunkRenderer):
+    """A streamed tool call: the call's id and name on the first chunk, then its arguments a token
+    per chunk, the finish reason `tool_calls` on the last."""
+
+    __slots__ = ("_call_id",)
+
+    def __init__(self, generation: Generation, response_id: str, created: int) -> None:
+        super().__init__(generation, response_id, created)
+        self._call_id = f"call_{response_id}"
+
+    def token(self, index: int) -> bytes:
+        generation = self.generation
+        piece = token_text(index)
+        if index == 0:
+            piece = '{"query": "' + piece
+        last = index == generation.output_tokens - 1
+        if last:
+            piece += '"}'
+        call: dict[str, Any] = {"index": 0, "function": {"arguments": piece}}
+        delta: dict[str, Any] = {"tool_calls": [call]}
+        if index == 0:
+            call.update(id=self._call_id, type="function")
+            call["function"]["name"] = generation.tool
+            delta = {"role": "assistant", "content": None, **delta}
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": "tool_calls" if last else None}
+        return self._base + b',"choices":' + orjson.dumps([choice]) + b"}\n\n"
+
+
+def renderer(generation: Generation, response_id: str, created: int) -> ChunkRenderer:
+    kind = ToolCallRenderer if generation.tool is not None else ChunkRenderer
+    return kind(generation, response_id, created)
 
 
 def embedding_vector(data: bytes, dimensions: int) -> list[float]:
