@@ -83,10 +83,7 @@ async def probe_deployments(gw: Gateway) -> None:
     while True:
         for deployment in gw.catalog.deployments:
             try:
-                await asyncio.wait_for(
-                    gw.provider.list_models(deployment.base_url, deployment.api_key, deployment.provider),
-                    gw.settings.health_probe_s,
-                )
+                await asyncio.wait_for(gw.provider.probe(deployment), gw.settings.health_probe_s)
             except Exception:  # noqa: BLE001 - any failure to answer is a failed probe
                 if deployment.health.probe_ok:
                     log.warning("deployment %s failed its health probe; no new work goes there", deployment.name)

@@ -63,6 +63,8 @@ class DeploymentConfig(_Strict):
         default=0.0, ge=0, le=1_000_000, description="Operator's cost of one GPU-hour here (margin reports)"
     )
 
+    organization: str | None = Field(default=None, max_length=200, description="openai: sent as OpenAI-Organization")
+    project: str | None = Field(default=None, max_length=200, description="openai: sent as OpenAI-Project")
     api_version: str = Field(
         default=AZURE_API_VERSION, pattern=r"^[0-9a-z.-]{1,40}$", description="azure: the api-version query parameter"
     )

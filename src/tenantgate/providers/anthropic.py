@@ -90,6 +90,9 @@ class AnthropicProvider:
         payload = await get_json(base_url.rstrip("/") + "/models", auth_headers(api_key))
         return [str(item["id"]) for item in payload.get("data", []) if isinstance(item, dict) and "id" in item]
 
+    async def probe(self, deployment: Deployment) -> None:
+        await self.list_models(deployment.base_url, deployment.api_key)
+
     async def engine_load(self, deployment: Deployment) -> EngineLoad | None:
         return None  # a hosted API publishes no engine metrics: its in-flight budget is found from its answers
 

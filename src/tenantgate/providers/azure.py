@@ -38,6 +38,9 @@ class AzureOpenAIProvider:
         """An Azure deployment serves the models its configuration lists; there is nothing to ask it."""
         return []
 
+    async def probe(self, deployment: Deployment) -> None:
+        return None  # no endpoint to ask without spending tokens: the circuit breaker judges its answers
+
     async def engine_load(self, deployment: Deployment) -> EngineLoad | None:
         return None  # a hosted API publishes no engine metrics
 

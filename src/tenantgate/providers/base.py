@@ -37,6 +37,9 @@ class Provider(Protocol):
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]: ...
 
+    async def probe(self, deployment: Deployment) -> None:
+        """The deployment's health check; raises UpstreamError / UpstreamTimeout when it fails."""
+
     async def engine_load(self, deployment: Deployment) -> EngineLoad | None:
         """The engine's own report of its running and waiting requests, if it publishes one (None if
         not). Raises UpstreamError / UpstreamTimeout when it cannot be reached."""

@@ -99,6 +99,16 @@ class Sessions:
         await asyncio.gather(*(s.close() for s in sessions))
 
 
+async def get_ok(url: str, headers: dict[str, str]) -> None:
+    """One GET that must answer 2xx (a health endpoint); its body is not read."""
+    with map_upstream_errors(url):
+        async with (
+            aiohttp.ClientSession(timeout=LIST_TIMEOUT) as session,
+            session.get(url, headers=headers) as response,
+        ):
+            response.raise_for_status()
+
+
 async def get_json(url: str, headers: dict[str, str]) -> dict[str, Any]:
     """One GET outside the pooled sessions (model discovery, health probes); the JSON object it answers."""
     with map_upstream_errors(url):

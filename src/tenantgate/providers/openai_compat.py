@@ -1,14 +1,26 @@
-"""OpenAI-compatible upstreams (vLLM, TGI, SGLang, Ollama, llama.cpp, OpenAI): bytes pass through."""
+"""OpenAI-compatible upstreams (vLLM, TGI, SGLang, Ollama, llama.cpp, OpenAI): bytes pass through.
+
+Health: engines that serve a health endpoint are probed there (vLLM, SGLang, TGI and llama.cpp at
+`/health` beside `/v1`, Ollama at `/api/version`); OpenAI itself, and servers declared only as
+`openai`, by their model list. OpenAI deployments may name an organization and a project, sent as
+the `OpenAI-Organization` and `OpenAI-Project` headers."""
 
 from __future__ import annotations
 
 import aiohttp
 
-from tenantgate.providers.http import HttpUpstreamResponse, Sessions, get_json, map_upstream_errors
+from tenantgate.providers.http import HttpUpstreamResponse, Sessions, get_json, get_ok, map_upstream_errors
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad, read_engine_load
 
 METRICS_TIMEOUT = aiohttp.ClientTimeout(total=2)
+HEALTH_PATHS = {
+    "vllm": "/health",
+    "sglang": "/health",
+    "tgi": "/health",
+    "llamacpp": "/health",
+    "ollama": "/api/version",
+}
 
 
 class OpenAICompatProvider:
@@ -22,7 +34,19 @@ class OpenAICompatProvider:
     ) -> HttpUpstreamResponse:
         if deployment.api_key:
             headers["Authorization"] = f"Bearer {deployment.api_key}"
+        if deployment.organization:
+            headers["OpenAI-Organization"] = deployment.organization
+        if deployment.project:
+            headers["OpenAI-Project"] = deployment.project
         return await self._sessions.post(deployment, path, body, headers)
+
+    async def probe(self, deployment: Deployment) -> None:
+        path = HEALTH_PATHS.get(deployment.provider)
+        if path is None:
+            await self.list_models(deployment.base_url, deployment.api_key)
+            return
+        root = deployment.base_url.removesuffix("/v1")
+        await get_ok(root + path, {"Authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {})
 
     async def engine_load(self, deployment: Deployment) -> EngineLoad | None:
         """The engine's own report of its load; None when it publishes none we know. UpstreamError /

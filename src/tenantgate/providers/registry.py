@@ -43,6 +43,9 @@ class ProviderRegistry:
     async def list_models(self, base_url: str, api_key: str | None, kind: str = "openai") -> list[str]:
         return await self._adapters[kind].list_models(base_url, api_key)
 
+    async def probe(self, deployment: Deployment) -> None:
+        await self._adapters[deployment.provider].probe(deployment)
+
     async def engine_load(self, deployment: Deployment) -> EngineLoad | None:
         return await self._adapters[deployment.provider].engine_load(deployment)
 

@@ -32,6 +32,8 @@ class Deployment:
     cost_per_1m_tokens: float = 0.0
     gpus: float = 1.0
     cost_per_gpu_hour: float = 0.0
+    organization: str | None = None  # openai: OpenAI-Organization
+    project: str | None = None  # openai: OpenAI-Project
     api_version: str = ""  # azure: the api-version query parameter
     azure_auth: str = "api-key"  # azure: api-key header or bearer token
     health: Health = field(default_factory=Health)
@@ -100,6 +102,8 @@ def catalog_from_config(
                     cost_per_1m_tokens=spec.cost_per_1m_tokens,
                     gpus=spec.gpus,
                     cost_per_gpu_hour=spec.cost_per_gpu_hour,
+                    organization=spec.organization,
+                    project=spec.project,
                     api_version=spec.api_version,
                     azure_auth=spec.azure_auth,
                     health=health(),
