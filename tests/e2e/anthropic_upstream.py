@@ -3,6 +3,7 @@ streaming events, GET /v1/models, error bodies), standing in for Anthropic in te
 
 It checks what Anthropic checks (the API key, `anthropic-version`, `max_tokens`, roles) and keeps
 every request it was sent. What it answers depends on the conversation:
+- a request that forces a tool: a `tool_use` of it with input {"answer": "Hello from claude-test."};
 - a request with tools whose last user turn asks for the weather: a `tool_use` of the first tool;
 - a conversation ending in a `tool_result`: a text answer that quotes it;
 - model `claude-overloaded`: 529 `overloaded_error`; model `claude-cut`: a stream cut before its end;
@@ -41,6 +42,10 @@ def _answer(request: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     if results:
         return [{"type": "text", "text": f"The tool said: {results[0]['content']}"}], "end_turn"
     asked = " ".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+    forced = request.get("tool_choice") or {}
+    if forced.get("type") == "tool":  # how JSON answers are asked for: a forced tool's input
+        return [{"type": "tool_use", "id": "toolu_02", "name": forced["name"],
+                 "input": {"answer": "Hello from claude-test."}}], "tool_use"  # fmt: skip
     if request.get("tools") and "weather" in asked:
         tool = request["tools"][0]["name"]
         return [

@@ -175,3 +175,22 @@ def test_models_can_be_retrieved_one_by_one(claude: tuple[Gateway, AnthropicUpst
         with pytest.raises(openai.NotFoundError):
             sdk.models.retrieve("no-such-model")
     assert httpx.get(gw.url + "/v1/models/claude-test").status_code == 401
+
+
+def test_a_json_answer_is_asked_for_with_a_forced_tool(claude: tuple[Gateway, AnthropicUpstream, str]) -> None:
+    gw, upstream, key = claude
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    response_format: Any = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+    hello: Any = [{"role": "user", "content": "Hi"}]
+    with client(gw, key) as sdk:
+        answer = sdk.chat.completions.create(model="claude-test", messages=hello, response_format=response_format)
+        sent = upstream.requests[-1]
+        chunks = list(sdk.chat.completions.create(model="claude-test", messages=hello, stream=True,
+                                                  response_format={"type": "json_object"}))  # fmt: skip
+    assert json.loads(answer.choices[0].message.content or "") == {"answer": "Hello from claude-test."}
+    assert answer.choices[0].finish_reason == "stop" and not answer.choices[0].message.tool_calls
+    assert sent["tools"][0]["input_schema"] == schema and sent["tool_choice"] == {"type": "tool", "name": "json_answer"}
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(streamed) == {"answer": "Hello from claude-test."}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert all(not c.choices[0].delta.tool_calls for c in chunks if c.choices)

@@ -129,7 +129,9 @@ def test_a_request_carries_system_images_tools_and_limits() -> None:
 @pytest.mark.parametrize(
     ("change", "param"),
     [({"n": 3}, "n"), ({"logprobs": True}, "logprobs"),
-     ({"response_format": {"type": "json_object"}}, "response_format"),
+     ({"response_format": {"type": "json_schema"}}, "response_format"),
+     ({"response_format": {"type": "json_object"}, "tools": [{"type": "function", "function": {"name": "f"}}]},
+      "tools"),
      ({"messages": [{"role": "function", "content": "x"}]}, "messages"),
      ({"messages": [{"role": "tool", "content": "x"}]}, "messages"),
      ({"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "a", "function": {"name": "f",

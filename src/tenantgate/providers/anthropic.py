@@ -15,7 +15,13 @@ import orjson
 
 from tenantgate.errors import InvalidRequest, UpstreamError
 from tenantgate.providers.anthropic_stream import AnthropicStreamTranslator
-from tenantgate.providers.anthropic_wire import ANTHROPIC_VERSION, chat_completion, messages_request, openai_error
+from tenantgate.providers.anthropic_wire import (
+    ANTHROPIC_VERSION,
+    JSON_TOOL,
+    chat_completion,
+    messages_request,
+    openai_error,
+)
 from tenantgate.providers.http import HttpUpstreamResponse, Sessions, get_json
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad
@@ -33,11 +39,12 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
 class AnthropicResponse:
     """The Messages API's answer, read and relayed in the OpenAI dialect."""
 
-    def __init__(self, inner: HttpUpstreamResponse, stream: bool, deployment: str) -> None:
+    def __init__(self, inner: HttpUpstreamResponse, stream: bool, deployment: str, json_answer: bool) -> None:
         self._inner = inner
         self.status = inner.status
         self.content_type = "text/event-stream" if stream and inner.status == 200 else "application/json"
-        self._translator = AnthropicStreamTranslator(deployment) if stream else None
+        self._translator = AnthropicStreamTranslator(deployment, json_answer) if stream else None
+        self._json_answer = json_answer
 
     async def read(self) -> bytes:
         raw = await self._inner.read()
@@ -47,7 +54,7 @@ class AnthropicResponse:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise UpstreamError("The upstream deployment answered with something that is not JSON.") from None
-        return orjson.dumps(chat_completion(message))
+        return orjson.dumps(chat_completion(message, json_answer=self._json_answer))
 
     async def first_bytes(self) -> None:
         await self._inner.first_bytes()
@@ -84,7 +91,8 @@ class AnthropicProvider:
         if inner.status in OVERLOADED:
             inner.close()
             raise UpstreamError(f"The upstream deployment '{deployment.name}' is overloaded (HTTP {inner.status}).")
-        return AnthropicResponse(inner, bool(request.get("stream")), deployment.name)
+        json_answer = (request.get("tool_choice") or {}).get("name") == JSON_TOOL and "response_format" in payload
+        return AnthropicResponse(inner, bool(request.get("stream")), deployment.name, json_answer)
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]:
         payload = await get_json(base_url.rstrip("/") + "/models", auth_headers(api_key))

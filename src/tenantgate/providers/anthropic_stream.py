@@ -16,13 +16,15 @@ from typing import Any
 import orjson
 
 from tenantgate.errors import UpstreamError
-from tenantgate.providers.anthropic_wire import STOP_REASONS, openai_usage
+from tenantgate.providers.anthropic_wire import JSON_TOOL, STOP_REASONS, openai_usage
 from tenantgate.providers.sse import EventSplitter
 
 
 class AnthropicStreamTranslator:
-    def __init__(self, deployment: str) -> None:
+    def __init__(self, deployment: str, json_answer: bool = False) -> None:
         self._deployment = deployment
+        self._json_answer = json_answer  # the forced JSON tool's input is the answer's content
+        self._json_block: int | None = None
         self._events = EventSplitter()
         self._head: dict[str, Any] = {
             "id": "",
@@ -68,6 +70,8 @@ class AnthropicStreamTranslator:
         if kind == "message_delta":
             self._usage.update(event.get("usage") or {})
             reason = (event.get("delta") or {}).get("stop_reason")
+            if reason == "tool_use" and self._json_block is not None:
+                reason = "end_turn"  # the JSON answer was the forced tool's input
             return self._chunk({}, STOP_REASONS.get(reason or "", "stop"))
         if kind == "message_stop":
             self.finished = True
@@ -94,6 +98,9 @@ class AnthropicStreamTranslator:
             return self._chunk({"content": block["text"]})
         if block.get("type") != "tool_use":
             return b""
+        if self._json_answer and block.get("name") == JSON_TOOL:
+            self._json_block = int(event.get("index") or 0)
+            return b""
         index = self._tools[int(event.get("index") or 0)] = len(self._tools)
         call = {"index": index, "id": block.get("id", ""), "type": "function",
                 "function": {"name": block.get("name", ""), "arguments": ""}}  # fmt: skip
@@ -103,6 +110,8 @@ class AnthropicStreamTranslator:
         delta = event.get("delta") or {}
         if delta.get("type") == "text_delta":
             return self._chunk({"content": delta.get("text", "")})
+        if delta.get("type") == "input_json_delta" and self._json_block == int(event.get("index") or 0):
+            return self._chunk({"content": delta.get("partial_json", "")})
         if delta.get("type") == "input_json_delta":
             index = self._tools.get(int(event.get("index") or 0))
             if index is None:

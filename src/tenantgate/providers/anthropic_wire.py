@@ -16,6 +16,7 @@ import orjson
 from tenantgate.errors import InvalidRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
+JSON_TOOL = "json_answer"  # the forced tool whose input is a JSON answer (response_format)
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires a limit; OpenAI clients often send none
 UNSUPPORTED = ("logprobs", "top_logprobs", "logit_bias", "audio", "modalities", "prediction")
 STOP_REASONS = {
@@ -167,11 +168,6 @@ def _check_supported(payload: dict[str, Any]) -> None:
             raise _refuse(f"'{name}' is not supported by this model's provider.", name)
     if payload.get("n") not in (None, 1):
         raise _refuse("This model's provider answers one choice per request ('n' must be 1).", "n")
-    response_format = payload.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
-        raise _refuse(
-            "This model's provider takes no 'response_format'; ask for JSON in the prompt.", "response_format"
-        )
 
 
 def _sampling(payload: dict[str, Any], request: dict[str, Any]) -> None:
@@ -183,6 +179,27 @@ def _sampling(payload: dict[str, Any], request: dict[str, Any]) -> None:
         request["temperature"] = min(float(temperature), 1.0)  # OpenAI's range is 0-2, Anthropic's 0-1
     if isinstance(payload.get("top_p"), int | float):
         request["top_p"] = payload["top_p"]
+
+
+def json_tool(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """For `response_format` json_object or json_schema: the tool whose forced call carries the answer
+    (the Messages API has no JSON mode; a tool's input is JSON that matches its schema)."""
+    response_format = payload.get("response_format")
+    if response_format is None or (isinstance(response_format, dict) and response_format.get("type") == "text"):
+        return None
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    spec = response_format.get("json_schema") if isinstance(response_format, dict) else None
+    if kind == "json_object":
+        schema: Any = {"type": "object"}
+    elif kind == "json_schema" and isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+        schema = spec["schema"]
+    else:
+        raise InvalidRequest(
+            "'response_format' must be text, json_object, or json_schema with a schema.", param="response_format"
+        )
+    if payload.get("tools"):
+        raise _refuse("'response_format' together with 'tools' is not supported by this model's provider.", "tools")
+    return {"name": JSON_TOOL, "description": "Give the answer as this tool's input.", "input_schema": schema}
 
 
 def messages_request(payload: dict[str, Any]) -> dict[str, Any]:
@@ -199,6 +216,9 @@ def messages_request(payload: dict[str, Any]) -> dict[str, Any]:
     choice = _tool_choice(payload.get("tool_choice"), payload.get("parallel_tool_calls"))
     if choice is not None:
         request["tool_choice"] = choice
+    answer_tool = json_tool(payload)
+    if answer_tool is not None:
+        request["tools"], request["tool_choice"] = [answer_tool], {"type": "tool", "name": JSON_TOOL}
     if isinstance(payload.get("user"), str):
         request["metadata"] = {"user_id": payload["user"]}
     if payload.get("stream"):
@@ -227,9 +247,14 @@ def tool_call(block: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def chat_completion(message: dict[str, Any], created: int | None = None) -> dict[str, Any]:
-    """An OpenAI chat completion for a Messages API answer."""
+def chat_completion(message: dict[str, Any], created: int | None = None, json_answer: bool = False) -> dict[str, Any]:
+    """An OpenAI chat completion for a Messages API answer (`json_answer`: the forced JSON tool's input
+    is the answer's content)."""
     blocks = message.get("content") or []
+    if json_answer:
+        answers = [b for b in blocks if b.get("type") == "tool_use" and b.get("name") == JSON_TOOL]
+        blocks = [{"type": "text", "text": orjson.dumps(b.get("input") or {}).decode()} for b in answers]
+        message = {**message, "stop_reason": "end_turn" if answers else message.get("stop_reason")}
     text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
     calls = [tool_call(b) for b in blocks if b.get("type") == "tool_use"]
     reply: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
