@@ -40,6 +40,7 @@ from tenantgate.billing.rollups import RollupJob
 from tenantgate.builtin_engine import builtin_engine
 from tenantgate.dataplane.asgi import DataPlane
 from tenantgate.dataplane.deps import DataPlaneDeps, KeyAuthenticator, Placement
+from tenantgate.dataplane.response_cache import MemoryResponseCache, RedisResponseCache, ResponseCache
 from tenantgate.declarative import Applier
 from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
@@ -109,13 +110,20 @@ def people(
     api.state.sso = OidcSignOn(store, box, sessions, audit, secret, idp_http)
 
 
-def data_plane_deps(gw: Gateway) -> DataPlaneDeps:
+def data_plane_deps(gw: Gateway, response_cache: ResponseCache) -> DataPlaneDeps:
     """The request path's narrow view of the gateway."""
     placement = Placement(gw.scheduler, gw.provider, gw.settings.queue_update_s)
     return DataPlaneDeps(
         KeyAuthenticator(gw.keys, gw.assertions), gw.catalog, gw.admission, placement, gw.recorder, gw.prices,
-        gw.request_metrics, gw.settings.max_body_bytes,
+        gw.request_metrics, gw.settings.max_body_bytes, response_cache,
     )  # fmt: skip
+
+
+def response_cache(settings: Settings) -> ResponseCache:
+    """Shared by every instance through Redis when there is one; else this process's own."""
+    if settings.redis_url:
+        return RedisResponseCache.from_url(settings.redis_url)
+    return MemoryResponseCache(settings.response_cache_entries, settings.response_cache_bytes)
 
 
 async def build_routes(api: FastAPI) -> None:
@@ -206,7 +214,9 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 notifier=notifier,
                 thresholds=settings.alert_thresholds,
             )
-            app.data_plane = DataPlane(data_plane_deps(gw))
+            answers = response_cache(settings)
+            stack.push_async_callback(answers.close)
+            app.data_plane = DataPlane(data_plane_deps(gw, answers))
             await build_routes(api)
             # What start-up built lives as long as the process: keep it out of every GC pass.
             gc.collect()

@@ -144,6 +144,7 @@ class Principal:
     log_content: bool = False  # keep this request's prompt and answer (the tenant opted in)
     pins: frozenset[str] | None = None  # the tenant's pins as stored (None: the configuration's apply)
     cache_salt: str | None = None  # set on engines that take one, so tenants never share a prefix cache
+    response_cache_ttl_s: float | None = None  # the plan keeps answers this long in the tenant's cache
 
 
 REFUSED_STATUS = 429  # a limit, a quota or a full queue refused the attempt: counted apart from errors
@@ -182,6 +183,8 @@ class UsageEvent:
     cost_micros: int = 0  # what the tenant is charged, at the price in force when it ran
     price_version: str | None = None  # the price version that produced `cost_micros`
     ttft_slo_met: bool | None = None  # a stream of a plan with a TTFT target: was its first token in time
+    cache_hit: bool = False  # answered from the tenant's response cache: no tokens, no engine
+    saved_micros: int = 0  # a cache hit: what the answer cost when it was first made, at today's price
 
 
 @dataclass(frozen=True, slots=True)

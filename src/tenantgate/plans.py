@@ -39,6 +39,7 @@ class PlanRules:
     queue_over_concurrency: bool = False  # the tenant's concurrency waits in the fair queue, not 429
     ttft_slo_ms: float | None = None
     share_prefix_cache: bool = False  # no per-tenant cache_salt: the plan's tenants share prefix caches
+    response_cache_ttl_s: float | None = None  # repeated identical requests answered from the tenant's cache
 
 
 def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
@@ -51,6 +52,7 @@ def rules_by_plan(catalog: CatalogConfig) -> Callable[[str], PlanRules]:
             queue_over_concurrency=plan.over_concurrency == "queue",
             ttft_slo_ms=plan.ttft_slo_ms,
             share_prefix_cache=plan.share_prefix_cache,
+            response_cache_ttl_s=plan.response_cache_ttl_s,
         )
         for plan in catalog.plans
     }

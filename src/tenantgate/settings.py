@@ -143,6 +143,12 @@ class PlanConfig(_Strict):
     )
     budget_usd: float | None = Field(default=None, gt=0, description="Monthly money budget")
     queue_weight: float = Field(default=1.0, gt=0, description="Share of contended capacity (scheduler)")
+    response_cache_ttl_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86400,
+        description="Answer repeated identical requests from the tenant's own response cache for this long; unset: off",
+    )
     share_prefix_cache: bool = Field(
         default=False,
         description="Let this plan's tenants share prefix caches (no per-tenant cache_salt on vLLM and SGLang)",
@@ -291,6 +297,12 @@ class Settings(BaseSettings):
     upstream_read_timeout_s: float = 300.0
     key_refresh_s: float = Field(default=1.0, gt=0, description="How often each instance polls for key changes")
     negative_key_ttl_s: float = Field(default=2.0, gt=0, description="How long an unknown key id stays cached")
+    response_cache_entries: int = Field(
+        default=10_000, ge=1, le=10_000_000, description="In-process response cache: answers kept (least recent go)"
+    )
+    response_cache_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="In-process response cache: bytes of answers kept"
+    )
     usage_flush_s: float = Field(default=0.5, gt=0)
     usage_batch_size: int = Field(default=5000, ge=1, le=100_000, description="Events per insert")
     usage_buffer_limit: int = Field(default=200_000, ge=1000)

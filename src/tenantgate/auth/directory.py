@@ -56,6 +56,7 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
         log_content=tenant.log_content,
         pins=None if tenant.pins is None else frozenset(tenant.pins),
         cache_salt=None if plan.share_prefix_cache else cache_salt(tenant.id),
+        response_cache_ttl_s=plan.response_cache_ttl_s,
     )
 
 

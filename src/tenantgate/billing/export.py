@@ -35,7 +35,7 @@ def cloud_event(event: UsageEvent, tenant_slug: str, currency: str) -> dict[str,
             "completion_tokens": usage.completion_tokens, "cached_tokens": usage.cached_tokens,
             "total_tokens": usage.total_tokens, "estimated": usage.estimated, "gpu_seconds": event.gpu_seconds,
             "cost_micros": event.cost_micros, "currency": currency, "price_version": event.price_version,
-            "deployment": event.deployment,
+            "deployment": event.deployment, "cache_hit": event.cache_hit, "saved_micros": event.saved_micros,
         },
     }  # fmt: skip
 

@@ -9,6 +9,7 @@ from tenantgate.admission.service import Admission
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.billing.prices import PriceBook
+from tenantgate.dataplane.response_cache import ResponseCache
 from tenantgate.domain import Principal
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
@@ -56,3 +57,4 @@ class DataPlaneDeps:
     prices: PriceBook
     request_metrics: RequestMetrics
     max_body_bytes: int
+    response_cache: ResponseCache  # consulted only for tenants whose plan keeps answers

@@ -23,6 +23,7 @@ from tenantgate.dataplane.placement import Dispatch
 from tenantgate.dataplane.queued_stream import QueuedStream
 from tenantgate.dataplane.relay import CLIENT_CLOSED, Outcome, RelayHooks, StreamRelay, cancel_on_disconnect
 from tenantgate.dataplane.request import Endpoint, InferenceRequest, parse_request
+from tenantgate.dataplane.response_cache import CACHEABLE, answer_usage, as_stream, cache_key
 from tenantgate.domain import Principal, Usage
 from tenantgate.errors import ClientGone, GatewayError, PermissionDenied
 from tenantgate.metering.content import CapturingSniffer, ContentCapture
@@ -32,6 +33,9 @@ from tenantgate.providers.openai_usage import SseUsageSniffer, usage_from
 from tenantgate.routing.policy import resolve_route
 
 QUEUE_WAIT = "x-tenantgate-queue-wait-ms"
+CACHE_HIT, CACHE_MISS = (b"x-tenantgate-cache", b"hit"), (b"x-tenantgate-cache", b"miss")
+NO_TOKENS = Usage(0, 0)
+KEPT = Served(deployment="response-cache")
 QUEUE_WAIT_HEADER = QUEUE_WAIT.encode()
 T = TypeVar("T")
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
@@ -66,10 +70,15 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     try:
         route = resolve_route(deps.catalog, principal, request.model)
         reservation = await deps.admission.reserve(principal, request, call.request_id)
+        key = kept_answer_key(principal, request, route.served)
+        if key is not None and (kept := await deps.response_cache.get(key)) is not None:
+            return answer_kept(deps, call, request, meter, reservation, kept)
         size = deps.admission.estimate(request)
         dispatch = Dispatch(deps.placement, route, request, principal, call.request_id, *size, call.client_request_id)
         if not request.stream:  # waits silently; a client that leaves cancels the wait or the engine call
             upstream, body = await unless_client_leaves(fetch(dispatch), call.receive)
+            if key is not None and upstream is not None and upstream.status == 200:
+                await deps.response_cache.put(key, body, principal.response_cache_ttl_s or 0.0)
         elif not dispatch.waiting:  # a waiting stream opens first and waits in QueuedStream
             upstream = await dispatch.send()
     except GatewayError as exc:
@@ -85,7 +94,7 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     except BaseException:  # a bug or a cancellation: still give the reservation back
         deps.admission.settle_soon(reservation, None)
         raise
-    return respond(deps, call, request, meter, reservation, dispatch, upstream, body)
+    return respond(deps, call, request, meter, reservation, dispatch, upstream, body, key is not None)
 
 
 def _waited(dispatch: Dispatch | None) -> int | None:
@@ -105,6 +114,7 @@ def _served(dispatch: Dispatch | None) -> Served:
 def respond(
     deps: DataPlaneDeps, call: InferenceCall, request: InferenceRequest, meter: RequestMeter,
     reservation: Reservation | None, dispatch: Dispatch, upstream: UpstreamResponse | None, body: bytes,
+    cacheable: bool = False,
 ) -> ASGIApp:  # fmt: skip
     """Relay or return the upstream's answer; settlement releases the place, the limits and meters."""
 
@@ -126,6 +136,8 @@ def respond(
     headers = [(b"x-request-id", call.request_id.encode())]
     if reservation is not None:
         headers += reservation.headers
+    if cacheable:
+        headers.append(CACHE_MISS)
     durable = deps.recorder.durable if deps.recorder.strict else None
     hooks = RelayHooks(meter.first_byte, settle, progress, durable)
     prompt_estimate = dispatch.prompt_estimate
@@ -147,6 +159,33 @@ def respond(
     if capture is not None:
         capture.tee(body)
     return complete(upstream, body, headers, settle)
+
+
+def kept_answer_key(principal: Principal, request: InferenceRequest, served_model: str) -> bytes | None:
+    """The response-cache key of a request whose answer may be kept; None for the rest."""
+    if principal.response_cache_ttl_s is None or request.endpoint not in CACHEABLE:
+        return None
+    if request.stream and request.endpoint is not Endpoint.CHAT:
+        return None  # only chat answers are told again as a stream
+    return cache_key(principal.tenant_id, request, served_model)
+
+
+def answer_kept(
+    deps: DataPlaneDeps, call: InferenceCall, request: InferenceRequest, meter: RequestMeter,
+    reservation: Reservation | None, kept: bytes,
+) -> ASGIApp:  # fmt: skip
+    """An answer from the tenant's response cache: no engine and no tokens, metered as a hit."""
+    deps.admission.settle_soon(reservation, NO_TOKENS)
+    meter.finish(200, None, NO_TOKENS, KEPT, kept=usage_from({"usage": answer_usage(kept)}) or NO_TOKENS)
+    headers = [(b"x-request-id", call.request_id.encode()), (QUEUE_WAIT_HEADER, b"0"), CACHE_HIT]
+    if reservation is not None:
+        headers += reservation.headers
+    if request.stream:
+        response = Response(as_stream(kept, request.wants_usage), media_type="text/event-stream")
+    else:
+        response = Response(kept, media_type="application/json")
+    response.raw_headers.extend(headers)
+    return response
 
 
 async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T:

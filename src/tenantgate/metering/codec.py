@@ -46,6 +46,8 @@ def event_to_dict(event: UsageEvent) -> dict[str, Any]:
         "cost_micros": event.cost_micros,
         "price_version": event.price_version,
         "ttft_slo_met": event.ttft_slo_met,
+        "cache_hit": event.cache_hit,
+        "saved_micros": event.saved_micros,
         "created_at": event.created_at,
     }
 
@@ -77,6 +79,8 @@ def event_from_dict(row: dict[str, Any]) -> UsageEvent:
         cost_micros=int(row.get("cost_micros") or 0),
         price_version=row.get("price_version"),
         ttft_slo_met=row.get("ttft_slo_met"),
+        cache_hit=bool(row.get("cache_hit") or False),
+        saved_micros=int(row.get("saved_micros") or 0),
     )
 
 

@@ -64,9 +64,11 @@ class RequestMeter:
             self._first_byte = time.perf_counter()
 
     def finish(
-        self, status: int, error_type: str | None, usage: Usage | None = None, served: Served = _NOWHERE
-    ) -> None:
-        """Record the event, priced at the price in force now; idempotent so every exit path may call it."""
+        self, status: int, error_type: str | None, usage: Usage | None = None, served: Served = _NOWHERE,
+        kept: Usage | None = None,
+    ) -> None:  # fmt: skip
+        """Record the event, priced at the price in force now; idempotent so every exit path may call it.
+        `kept`: the answer came from the response cache, and this is what it used when it was made."""
         if self._done:
             return
         self._done = True
@@ -83,6 +85,7 @@ class RequestMeter:
                 self.metrics.ttft(self.principal.plan, slo_met)
         created = utcnow()
         cost, version = self.prices.cost(self.model, usage, served.gpu_seconds, created)
+        saved = 0 if kept is None else self.prices.cost(self.model, kept, 0.0, created)[0]
         self.recorder.record(
             UsageEvent(
                 request_id=self.request_id,
@@ -104,5 +107,7 @@ class RequestMeter:
                 cost_micros=cost,
                 price_version=version,
                 ttft_slo_met=slo_met,
+                cache_hit=kept is not None,
+                saved_micros=saved,
             )
         )

@@ -88,6 +88,8 @@ usage_events = sa.Table(
     sa.Column("cost_micros", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("price_version", sa.String(64)),
     sa.Column("ttft_slo_met", sa.Boolean),
+    sa.Column("cache_hit", sa.Boolean),
+    sa.Column("saved_micros", sa.BigInteger),
     sa.Index("ix_usage_key_time", "key_id", "created_at"),
     sa.Index("ix_usage_user_time", "user_id", "created_at"),
     sa.Column("exported_at", TS),
