@@ -130,7 +130,8 @@ class Admission:
         prompt = len(request.body) // 4 + 1
         if request.endpoint is Endpoint.EMBEDDINGS:
             return prompt, 0
-        asked = request.payload.get("max_completion_tokens") or request.payload.get("max_tokens")
+        payload = request.payload
+        asked = payload.get("max_completion_tokens") or payload.get("max_tokens") or payload.get("max_output_tokens")
         output = asked if isinstance(asked, int) else self._output_estimate
         return prompt, min(output, self._output_cap)
 

@@ -1,6 +1,7 @@
 """The OpenAI-compatible data plane as a plain ASGI app: no framework work per token.
 
-Paths: /v1/{chat/completions,completions,embeddings,models} and the same under
+Paths: /v1/{chat/completions,completions,embeddings,responses,models,models/{id}}, the Anthropic
+Messages API at /v1/messages and /v1/messages/count_tokens, and the same under
 /tenants/{tenant}/v1/..., where the key must belong to {tenant}.
 """
 

@@ -15,6 +15,7 @@ class Endpoint(StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    RESPONSES = "responses"  # OpenAI's Responses API, passed to upstreams that serve it
 
 
 # The field each endpoint cannot do without, and what it may hold.
@@ -22,6 +23,7 @@ _REQUIRED: dict[Endpoint, tuple[str, tuple[type, ...]]] = {
     Endpoint.CHAT: ("messages", (list,)),
     Endpoint.COMPLETIONS: ("prompt", (str, list)),
     Endpoint.EMBEDDINGS: ("input", (str, list)),
+    Endpoint.RESPONSES: ("input", (str, list)),
 }
 
 
@@ -117,5 +119,6 @@ def parse_request(endpoint: Endpoint, body: bytes) -> InferenceRequest:
         tokens = payload.get(limit)
         if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1):
             raise InvalidRequest(f"'{limit}' must be a positive integer.", param=limit)
-    wants_usage = bool(options and options.get("include_usage"))
+    # A Responses stream always ends with its usage (in `response.completed`): nothing to ask or strip.
+    wants_usage = bool(options and options.get("include_usage")) or endpoint is Endpoint.RESPONSES
     return InferenceRequest(endpoint, model, stream, wants_usage, payload, body)

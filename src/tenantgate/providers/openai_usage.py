@@ -18,17 +18,26 @@ _DATA = b"data:"
 
 
 def usage_from(payload: Any) -> Usage | None:
-    """Read an OpenAI `usage` object; None when absent or null."""
-    raw = payload.get("usage") if isinstance(payload, dict) else None
+    """Read an OpenAI `usage` object; None when absent or null. Chat and completions name it
+    `prompt_tokens` / `completion_tokens`; the Responses API `input_tokens` / `output_tokens`, and
+    its stream carries it inside the `response` of `response.completed`."""
+    if not isinstance(payload, dict):
+        return None
+    raw = payload.get("usage")
+    if raw is None and isinstance(payload.get("response"), dict):
+        raw = payload["response"].get("usage")
     if not isinstance(raw, dict):
         return None
-    details = raw.get("prompt_tokens_details")
+    if "prompt_tokens" in raw:
+        prompt, completion, details = (
+            raw.get("prompt_tokens"),
+            raw.get("completion_tokens"),
+            raw.get("prompt_tokens_details"),
+        )
+    else:
+        prompt, completion, details = raw.get("input_tokens"), raw.get("output_tokens"), raw.get("input_tokens_details")
     cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
-    return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        cached_tokens=int(cached or 0),
-    )
+    return Usage(prompt_tokens=int(prompt or 0), completion_tokens=int(completion or 0), cached_tokens=int(cached or 0))
 
 
 class SseUsageSniffer:
