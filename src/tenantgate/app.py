@@ -21,6 +21,7 @@ from tenantgate.access.login import LoginService, Passwords, SessionCodec, sessi
 from tenantgate.access.secret_box import SecretBox
 from tenantgate.access.sso import OidcSignOn
 from tenantgate.access.tokens import AccessService
+from tenantgate.access.upstream_keys import TenantUpstreamKeys
 from tenantgate.admission.counters import MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
@@ -28,7 +29,7 @@ from tenantgate.api import public, session
 from tenantgate.api.deps import ERRORS
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.api.platform import billing, declarative, incidents, operators, pools, tenants
-from tenantgate.api.tenant import keys, members, usage
+from tenantgate.api.tenant import keys, members, upstream_keys, usage
 from tenantgate.api.tenant import settings as tenant_settings
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
@@ -112,7 +113,7 @@ def people(
 
 def data_plane_deps(gw: Gateway, response_cache: ResponseCache) -> DataPlaneDeps:
     """The request path's narrow view of the gateway."""
-    placement = Placement(gw.scheduler, gw.provider, gw.settings.queue_update_s)
+    placement = Placement(gw.scheduler, gw.provider, gw.settings.queue_update_s, gw.upstream_keys.key_for)
     return DataPlaneDeps(
         KeyAuthenticator(gw.keys, gw.assertions), gw.catalog, gw.admission, placement, gw.recorder, gw.prices,
         gw.request_metrics, gw.settings.max_body_bytes, response_cache,
@@ -183,9 +184,11 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             # Each end-user assertion is accepted once: across instances when they share Redis.
             seen = RedisSeenOnce.from_url(settings.redis_url) if settings.redis_url else MemorySeenOnce()
             stack.push_async_callback(seen.close)
+            deployments = frozenset(d.name for d in catalog.deployments)
+            own_keys = TenantUpstreamKeys(store, box, AuditLog(store), deployments)
             gw = Gateway(
                 settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices, prepaid,
-                RequestMetrics(registry), EndUserAssertions(store, keys, AuditLog(store), seen),
+                RequestMetrics(registry), EndUserAssertions(store, keys, AuditLog(store), seen), own_keys,
             )  # fmt: skip
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
@@ -237,7 +240,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
     routers = (
         session.router,
         *(tenants.router, operators.router, pools.router, billing.router, declarative.router, incidents.router),
-        *(tenant_settings.router, members.router, keys.router, usage.router),
+        *(tenant_settings.router, members.router, keys.router, usage.router, upstream_keys.router),
     )
     for prefix, listed in (("/api/v1", True), ("/admin", False)):
         for router in routers:

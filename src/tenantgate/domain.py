@@ -188,6 +188,16 @@ class UsageEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamKey:
+    """A tenant's own API key for one deployment (bring your own key), sealed at rest."""
+
+    tenant_id: str
+    deployment: str
+    sealed_key: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class RequestContent:
     """A request's prompt and answer, kept for tenants that opted in (bounded; see metering/content.py)."""
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from tenantgate.access.upstream_keys import TenantUpstreamKeys
 from tenantgate.admission.service import Admission
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
@@ -47,6 +48,7 @@ class Gateway:
     prepaid: PrepaidGate
     request_metrics: RequestMetrics
     assertions: EndUserAssertions  # end users vouched for by a tenant's own proxy
+    upstream_keys: TenantUpstreamKeys  # tenants' own keys for deployments
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh_prepaid(self) -> None:
@@ -140,9 +142,11 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     """Start the background loops; on exit stop them, flush usage and close connections."""
     gw.prices.replace(await gw.store.list_prices())
     await gw.refresh_prepaid()
+    await gw.upstream_keys.refresh()
     gw.recorder.start()
     gw.spawn(poll_key_changes(gw), "key-refresh")
     gw.spawn(poll_prices(gw), "price-refresh")
+    gw.spawn(gw.upstream_keys.run(), "upstream-key-refresh")
     gw.spawn(gw.prepaid.run(gw.store, gw.keys.known_tenants, gw.keys.forget_principals), "prepaid-balances")
     gw.spawn(gw.recorder.run(), "usage-flush")
     gw.spawn(rollups.run(gw.settings.rollup_every_s), "usage-rollups")

@@ -72,11 +72,14 @@ async def test_deleting_a_tenant_takes_all_its_data_and_leaves_a_tombstone(store
     await store.create_key(key("aaaaaaaaaaaa", "t-acme"))
     await store.create_key(key("bbbbbbbbbbbb", "t-solo"))
     await store.insert_usage([event("r1", "t-acme", "m", 1, 1), event("r2", "t-solo", "m", 1, 1)])
+    await store.set_upstream_key("t-acme", "openai", "sealed-a", T0)
+    await store.set_upstream_key("t-solo", "openai", "sealed-s", T0)
     at = T0 + timedelta(days=1)
     deleted = await store.delete_tenant("t-acme", at)
     assert deleted is not None
     assert {k: v for k, v in deleted.items() if v} == {"usage_events": 1, "management_tokens": 1, "api_keys": 1,
-                                                        "users": 1}  # fmt: skip
+                                                        "users": 1, "tenant_upstream_keys": 1}  # fmt: skip
+    assert [(k.tenant_id, k.sealed_key) for k in await store.upstream_keys()] == [("t-solo", "sealed-s")]
     assert await store.get_key("aaaaaaaaaaaa") is None and await store.get_credential("u1") is None
     assert await store.get_token("a1") is None and await store.list_users("t-acme") == []
     assert [e.request_id for e in await store.usage_between(T0 - timedelta(days=1), at)] == ["r2"]
@@ -87,3 +90,14 @@ async def test_deleting_a_tenant_takes_all_its_data_and_leaves_a_tombstone(store
     await store.create_tenant(replace(tenant("acme"), id="t-acme-2"))  # the name is free again
     assert await store.delete_tenant("t-acme", at) is None
     assert await store.get_key("bbbbbbbbbbbb") is not None  # the other tenant is whole
+
+
+async def test_a_tenants_own_upstream_keys_are_kept_replaced_and_removed(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    await store.set_upstream_key("t-acme", "openai", "sealed-1", T0)
+    await store.set_upstream_key("t-acme", "claude", "sealed-2", T0)
+    await store.set_upstream_key("t-acme", "openai", "sealed-3", T0 + timedelta(minutes=1))
+    held = sorted((k.deployment, k.sealed_key, k.updated_at) for k in await store.upstream_keys())
+    assert held == [("claude", "sealed-2", T0), ("openai", "sealed-3", T0 + timedelta(minutes=1))]
+    await store.set_upstream_key("t-acme", "claude", None, T0)
+    assert [k.deployment for k in await store.upstream_keys()] == ["openai"]

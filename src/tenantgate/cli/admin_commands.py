@@ -8,7 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from tenantgate import __version__
-from tenantgate.cli import access_commands, billing_commands, capacity_commands, declarative_commands
+from tenantgate.cli import (
+    access_commands,
+    billing_commands,
+    capacity_commands,
+    declarative_commands,
+    upstream_key_commands,
+)
 from tenantgate.cli.admin_client import client
 from tenantgate.cli.options import (
     BudgetUsd,
@@ -41,6 +47,7 @@ def register(app: typer.Typer) -> None:
     capacity_commands.register(app)
     access_commands.register(app)
     declarative_commands.register(app)
+    upstream_key_commands.register(app)
 
 
 def _print_version(wanted: bool) -> None:

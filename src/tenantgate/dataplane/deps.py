@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +46,7 @@ class Placement:
     scheduler: Scheduler
     provider: Provider
     queue_update_s: float  # how often a waiting request hears where it stands
+    own_key: Callable[[str, str], str | None]  # (tenant id, deployment) -> the tenant's own upstream key
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ class Dispatch:
         self.scheduler = using.scheduler
         self.provider = using.provider
         self.queue_update_s = using.queue_update_s
+        self.own_key = using.own_key
         self.route = route
         self.request = request
         self.principal = principal
@@ -197,7 +198,8 @@ class Dispatch:
         in_flight, sent_at = lane.dispatcher.budget.sequences, clock()
         self._refused = False
         try:
-            upstream = await self.provider.send(deployment, "/" + self.request.endpoint.value, body, headers)
+            own_key = self.own_key(self.principal.tenant_id, deployment.name)
+            upstream = await self.provider.send(deployment, "/" + self.request.endpoint.value, body, headers, own_key)
         except UpstreamRefused:
             self._refused = True
             raise

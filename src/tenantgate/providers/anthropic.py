@@ -78,7 +78,9 @@ class AnthropicProvider:
     def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
-    async def send(self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str]) -> AnthropicResponse:
+    async def send(
+        self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str], api_key: str | None = None
+    ) -> AnthropicResponse:
         if path != "/chat/completions":
             raise InvalidRequest(
                 f"Deployment '{deployment.name}' (Anthropic) serves chat completions only.",
@@ -86,7 +88,7 @@ class AnthropicProvider:
             )
         payload = orjson.loads(body)
         request = messages_request(payload)
-        headers.update(auth_headers(deployment.api_key))
+        headers.update(auth_headers(api_key or deployment.api_key))
         inner = await self._sessions.post(deployment, "/messages", orjson.dumps(request), headers)
         if inner.status in OVERLOADED:
             inner.close()

@@ -21,13 +21,14 @@ class AzureOpenAIProvider:
         self._sessions = sessions
 
     async def send(
-        self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str]
+        self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str], api_key: str | None = None
     ) -> HttpUpstreamResponse:
-        if deployment.api_key:
+        key = api_key or deployment.api_key
+        if key:
             if deployment.azure_auth == "bearer":
-                headers["Authorization"] = f"Bearer {deployment.api_key}"
+                headers["Authorization"] = f"Bearer {key}"
             else:
-                headers["api-key"] = deployment.api_key
+                headers["api-key"] = key
         upstream = await self._sessions.post(deployment, f"{path}?api-version={deployment.api_version}", body, headers)
         if upstream.status == 429:
             upstream.close()

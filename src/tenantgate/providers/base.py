@@ -32,8 +32,11 @@ class UpstreamResponse(Protocol):
 
 
 class Provider(Protocol):
-    async def send(self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
-        """POST to the deployment. Raises UpstreamError / UpstreamTimeout before any byte arrived."""
+    async def send(
+        self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str], api_key: str | None = None
+    ) -> UpstreamResponse:
+        """POST to the deployment, with `api_key` (a tenant's own) instead of the deployment's when given.
+        Raises UpstreamError / UpstreamTimeout before any byte arrived."""
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]: ...
 

@@ -30,10 +30,11 @@ class OpenAICompatProvider:
         self._sessions = sessions
 
     async def send(
-        self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str]
+        self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str], api_key: str | None = None
     ) -> HttpUpstreamResponse:
-        if deployment.api_key:
-            headers["Authorization"] = f"Bearer {deployment.api_key}"
+        key = api_key or deployment.api_key
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         if deployment.organization:
             headers["OpenAI-Organization"] = deployment.organization
         if deployment.project:

@@ -37,8 +37,10 @@ class ProviderRegistry:
     def adapter(self, kind: str) -> Provider:
         return self._adapters[kind]  # settings accept only the kinds registered here
 
-    async def send(self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
-        return await self._adapters[deployment.provider].send(deployment, path, body, headers)
+    async def send(
+        self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str], api_key: str | None = None
+    ) -> UpstreamResponse:
+        return await self._adapters[deployment.provider].send(deployment, path, body, headers, api_key)
 
     async def list_models(self, base_url: str, api_key: str | None, kind: str = "openai") -> list[str]:
         return await self._adapters[kind].list_models(base_url, api_key)

@@ -22,6 +22,7 @@ from tenantgate.domain import (
     RequestFilter,
     SsoConfig,
     Tenant,
+    UpstreamKey,
     UsageEvent,
     User,
 )
@@ -114,6 +115,12 @@ class AccessStore(Protocol):
 
     async def proxy_keys(self) -> dict[str, dict[str, object]]:
         """Every tenant's registered proxy key, by tenant id."""
+
+    async def set_upstream_key(self, tenant_id: str, deployment: str, sealed_key: str | None, at: datetime) -> None:
+        """Keep (or, None, remove) the tenant's own API key for a deployment, already sealed."""
+
+    async def upstream_keys(self) -> list[UpstreamKey]:
+        """Every tenant's own upstream keys, sealed."""
 
     async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
         """Events in [since, until), newest first, of one tenant or (None) of all."""

@@ -87,6 +87,10 @@ class MemoryStore(MemoryBilling, MemoryAccess, MemoryStatus):
         }
         self._sso.pop(tenant_id, None)
         self._proxy_keys.pop(tenant_id, None)
+        held = [k for k in self._upstream_keys if k[0] == tenant_id]
+        for own in held:
+            del self._upstream_keys[own]
+        deleted["tenant_upstream_keys"] = len(held)
         self._tenants[tenant_id] = dataclasses.replace(
             tenant, slug=f"deleted-{tenant_id}", name="(deleted)", status=TenantStatus.DELETED, allowed_models=None,
             limits=Limits(), region=None, updated_at=at, log_content=False, pins=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, SsoConfig
+from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, SsoConfig, UpstreamKey
 from tenantgate.errors import Conflict
 
 
@@ -17,6 +17,7 @@ class MemoryAccess:
         self._credentials: dict[str, Credential] = {}
         self._sso: dict[str, SsoConfig] = {}
         self._proxy_keys: dict[str, dict[str, object]] = {}
+        self._upstream_keys: dict[tuple[str, str], UpstreamKey] = {}
 
     async def create_token(self, token: ManagementToken) -> None:
         self._tokens[token.id] = token
@@ -78,3 +79,12 @@ class MemoryAccess:
 
     async def proxy_keys(self) -> dict[str, dict[str, object]]:
         return {tenant: dict(jwk) for tenant, jwk in self._proxy_keys.items()}
+
+    async def set_upstream_key(self, tenant_id: str, deployment: str, sealed_key: str | None, at: datetime) -> None:
+        if sealed_key is None:
+            self._upstream_keys.pop((tenant_id, deployment), None)
+        else:
+            self._upstream_keys[(tenant_id, deployment)] = UpstreamKey(tenant_id, deployment, sealed_key, at)
+
+    async def upstream_keys(self) -> list[UpstreamKey]:
+        return list(self._upstream_keys.values())

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantgate.clock import utcnow
-from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, SsoConfig
+from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, SsoConfig, UpstreamKey
 from tenantgate.errors import Conflict
 from tenantgate.storage.sql_scope import ALL, Scoped
 from tenantgate.storage.sql_usage import aware
@@ -22,6 +22,7 @@ from tenantgate.storage.tables import (
     operators,
     tenant_proxy_keys,
     tenant_sso,
+    tenant_upstream_keys,
 )
 
 
@@ -164,6 +165,21 @@ class SqlAccess(Scoped):
         async with self._connect(ALL) as conn:
             rows = (await conn.execute(tenant_proxy_keys.select())).all()
         return {r.tenant_id: dict(r.public_jwk) for r in rows}
+
+    async def set_upstream_key(self, tenant_id: str, deployment: str, sealed_key: str | None, at: datetime) -> None:
+        table = tenant_upstream_keys
+        async with self._begin(tenant_id) as conn:
+            await conn.execute(
+                table.delete().where((table.c.tenant_id == tenant_id) & (table.c.deployment == deployment))
+            )
+            if sealed_key is not None:
+                values = {"tenant_id": tenant_id, "deployment": deployment, "sealed_key": sealed_key, "updated_at": at}
+                await conn.execute(table.insert().values(**values))
+
+    async def upstream_keys(self) -> list[UpstreamKey]:
+        async with self._connect(ALL) as conn:
+            rows = (await conn.execute(tenant_upstream_keys.select())).all()
+        return [UpstreamKey(r.tenant_id, r.deployment, r.sealed_key, aware(r.updated_at) or utcnow()) for r in rows]
 
 
 def _operator(row: Any) -> Operator:

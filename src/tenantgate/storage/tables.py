@@ -311,6 +311,15 @@ tenant_proxy_keys = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
 )
 
+tenant_upstream_keys = sa.Table(
+    "tenant_upstream_keys",
+    metadata,
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("deployment", sa.String(200), primary_key=True),
+    sa.Column("sealed_key", sa.Text, nullable=False),  # the tenant's own key for the deployment, encrypted
+    sa.Column("updated_at", TS, nullable=False),
+)
+
 # What deleting a tenant removes, children before parents (credentials go by their users' ids).
 request_contents = sa.Table(
     "request_contents",
@@ -324,8 +333,8 @@ request_contents = sa.Table(
 )
 
 TENANT_OWNED = (request_contents, credit_notes, credit_applications, credit_grants, invoices, usage_rollups,
-                usage_events, notifications, tenant_webhooks, tenant_sso, tenant_proxy_keys, management_tokens,
-                api_keys, users)  # fmt: skip
+                usage_events, notifications, tenant_webhooks, tenant_sso, tenant_proxy_keys, tenant_upstream_keys,
+                management_tokens, api_keys, users)  # fmt: skip
 
 
 def tombstone(tenant_id: str, at: datetime) -> dict[str, object]:
