@@ -3,61 +3,19 @@ the gateway opens it at start-up and sends it upstream, and it never shows in th
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import openai
 import yaml
 from cryptography.fernet import Fernet
 
-from tests.e2e.local_http import serving
+from tests.e2e.keyed_upstream import keyed_upstream
 from tests.e2e.procs import ADMIN_TOKEN, free_port, gateway
 
 UPSTREAM_KEY = "sk-upstream-7f3c9a1e5b"
-ANSWER = {
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "house-model",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-}  # fmt: skip
-
-
-@contextmanager
-def keyed_upstream() -> Iterator[tuple[str, list[str]]]:
-    """An OpenAI-compatible upstream that answers only its own API key; records the Authorization its
-    /v1 paths were sent."""
-    seen: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self, body: object) -> None:
-            authorization = self.headers.get("Authorization", "")
-            if self.path.startswith("/v1/"):  # not the engine-metrics probe at /metrics
-                seen.append(authorization)
-            status = 200 if authorization == f"Bearer {UPSTREAM_KEY}" else 401
-            data = json.dumps(body if status == 200 else {"error": {"message": "bad key"}}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._answer({"object": "list", "data": [{"id": "house-model", "object": "model"}]})
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            self._answer(ANSWER)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serving(Handler) as url:
-        yield url + "/v1", seen
 
 
 def seal(secret: str, env: dict[str, str]) -> str:
@@ -71,7 +29,8 @@ def test_a_sealed_upstream_key_is_opened_sent_upstream_and_never_shown(tmp_path:
     env = {**os.environ, "TENANTGATE_SECRET_KEY": Fernet.generate_key().decode()}
     sealed = seal(UPSTREAM_KEY, env)
     assert sealed.startswith("sealed:") and UPSTREAM_KEY not in sealed
-    with keyed_upstream() as (url, seen):
+    with keyed_upstream(UPSTREAM_KEY) as upstream:
+        url = upstream.url
         config = tmp_path / "tenantgate.yaml"
         pool = {"name": "house", "deployments": [{"name": "house-1", "base_url": url, "api_key": sealed}]}
         config.write_text(yaml.safe_dump({"pools": [pool]}))
@@ -87,7 +46,7 @@ def test_a_sealed_upstream_key_is_opened_sent_upstream_and_never_shown(tmp_path:
             with gw.admin() as admin:
                 shown = admin.get("/api/v1/pools").text + admin.get("/api/v1/export").text
             assert "house-1" in shown and UPSTREAM_KEY not in shown and sealed not in shown
-        assert seen and set(seen) == {f"Bearer {UPSTREAM_KEY}"}
+        assert upstream.calls and {key for _, key in upstream.calls} == {UPSTREAM_KEY}
         assert gw.log is not None and UPSTREAM_KEY not in gw.log.read_text()
 
 

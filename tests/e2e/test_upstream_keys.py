@@ -3,64 +3,27 @@ at rest, never shown again, audited without the secret, and read by every instan
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
 import yaml
 from cryptography.fernet import Fernet
 
-from tests.e2e.local_http import serving
+from tests.e2e.keyed_upstream import keyed_upstream
 from tests.e2e.procs import ADMIN_TOKEN, gateway
 
 HOUSE_KEY, OWN_KEY = "sk-house-4b1f0c", "sk-tenant-own-93ad7e"
-ANSWER = {"id": "c", "object": "chat.completion", "created": 0, "model": "house-model",
-          "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-          "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}  # fmt: skip
-
-
-@contextmanager
-def keyed_upstream() -> Iterator[tuple[str, list[str]]]:
-    """An upstream that accepts the house key and the tenant's own; records the key each chat came with."""
-    used: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self, body: object) -> None:
-            key = self.headers.get("Authorization", "").removeprefix("Bearer ")
-            status = 200 if key in (HOUSE_KEY, OWN_KEY) else 401
-            data = json.dumps(body if status == 200 else {"error": {"message": "bad key"}}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._answer({"object": "list", "data": [{"id": "house-model", "object": "model"}]})
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            used.append(self.headers.get("Authorization", "").removeprefix("Bearer "))
-            self._answer(ANSWER)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serving(Handler) as url:
-        yield url + "/v1", used
 
 
 def test_a_tenants_own_key_is_used_sealed_and_never_shown(tmp_path: Path) -> None:
     env = {"TENANTGATE_SECRET_KEY": Fernet.generate_key().decode()}
     database = f"sqlite:///{tmp_path / 'shared.db'}"
-    with keyed_upstream() as (url, used):
+    with keyed_upstream(HOUSE_KEY, OWN_KEY) as upstream:
+        url = upstream.url
         deployment = {"name": "house-1", "base_url": url, "api_key": HOUSE_KEY, "models": ["house-model"]}
         config = tmp_path / "tenantgate.yaml"
         config.write_text(yaml.safe_dump({"pools": [{"name": "house", "deployments": [deployment]}]}))
@@ -80,22 +43,23 @@ def test_a_tenants_own_key_is_used_sealed_and_never_shown(tmp_path: Path) -> Non
             assert missing.status_code == 404 and missing.json()["error"]["code"] == "deployment_not_found"
             chat(gw.url, own)
             chat(gw.url, other)
-            assert used[-2:] == [OWN_KEY, HOUSE_KEY]
+            assert upstream.chat_keys()[-2:] == [OWN_KEY, HOUSE_KEY]
             audit = admin.get("/api/v1/tenants/byok/audit").text
             assert "upstream_key.set" in audit and OWN_KEY not in audit
             with gateway(tmp_path, "--config", str(config), database_url=database, env=env) as second:
                 chat(second.url, own)  # another instance opens it from the database
-                assert used[-1] == OWN_KEY
+                assert upstream.chat_keys()[-1] == OWN_KEY
             assert admin.delete("/api/v1/tenants/byok/upstream-keys/house-1").status_code == 204
             assert admin.delete("/api/v1/tenants/byok/upstream-keys/house-1").status_code == 404
             chat(gw.url, own)
-            assert used[-1] == HOUSE_KEY  # the deployment's own key again
+            assert upstream.chat_keys()[-1] == HOUSE_KEY  # the deployment's own key again
             assert gw.log is not None and OWN_KEY not in gw.log.read_text()
 
 
 def test_the_key_is_stored_sealed(tmp_path: Path) -> None:
     env = {"TENANTGATE_SECRET_KEY": Fernet.generate_key().decode()}
-    with keyed_upstream() as (url, _):
+    with keyed_upstream(HOUSE_KEY, OWN_KEY) as upstream:
+        url = upstream.url
         deployment = {"name": "house-1", "base_url": url, "api_key": HOUSE_KEY, "models": ["house-model"]}
         config = tmp_path / "tenantgate.yaml"
         config.write_text(yaml.safe_dump({"pools": [{"name": "house", "deployments": [deployment]}]}))
