@@ -68,9 +68,7 @@ class DeploymentConfig(_Strict):
     api_version: str = Field(
         default=AZURE_API_VERSION, pattern=r"^[0-9a-z.-]{1,40}$", description="azure: the api-version query parameter"
     )
-    azure_auth: Literal["api-key", "bearer"] = Field(
-        default="api-key", description="azure: send api_key as the api-key header, or as an Entra bearer token"
-    )
+    azure_auth: Literal["api-key", "bearer"] = Field(default="api-key", description="azure: the key's header")
 
     @field_validator("base_url")
     @classmethod
@@ -144,15 +142,9 @@ class PlanConfig(_Strict):
     budget_usd: float | None = Field(default=None, gt=0, description="Monthly money budget")
     queue_weight: float = Field(default=1.0, gt=0, description="Share of contended capacity (scheduler)")
     response_cache_ttl_s: float | None = Field(
-        default=None,
-        gt=0,
-        le=30 * 86400,
-        description="Answer repeated identical requests from the tenant's own response cache for this long; unset: off",
+        default=None, gt=0, le=2_592_000, description="Answer repeated identical requests from the tenant's cache"
     )
-    share_prefix_cache: bool = Field(
-        default=False,
-        description="Let this plan's tenants share prefix caches (no per-tenant cache_salt on vLLM and SGLang)",
-    )
+    share_prefix_cache: bool = Field(default=False, description="No per-tenant cache_salt on vllm and sglang")
     ttft_slo_ms: float | None = Field(
         default=None, gt=0, le=3_600_000, description="Time-to-first-token target; attainment is reported per plan"
     )
@@ -300,9 +292,7 @@ class Settings(BaseSettings):
     response_cache_entries: int = Field(
         default=10_000, ge=1, le=10_000_000, description="In-process response cache: answers kept (least recent go)"
     )
-    response_cache_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024, description="In-process response cache: bytes of answers kept"
-    )
+    response_cache_bytes: int = Field(default=64 << 20, ge=1024, description="In-process response cache: bytes kept")
     usage_flush_s: float = Field(default=0.5, gt=0)
     usage_batch_size: int = Field(default=5000, ge=1, le=100_000, description="Events per insert")
     usage_buffer_limit: int = Field(default=200_000, ge=1000)
