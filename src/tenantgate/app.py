@@ -29,7 +29,7 @@ from tenantgate.api import public, session
 from tenantgate.api.deps import ERRORS
 from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
 from tenantgate.api.platform import billing, declarative, incidents, operators, pools, tenants
-from tenantgate.api.tenant import keys, members, upstream_keys, usage
+from tenantgate.api.tenant import keys, members, templates, upstream_keys, usage
 from tenantgate.api.tenant import settings as tenant_settings
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
@@ -52,6 +52,7 @@ from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.notifications import Notifier
 from tenantgate.operations import Operations
 from tenantgate.plans import rules_by_plan
+from tenantgate.prompt_templates import TemplateBook
 from tenantgate.providers.registry import ProviderRegistry
 from tenantgate.routing.catalog import Catalog
 from tenantgate.runtime import Gateway, running
@@ -116,7 +117,7 @@ def data_plane_deps(gw: Gateway, response_cache: ResponseCache) -> DataPlaneDeps
     placement = Placement(gw.scheduler, gw.provider, gw.settings.queue_update_s, gw.upstream_keys.key_for)
     return DataPlaneDeps(
         KeyAuthenticator(gw.keys, gw.assertions), gw.catalog, gw.admission, placement, gw.recorder, gw.prices,
-        gw.request_metrics, gw.settings.max_body_bytes, response_cache,
+        gw.request_metrics, gw.settings.max_body_bytes, response_cache, gw.templates,
     )  # fmt: skip
 
 
@@ -189,6 +190,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             gw = Gateway(
                 settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices, prepaid,
                 RequestMetrics(registry), EndUserAssertions(store, keys, AuditLog(store), seen), own_keys,
+                TemplateBook(store, AuditLog(store)),
             )  # fmt: skip
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
@@ -241,6 +243,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
         session.router,
         *(tenants.router, operators.router, pools.router, billing.router, declarative.router, incidents.router),
         *(tenant_settings.router, members.router, keys.router, usage.router, upstream_keys.router),
+        templates.router,
     )
     for prefix, listed in (("/api/v1", True), ("/admin", False)):
         for router in routers:

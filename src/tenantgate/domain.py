@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class TenantMode(StrEnum):
@@ -195,6 +196,18 @@ class UpstreamKey:
     deployment: str
     sealed_key: str
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTemplate:
+    """A tenant's prompt, versioned: messages with {{variables}} that requests fill in by name."""
+
+    tenant_id: str
+    name: str
+    version: int
+    messages: tuple[dict[str, Any], ...]
+    created_at: datetime
+    created_by: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from tenantgate.billing.webhooks import WebhookDelivery
 from tenantgate.errors import UpstreamError, UpstreamTimeout
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
+from tenantgate.prompt_templates import TemplateBook
 from tenantgate.providers.registry import ProviderRegistry
 from tenantgate.routing.catalog import Catalog
 from tenantgate.scheduling.lanes import Scheduler
@@ -49,6 +50,7 @@ class Gateway:
     request_metrics: RequestMetrics
     assertions: EndUserAssertions  # end users vouched for by a tenant's own proxy
     upstream_keys: TenantUpstreamKeys  # tenants' own keys for deployments
+    templates: TemplateBook  # tenants' prompt templates
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh_prepaid(self) -> None:
@@ -143,10 +145,12 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     gw.prices.replace(await gw.store.list_prices())
     await gw.refresh_prepaid()
     await gw.upstream_keys.refresh()
+    await gw.templates.refresh()
     gw.recorder.start()
     gw.spawn(poll_key_changes(gw), "key-refresh")
     gw.spawn(poll_prices(gw), "price-refresh")
     gw.spawn(gw.upstream_keys.run(), "upstream-key-refresh")
+    gw.spawn(gw.templates.run(), "template-refresh")
     gw.spawn(gw.prepaid.run(gw.store, gw.keys.known_tenants, gw.keys.forget_principals), "prepaid-balances")
     gw.spawn(gw.recorder.run(), "usage-flush")
     gw.spawn(rollups.run(gw.settings.rollup_every_s), "usage-rollups")

@@ -47,6 +47,9 @@ ENDPOINTS: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/tenants/{slug}/sso"): SETTINGS_WRITE,
     ("GET", "/api/v1/sso/{slug}/start"): PUBLIC,
     ("GET", "/api/v1/sso/{slug}/callback"): PUBLIC,
+    ("POST", "/api/v1/tenants/{slug}/templates"): SETTINGS_WRITE,
+    ("GET", "/api/v1/tenants/{slug}/templates"): SETTINGS_READ,
+    ("GET", "/api/v1/tenants/{slug}/templates/{template}"): SETTINGS_READ,
     ("GET", "/api/v1/tenants/{slug}/upstream-keys"): SETTINGS_READ,
     ("PUT", "/api/v1/tenants/{slug}/upstream-keys/{deployment}"): SETTINGS_WRITE,
     ("DELETE", "/api/v1/tenants/{slug}/upstream-keys/{deployment}"): SETTINGS_WRITE,
@@ -160,7 +163,8 @@ def world(gw: Gateway) -> Iterator[World]:
 def _path(template: str, org: Org) -> str:
     return template.format(slug=org.slug, user_id=org.victim_user, key_id=org.victim_key,
                            token_id=org.victim_token, month="1999-01", name="no-such-deployment",
-                           deployment="no-such-deployment", incident_id="no-such-incident")  # fmt: skip
+                           deployment="no-such-deployment", incident_id="no-such-incident",
+                           template="no-such-template")  # fmt: skip
 
 
 def _call(gw: Gateway, token: str | None, method: str, path: str) -> httpx.Response:

@@ -7,7 +7,16 @@ from datetime import timedelta
 
 import pytest
 
-from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, Role, TenantStatus, User
+from tenantgate.domain import (
+    AuditEvent,
+    Credential,
+    ManagementToken,
+    Operator,
+    PromptTemplate,
+    Role,
+    TenantStatus,
+    User,
+)
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import Store
 from tests.integration.test_store_suite import T0, event, key, tenant
@@ -101,3 +110,16 @@ async def test_a_tenants_own_upstream_keys_are_kept_replaced_and_removed(store: 
     assert held == [("claude", "sealed-2", T0), ("openai", "sealed-3", T0 + timedelta(minutes=1))]
     await store.set_upstream_key("t-acme", "claude", None, T0)
     assert [k.deployment for k in await store.upstream_keys()] == ["openai"]
+
+
+async def test_prompt_templates_are_kept_per_version_and_go_with_their_tenant(store: Store) -> None:
+    await store.create_tenant(tenant("acme"))
+    system = ({"role": "system", "content": "You support {{product}}."},)
+    await store.add_template(PromptTemplate("t-acme", "support", 1, system, T0, "owner@acme"))
+    await store.add_template(PromptTemplate("t-acme", "support", 2, system * 2, T0, "owner@acme"))
+    with pytest.raises(Conflict):
+        await store.add_template(PromptTemplate("t-acme", "support", 2, system, T0, "someone"))
+    held = sorted((t.name, t.version, len(t.messages), t.created_at) for t in await store.templates())
+    assert held == [("support", 1, 1, T0), ("support", 2, 2, T0)]
+    deleted = await store.delete_tenant("t-acme", T0 + timedelta(days=1))
+    assert deleted is not None and deleted["prompt_templates"] == 2 and await store.templates() == []

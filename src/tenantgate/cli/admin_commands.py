@@ -13,6 +13,7 @@ from tenantgate.cli import (
     billing_commands,
     capacity_commands,
     declarative_commands,
+    template_commands,
     upstream_key_commands,
 )
 from tenantgate.cli.admin_client import client
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
     access_commands.register(app)
     declarative_commands.register(app)
     upstream_key_commands.register(app)
+    template_commands.register(app)
 
 
 def _print_version(wanted: bool) -> None:

@@ -14,6 +14,7 @@ from tenantgate.dataplane.response_cache import ResponseCache
 from tenantgate.domain import Principal
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
+from tenantgate.prompt_templates import TemplateBook
 from tenantgate.providers.base import Provider
 from tenantgate.routing.catalog import Catalog
 from tenantgate.scheduling.lanes import Scheduler
@@ -60,3 +61,4 @@ class DataPlaneDeps:
     request_metrics: RequestMetrics
     max_body_bytes: int
     response_cache: ResponseCache  # consulted only for tenants whose plan keeps answers
+    templates: TemplateBook  # tenants' prompt templates, for requests that name one

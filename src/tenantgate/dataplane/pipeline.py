@@ -58,6 +58,8 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     principal = await deps.authenticate(call.authorization, call.assertion)
     check_namespace(principal, call.namespace)
     request = parse_request(call.endpoint, call.body)
+    if request.endpoint is Endpoint.CHAT and "template" in request.payload:
+        request = deps.templates.expand(principal, request)
     slo_target = principal.ttft_slo_ms if request.stream else None
     meter = RequestMeter(
         deps.recorder, deps.prices, principal, call.request_id, call.endpoint.value, request.model, started,

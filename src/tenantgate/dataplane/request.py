@@ -99,12 +99,13 @@ def parse_request(endpoint: Endpoint, body: bytes) -> InferenceRequest:
         raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
     field, kinds = _REQUIRED[endpoint]
     value = payload.get(field)
-    if value is None:
+    templated = endpoint is Endpoint.CHAT and "template" in payload  # its messages come from the template
+    if value is None and not templated:
         raise InvalidRequest(f"'{field}' is required.", param=field)
-    if not isinstance(value, kinds):
+    if value is not None and not isinstance(value, kinds):
         names = " or ".join("array" if k is list else "string" for k in kinds)
         raise InvalidRequest(f"'{field}' must be {names}.", param=field)
-    if endpoint is Endpoint.CHAT:
+    if endpoint is Endpoint.CHAT and (value or not templated):
         assert isinstance(value, list)
         _check_messages(value)
     stream = payload.get("stream", False)

@@ -18,6 +18,7 @@ from tenantgate.domain import (
     Notification,
     Operator,
     Price,
+    PromptTemplate,
     RequestContent,
     RequestFilter,
     SsoConfig,
@@ -121,6 +122,12 @@ class AccessStore(Protocol):
 
     async def upstream_keys(self) -> list[UpstreamKey]:
         """Every tenant's own upstream keys, sealed."""
+
+    async def add_template(self, template: PromptTemplate) -> None:
+        """Keep a new version of a tenant's prompt template; Conflict if that version exists."""
+
+    async def templates(self) -> list[PromptTemplate]:
+        """Every tenant's prompt templates, every version."""
 
     async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
         """Events in [since, until), newest first, of one tenant or (None) of all."""

@@ -91,6 +91,10 @@ class MemoryStore(MemoryBilling, MemoryAccess, MemoryStatus):
         for own in held:
             del self._upstream_keys[own]
         deleted["tenant_upstream_keys"] = len(held)
+        versions = [k for k in self._templates if k[0] == tenant_id]
+        for version in versions:
+            del self._templates[version]
+        deleted["prompt_templates"] = len(versions)
         self._tenants[tenant_id] = dataclasses.replace(
             tenant, slug=f"deleted-{tenant_id}", name="(deleted)", status=TenantStatus.DELETED, allowed_models=None,
             limits=Limits(), region=None, updated_at=at, log_content=False, pins=None,

@@ -5,7 +5,15 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, SsoConfig, UpstreamKey
+from tenantgate.domain import (
+    AuditEvent,
+    Credential,
+    ManagementToken,
+    Operator,
+    PromptTemplate,
+    SsoConfig,
+    UpstreamKey,
+)
 from tenantgate.errors import Conflict
 
 
@@ -18,6 +26,7 @@ class MemoryAccess:
         self._sso: dict[str, SsoConfig] = {}
         self._proxy_keys: dict[str, dict[str, object]] = {}
         self._upstream_keys: dict[tuple[str, str], UpstreamKey] = {}
+        self._templates: dict[tuple[str, str, int], PromptTemplate] = {}
 
     async def create_token(self, token: ManagementToken) -> None:
         self._tokens[token.id] = token
@@ -88,3 +97,12 @@ class MemoryAccess:
 
     async def upstream_keys(self) -> list[UpstreamKey]:
         return list(self._upstream_keys.values())
+
+    async def add_template(self, template: PromptTemplate) -> None:
+        held = (template.tenant_id, template.name, template.version)
+        if held in self._templates:
+            raise Conflict(f"Version {template.version} of template '{template.name}' exists.", code="template_exists")
+        self._templates[held] = template
+
+    async def templates(self) -> list[PromptTemplate]:
+        return list(self._templates.values())

@@ -11,7 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantgate.clock import utcnow
-from tenantgate.domain import AuditEvent, Credential, ManagementToken, Operator, SsoConfig, UpstreamKey
+from tenantgate.domain import (
+    AuditEvent,
+    Credential,
+    ManagementToken,
+    Operator,
+    PromptTemplate,
+    SsoConfig,
+    UpstreamKey,
+)
 from tenantgate.errors import Conflict
 from tenantgate.storage.sql_scope import ALL, Scoped
 from tenantgate.storage.sql_usage import aware
@@ -20,6 +28,7 @@ from tenantgate.storage.tables import (
     credentials,
     management_tokens,
     operators,
+    prompt_templates,
     tenant_proxy_keys,
     tenant_sso,
     tenant_upstream_keys,
@@ -175,6 +184,28 @@ class SqlAccess(Scoped):
             if sealed_key is not None:
                 values = {"tenant_id": tenant_id, "deployment": deployment, "sealed_key": sealed_key, "updated_at": at}
                 await conn.execute(table.insert().values(**values))
+
+    async def add_template(self, template: PromptTemplate) -> None:
+        values = {
+            "tenant_id": template.tenant_id, "name": template.name, "version": template.version,
+            "messages": list(template.messages), "created_at": template.created_at, "created_by": template.created_by,
+        }  # fmt: skip
+        try:
+            async with self._begin(template.tenant_id) as conn:
+                await conn.execute(prompt_templates.insert().values(**values))
+        except IntegrityError as exc:
+            raise Conflict(f"Version {template.version} of template '{template.name}' exists.",
+                           code="template_exists") from exc  # fmt: skip
+
+    async def templates(self) -> list[PromptTemplate]:
+        async with self._connect(ALL) as conn:
+            rows = (await conn.execute(prompt_templates.select())).all()
+        return [
+            PromptTemplate(
+                r.tenant_id, r.name, r.version, tuple(r.messages), aware(r.created_at) or utcnow(), r.created_by
+            )
+            for r in rows
+        ]
 
     async def upstream_keys(self) -> list[UpstreamKey]:
         async with self._connect(ALL) as conn:

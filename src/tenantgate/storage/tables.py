@@ -320,6 +320,17 @@ tenant_upstream_keys = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
 )
 
+prompt_templates = sa.Table(
+    "prompt_templates",
+    metadata,
+    sa.Column("tenant_id", sa.String(32), sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("messages", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+)
+
 # What deleting a tenant removes, children before parents (credentials go by their users' ids).
 request_contents = sa.Table(
     "request_contents",
@@ -334,7 +345,7 @@ request_contents = sa.Table(
 
 TENANT_OWNED = (request_contents, credit_notes, credit_applications, credit_grants, invoices, usage_rollups,
                 usage_events, notifications, tenant_webhooks, tenant_sso, tenant_proxy_keys, tenant_upstream_keys,
-                management_tokens, api_keys, users)  # fmt: skip
+                prompt_templates, management_tokens, api_keys, users)  # fmt: skip
 
 
 def tombstone(tenant_id: str, at: datetime) -> dict[str, object]:
