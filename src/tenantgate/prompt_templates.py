@@ -9,9 +9,7 @@ memory on every instance (read again every `REFRESH_S`), so using one costs no d
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
 import re
 from typing import Any
 
@@ -25,7 +23,6 @@ from tenantgate.domain import Principal, PromptTemplate, Tenant
 from tenantgate.errors import InvalidRequest, NotFound
 from tenantgate.storage.base import AccessStore
 
-log = logging.getLogger(__name__)
 REFRESH_S = 5.0
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
 
@@ -73,14 +70,6 @@ class TemplateBook:
     async def refresh(self) -> None:
         for template in await self._store.templates():
             self._keep(template)
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_S)
-            try:
-                await self.refresh()
-            except Exception:
-                log.warning("prompt templates could not be read; the ones loaded before stay", exc_info=True)
 
     def expand(self, principal: Principal, request: InferenceRequest) -> InferenceRequest:
         """The request with its template's messages before its own (the template looked up in the

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from tenantgate.access.upstream_keys import REFRESH_S as UPSTREAM_KEYS_REFRESH_S
 from tenantgate.access.upstream_keys import TenantUpstreamKeys
 from tenantgate.admission.service import Admission
 from tenantgate.auth.assertions import EndUserAssertions
@@ -24,6 +25,7 @@ from tenantgate.billing.webhooks import WebhookDelivery
 from tenantgate.errors import UpstreamError, UpstreamTimeout
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
+from tenantgate.prompt_templates import REFRESH_S as TEMPLATES_REFRESH_S
 from tenantgate.prompt_templates import TemplateBook
 from tenantgate.providers.registry import ProviderRegistry
 from tenantgate.routing.catalog import Catalog
@@ -61,6 +63,16 @@ class Gateway:
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """The only way to start a background task: tracked, and cancelled at shutdown."""
         self.background.append(asyncio.get_running_loop().create_task(coro, name=name))
+
+
+async def every(seconds: float, refresh: Callable[[], Awaitable[None]], what: str) -> None:
+    """Read what other instances changed, every `seconds`; a failed read keeps what was loaded."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await refresh()
+        except Exception:
+            log.warning("%s could not be read; the ones loaded before stay", what, exc_info=True)
 
 
 async def poll_key_changes(gw: Gateway) -> None:
@@ -149,8 +161,8 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     gw.recorder.start()
     gw.spawn(poll_key_changes(gw), "key-refresh")
     gw.spawn(poll_prices(gw), "price-refresh")
-    gw.spawn(gw.upstream_keys.run(), "upstream-key-refresh")
-    gw.spawn(gw.templates.run(), "template-refresh")
+    gw.spawn(every(UPSTREAM_KEYS_REFRESH_S, gw.upstream_keys.refresh, "tenants' upstream keys"), "upstream-keys")
+    gw.spawn(every(TEMPLATES_REFRESH_S, gw.templates.refresh, "prompt templates"), "template-refresh")
     gw.spawn(gw.prepaid.run(gw.store, gw.keys.known_tenants, gw.keys.forget_principals), "prepaid-balances")
     gw.spawn(gw.recorder.run(), "usage-flush")
     gw.spawn(rollups.run(gw.settings.rollup_every_s), "usage-rollups")

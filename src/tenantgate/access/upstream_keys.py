@@ -6,7 +6,6 @@ poll, within `REFRESH_S` on the others."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,14 +77,6 @@ class TenantUpstreamKeys:
                 continue
             since[(held.tenant_id, held.deployment)] = held.updated_at
         self._open, self._since = opened, since
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH_S)
-            try:
-                await self.refresh()
-            except Exception:
-                log.warning("tenants' upstream keys could not be read; the ones loaded before stay", exc_info=True)
 
     def _known(self, deployment: str) -> None:
         if deployment not in self._deployments:
