@@ -38,6 +38,7 @@ class TenantUpstreamKeys:
         self._deployments = deployments
         self._open: dict[tuple[str, str], str] = {}  # (tenant id, deployment) -> the key, in memory only
         self._since: dict[tuple[str, str], datetime] = {}
+        self._changed: dict[tuple[str, str], datetime] = {}  # changes made here: a read begun before one misses it
 
     def key_for(self, tenant_id: str, deployment: str) -> str | None:
         """On the request path: the tenant's own key for the deployment, if it set one."""
@@ -51,7 +52,8 @@ class TenantUpstreamKeys:
         self._known(deployment)
         at = utcnow()
         await self._store.set_upstream_key(tenant.id, deployment, self._box.seal(api_key), at)
-        self._open[(tenant.id, deployment)], self._since[(tenant.id, deployment)] = api_key, at
+        held = (tenant.id, deployment)
+        self._open[held], self._since[held], self._changed[held] = api_key, at, at
         await self._audit.record(by, "upstream_key.set", f"deployment {deployment}", tenant_id=tenant.id)
         return UpstreamKeyShown(deployment, at)
 
@@ -59,13 +61,17 @@ class TenantUpstreamKeys:
         if (tenant.id, deployment) not in self._open:
             raise NotFound(f"Tenant '{tenant.slug}' has no key of its own for deployment '{deployment}'.",
                            code="upstream_key_not_found")  # fmt: skip
-        await self._store.set_upstream_key(tenant.id, deployment, None, utcnow())
+        at = utcnow()
+        await self._store.set_upstream_key(tenant.id, deployment, None, at)
         self._open.pop((tenant.id, deployment), None)
         self._since.pop((tenant.id, deployment), None)
+        self._changed[(tenant.id, deployment)] = at
         await self._audit.record(by, "upstream_key.remove", f"deployment {deployment}", tenant_id=tenant.id)
 
     async def refresh(self) -> None:
-        """Read every tenant's keys again (what other instances changed)."""
+        """Read every tenant's keys again (what other instances changed). A change made here after the
+        read began stays as made: the read may not have seen it."""
+        began = utcnow()
         opened: dict[tuple[str, str], str] = {}
         since: dict[tuple[str, str], datetime] = {}
         for held in await self._store.upstream_keys():
@@ -76,6 +82,13 @@ class TenantUpstreamKeys:
                             held.tenant_id, held.deployment)  # fmt: skip
                 continue
             since[(held.tenant_id, held.deployment)] = held.updated_at
+        for changed, at in self._changed.items():
+            if at >= began:
+                opened.pop(changed, None)
+                since.pop(changed, None)
+                if changed in self._open:
+                    opened[changed], since[changed] = self._open[changed], self._since[changed]
+        self._changed = {changed: at for changed, at in self._changed.items() if at >= began}
         self._open, self._since = opened, since
 
     def _known(self, deployment: str) -> None:
