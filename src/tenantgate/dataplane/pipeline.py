@@ -234,6 +234,27 @@ def complete(upstream: UpstreamResponse, body: bytes, headers: list[tuple[bytes,
     else:
         error = "upstream_client_error"
     settle(upstream.status, error, usage)
-    response = Response(body, status_code=upstream.status, media_type=upstream.content_type)
+    media_type = upstream.content_type
+    if error is not None and not _is_openai_error(body):
+        body, media_type = upstream_error_body(upstream.status, body), "application/json"
+    response = Response(body, status_code=upstream.status, media_type=media_type)
     response.raw_headers.extend(headers)
     return response
+
+
+def _is_openai_error(body: bytes) -> bool:
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(answer, dict) and isinstance(answer.get("error"), dict | str)
+
+
+def upstream_error_body(status: int, body: bytes) -> bytes:
+    """An upstream's error answer that is not OpenAI's error shape (a plain-text 404 of a server that
+    lacks the endpoint), in that shape: its status and the start of what it said."""
+    said = body[:200].decode("utf-8", "replace").strip()
+    message = f"The upstream deployment answered HTTP {status}" + (f": {said}" if said else ".")
+    return orjson.dumps(
+        {"error": {"message": message, "type": "upstream_error", "code": "upstream_error", "param": None}}
+    )
