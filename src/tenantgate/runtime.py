@@ -75,23 +75,11 @@ async def every(seconds: float, refresh: Callable[[], Awaitable[None]], what: st
             log.warning("%s could not be read; the ones loaded before stay", what, exc_info=True)
 
 
-async def poll_key_changes(gw: Gateway) -> None:
-    while True:
-        await asyncio.sleep(gw.settings.key_refresh_s)
-        try:
-            await gw.keys.refresh()
-        except Exception:
-            log.warning("key refresh failed; serving cached keys", exc_info=True)
+PRICES_REFRESH_S = 5.0  # price versions added on other instances reach this one within this
 
 
-async def poll_prices(gw: Gateway, every_s: float = 5.0) -> None:
-    """Price versions added on other instances reach this one within `every_s`."""
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            gw.prices.replace(await gw.store.list_prices())
-        except Exception:
-            log.warning("price refresh failed; the prices loaded before stay in force", exc_info=True)
+async def reload_prices(gw: Gateway) -> None:
+    gw.prices.replace(await gw.store.list_prices())
 
 
 async def probe_deployments(gw: Gateway) -> None:
@@ -154,13 +142,13 @@ async def renew_leases(gw: Gateway) -> None:
 @asynccontextmanager
 async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     """Start the background loops; on exit stop them, flush usage and close connections."""
-    gw.prices.replace(await gw.store.list_prices())
+    await reload_prices(gw)
     await gw.refresh_prepaid()
     await gw.upstream_keys.refresh()
     await gw.templates.refresh()
     gw.recorder.start()
-    gw.spawn(poll_key_changes(gw), "key-refresh")
-    gw.spawn(poll_prices(gw), "price-refresh")
+    gw.spawn(every(gw.settings.key_refresh_s, gw.keys.refresh, "keys and tenants"), "key-refresh")
+    gw.spawn(every(PRICES_REFRESH_S, lambda: reload_prices(gw), "prices"), "price-refresh")
     gw.spawn(every(UPSTREAM_KEYS_REFRESH_S, gw.upstream_keys.refresh, "tenants' upstream keys"), "upstream-keys")
     gw.spawn(every(TEMPLATES_REFRESH_S, gw.templates.refresh, "prompt templates"), "template-refresh")
     gw.spawn(gw.prepaid.run(gw.store, gw.keys.known_tenants, gw.keys.forget_principals), "prepaid-balances")
