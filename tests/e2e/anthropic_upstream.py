@@ -7,7 +7,8 @@ every request it was sent. What it answers depends on the conversation:
 - a request with tools whose last user turn asks for the weather: a `tool_use` of the first tool;
 - a conversation ending in a `tool_result`: a text answer that quotes it;
 - model `claude-overloaded`: 529 `overloaded_error`; model `claude-cut`: a stream cut before its end;
-- anything else: "Hello from claude-test." with cache-read tokens in its usage.
+- anything else: "Hello from claude-test." with cache-read tokens in its usage;
+- with extended thinking on (`thinking`), a thinking block first, streamed as thinking and signature deltas.
 """
 
 from __future__ import annotations
@@ -34,8 +35,19 @@ class AnthropicUpstream:
     requests: list[dict[str, Any]] = field(default_factory=list)
 
 
+THINKING = {"type": "thinking", "thinking": "Thinking it over.", "signature": "sig-7f3a"}
+
+
 def _answer(request: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
-    """The content blocks and stop reason for a conversation."""
+    """The content blocks and stop reason for a conversation; with extended thinking on, a thinking
+    block (with its signature) comes first."""
+    blocks, stop = _reply(request)
+    if (request.get("thinking") or {}).get("type") == "enabled":
+        blocks = [THINKING, *blocks]
+    return blocks, stop
+
+
+def _reply(request: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     last = request["messages"][-1]
     blocks = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
     results = [b for b in blocks if b.get("type") == "tool_result"]
@@ -76,6 +88,12 @@ def _events(request: dict[str, Any], cut: bool) -> Iterator[tuple[str, dict[str,
                                               "delta": {"type": "text_delta", "text": piece}}  # fmt: skip
                 if cut and n == 1:
                     return
+        elif block["type"] == "thinking":
+            opened = {"type": "thinking", "thinking": "", "signature": ""}
+            yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}
+            for delta in ({"type": "thinking_delta", "thinking": block["thinking"]},
+                          {"type": "signature_delta", "signature": block["signature"]}):  # fmt: skip
+                yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
         else:
             opened = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
             yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}

@@ -5,13 +5,14 @@ with Anthropic-shaped errors."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
 
-from tests.e2e.anthropic_upstream import AnthropicUpstream
+from tests.e2e.anthropic_upstream import CACHE_READ_TOKENS, PROMPT_TOKENS, AnthropicUpstream
 from tests.e2e.procs import Gateway
 from tests.e2e.test_anthropic_upstream import claude  # noqa: F401 - the module's gateway fixture
 
@@ -125,3 +126,74 @@ def test_tool_use_from_an_openai_engine(claude: Claude) -> None:  # noqa: F811
     [streamed_use] = streamed.content
     assert streamed_use.model_dump(exclude={"id"}) == use.model_dump(exclude={"id"}) and streamed_use.id
     assert streamed.usage.output_tokens == 3
+
+
+def _events_of(gw: Gateway, tenant: str) -> dict[str, dict[str, Any]]:
+    """The tenant's usage events of the last hour, by request id."""
+    now = datetime.now(UTC)
+    params = {"since": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(minutes=1)).isoformat()}
+    with gw.admin() as admin:
+        lines = admin.get(f"/api/v1/tenants/{tenant}/usage/events", params=params).text.splitlines()
+    return {event["id"]: event["data"] for event in map(json.loads, lines)}
+
+
+def test_an_anthropic_deployment_gets_the_request_as_it_came(claude: Claude) -> None:  # noqa: F811
+    """Documents, extended thinking, top_k and cache hints have no chat equivalent: sent natively, they
+    reach the model, and its thinking (with the signature a next turn needs) reaches the client."""
+    gw, upstream, key = claude
+    document: Any = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Q3: up 4%"},
+                     "cache_control": {"type": "ephemeral"}}  # fmt: skip
+    asked: Any = [{"role": "user", "content": [document, {"type": "text", "text": "Summarise."}]}]
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    with sdk(gw, key) as client:
+        raw = client.messages.with_raw_response.create(
+            model="claude-test", max_tokens=2048, thinking=thinking, messages=asked, extra_body={"top_k": 5}
+        )
+        answer = raw.parse()
+        sent = upstream.requests[-1]
+        with client.messages.stream(model="claude-test", max_tokens=2048, thinking=thinking, messages=asked) as stream:
+            streamed = stream.get_final_message()
+    assert sent == {"model": "claude-test", "max_tokens": 2048, "top_k": 5, "thinking": thinking, "messages": asked}
+    assert [b.type for b in answer.content] == ["thinking", "text"] == [b.type for b in streamed.content]
+    assert answer.content[0].type == "thinking" and answer.content[0].signature == "sig-7f3a"
+    assert streamed.content[0].type == "thinking" and streamed.content[0].signature == "sig-7f3a"
+    assert streamed.content[1].type == "text" and streamed.content[1].text == "Hello from claude-test."
+    assert (answer.usage.input_tokens, answer.usage.cache_read_input_tokens) == (PROMPT_TOKENS, CACHE_READ_TOKENS)
+    metered = _events_of(gw, "claude-user")
+    event = metered[raw.headers["x-request-id"]]  # metered from Anthropic's own usage, cache reads within
+    assert (event["prompt_tokens"], event["completion_tokens"], event["cached_tokens"], event["estimated"]) == (
+        PROMPT_TOKENS + CACHE_READ_TOKENS, 6, CACHE_READ_TOKENS, False)  # fmt: skip
+    streamed_events = [e for e in metered.values() if e["model"] == "claude-test" and e["status"] == 200]
+    assert sum(e["completion_tokens"] == 6 and not e["estimated"] for e in streamed_events) >= 2
+
+
+def test_what_only_anthropic_takes_is_refused_elsewhere(claude: Claude) -> None:  # noqa: F811
+    gw, _, key = claude
+    document: Any = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}
+    with sdk(gw, key) as client:
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            client.messages.create(model="sim-small", max_tokens=8,
+                                   messages=[{"role": "user", "content": [document]}])  # fmt: skip
+        with pytest.raises(anthropic.BadRequestError) as thinking:
+            client.messages.create(model="sim-small", max_tokens=2048, messages=[{"role": "user", "content": "Hi"}],
+                                   thinking={"type": "enabled", "budget_tokens": 1024})  # fmt: skip
+        answered = client.messages.create(model="sim-small", max_tokens=4, extra_body={"top_k": 3},
+                                          messages=[{"role": "user", "content": "Hi"}])  # fmt: skip
+    assert "document blocks" in refused.value.message and "extended thinking" in thinking.value.message
+    assert answered.usage.output_tokens == 4  # top_k travels as the extension OpenAI-compatible engines take
+
+
+def test_a_native_stream_cut_short_ends_with_an_error_event(claude: Claude) -> None:  # noqa: F811
+    gw, _, key = claude
+    with (
+        sdk(gw, key) as client,
+        pytest.raises(anthropic.APIStatusError) as cut,
+        client.messages.stream(
+            model="claude-cut",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "Hi"}],
+            thinking={"type": "enabled", "budget_tokens": 16},
+        ) as stream,  # fmt: skip
+    ):
+        stream.get_final_message()
+    assert "ended the stream before the answer was complete" in str(cut.value)

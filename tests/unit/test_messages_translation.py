@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from tenantgate.errors import InvalidRequest
 from tenantgate.providers.anthropic_events import MessageEvents
-from tenantgate.providers.anthropic_inbound import chat_request, message
+from tenantgate.providers.anthropic_inbound import chat_request, message, native_only
 from tenantgate.providers.anthropic_wire import chat_completion, messages_request
 
 EVENTS: TypeAdapter[RawMessageStreamEvent] = TypeAdapter(RawMessageStreamEvent)
@@ -123,9 +123,23 @@ def test_an_in_band_error_becomes_an_error_event() -> None:
     "wrong",
     [{"max_tokens": 10, "messages": []}, {"model": "m", "messages": [{"role": "user", "content": "x"}]},
      {"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
-     {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "document"}]}]},
+     {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]},
      {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "some"}}],
 )  # fmt: skip
 def test_a_wrong_messages_request_is_a_400(wrong: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequest):
         chat_request(wrong)
+
+
+def test_what_only_the_messages_api_carries_is_named() -> None:
+    hello: Any = [{"role": "user", "content": "Hi"}]
+    document: Any = [{"role": "user", "content": [{"type": "document", "source": {"type": "text", "data": "Q3"}}]}]
+    assert native_only({"model": "m", "max_tokens": 5, "messages": hello}) is None
+    assert native_only({"model": "m", "max_tokens": 5, "messages": 1}) is None  # chat_request says what is wrong
+    assert native_only({"model": "m", "max_tokens": 5, "messages": hello, "thinking": {"type": "disabled"}}) is None
+    assert native_only({"messages": hello, "thinking": {"type": "enabled", "budget_tokens": 9}}) == "extended thinking"
+    assert native_only({"model": "m", "max_tokens": 5, "messages": document}) == "document blocks"
+    # its chat translation sizes the prompt with the document's text
+    assert chat_request({"model": "m", "max_tokens": 5, "messages": document})["messages"][0]["content"] == [
+        {"type": "text", "text": "Q3"}
+    ]

@@ -25,6 +25,7 @@ from tenantgate.dataplane.queued_stream import QueuedStream
 from tenantgate.dataplane.relay import StreamRelay
 from tenantgate.dataplane.request import Endpoint, parse_request
 from tenantgate.errors import BodyTooLarge, ClientGone, GatewayError, InvalidRequest, NotFound
+from tenantgate.providers.anthropic_inbound import chat_request
 from tenantgate.routing.policy import resolve_route, visible_models
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,8 @@ class DataPlane:
         """The Anthropic Messages API: translated to a chat request, run, and its answer translated back."""
         if scope["method"] != "POST":
             raise InvalidRequest(f"Use POST for {path}.", code="method_not_allowed")
-        chat = parse_messages(await read_body(scope, receive, self.deps.max_body_bytes), path == COUNT_TOKENS)
+        origin = parse_messages(await read_body(scope, receive, self.deps.max_body_bytes))
+        chat = chat_request(origin.payload, counting=path == COUNT_TOKENS)
         authorization, client_request_id, assertion = caller_headers(scope)
         if path == COUNT_TOKENS:
             principal = await self.deps.authenticate(authorization, assertion)
@@ -146,9 +148,9 @@ class DataPlane:
             return Response(orjson.dumps({"input_tokens": prompt_tokens}), media_type="application/json")
         body = orjson.dumps(chat)
         call = InferenceCall(
-            Endpoint.CHAT, body, authorization, namespace, request_id, receive, client_request_id, assertion
+            Endpoint.CHAT, body, authorization, namespace, request_id, receive, client_request_id, assertion, origin
         )
-        return MessagesAnswer(await handle_inference(self.deps, call), chat["model"], bool(chat.get("stream")))
+        return MessagesAnswer(await handle_inference(self.deps, call), origin, bool(chat.get("stream")))
 
     async def _models(self, scope: Scope, namespace: str | None, rest: str) -> ASGIApp:
         """GET /v1/models (what the caller may use) and GET /v1/models/{id} (one of them)."""

@@ -7,24 +7,32 @@ Anthropic SDK sends) or as a bearer token. Errors have the Messages API's shape.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tenantgate.dataplane.request import json_object
+from tenantgate.dataplane.request import MessagesOrigin, json_object
 from tenantgate.errors import GatewayError
 from tenantgate.providers.anthropic_events import MessageEvents
-from tenantgate.providers.anthropic_inbound import chat_request, error_body, message
+from tenantgate.providers.anthropic_inbound import error_body, message, native_only
 
 MESSAGES = "/v1/messages"
+_GATEWAY_ERROR = b'data: {"error"'
 COUNT_TOKENS = "/v1/messages/count_tokens"
 
 
-def parse_messages(body: bytes, counting: bool = False) -> dict[str, Any]:
-    """The Messages API request, as the OpenAI chat request the pipeline runs."""
-    return chat_request(json_object(body), counting)
+def parse_messages(body: bytes) -> MessagesOrigin:
+    payload = json_object(body)
+    return MessagesOrigin(payload, native_only(payload))
+
+
+def native_events(data: bytes) -> bytes:
+    """An Anthropic event stream passed through, with the gateway's own in-band error (relay.py, in
+    OpenAI's shape, always at the end) told as the Messages API's `error` event."""
+    at = data.find(_GATEWAY_ERROR)
+    if at < 0:
+        return data
+    return data[:at] + MessageEvents("").feed(data[at:])
 
 
 def error_response(error: GatewayError, request_id: str) -> Response:
@@ -38,13 +46,15 @@ def error_response(error: GatewayError, request_id: str) -> Response:
 class MessagesAnswer:
     """Runs the gateway's OpenAI-dialect answer and hands the client the Messages API's."""
 
-    def __init__(self, inner: ASGIApp, model: str, stream: bool) -> None:
+    def __init__(self, inner: ASGIApp, origin: MessagesOrigin, stream: bool) -> None:
         self.inner = inner
-        self.model = model
+        self.origin = origin  # `native` once sent: then the answer is Anthropic's own, passed through
+        self.model = str(origin.payload["model"])
         self.stream = stream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         events = MessageEvents(self.model) if self.stream else None
+        origin = self.origin
         start: Message = {}
         whole: list[bytes] = []
 
@@ -60,7 +70,9 @@ class MessagesAnswer:
                 return
             more = bool(sent.get("more_body", False))
             if events is not None and start["status"] == 200:
-                out = events.feed(sent.get("body", b"")) + (b"" if more else events.finish())
+                data = sent.get("body", b"")
+                # sent natively: Anthropic's own events; only the gateway's in-band error is OpenAI's
+                out = native_events(data) if origin.native else events.feed(data) + (b"" if more else events.finish())
                 await send({"type": "http.response.body", "body": out, "more_body": more})
                 return
             whole.append(sent.get("body", b""))
@@ -75,7 +87,9 @@ class MessagesAnswer:
             answer = orjson.loads(body)
         except orjson.JSONDecodeError:
             answer = {}
-        if status < 400 and isinstance(answer, dict):
+        if self.origin.native and isinstance(answer, dict) and (status < 400 or answer.get("type") == "error"):
+            out = body  # Anthropic's own answer or error
+        elif status < 400 and isinstance(answer, dict):
             out = orjson.dumps(message(answer, self.model))
         else:
             error = answer.get("error") if isinstance(answer, dict) else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -19,15 +19,23 @@ from starlette.types import ASGIApp, Receive
 from tenantgate.admission.service import Reservation
 from tenantgate.clock import utcnow
 from tenantgate.dataplane.deps import DataPlaneDeps
-from tenantgate.dataplane.placement import Dispatch
+from tenantgate.dataplane.placement import Dispatch, check_native
 from tenantgate.dataplane.queued_stream import QueuedStream
-from tenantgate.dataplane.relay import CLIENT_CLOSED, Outcome, RelayHooks, StreamRelay, cancel_on_disconnect
-from tenantgate.dataplane.request import Endpoint, InferenceRequest, parse_request
+from tenantgate.dataplane.relay import (
+    CLIENT_CLOSED,
+    Outcome,
+    RelayHooks,
+    StreamRelay,
+    UsageSniffer,
+    cancel_on_disconnect,
+)
+from tenantgate.dataplane.request import Endpoint, InferenceRequest, MessagesOrigin, parse_request
 from tenantgate.dataplane.response_cache import CACHEABLE, answer_usage, as_stream, cache_key
 from tenantgate.domain import Principal, Usage
 from tenantgate.errors import ClientGone, GatewayError, PermissionDenied
 from tenantgate.metering.content import CapturingSniffer, ContentCapture
 from tenantgate.metering.meter import RequestMeter, Served
+from tenantgate.providers.anthropic_native import MessagesUsageSniffer, native_answer_usage
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.providers.openai_usage import SseUsageSniffer, usage_from
 from tenantgate.routing.policy import resolve_route
@@ -51,6 +59,7 @@ class InferenceCall:
     receive: Receive  # to notice a client that leaves while its request waits
     client_request_id: str | None = None  # the client's own X-Client-Request-Id, shown in GET /queue
     assertion: str | None = None  # a tenant proxy's end-user assertion (auth/assertions.py)
+    origin: MessagesOrigin | None = None  # the Messages API request this chat request was translated from
 
 
 async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
@@ -58,6 +67,7 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     principal = await deps.authenticate(call.authorization, call.assertion)
     check_namespace(principal, call.namespace)
     request = parse_request(call.endpoint, call.body)
+    request.origin = call.origin
     if request.endpoint is Endpoint.CHAT and "template" in request.payload:
         request = deps.templates.expand(principal, request)
     slo_target = principal.ttft_slo_ms if request.stream else None
@@ -71,6 +81,7 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     body = b""
     try:
         route = resolve_route(deps.catalog, principal, request.model)
+        check_native(request, route)
         reservation = await deps.admission.reserve(principal, request, call.request_id)
         key = kept_answer_key(principal, request, route.served)
         if key is not None and (kept := await deps.response_cache.get(key)) is not None:
@@ -79,7 +90,7 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
         dispatch = Dispatch(deps.placement, route, request, principal, call.request_id, *size, call.client_request_id)
         if not request.stream:  # waits silently; a client that leaves cancels the wait or the engine call
             upstream, body = await unless_client_leaves(fetch(dispatch), call.receive)
-            if key is not None and upstream is not None and upstream.status == 200:
+            if key is not None and upstream is not None and upstream.status == 200 and not _native(request):
                 await deps.response_cache.put(key, body, principal.response_cache_ttl_s or 0.0)
         elif not dispatch.waiting:  # a waiting stream opens first and waits in QueuedStream
             upstream = await dispatch.send()
@@ -143,24 +154,34 @@ def respond(
     durable = deps.recorder.durable if deps.recorder.strict else None
     hooks = RelayHooks(meter.first_byte, settle, progress, durable)
     prompt_estimate = dispatch.prompt_estimate
-    strip = not request.wants_usage
-    sniffer = (
-        SseUsageSniffer(strip_usage_chunk=strip) if capture is None
-        else CapturingSniffer(capture, strip_usage_chunk=strip)
-    )  # fmt: skip
     if upstream is None:  # a stream that waits: its head goes out now, the wait so far is none
         head = [*_SSE_HEADERS, *headers, (QUEUE_WAIT_HEADER, b"0")]
 
         def relay(upstream: UpstreamResponse) -> StreamRelay:
-            return StreamRelay(upstream, sniffer, head, hooks, prompt_estimate, started=True)
+            return StreamRelay(upstream, sniffer_for(request, capture), head, hooks, prompt_estimate, started=True)
 
         return QueuedStream(dispatch, head, relay, settle, durable)
     headers.append((QUEUE_WAIT_HEADER, str(dispatch.waited_ms()).encode()))
     if request.stream and upstream.status == 200:
-        return StreamRelay(upstream, sniffer, _SSE_HEADERS + headers, hooks, prompt_estimate)
+        return StreamRelay(upstream, sniffer_for(request, capture), _SSE_HEADERS + headers, hooks, prompt_estimate)
     if capture is not None:
         capture.tee(body)
-    return complete(upstream, body, headers, settle)
+    return complete(upstream, body, headers, settle, native_answer_usage if _native(request) else openai_usage)
+
+
+def _native(request: InferenceRequest) -> bool:
+    """Sent as it came to an Anthropic deployment: its answer is in the Messages API's dialect."""
+    return request.origin is not None and request.origin.native
+
+
+def sniffer_for(request: InferenceRequest, capture: ContentCapture | None) -> UsageSniffer:
+    """What reads the usage of the stream (known once the request was sent: its dialect is the deployment's)."""
+    if _native(request):
+        return MessagesUsageSniffer()  # its answer text is not captured (ContentCapture reads OpenAI's)
+    strip = not request.wants_usage
+    if capture is None:
+        return SseUsageSniffer(strip_usage_chunk=strip)
+    return CapturingSniffer(capture, strip_usage_chunk=strip)
 
 
 def kept_answer_key(principal: Principal, request: InferenceRequest, served_model: str) -> bytes | None:
@@ -223,14 +244,21 @@ async def fetch(dispatch: Dispatch) -> tuple[UpstreamResponse, bytes]:
         raise
 
 
-def complete(upstream: UpstreamResponse, body: bytes, headers: list[tuple[bytes, bytes]], settle: Outcome) -> Response:
+def openai_usage(body: bytes) -> Usage | None:
+    try:
+        return usage_from(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return None
+
+
+def complete(
+    upstream: UpstreamResponse, body: bytes, headers: list[tuple[bytes, bytes]], settle: Outcome,
+    read_usage: Callable[[bytes], Usage | None] = openai_usage,
+) -> Response:  # fmt: skip
     usage = None
     error = None
     if upstream.status < 300:
-        try:
-            usage = usage_from(orjson.loads(body))
-        except orjson.JSONDecodeError:
-            usage = None
+        usage = read_usage(body)
     else:
         error = "upstream_client_error"
     settle(upstream.status, error, usage)

@@ -21,13 +21,27 @@ from tenantgate.dataplane.request import InferenceRequest
 from tenantgate.domain import Principal, Usage
 from tenantgate.errors import InvalidRequest, NoCapacity, QueueFull, UpstreamError, UpstreamRefused, UpstreamTimeout
 from tenantgate.metering.meter import Served
-from tenantgate.providers.base import CACHE_SALTED, UpstreamResponse
+from tenantgate.providers.base import CACHE_SALTED, MESSAGES_NATIVE, MESSAGES_PATH, UpstreamResponse
 from tenantgate.routing.policy import Route
 from tenantgate.scheduling.forecast import Forecast
 from tenantgate.scheduling.lanes import Displaced, Lane, OnUpdate, Waiter, WaitingRequest
 from tenantgate.scheduling.tickets import Ticket
 
 MAX_REFUSALS = 5  # an engine that keeps refusing this request with others running is treated as failing
+
+
+def _needs_native(needs: str, where: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"This request has {needs}, which only Anthropic deployments take; deployment '{where}' is not one.",
+        param="messages", code="unsupported_by_provider",
+    )  # fmt: skip
+
+
+def check_native(request: InferenceRequest, route: Route) -> None:
+    """Refuse before admission a Messages API request that no deployment of its model can take."""
+    origin = request.origin
+    if origin is not None and origin.needs and not any(d.provider in MESSAGES_NATIVE for d in route.deployments):
+        raise _needs_native(origin.needs, route.deployments[0].name if route.deployments else route.served)
 
 
 @dataclass(eq=False, slots=True)
@@ -175,14 +189,23 @@ class Dispatch:
         }
         priority = principal.queue.priority if deployment.priority_hint else None
         salt = principal.cache_salt if deployment.provider in CACHE_SALTED else None
-        body = self.request.upstream_body(self.route.served, priority, salt)
+        origin = self.request.origin
+        if origin is not None:  # a Messages API request: as it came where that dialect is spoken
+            origin.native = deployment.provider in MESSAGES_NATIVE
+            if origin.needs and not origin.native:
+                raise _needs_native(origin.needs, deployment.name)
+        if origin is not None and origin.native:
+            path, body = MESSAGES_PATH, origin.upstream_body(self.route.served)
+        else:
+            path = "/" + self.request.endpoint.value
+            body = self.request.upstream_body(self.route.served, priority, salt)
         trial = deployment.health.sending()
         if self._prefix is not None:
             lane.remember(self._prefix, self.scheduler.clock())
         self._gpu_mark = deployment.gpu_time.begin()
         self.sent = True
         try:
-            upstream = await self._answer_from(lane, body, headers)
+            upstream = await self._answer_from(lane, path, body, headers)
         except (asyncio.CancelledError, InvalidRequest):
             # The client left before the trial had an answer, or its request cannot be put in this
             # deployment's dialect: neither says anything about the deployment; let the next request try.
@@ -192,14 +215,14 @@ class Dispatch:
         deployment.health.success()
         return upstream
 
-    async def _answer_from(self, lane: Lane, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
+    async def _answer_from(self, lane: Lane, path: str, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
         """The deployment's answer, once it is one to relay: a failure until then may fail over."""
         deployment, clock = lane.deployment, self.scheduler.clock
         in_flight, sent_at = lane.dispatcher.budget.sequences, clock()
         self._refused = False
         try:
             own_key = self.own_key(self.principal.tenant_id, deployment.name)
-            upstream = await self.provider.send(deployment, "/" + self.request.endpoint.value, body, headers, own_key)
+            upstream = await self.provider.send(deployment, path, body, headers, own_key)
         except UpstreamRefused:
             self._refused = True
             raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -19,7 +19,17 @@ from starlette.types import Receive, Scope, Send
 from tenantgate.domain import Usage
 from tenantgate.errors import GatewayError
 from tenantgate.providers.base import UpstreamResponse
-from tenantgate.providers.openai_usage import SseUsageSniffer
+
+
+class UsageSniffer(Protocol):
+    """Passes a stream's bytes on, cut where it sees fit, and reads its usage on the way."""
+
+    usage: Usage | None
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
 
 Outcome = Callable[[int, str | None, Usage | None], None]
 Durable = Callable[[], Awaitable[None]]
@@ -61,7 +71,7 @@ class StreamRelay:
     its usage recorded."""
 
     def __init__(
-        self, upstream: UpstreamResponse, sniffer: SseUsageSniffer, headers: list[tuple[bytes, bytes]],
+        self, upstream: UpstreamResponse, sniffer: UsageSniffer, headers: list[tuple[bytes, bytes]],
         hooks: RelayHooks, prompt_estimate: int, started: bool = False,
     ) -> None:  # fmt: skip
         self._upstream = upstream

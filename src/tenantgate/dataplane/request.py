@@ -27,6 +27,21 @@ _REQUIRED: dict[Endpoint, tuple[str, tuple[type, ...]]] = {
 }
 
 
+@dataclass(slots=True)
+class MessagesOrigin:
+    """A request that came as an Anthropic Messages API request. On an Anthropic deployment it is sent
+    as it came (`native`), so what has no chat equivalent (documents, extended thinking, cache hints)
+    reaches the model; anywhere else its chat translation is sent, unless it `needs` the native API."""
+
+    payload: dict[str, Any]
+    needs: str | None  # what only the Messages API carries ("document blocks", ...), if anything
+    native: bool = False  # set when it was sent as it came: its answer is in the Messages dialect
+
+    def upstream_body(self, served_model: str) -> bytes:
+        payload = self.payload if served_model == self.payload.get("model") else {**self.payload, "model": served_model}
+        return orjson.dumps(payload)
+
+
 PREFIX_CHARS = 2048  # of the first message or prompt: what identifies a shared prefix for cache affinity
 
 
@@ -38,6 +53,7 @@ class InferenceRequest:
     wants_usage: bool
     payload: dict[str, Any]
     body: bytes
+    origin: MessagesOrigin | None = None
 
     def prefix_key(self, tenant_id: str) -> int | None:
         """What identifies the start of this prompt within its tenant (for prefix-cache affinity): the

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import orjson
 
 from tenantgate.errors import InvalidRequest, UpstreamError
+from tenantgate.providers.anthropic_native import NativeMessagesResponse
 from tenantgate.providers.anthropic_stream import AnthropicStreamTranslator
 from tenantgate.providers.anthropic_wire import (
     ANTHROPIC_VERSION,
@@ -22,6 +23,7 @@ from tenantgate.providers.anthropic_wire import (
     messages_request,
     openai_error,
 )
+from tenantgate.providers.base import MESSAGES_PATH
 from tenantgate.providers.http import HttpUpstreamResponse, Sessions, get_json
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad
@@ -80,7 +82,9 @@ class AnthropicProvider:
 
     async def send(
         self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str], api_key: str | None = None
-    ) -> AnthropicResponse:
+    ) -> AnthropicResponse | NativeMessagesResponse:
+        if path == MESSAGES_PATH:  # a Messages API request, sent as it came
+            return NativeMessagesResponse(await self._post(deployment, body, headers, api_key), deployment.name)
         if path != "/chat/completions":
             raise InvalidRequest(
                 f"Deployment '{deployment.name}' (Anthropic) serves chat completions only.",
@@ -88,13 +92,19 @@ class AnthropicProvider:
             )
         payload = orjson.loads(body)
         request = messages_request(payload)
+        inner = await self._post(deployment, orjson.dumps(request), headers, api_key)
+        json_answer = (request.get("tool_choice") or {}).get("name") == JSON_TOOL and "response_format" in payload
+        return AnthropicResponse(inner, bool(request.get("stream")), deployment.name, json_answer)
+
+    async def _post(
+        self, deployment: Deployment, body: bytes, headers: dict[str, str], api_key: str | None
+    ) -> HttpUpstreamResponse:
         headers.update(auth_headers(api_key or deployment.api_key))
-        inner = await self._sessions.post(deployment, "/messages", orjson.dumps(request), headers)
+        inner = await self._sessions.post(deployment, MESSAGES_PATH, body, headers)
         if inner.status in OVERLOADED:
             inner.close()
             raise UpstreamError(f"The upstream deployment '{deployment.name}' is overloaded (HTTP {inner.status}).")
-        json_answer = (request.get("tool_choice") or {}).get("name") == JSON_TOOL and "response_format" in payload
-        return AnthropicResponse(inner, bool(request.get("stream")), deployment.name, json_answer)
+        return inner
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]:
         payload = await get_json(base_url.rstrip("/") + "/models", auth_headers(api_key))

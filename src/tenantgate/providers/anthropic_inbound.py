@@ -75,13 +75,33 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
             parts.append({"type": "text", "text": str(block.get("text", ""))})
         elif kind == "image":
             parts.append(_image_url(block.get("source"), f"{where}.content[{n}]"))
-        elif kind != "document":
+        elif kind == "document":  # sent only as it came (native_only): its text here sizes the prompt
+            parts.append({"type": "text", "text": _document_text(block.get("source"))})
+        else:
             raise InvalidRequest(
                 f"{where}.content[{n}]: blocks of type '{kind}' are not supported here.", param="messages"
             )
-        else:
-            raise InvalidRequest(f"{where}.content[{n}]: document blocks are not supported yet.", param="messages")
     return results + ([{"role": "user", "content": parts}] if parts else [])
+
+
+def _document_text(source: Any) -> str:
+    if not isinstance(source, dict):
+        return ""
+    content = source.get("data") or source.get("content") or source.get("url") or ""
+    return content if isinstance(content, str) else orjson.dumps(content).decode()
+
+
+def native_only(payload: dict[str, Any]) -> str | None:
+    """What in a Messages API request only the Messages API carries: such a request may be sent to
+    Anthropic deployments only, as it came. None when its chat translation says all of it."""
+    if isinstance(payload.get("thinking"), dict) and payload["thinking"].get("type") == "enabled":
+        return "extended thinking"
+    turns = payload.get("messages")
+    for turn in turns if isinstance(turns, list) else ():
+        content = turn.get("content") if isinstance(turn, dict) else None
+        if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "document" for b in content):
+            return "document blocks"
+    return None
 
 
 def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
@@ -155,7 +175,8 @@ def chat_request(payload: dict[str, Any], counting: bool = False) -> dict[str, A
         raise InvalidRequest("max_tokens: Field required (a positive integer).", param="max_tokens")
     messages = _conversation(payload)
     request: dict[str, Any] = {"model": payload["model"], "messages": messages, "max_tokens": limit}
-    for ours, theirs in (("stop_sequences", "stop"), ("temperature", "temperature"), ("top_p", "top_p")):
+    pairs = (("stop_sequences", "stop"), ("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"))
+    for ours, theirs in pairs:  # top_k: an extension vLLM, SGLang, llama.cpp and Ollama take
         if payload.get(ours) is not None:
             request[theirs] = payload[ours]
     _tools(payload, request)

@@ -177,8 +177,9 @@ def _sampling(payload: dict[str, Any], request: dict[str, Any]) -> None:
     temperature = payload.get("temperature")
     if isinstance(temperature, int | float):
         request["temperature"] = min(float(temperature), 1.0)  # OpenAI's range is 0-2, Anthropic's 0-1
-    if isinstance(payload.get("top_p"), int | float):
-        request["top_p"] = payload["top_p"]
+    for name in ("top_p", "top_k"):  # top_k: the extension vLLM and SGLang take, and so does Anthropic
+        if isinstance(payload.get(name), int | float) and not isinstance(payload[name], bool):
+            request[name] = payload[name]
 
 
 def json_tool(payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -11,6 +11,9 @@ from tenantgate.routing.engine_load import EngineLoad
 # Engines that take a per-request `cache_salt`: the gateway sets the tenant's, so tenants do not share
 # a prefix cache (whose hits would let one tenant time another's prompts) unless their plan says so.
 CACHE_SALTED = frozenset({"vllm", "sglang"})
+# Providers that take a Messages API request as it came, at this path (anthropic_native.py).
+MESSAGES_NATIVE = frozenset({"anthropic"})
+MESSAGES_PATH = "/messages"
 
 
 class UpstreamResponse(Protocol):
