@@ -5,6 +5,7 @@ with Anthropic-shaped errors."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -197,3 +198,29 @@ def test_a_native_stream_cut_short_ends_with_an_error_event(claude: Claude) -> N
     ):
         stream.get_final_message()
     assert "ended the stream before the answer was complete" in str(cut.value)
+
+
+def test_a_native_answer_is_kept_for_a_tenant_that_logs_content(claude: Claude) -> None:  # noqa: F811
+    gw, _, _ = claude
+    key = gw.tenant_with_key("claude-logged")
+    with gw.admin() as admin:
+        assert admin.patch("/api/v1/tenants/claude-logged", json={"log_content": True}).status_code == 200
+    thinking: Any = {"type": "enabled", "budget_tokens": 16}
+    with sdk(gw, key) as client:
+        raw = client.messages.with_raw_response.create(
+            model="claude-test", max_tokens=64, thinking=thinking, messages=[{"role": "user", "content": "Hi"}]
+        )
+        with client.messages.with_streaming_response.create(
+            model="claude-test", max_tokens=64, thinking=thinking, messages=[{"role": "user", "content": "Hi"}],
+            stream=True,
+        ) as streamed:  # fmt: skip
+            streamed.read()
+    _events_of(gw, "claude-logged")  # the usage writer has flushed: the contents were written with it
+    db = sqlite3.connect(gw.database_url.removeprefix("sqlite:///"))
+    try:
+        kept = dict(db.execute("SELECT request_id, answer FROM request_contents").fetchall())
+    finally:
+        db.close()
+    assert json.loads(kept[raw.headers["x-request-id"]])["content"][0]["signature"] == "sig-7f3a"
+    assert "event: message_stop" in kept[streamed.headers["x-request-id"]]  # the stream as Anthropic sent it
+    assert "signature_delta" in kept[streamed.headers["x-request-id"]]

@@ -177,7 +177,7 @@ def _native(request: InferenceRequest) -> bool:
 def sniffer_for(request: InferenceRequest, capture: ContentCapture | None) -> UsageSniffer:
     """What reads the usage of the stream (known once the request was sent: its dialect is the deployment's)."""
     if _native(request):
-        return MessagesUsageSniffer()  # its answer text is not captured (ContentCapture reads OpenAI's)
+        return MessagesUsageSniffer(None if capture is None else capture.tee)  # kept as Anthropic's events
     strip = not request.wants_usage
     if capture is None:
         return SseUsageSniffer(strip_usage_chunk=strip)

@@ -5,14 +5,14 @@ a whole answer, and of a stream from `message_start` and `message_delta`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 
 from tenantgate.domain import Usage
 from tenantgate.errors import UpstreamError
-from tenantgate.providers.http import HttpUpstreamResponse
+from tenantgate.providers.http import HttpUpstreamResponse, WrappedResponse
 from tenantgate.providers.sse import EventSplitter
 
 _STOP = b"message_stop"
@@ -43,7 +43,8 @@ class MessagesUsageSniffer:
     known once `message_delta` came (it carries the output tokens); until then the relay charges
     what was delivered."""
 
-    def __init__(self) -> None:
+    def __init__(self, tee: Callable[[bytes], None] | None = None) -> None:
+        self._tee = tee  # a tenant's content capture, which keeps the events as they came
         self._events = EventSplitter()
         self._seen: dict[str, Any] = {}
         self.usage: Usage | None = None
@@ -56,6 +57,8 @@ class MessagesUsageSniffer:
         for raw in events:
             if _USAGE in raw:
                 self._read(raw)
+        if self._tee is not None:
+            self._tee(data)
         return data
 
     def flush(self) -> bytes:
@@ -76,21 +79,13 @@ class MessagesUsageSniffer:
             self.usage = messages_usage(self._seen)
 
 
-class NativeMessagesResponse:
+class NativeMessagesResponse(WrappedResponse):
     """An Anthropic deployment's answer to a request sent as it came, passed through. A stream that
     ends before `message_stop` raises UpstreamError, which the relay tells the client in-band."""
 
     def __init__(self, inner: HttpUpstreamResponse, deployment: str) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._deployment = deployment
-        self.status = inner.status
-        self.content_type = inner.content_type
-
-    async def read(self) -> bytes:
-        return await self._inner.read()
-
-    async def first_bytes(self) -> None:
-        await self._inner.first_bytes()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         tail = b""
@@ -104,6 +99,3 @@ class NativeMessagesResponse:
                 f"The upstream deployment '{self._deployment}' ended the stream before the answer was complete.",
                 code="upstream_stream_error",
             )
-
-    def close(self) -> None:
-        self._inner.close()

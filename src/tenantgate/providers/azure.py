@@ -10,10 +10,30 @@ before the answer starts fails over to the next deployment, as a 5xx does.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from tenantgate.errors import UpstreamError
-from tenantgate.providers.http import HttpUpstreamResponse, Sessions
+from tenantgate.providers.http import Sessions, WrappedResponse
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad
+
+_NAMELESS, _CHUNK = b'"object":""', b'"object":"chat.completion.chunk"'
+
+
+class AzureResponse(WrappedResponse):
+    """Azure's answer as it came, but for the first chunk of a stream: the one that carries only the
+    prompt's filter results names no object (`"object":""`), which OpenAI's API description does not
+    allow; it is named a chunk, as every other is."""
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        first = True
+        async for data in self._inner.chunks():
+            if first:  # the nameless chunk comes first, if at all
+                first = False
+                at, end = data.find(_NAMELESS), data.find(b"\n\n")
+                if at >= 0 and (end < 0 or at < end):
+                    data = data[:at] + _CHUNK + data[at + len(_NAMELESS) :]
+            yield data
 
 
 class AzureOpenAIProvider:
@@ -22,7 +42,7 @@ class AzureOpenAIProvider:
 
     async def send(
         self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str], api_key: str | None = None
-    ) -> HttpUpstreamResponse:
+    ) -> AzureResponse:
         key = api_key or deployment.api_key
         if key:
             if deployment.azure_auth == "bearer":
@@ -33,7 +53,7 @@ class AzureOpenAIProvider:
         if upstream.status == 429:
             upstream.close()
             raise UpstreamError(f"The upstream deployment '{deployment.name}' is over its quota (HTTP 429).")
-        return upstream
+        return AzureResponse(upstream)
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]:
         """An Azure deployment serves the models its configuration lists; there is nothing to ask it."""

@@ -64,6 +64,27 @@ class HttpUpstreamResponse:
         self._response.close()
 
 
+class WrappedResponse:
+    """An upstream answer relayed with a change to its stream, which a subclass makes in `chunks`."""
+
+    def __init__(self, inner: HttpUpstreamResponse) -> None:
+        self._inner = inner
+        self.status = inner.status
+        self.content_type = inner.content_type
+
+    async def read(self) -> bytes:
+        return await self._inner.read()
+
+    async def first_bytes(self) -> None:
+        await self._inner.first_bytes()
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._inner.chunks()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class Sessions:
     """One pooled session per deployment, made on its first request."""
 
