@@ -1,16 +1,19 @@
 """No request body makes the data plane fail: hypothesis sends chat, Messages, Responses and embeddings
 requests built from each API's fields with arbitrary JSON in them, to a gateway in front of a
 simulated engine and an Anthropic deployment, and every answer is a well-shaped error or a success,
-never a 500 (a fixed seed, so the run is the same each time)."""
+never a 500, and validates against the API it claims to speak (conformance.py: the SDKs' models of
+OpenAI's and Anthropic's published API descriptions). A fixed seed, so the run is the same each time."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
-from hypothesis import HealthCheck, event, given, settings
+import pytest
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
+from tests.e2e import conformance
 from tests.e2e.anthropic_upstream import AnthropicUpstream
 from tests.e2e.procs import Gateway
 from tests.e2e.test_anthropic_upstream import claude  # noqa: F401 - the module's gateway fixture
@@ -78,6 +81,63 @@ def test_no_body_makes_the_data_plane_fail(claude: Claude, path: str, body: dict
         answer = http.post(path, json=body)
     event(f"{path} {answer.status_code}")  # what the run reached: --hypothesis-show-statistics
     assert answer.status_code < 500 or answer.status_code in (502, 503, 504), (path, body, answer.text)
+    conformance.check(path, answer)
     if answer.status_code >= 400:
         error = answer.json()
         assert isinstance(error.get("error"), dict) and error["error"].get("message"), (path, body, answer.text)
+
+
+valid_message = st.fixed_dictionaries({"role": st.just("user"), "content": texts.filter(str.strip)})
+valid_messages = st.lists(valid_message, min_size=1, max_size=1)
+both_models = st.sampled_from(["sim-small", "claude-test"])
+chat_fields = {"stream": st.booleans(), "temperature": st.floats(0, 1), "tools": st.lists(function_tool, max_size=1),
+               "stop": st.sampled_from(["END", ["a", "b"]])}  # fmt: skip
+messages_tool = st.just({"name": "lookup", "input_schema": {"type": "object"}})
+messages_fields = {"stream": st.booleans(), "temperature": st.floats(0, 1), "system": texts,
+                   "tools": st.lists(messages_tool, max_size=1), "stop_sequences": st.just(["END"])}  # fmt: skip
+valid_calls = st.one_of(
+    st.tuples(st.just("/v1/chat/completions"), st.fixed_dictionaries(
+        {"model": both_models, "messages": valid_messages, "max_tokens": st.integers(1, 6)}, optional=chat_fields)),
+    st.tuples(st.just("/v1/messages"), st.fixed_dictionaries(
+        {"model": both_models, "messages": valid_messages, "max_tokens": st.integers(1, 6)}, optional=messages_fields)),
+    st.tuples(st.just("/v1/messages/count_tokens"), st.fixed_dictionaries(
+        {"model": both_models, "messages": valid_messages})),
+    st.tuples(st.just("/v1/completions"), st.fixed_dictionaries(
+        {"model": st.just("sim-small"), "prompt": texts, "max_tokens": st.integers(1, 6)},
+        optional={"stream": st.booleans()})),
+    st.tuples(st.just("/v1/embeddings"), st.fixed_dictionaries(
+        {"model": st.just("sim-small"), "input": texts | st.lists(texts, min_size=1, max_size=3)})),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def roomy_key(claude: Claude) -> str:  # noqa: F811
+    gw = claude[0]
+    key = gw.tenant_with_key("conformance", "--plan", "growth")
+    with gw.admin() as admin:  # hypothesis may send many more than 80 while it shrinks a failure
+        limits = {"rpm": 1_000_000, "tpm": 1_000_000_000, "daily_tokens": 1_000_000_000}
+        assert admin.patch("/api/v1/tenants/conformance", json={"limits": limits}).status_code == 200
+    return key
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    phases=(Phase.explicit, Phase.generate),  # a failure is shown as found: shrinking it would send hundreds more
+)
+@given(call=valid_calls)
+def test_what_is_answered_validates_against_its_api(
+    claude: Claude,  # noqa: F811
+    roomy_key: str,
+    call: tuple[str, dict[str, Any]],
+) -> None:
+    """Requests each API takes, through the simulated engine and the Anthropic deployment, translated
+    or not, whole or streamed: every answer validates against its API's description."""
+    path, body = call
+    with httpx.Client(base_url=claude[0].url, headers={"Authorization": f"Bearer {roomy_key}"}, timeout=30) as http:
+        answer = http.post(path, json=body)
+    event(f"{path} {body['model']} {'stream' if body.get('stream') else 'whole'} {answer.status_code}")
+    assert answer.status_code == 200, (path, body, answer.text)
+    conformance.check(path, answer)

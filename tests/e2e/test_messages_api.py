@@ -224,3 +224,11 @@ def test_a_native_answer_is_kept_for_a_tenant_that_logs_content(claude: Claude) 
     assert json.loads(kept[raw.headers["x-request-id"]])["content"][0]["signature"] == "sig-7f3a"
     assert "event: message_stop" in kept[streamed.headers["x-request-id"]]  # the stream as Anthropic sent it
     assert "signature_delta" in kept[streamed.headers["x-request-id"]]
+
+
+def test_a_stream_the_provider_refuses_tells_what_it_said(claude: Claude) -> None:  # noqa: F811
+    gw, _, key = claude
+    twice: Any = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]  # the upstream wants turns
+    with sdk(gw, key) as client, pytest.raises(anthropic.BadRequestError) as refused:
+        client.messages.create(model="claude-test", max_tokens=8, messages=twice, stream=True)
+    assert "roles must alternate" in refused.value.message

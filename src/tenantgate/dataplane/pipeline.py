@@ -94,6 +94,8 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
                 await deps.response_cache.put(key, body, principal.response_cache_ttl_s or 0.0)
         elif not dispatch.waiting:  # a waiting stream opens first and waits in QueuedStream
             upstream = await dispatch.send()
+            if upstream.status != 200:  # an error answer instead of a stream: the client gets what it said
+                body = await unless_client_leaves(read_answer(dispatch, upstream), call.receive)
     except GatewayError as exc:
         deps.admission.settle_soon(reservation, None, _gpu(dispatch))
         meter.finish(exc.status, exc.code, served=_served(dispatch))
@@ -233,15 +235,20 @@ def check_namespace(principal: Principal, namespace: str | None) -> None:
         raise PermissionDenied(f"This API key does not belong to tenant '{namespace}'.", code="tenant_mismatch")
 
 
-async def fetch(dispatch: Dispatch) -> tuple[UpstreamResponse, bytes]:
-    """A whole answer: wait for a place, send, read. A failure while reading gives the place back here."""
-    upstream = await dispatch.send()
+async def read_answer(dispatch: Dispatch, upstream: UpstreamResponse) -> bytes:
+    """A whole answer's bytes. A failure while reading gives the place back here."""
     try:
-        return upstream, await upstream.read()
+        return await upstream.read()
     except BaseException:
         upstream.close()  # a client that left: dropping the connection cancels the engine's work
         dispatch.release(None)
         raise
+
+
+async def fetch(dispatch: Dispatch) -> tuple[UpstreamResponse, bytes]:
+    """Wait for a place, send, read the whole answer."""
+    upstream = await dispatch.send()
+    return upstream, await read_answer(dispatch, upstream)
 
 
 def openai_usage(body: bytes) -> Usage | None:
