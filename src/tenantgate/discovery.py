@@ -7,10 +7,11 @@ import logging
 from pydantic import SecretStr
 
 from tenantgate.access.secret_box import SecretBox
+from tenantgate.deployment_settings import DeploymentConfig, PoolConfig
 from tenantgate.providers.registry import ProviderRegistry
 from tenantgate.routing.catalog import Catalog, catalog_from_config
 from tenantgate.routing.health import Health
-from tenantgate.settings import CatalogConfig, DeploymentConfig, PoolConfig, Settings
+from tenantgate.settings import CatalogConfig, Settings
 
 log = logging.getLogger(__name__)
 BUILTIN_MODELS = ("sim-small", "sim-large")
@@ -33,15 +34,20 @@ def effective_config(settings: Settings, engine_url: str | None) -> CatalogConfi
 
 
 def with_credentials_opened(config: CatalogConfig, box: SecretBox) -> CatalogConfig:
-    """Upstream API keys written sealed in the configuration, opened for use (they stay in memory only)."""
+    """Upstream API keys and Entra ID secrets written sealed in the configuration, opened for use (they
+    stay in memory only)."""
     pools = []
     for pool in config.pools:
         deployments = []
         for spec in pool.deployments:
+            where = f"pools[{pool.name}].deployments[{spec.name}]"
             if spec.api_key is not None:
-                where = f"pools[{pool.name}].deployments[{spec.name}].api_key"
-                opened = box.open_config_value(spec.api_key.get_secret_value(), where)
+                opened = box.open_config_value(spec.api_key.get_secret_value(), f"{where}.api_key")
                 spec = spec.model_copy(update={"api_key": SecretStr(opened)})
+            if (entra := spec.entra) is not None:
+                secret = box.open_config_value(entra.client_secret.get_secret_value(), f"{where}.entra.client_secret")
+                entra = entra.model_copy(update={"client_secret": SecretStr(secret)})
+                spec = spec.model_copy(update={"entra": entra})
             deployments.append(spec)
         pools.append(pool.model_copy(update={"deployments": tuple(deployments)}))
     return config.model_copy(update={"pools": tuple(pools)})

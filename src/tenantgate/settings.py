@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ProviderKind = Literal["openai", "vllm", "sglang", "tgi", "ollama", "llamacpp", "anthropic", "azure"]
-AZURE_API_VERSION = "2024-10-21"  # the Azure OpenAI data plane's current GA version
-
+from tenantgate.deployment_settings import PoolConfig, Strict
 
 MAX_PRICE = 1_000_000.0  # per 1M tokens, per GPU-hour or per month, in the installation's currency
 
@@ -28,74 +26,7 @@ def in_utc(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DeploymentConfig(_Strict):
-    """One upstream engine endpoint."""
-
-    name: str
-    provider: ProviderKind = "openai"
-    base_url: str = Field(description="Base URL including /v1, e.g. http://10.0.0.5:8000/v1")
-    models: tuple[str, ...] = Field(default=(), description="Model names this deployment serves; empty = discover")
-    api_key: SecretStr | None = None
-    max_in_flight: int | None = Field(
-        default=None,
-        ge=1,
-        le=100_000,
-        description="Requests dispatched at once; above it requests wait in the fair queue. "
-        "Unset: found from the engine (its metrics, else its time to first byte)",
-    )
-    metrics_url: str | None = Field(
-        default=None, description="The engine's Prometheus metrics (default: /metrics at the root of base_url)"
-    )
-    max_inflight_tokens: int | None = Field(
-        default=None, ge=1, description="Tokens (prompt + max output) dispatched at once; null = no token budget"
-    )
-    region: str | None = Field(default=None, description="Overrides the pool's region")
-    priority_hint: bool = Field(
-        default=False, description="Send the plan's priority as `priority` (vLLM --scheduling-policy priority)"
-    )
-    cost_per_1m_tokens: float = Field(default=0.0, ge=0, description="Operator's cost; breaks placement ties")
-    gpus: float = Field(default=1.0, ge=0, le=4096, description="GPUs behind this endpoint (GPU-time attribution)")
-    cost_per_gpu_hour: float = Field(
-        default=0.0, ge=0, le=1_000_000, description="Operator's cost of one GPU-hour here (margin reports)"
-    )
-
-    organization: str | None = Field(default=None, max_length=200, description="openai: sent as OpenAI-Organization")
-    project: str | None = Field(default=None, max_length=200, description="openai: sent as OpenAI-Project")
-    api_version: str = Field(
-        default=AZURE_API_VERSION, pattern=r"^[0-9a-z.-]{1,40}$", description="azure: the api-version query parameter"
-    )
-    azure_auth: Literal["api-key", "bearer"] = Field(default="api-key", description="azure: the key's header")
-
-    @field_validator("base_url")
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _azure_names_its_models(self) -> DeploymentConfig:
-        if self.provider == "azure" and not self.models:
-            raise ValueError(f"deployment '{self.name}': an azure deployment must list its models (Azure lists none)")
-        return self
-
-
-class PoolConfig(_Strict):
-    """Deployments that share a region and tier."""
-
-    name: str
-    region: str = "default"
-    scheduler: Literal["vtc", "vtc-predict", "fcfs"] = Field(
-        default="vtc",
-        description="Queue discipline: weighted virtual token counter; vtc-predict, which also charges each "
-        "request's predicted output at dispatch (its tenant's recent average); or first come first served",
-    )
-    deployments: tuple[DeploymentConfig, ...]
-
-
-class PlanConfig(_Strict):
+class PlanConfig(Strict):
     """A commercial plan: the tenant-level limits every tenant on it starts from."""
 
     name: str
@@ -181,7 +112,7 @@ DEFAULT_PLANS = (
 )  # fmt: skip
 
 
-class ModelPrice(_Strict):
+class ModelPrice(Strict):
     """One version of a model's price, in the installation's currency; budgets and invoices use it."""
 
     input_per_1m: float = Field(ge=0, le=MAX_PRICE)
@@ -198,7 +129,7 @@ class ModelPrice(_Strict):
         return in_utc(value, "effective_from")
 
 
-class CatalogConfig(_Strict):
+class CatalogConfig(Strict):
     """What the YAML file (`--config`) may contain."""
 
     pools: tuple[PoolConfig, ...] = ()

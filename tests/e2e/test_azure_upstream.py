@@ -27,10 +27,16 @@ FILTERS = {"hate": {"filtered": False, "severity": "safe"}, "violence": {"filter
 PROMPT_FILTERS = [{"prompt_index": 0, "content_filter_results": FILTERS}]
 
 
+ENTRA_SECRET = "entra-secret-51b0"
+LIFETIMES = {"app-long": 3600, "app-short": 300}  # seconds a token issued to each application lives
+
+
 @dataclass
 class Azure:
     url: str = ""
-    calls: list[tuple[str, str, str]] = field(default_factory=list)  # (deployment, api-version, api-key)
+    calls: list[tuple[str, str, str]] = field(default_factory=list)  # (deployment, api-version, credential)
+    grants: list[dict[str, str]] = field(default_factory=list)  # token requests to the Entra ID endpoint
+    issued: set[str] = field(default_factory=set)
 
 
 def _chunk(choices: list[dict[str, Any]], **extra: object) -> bytes:
@@ -39,60 +45,79 @@ def _chunk(choices: list[dict[str, Any]], **extra: object) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Deployment `gpt4o` answers; deployment `gpt4o-busy` is over its quota (429); Entra ID's token
+    endpoint issues tokens for the client credentials grant."""
+
+    azure: Azure
+    protocol_version = "HTTP/1.1"
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _token(self, form: dict[str, str]) -> None:
+        """Entra ID's token endpoint: the client credentials grant, secret in the body."""
+        self.azure.grants.append(form)
+        if form.get("client_secret") != ENTRA_SECRET or form.get("grant_type") != "client_credentials":
+            refusal = {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret."}
+            self._send(401, json.dumps(refusal).encode())
+            return
+        token = f"entra-token-{len(self.azure.grants)}"
+        self.azure.issued.add(token)
+        lifetime = LIFETIMES[form["client_id"]]
+        self._send(200, json.dumps({"token_type": "Bearer", "expires_in": lifetime, "access_token": token}).encode())
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path.endswith("/oauth2/v2.0/token"):
+            self._token({k: v[0] for k, v in parse_qs(raw.decode()).items()})
+            return
+        request = json.loads(raw)
+        url = urlsplit(self.path)
+        parts = url.path.split("/")  # /openai/deployments/NAME/chat/completions
+        version = parse_qs(url.query).get("api-version", [""])[0]
+        bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.azure.calls.append((parts[3], version, self.headers.get("api-key") or bearer))
+        if self.headers.get("api-key") != AZURE_KEY and bearer not in self.azure.issued:
+            self._send(401, b'{"error": {"code": "401", "message": "Access denied due to invalid subscription key."}}')
+        elif not version:
+            self._send(404, b'{"error": {"code": "404", "message": "Resource not found"}}')
+        elif parts[3] == "gpt4o-busy":
+            message = "Requests to the ChatCompletions_Create Operation have exceeded token rate limit."
+            self._send(429, json.dumps({"error": {"code": "429", "message": message}}).encode())
+        elif request.get("stream"):
+            self._stream(request)
+        else:
+            answer = {"id": "chatcmpl-az", "object": "chat.completion", "created": 1, "model": "gpt-4o-2024-08-06",
+                      "prompt_filter_results": PROMPT_FILTERS,
+                      "choices": [{"index": 0, "finish_reason": "stop", "content_filter_results": FILTERS,
+                                   "message": {"role": "assistant", "content": "Hello from Azure."}}],
+                      "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}}  # fmt: skip
+            self._send(200, json.dumps(answer).encode())
+
+    def _stream(self, request: dict[str, Any]) -> None:
+        events = [_chunk([], prompt_filter_results=PROMPT_FILTERS)]  # Azure's first chunk: the prompt's filters
+        for word in ("Hello", " from", " Azure."):
+            events.append(_chunk([{"index": 0, "delta": {"content": word}, "finish_reason": None,
+                                   "content_filter_results": FILTERS}]))  # fmt: skip
+        events.append(_chunk([{"index": 0, "delta": {}, "finish_reason": "stop", "content_filter_results": {}}]))
+        if (request.get("stream_options") or {}).get("include_usage"):
+            events.append(_chunk([], usage={"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}))
+        self._send(200, b"".join(events) + b"data: [DONE]\n\n", "text/event-stream")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @contextmanager
 def azure_resource() -> Iterator[Azure]:
-    """Deployment `gpt4o` answers; deployment `gpt4o-busy` is over its quota (429)."""
     azure = Azure()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-            url = urlsplit(self.path)
-            parts = url.path.split("/")  # /openai/deployments/NAME/chat/completions
-            version = parse_qs(url.query).get("api-version", [""])[0]
-            azure.calls.append((parts[3], version, self.headers.get("api-key", "")))
-            if self.headers.get("api-key") != AZURE_KEY:
-                self._send(
-                    401, b'{"error": {"code": "401", "message": "Access denied due to invalid subscription key."}}'
-                )
-            elif not version:
-                self._send(404, b'{"error": {"code": "404", "message": "Resource not found"}}')
-            elif parts[3] == "gpt4o-busy":
-                message = "Requests to the ChatCompletions_Create Operation have exceeded token rate limit."
-                self._send(429, json.dumps({"error": {"code": "429", "message": message}}).encode())
-            elif request.get("stream"):
-                self._stream(request)
-            else:
-                answer = {"id": "chatcmpl-az", "object": "chat.completion", "created": 1, "model": "gpt-4o-2024-08-06",
-                          "prompt_filter_results": PROMPT_FILTERS,
-                          "choices": [{"index": 0, "finish_reason": "stop", "content_filter_results": FILTERS,
-                                       "message": {"role": "assistant", "content": "Hello from Azure."}}],
-                          "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}}  # fmt: skip
-                self._send(200, json.dumps(answer).encode())
-
-        def _stream(self, request: dict[str, Any]) -> None:
-            events = [_chunk([], prompt_filter_results=PROMPT_FILTERS)]  # Azure's first chunk: the prompt's filters
-            for word in ("Hello", " from", " Azure."):
-                events.append(_chunk([{"index": 0, "delta": {"content": word}, "finish_reason": None,
-                                       "content_filter_results": FILTERS}]))  # fmt: skip
-            events.append(_chunk([{"index": 0, "delta": {}, "finish_reason": "stop", "content_filter_results": {}}]))
-            if (request.get("stream_options") or {}).get("include_usage"):
-                events.append(_chunk([], usage={"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}))
-            self._send(200, b"".join(events) + b"data: [DONE]\n\n", "text/event-stream")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serving(Handler) as url:
+    handler = type("Handler", (_Handler,), {"azure": azure})
+    with serving(handler) as url:
         azure.url = url
         yield azure
 

@@ -2,7 +2,8 @@
 
 A deployment's `base_url` is its Azure deployment, `https://RESOURCE.openai.azure.com/openai/
 deployments/NAME`; each request goes to `base_url + /chat/completions?api-version=…` with the key
-in the `api-key` header (or, `azure_auth: bearer`, as an Entra ID bearer token). Bodies pass
+in the `api-key` header, or a bearer token: given (`azure_auth: bearer`), or fetched and renewed for
+an Entra ID application (`azure_auth: entra`, entra.py). Bodies pass
 through both ways, so Azure's content-filter results (`prompt_filter_results`,
 `content_filter_results`) reach the client as Azure sent them. A 429 (Azure's quota per deployment)
 before the answer starts fails over to the next deployment, as a 5xx does.
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from tenantgate.errors import UpstreamError
+from tenantgate.providers.entra import EntraTokens
 from tenantgate.providers.http import Sessions, WrappedResponse
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad
@@ -37,15 +39,17 @@ class AzureResponse(WrappedResponse):
 
 
 class AzureOpenAIProvider:
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, tokens: EntraTokens) -> None:
         self._sessions = sessions
+        self._tokens = tokens
 
     async def send(
         self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str], api_key: str | None = None
     ) -> AzureResponse:
-        key = api_key or deployment.api_key
-        if key:
-            if deployment.azure_auth == "bearer":
+        if deployment.entra is not None and not api_key:
+            headers["Authorization"] = "Bearer " + await self._tokens.token(deployment.name, deployment.entra)
+        elif key := api_key or deployment.api_key:  # a tenant's own key is a resource key
+            if deployment.azure_auth == "bearer" and not api_key:
                 headers["Authorization"] = f"Bearer {key}"
             else:
                 headers["api-key"] = key

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from tenantgate.providers.anthropic import AnthropicProvider
 from tenantgate.providers.azure import AzureOpenAIProvider
 from tenantgate.providers.base import Provider, UpstreamResponse
+from tenantgate.providers.entra import EntraTokens
 from tenantgate.providers.http import Sessions
 from tenantgate.providers.openai_compat import OpenAICompatProvider
 from tenantgate.routing.catalog import Deployment
@@ -31,7 +32,7 @@ class ProviderRegistry:
         compatible = OpenAICompatProvider(sessions)
         adapters: dict[str, Provider] = dict.fromkeys(OPENAI_COMPATIBLE, compatible)
         adapters["anthropic"] = AnthropicProvider(sessions)
-        adapters["azure"] = AzureOpenAIProvider(sessions)
+        adapters["azure"] = AzureOpenAIProvider(sessions, EntraTokens())
         return cls(adapters, sessions)
 
     def adapter(self, kind: str) -> Provider:

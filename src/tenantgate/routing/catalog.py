@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from tenantgate.billing.gpu_time import GpuClock
+from tenantgate.deployment_settings import EntraConfig
 from tenantgate.routing.engine_load import metrics_url
 from tenantgate.routing.health import Health
 from tenantgate.settings import CatalogConfig
@@ -35,7 +36,8 @@ class Deployment:
     organization: str | None = None  # openai: OpenAI-Organization
     project: str | None = None  # openai: OpenAI-Project
     api_version: str = ""  # azure: the api-version query parameter
-    azure_auth: str = "api-key"  # azure: api-key header or bearer token
+    azure_auth: str = "api-key"  # azure: api-key header, bearer token, or entra (tokens fetched)
+    entra: EntraConfig | None = None  # azure: the Entra ID application its tokens are fetched for
     health: Health = field(default_factory=Health)
     draining: bool = False  # no new dispatch; what runs finishes
     gpu_time: GpuClock = field(init=False)
@@ -106,6 +108,7 @@ def catalog_from_config(
                     project=spec.project,
                     api_version=spec.api_version,
                     azure_auth=spec.azure_auth,
+                    entra=spec.entra,
                     health=health(),
                 )
             )
