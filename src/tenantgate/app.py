@@ -219,7 +219,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 notifier=notifier,
                 thresholds=settings.alert_thresholds,
             )
-            answers = response_cache(settings)
+            answers = api.state.response_cache = response_cache(settings)
             stack.push_async_callback(answers.close)
             app.data_plane = DataPlane(data_plane_deps(gw, answers))
             await build_routes(api)

@@ -78,6 +78,7 @@ class Tenant:
     limits: Limits = Limits()  # overrides on top of the plan; the tighter value applies
     log_content: bool = False  # the tenant keeps its prompts and answers in its request log
     pins: tuple[str, ...] | None = None  # pools or deployments it must use; () none; None: as the config says
+    response_cache_ttl_s: float | None = None  # its own choice of response cache: None the plan's, 0 none
 
 
 @dataclass(frozen=True, slots=True)

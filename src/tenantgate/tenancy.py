@@ -155,9 +155,11 @@ class TenancyService:
         all_models: bool = False,
         log_content: bool | None = None,
         pins: tuple[str, ...] | None = None,
+        response_cache: tuple[float | None] | None = None,
     ) -> Tenant:
         """Change what is given; `limits` fields that are set replace the tenant's overrides, and
-        `all_models` lifts the model allowlist. Plan, status and region are the operator's; a tenant's
+        `all_models` lifts the model allowlist; `response_cache` holds the tenant's choice of response
+        cache (seconds, 0 none, None the plan's). Plan, status and region are the operator's; a tenant's
         owners may tighten its limits and narrow its models, never loosen or widen them."""
         before = tenant = await self.tenant(slug)
         if not by.may(Action.PLATFORM_WRITE):
@@ -192,6 +194,7 @@ class TenancyService:
             limits=tenant.limits if limits is None else replace_set_fields(tenant.limits, limits),
             log_content=tenant.log_content if log_content is None else log_content,
             pins=tenant.pins if pins is None else pins,
+            response_cache_ttl_s=tenant.response_cache_ttl_s if response_cache is None else response_cache[0],
             updated_at=utcnow(),
         )
         await self._store.update_tenant(tenant)

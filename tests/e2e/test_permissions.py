@@ -53,6 +53,7 @@ ENDPOINTS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/tenants/{slug}/upstream-keys"): SETTINGS_READ,
     ("PUT", "/api/v1/tenants/{slug}/upstream-keys/{deployment}"): SETTINGS_WRITE,
     ("DELETE", "/api/v1/tenants/{slug}/upstream-keys/{deployment}"): SETTINGS_WRITE,
+    ("DELETE", "/api/v1/tenants/{slug}/response-cache"): SETTINGS_WRITE,
     ("PUT", "/api/v1/tenants/{slug}/proxy-key"): SETTINGS_WRITE,
     ("DELETE", "/api/v1/tenants/{slug}/proxy-key"): SETTINGS_WRITE,
     ("POST", "/api/v1/apply"): PLATFORM_WRITE,

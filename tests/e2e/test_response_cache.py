@@ -99,3 +99,25 @@ def test_instances_sharing_redis_share_the_cache(engines: Engines, redis_url: st
         key = first.tenant_with_key("cache-shared", "--plan", "cached")
         assert post(first, key, PROMPT).headers["x-tenantgate-cache"] == "miss"
         assert post(second, key, PROMPT).headers["x-tenantgate-cache"] == "hit"
+
+
+def test_a_tenant_chooses_its_own_cache_and_purges_it(cached_gw: Gateway) -> None:
+    """Owners opt in on a plan that keeps nothing, or out on one that keeps answers; a purge forgets."""
+    chooser = cached_gw.tenant_with_key("cache-chooser")  # its plan keeps nothing
+    assert "x-tenantgate-cache" not in post(cached_gw, chooser, PROMPT).headers
+    cached_gw.cli("tenants", "update", "cache-chooser", "--response-cache", "120")
+    assert [post(cached_gw, chooser, PROMPT).headers["x-tenantgate-cache"] for _ in range(2)] == ["miss", "hit"]
+    purged = cached_gw.cli_json("tenants", "purge-cache", "cache-chooser")
+    assert isinstance(purged, dict) and purged["forgotten"] == 1
+    assert post(cached_gw, chooser, PROMPT).headers["x-tenantgate-cache"] == "miss"
+    cached_gw.cli("tenants", "update", "cache-chooser", "--response-cache", "off")
+    assert "x-tenantgate-cache" not in post(cached_gw, chooser, PROMPT).headers
+    on_cached_plan = cached_gw.tenant_with_key("cache-declines", "--plan", "cached")
+    cached_gw.cli("tenants", "update", "cache-declines", "--response-cache", "off")
+    assert "x-tenantgate-cache" not in post(cached_gw, on_cached_plan, PROMPT).headers
+    shown = cached_gw.cli_json("tenants", "update", "cache-declines", "--response-cache", "plan")
+    assert isinstance(shown, dict) and shown["response_cache_ttl_s"] is None
+    assert post(cached_gw, on_cached_plan, PROMPT).headers["x-tenantgate-cache"] == "miss"
+    with cached_gw.admin() as admin:
+        wrong = admin.patch("/api/v1/tenants/cache-declines", json={"response_cache_ttl_s": -1})
+    assert wrong.status_code == 400 and "response_cache_ttl_s" in wrong.json()["error"]["message"]

@@ -104,3 +104,16 @@ def test_a_kept_answer_is_told_as_chunks_the_sdk_reads() -> None:
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Paris"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 10
     assert b"usage" not in as_stream(orjson.dumps(answer), wants_usage=False)
+
+
+async def test_a_purge_forgets_one_tenants_answers_only(store: ResponseCache) -> None:
+    tenant, neighbour = secrets.token_hex(8), secrets.token_hex(8)  # fresh tenants: the real Redis is shared
+    request = parse_request(Endpoint.CHAT, orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}))
+    mine = [cache_key(tenant, request, f"model-{n}") for n in range(3)]
+    theirs = cache_key(neighbour, request, "model-0")
+    for key in (*mine, theirs):
+        await store.put(key, b'{"answer": 1}', ttl_s=60)
+    assert await store.purge(tenant) == 3
+    assert [await store.get(key) for key in mine] == [None, None, None]
+    assert await store.get(theirs) == b'{"answer": 1}'
+    assert await store.purge(tenant) == 0

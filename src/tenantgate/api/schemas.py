@@ -91,6 +91,16 @@ class TenantPatch(_In):
         default=None, max_length=100,
         description="Pools or deployments its requests must use; [] = none (operators only)",
     )  # fmt: skip
+    response_cache_ttl_s: float | None = Field(
+        default=None, ge=0, le=7 * 86400,
+        description="Answer repeated identical requests from the tenant's response cache for this many seconds; "
+        "0 = never; null = as its plan says (owners decide)",
+    )  # fmt: skip
+
+    @property
+    def response_cache(self) -> tuple[float | None] | None:
+        """The tenant's choice of response cache, if the request makes one (null is one: the plan's)."""
+        return (self.response_cache_ttl_s,) if "response_cache_ttl_s" in self.model_fields_set else None
 
     @property
     def all_models(self) -> bool:
@@ -110,6 +120,7 @@ class TenantOut(BaseModel):
     limits: dict[str, int | float] = Field(description="The tenant's overrides (the plan supplies the rest)")
     log_content: bool = Field(description="Prompts and answers are kept in the tenant's request log")
     pins: list[str] | None = Field(description="Pins stored for it ([] none); null: the configuration file's apply")
+    response_cache_ttl_s: float | None = Field(description="Its own choice of response cache; null: its plan's")
     created_at: datetime
 
     @classmethod
@@ -118,7 +129,8 @@ class TenantOut(BaseModel):
         return cls(
             id=t.id, slug=t.slug, name=t.name, mode=t.mode, plan=t.plan, region=t.region,
             status=t.status, allowed_models=models, limits=limits_out(t.limits), log_content=t.log_content,
-            pins=None if t.pins is None else list(t.pins), created_at=t.created_at,
+            pins=None if t.pins is None else list(t.pins), response_cache_ttl_s=t.response_cache_ttl_s,
+            created_at=t.created_at,
         )  # fmt: skip
 
 

@@ -56,7 +56,7 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
         log_content=tenant.log_content,
         pins=None if tenant.pins is None else frozenset(tenant.pins),
         cache_salt=None if plan.share_prefix_cache else cache_salt(tenant.id),
-        response_cache_ttl_s=plan.response_cache_ttl_s,
+        response_cache_ttl_s=kept_for(tenant.response_cache_ttl_s, plan.response_cache_ttl_s),
     )
 
 
@@ -219,3 +219,11 @@ class KeyDirectory:
 
     def last_refresh(self) -> datetime:
         return self._watermark
+
+
+def kept_for(tenant_choice: float | None, plan_choice: float | None) -> float | None:
+    """How long the tenant's answers are kept in its response cache (None: not at all): the tenant's
+    own choice if it made one (0 is none), else its plan's."""
+    if tenant_choice is None:
+        return plan_choice
+    return tenant_choice or None

@@ -129,11 +129,16 @@ def tenants_update(
     log_content: Annotated[
         bool | None, typer.Option("--log-content/--no-log-content", help="Keep prompts and answers in its request log")
     ] = None,
+    response_cache: Annotated[
+        str | None, typer.Option(help="Seconds its response cache keeps answers, 'off', or 'plan' (as its plan says)")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     body: dict[str, Any] = {k: v for k, v in {"plan": plan, "status": status}.items() if v is not None}
     if log_content is not None:
         body["log_content"] = log_content
+    if response_cache is not None:
+        body["response_cache_ttl_s"] = _cache_choice(response_cache)
     if pins is not None:
         body["pins"] = [] if pins.strip() == "none" else _csv(pins)
     if models is not None:
@@ -143,6 +148,24 @@ def tenants_update(
         body["limits"] = limits
     tenant = client(ctx).call("PATCH", f"/api/v1/tenants/{name}", json=body)
     emit(tenant, as_json, [f"updated tenant {tenant['slug']} (plan {tenant['plan']}, {tenant['status']})"])
+
+
+def _cache_choice(given: str) -> float | None:
+    if given in ("plan", "off"):
+        return None if given == "plan" else 0
+    try:
+        return float(given)
+    except ValueError:
+        raise typer.BadParameter("give seconds, 'off' or 'plan'", param_hint="--response-cache") from None
+
+
+@tenants.command("purge-cache")
+def tenants_purge_cache(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Tenant slug")], as_json: Json = False
+) -> None:
+    """Forget every answer kept in the tenant's response cache."""
+    done = client(ctx).call("DELETE", f"/api/v1/tenants/{name}/response-cache")
+    emit(done, as_json, [f"forgot {done['forgotten']} kept answers of {name}"])
 
 
 @tenants.command("delete")

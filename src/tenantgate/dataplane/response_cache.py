@@ -15,7 +15,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import orjson
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CACHEABLE = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 IGNORED = ("stream", "stream_options", "user", "model")  # what does not change the answer
+_ANSWER = b"tg:answer:"
 
 
 class ResponseCache(Protocol):
@@ -35,16 +36,24 @@ class ResponseCache(Protocol):
 
     async def put(self, key: bytes, answer: bytes, ttl_s: float) -> None: ...
 
+    async def purge(self, tenant_id: str) -> int:
+        """Forget every answer kept for the tenant; how many were forgotten."""
+
     async def close(self) -> None: ...
 
 
 def cache_key(tenant_id: str, request: InferenceRequest, served_model: str) -> bytes:
+    """The tenant's id (so its entries can be found to purge them), then a hash of the rest."""
     payload = {k: v for k, v in request.payload.items() if k not in IGNORED}
     digest = hashlib.sha256()
     for part in (tenant_id.encode(), request.endpoint.value.encode(), served_model.encode()):
         digest.update(part + b"\0")
     digest.update(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
-    return digest.digest()
+    return _tenant_prefix(tenant_id) + digest.digest()
+
+
+def _tenant_prefix(tenant_id: str) -> bytes:
+    return tenant_id.encode() + b":"
 
 
 class MemoryResponseCache:
@@ -80,6 +89,13 @@ class MemoryResponseCache:
         _, answer = self._kept.pop(key)
         self._bytes -= len(answer)
 
+    async def purge(self, tenant_id: str) -> int:
+        prefix = _tenant_prefix(tenant_id)
+        keys = [key for key in self._kept if key.startswith(prefix)]
+        for key in keys:
+            self._drop(key)
+        return len(keys)
+
     async def close(self) -> None:
         self._kept.clear()
         self._bytes = 0
@@ -96,7 +112,7 @@ class RedisResponseCache:
 
     async def get(self, key: bytes) -> bytes | None:
         try:
-            found = await self._redis.get(b"tg:answer:" + key)
+            found = await self._redis.get(_ANSWER + key)
         except (RedisError, OSError):
             self._failed()
             return None
@@ -105,9 +121,17 @@ class RedisResponseCache:
 
     async def put(self, key: bytes, answer: bytes, ttl_s: float) -> None:
         try:
-            await self._redis.set(b"tg:answer:" + key, answer, px=max(1, int(ttl_s * 1000)))
+            await self._redis.set(_ANSWER + key, answer, px=max(1, int(ttl_s * 1000)))
         except (RedisError, OSError):
             self._failed()
+
+    async def purge(self, tenant_id: str) -> int:
+        """Unlike get and put, a failure here is the caller's error: the answers may still be kept."""
+        pattern = _ANSWER + _tenant_prefix(tenant_id).replace(b"*", b"\\*") + b"*"
+        forgotten = 0
+        async for batch in _batches(self._redis.scan_iter(match=pattern, count=500), 500):
+            forgotten += int(await self._redis.unlink(*batch))
+        return forgotten
 
     def _failed(self) -> None:
         if not self._failing:
@@ -145,3 +169,14 @@ def as_stream(answer: bytes, wants_usage: bool) -> bytes:
     if wants_usage:
         events.append({**head, "choices": [], "usage": completion.get("usage")})
     return b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+
+
+async def _batches(keys: AsyncIterator[bytes], size: int) -> AsyncIterator[list[bytes]]:
+    batch: list[bytes] = []
+    async for key in keys:
+        batch.append(key)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -97,7 +97,7 @@ class MemoryStore(MemoryBilling, MemoryAccess, MemoryStatus):
         deleted["prompt_templates"] = len(versions)
         self._tenants[tenant_id] = dataclasses.replace(
             tenant, slug=f"deleted-{tenant_id}", name="(deleted)", status=TenantStatus.DELETED, allowed_models=None,
-            limits=Limits(), region=None, updated_at=at, log_content=False, pins=None,
+            limits=Limits(), region=None, updated_at=at, log_content=False, pins=None, response_cache_ttl_s=None,
         )  # fmt: skip
         return deleted
 

@@ -59,6 +59,7 @@ def _tenant(row: Any) -> Tenant:
         limits=limits_from_json(row.limits),
         log_content=bool(row.log_content),
         pins=_tuple(row.pins),
+        response_cache_ttl_s=row.response_cache_ttl_s,
     )
 
 
@@ -119,6 +120,7 @@ def _tenant_values(t: Tenant) -> dict[str, Any]:
         "limits": limits_to_json(t.limits),
         "log_content": t.log_content,
         "pins": None if t.pins is None else list(t.pins),
+        "response_cache_ttl_s": t.response_cache_ttl_s,
     }
 
 

@@ -26,6 +26,7 @@ tenants = sa.Table(
     sa.Column("usage_retention_days", sa.Integer),
     sa.Column("log_content", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("pins", sa.JSON),  # null: the configuration file's pins apply
+    sa.Column("response_cache_ttl_s", sa.Float),  # null: the plan's; 0: none
 )
 
 users = sa.Table(
@@ -352,7 +353,7 @@ def tombstone(tenant_id: str, at: datetime) -> dict[str, object]:
     """A deleted tenant's row: nothing of it left but its id, its slug free for a new tenant."""
     return {"slug": f"deleted-{tenant_id}", "name": "(deleted)", "status": "deleted", "allowed_models": None,
             "limits": None, "usage_retention_days": None, "region": None, "updated_at": at,
-            "log_content": False, "pins": None}  # fmt: skip
+            "log_content": False, "pins": None, "response_cache_ttl_s": None}  # fmt: skip
 
 
 incidents = sa.Table(

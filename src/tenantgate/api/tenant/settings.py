@@ -10,12 +10,13 @@ from fastapi import APIRouter, Request
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 from pydantic import BaseModel, Field, StringConstraints
+from redis.exceptions import RedisError
 
 from tenantgate.api.deps import Audit, SettingsReader, SettingsWriter, SignOn, Tenancy, billing, gateway, public_url
 from tenantgate.api.schemas import TenantOut, TenantPatch, _In
 from tenantgate.auth.assertions import issuer_of
 from tenantgate.domain import Role, SsoConfig
-from tenantgate.errors import InvalidRequest
+from tenantgate.errors import InvalidRequest, StoreUnavailable
 
 router = APIRouter(tags=["tenant settings"])
 
@@ -27,16 +28,34 @@ async def get_tenant(slug: str, _: SettingsReader, service: Tenancy) -> TenantOu
 
 @router.patch("/tenants/{slug}")
 async def update_tenant(slug: str, body: TenantPatch, caller: SettingsWriter, service: Tenancy) -> TenantOut:
-    """Operators change anything; a tenant's owners its name, tighter limits, fewer models and
-    whether prompts and answers are kept."""
+    """Operators change anything; a tenant's owners its name, tighter limits, fewer models, whether
+    prompts and answers are kept, and its response cache."""
     limits = None if body.limits is None else body.limits.to_limits()
     models = None if body.allowed_models is None else tuple(body.allowed_models)
     tenant = await service.update_tenant(
         caller, slug, plan=body.plan, status=body.status, name=body.name, region=body.region, limits=limits,
         allowed_models=models, all_models=body.all_models, log_content=body.log_content,
-        pins=None if body.pins is None else tuple(body.pins),
+        pins=None if body.pins is None else tuple(body.pins), response_cache=body.response_cache,
     )  # fmt: skip
     return TenantOut.of(tenant)
+
+
+class Purged(BaseModel):
+    forgotten: int = Field(description="Answers the tenant's response cache no longer holds")
+
+
+@router.delete("/tenants/{slug}/response-cache")
+async def purge_response_cache(slug: str, request: Request, caller: SettingsWriter, service: Tenancy,
+                               audit: Audit) -> Purged:  # fmt: skip
+    """Forget every answer kept in the tenant's response cache (in Redis: on every instance; kept in
+    process: on the instance that takes this call)."""
+    tenant = await service.tenant(slug)
+    try:
+        forgotten = await request.app.state.response_cache.purge(tenant.id)
+    except (RedisError, OSError):
+        raise StoreUnavailable("The response cache in Redis cannot be reached; nothing was purged.") from None
+    await audit.record(caller, "response_cache.purged", slug, tenant_id=tenant.id, after={"forgotten": forgotten})
+    return Purged(forgotten=forgotten)
 
 
 @router.get("/tenants/{slug}/limits")
