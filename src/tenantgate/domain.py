@@ -209,6 +209,7 @@ class PromptTemplate:
     messages: tuple[dict[str, Any], ...]
     created_at: datetime
     created_by: str
+    deleted_at: datetime | None = None  # a deleted version: unusable, its number not given again
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,13 +39,15 @@ class TemplateBook:
         self._versions: dict[tuple[str, str], list[PromptTemplate]] = {}  # (tenant, name) -> oldest first
 
     def versions(self, tenant_id: str, name: str | None = None) -> list[PromptTemplate]:
-        held = [v for (t, n), vs in sorted(self._versions.items()) if t == tenant_id and name in (None, n) for v in vs]
+        """The versions in use (not deleted), by name, oldest first."""
+        held = [v for (t, n), vs in sorted(self._versions.items()) if t == tenant_id and name in (None, n)
+                for v in vs if v.deleted_at is None]  # fmt: skip
         if name is not None and not held:
             raise not_found(name, None)
         return held
 
     def find(self, tenant_id: str, name: str, version: int | None) -> PromptTemplate:
-        versions = self._versions.get((tenant_id, name)) or []
+        versions = [v for v in self._versions.get((tenant_id, name)) or () if v.deleted_at is None]
         found = versions[-1:] if version is None else [v for v in versions if v.version == version]
         if not found:
             raise not_found(name, version)
@@ -53,7 +55,7 @@ class TemplateBook:
 
     async def add(self, by: Caller, tenant: Tenant, name: str, messages: list[dict[str, Any]]) -> PromptTemplate:
         held = self._versions.get((tenant.id, name)) or []
-        version = held[-1].version + 1 if held else 1
+        version = held[-1].version + 1 if held else 1  # deleted versions count: a number means one text
         template = PromptTemplate(tenant.id, name, version, tuple(messages), utcnow(), by.name)
         await self._store.add_template(template)
         self._keep(template)
@@ -61,11 +63,26 @@ class TemplateBook:
                                  after={"name": name, "version": version, "messages": len(messages)})  # fmt: skip
         return template
 
+    async def delete(self, by: Caller, tenant: Tenant, name: str, version: int) -> None:
+        """The version is no longer used; requests that name it get a 404, and without a version they
+        get the latest left. Its number is not given again."""
+        self.find(tenant.id, name, version)
+        at = utcnow()
+        if not await self._store.delete_template(tenant.id, name, version, at):
+            raise not_found(name, version)  # another instance deleted it first
+        self._keep(dataclasses.replace(self.find(tenant.id, name, version), deleted_at=at))
+        await self._audit.record(by, "template.delete", f"template {name} v{version}", tenant_id=tenant.id,
+                                 before={"name": name, "version": version})  # fmt: skip
+
     def _keep(self, template: PromptTemplate) -> None:
+        """Learn of a version, or of its deletion (which is never undone)."""
         versions = self._versions.setdefault((template.tenant_id, template.name), [])
-        if all(v.version != template.version for v in versions):
+        held = next((v for v in versions if v.version == template.version), None)
+        if held is None:
             versions.append(template)
             versions.sort(key=lambda v: v.version)
+        elif held.deleted_at is None and template.deleted_at is not None:
+            versions[versions.index(held)] = template
 
     async def refresh(self) -> None:
         for template in await self._store.templates():

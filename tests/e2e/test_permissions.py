@@ -54,6 +54,7 @@ ENDPOINTS: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/tenants/{slug}/upstream-keys/{deployment}"): SETTINGS_WRITE,
     ("DELETE", "/api/v1/tenants/{slug}/upstream-keys/{deployment}"): SETTINGS_WRITE,
     ("DELETE", "/api/v1/tenants/{slug}/response-cache"): SETTINGS_WRITE,
+    ("DELETE", "/api/v1/tenants/{slug}/templates/{template}/versions/{version}"): SETTINGS_WRITE,
     ("PUT", "/api/v1/tenants/{slug}/proxy-key"): SETTINGS_WRITE,
     ("DELETE", "/api/v1/tenants/{slug}/proxy-key"): SETTINGS_WRITE,
     ("POST", "/api/v1/apply"): PLATFORM_WRITE,
@@ -165,7 +166,7 @@ def _path(template: str, org: Org) -> str:
     return template.format(slug=org.slug, user_id=org.victim_user, key_id=org.victim_key,
                            token_id=org.victim_token, month="1999-01", name="no-such-deployment",
                            deployment="no-such-deployment", incident_id="no-such-incident",
-                           template="no-such-template")  # fmt: skip
+                           template="no-such-template", version=1)  # fmt: skip
 
 
 def _call(gw: Gateway, token: str | None, method: str, path: str) -> httpx.Response:

@@ -66,3 +66,26 @@ def test_a_wrong_template_is_refused_clearly(gw: Gateway) -> None:
             refused = admin.post("/api/v1/tenants/templated-wrong/templates", json=body)
             assert refused.status_code in (400, 422) and "error" in refused.json()
         assert admin.get("/api/v1/tenants/templated-wrong/templates/none").status_code == 404
+
+
+def test_a_deleted_version_is_gone_and_its_number_not_reused(gw: Gateway, tmp_path: Path) -> None:
+    key = gw.tenant_with_key("template-pruner")
+    with gw.admin() as admin:
+        for n in (1, 2):
+            body = {"name": "greet", "messages": [{"role": "system", "content": f"Greeting {n} for {{{{who}}}}."}]}
+            assert admin.post("/api/v1/tenants/template-pruner/templates", json=body).status_code == 201
+    assert gw.cli("templates", "delete", "--tenant", "template-pruner", "--name", "greet", "--version", "2") == (
+        "deleted version 2 of template greet\n"
+    )
+    with pytest.raises(openai.NotFoundError):
+        chat(gw, key, {"name": "greet", "version": 2, "variables": {"who": "Ann"}})
+    latest = chat(gw, key, {"name": "greet", "variables": {"who": "Ann"}})  # the latest left: version 1
+    assert latest.usage is not None and latest.usage.prompt_tokens == 7 + 4  # "Greeting 1 for Ann." + hi
+    with gw.admin() as admin:
+        again = admin.delete("/api/v1/tenants/template-pruner/templates/greet/versions/2")
+        assert again.status_code == 404 and again.json()["error"]["code"] == "template_not_found"
+        body = {"name": "greet", "messages": [{"role": "system", "content": "Greeting 3."}]}
+        assert admin.post("/api/v1/tenants/template-pruner/templates", json=body).json()["version"] == 3
+        listed = admin.get("/api/v1/tenants/template-pruner/templates/greet").json()
+        actions = [e["action"] for e in admin.get("/api/v1/tenants/template-pruner/audit").json()]
+    assert [t["version"] for t in listed] == [1, 3] and "template.delete" in actions

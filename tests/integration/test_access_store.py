@@ -121,5 +121,11 @@ async def test_prompt_templates_are_kept_per_version_and_go_with_their_tenant(st
         await store.add_template(PromptTemplate("t-acme", "support", 2, system, T0, "someone"))
     held = sorted((t.name, t.version, len(t.messages), t.created_at) for t in await store.templates())
     assert held == [("support", 1, 1, T0), ("support", 2, 2, T0)]
+    later = T0 + timedelta(hours=1)
+    assert await store.delete_template("t-acme", "support", 2, later)
+    assert not await store.delete_template("t-acme", "support", 2, later)  # once
+    assert not await store.delete_template("t-acme", "support", 7, later)
+    marked = sorted((t.version, t.deleted_at) for t in await store.templates())
+    assert marked == [(1, None), (2, later)]  # kept, marked: other instances learn of the deletion
     deleted = await store.delete_tenant("t-acme", T0 + timedelta(days=1))
     assert deleted is not None and deleted["prompt_templates"] == 2 and await store.templates() == []

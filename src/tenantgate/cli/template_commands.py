@@ -1,4 +1,4 @@
-"""`tenantgate templates create | list`: a tenant's private prompt templates."""
+"""`tenantgate templates create | list | delete`: a tenant's private prompt templates."""
 
 from __future__ import annotations
 
@@ -45,3 +45,15 @@ def list_templates(ctx: typer.Context, tenant: Tenant, as_json: Json = False) ->
     held = client(ctx).call("GET", f"/api/v1/tenants/{tenant}/templates")
     lines = [f"{t['name']}  v{t['version']}  {len(t['messages'])} messages  by {t['created_by']}" for t in held]
     emit(held, as_json, lines or ["none"])
+
+
+@templates.command("delete")
+def delete(
+    ctx: typer.Context,
+    tenant: Tenant,
+    name: Annotated[str, typer.Option(help="Template name")],
+    version: Annotated[int, typer.Option(help="The version to delete")],
+) -> None:
+    """Delete one version of a template; requests naming it get a 404, the others the latest left."""
+    client(ctx).call("DELETE", f"/api/v1/tenants/{tenant}/templates/{name}/versions/{version}")
+    typer.echo(f"deleted version {version} of template {name}")

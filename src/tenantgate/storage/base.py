@@ -127,7 +127,10 @@ class AccessStore(Protocol):
         """Keep a new version of a tenant's prompt template; Conflict if that version exists."""
 
     async def templates(self) -> list[PromptTemplate]:
-        """Every tenant's prompt templates, every version."""
+        """Every tenant's prompt templates, every version, the deleted ones too."""
+
+    async def delete_template(self, tenant_id: str, name: str, version: int, at: datetime) -> bool:
+        """Mark a version deleted; False if there is no such version or it was deleted already."""
 
     async def list_audit(self, tenant_id: str | None, since: datetime, until: datetime, limit: int) -> list[AuditEvent]:
         """Events in [since, until), newest first, of one tenant or (None) of all."""

@@ -106,3 +106,10 @@ class MemoryAccess:
 
     async def templates(self) -> list[PromptTemplate]:
         return list(self._templates.values())
+
+    async def delete_template(self, tenant_id: str, name: str, version: int, at: datetime) -> bool:
+        held = self._templates.get((tenant_id, name, version))
+        if held is None or held.deleted_at is not None:
+            return False
+        self._templates[(tenant_id, name, version)] = dataclasses.replace(held, deleted_at=at)
+        return True

@@ -202,10 +202,23 @@ class SqlAccess(Scoped):
             rows = (await conn.execute(prompt_templates.select())).all()
         return [
             PromptTemplate(
-                r.tenant_id, r.name, r.version, tuple(r.messages), aware(r.created_at) or utcnow(), r.created_by
+                r.tenant_id,
+                r.name,
+                r.version,
+                tuple(r.messages),
+                aware(r.created_at) or utcnow(),
+                r.created_by,
+                aware(r.deleted_at),
             )
             for r in rows
         ]
+
+    async def delete_template(self, tenant_id: str, name: str, version: int, at: datetime) -> bool:
+        where = (prompt_templates.c.tenant_id == tenant_id) & (prompt_templates.c.name == name)
+        where &= (prompt_templates.c.version == version) & prompt_templates.c.deleted_at.is_(None)
+        async with self._begin(tenant_id) as conn:
+            done = await conn.execute(prompt_templates.update().where(where).values(deleted_at=at))
+        return bool(done.rowcount)
 
     async def upstream_keys(self) -> list[UpstreamKey]:
         async with self._connect(ALL) as conn:

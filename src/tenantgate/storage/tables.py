@@ -330,6 +330,7 @@ prompt_templates = sa.Table(
     sa.Column("messages", sa.JSON, nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("deleted_at", TS),  # kept, marked: other instances learn of it, and the number is not reused
 )
 
 # What deleting a tenant removes, children before parents (credentials go by their users' ids).

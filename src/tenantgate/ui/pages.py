@@ -151,11 +151,12 @@ async def tenant_page(
         invoices = await billing(request).invoices(slug) if may["usage_read"] else []
         keys = await tenancy(request).keys(caller, slug) if may["keys_read"] or may["own_keys"] else []
         users = await tenancy(request).users(slug) if may["members_read"] else []
+        templates = gw.templates.versions(tenant.id) if may["settings_read"] else []
     except GatewayError as error:
         return refused(caller, error)
     return page(
         "tenant.html", caller=caller, tenant=tenant, limits=limits, usage=usage, credits=credits, invoices=invoices,
-        keys=keys, users=users, may=may, periods=list(PERIODS), groupings=GROUPINGS, now=utcnow(),
+        keys=keys, users=users, templates=templates, may=may, periods=list(PERIODS), groupings=GROUPINGS, now=utcnow(),
         currency=gw.settings.currency, thresholds=gw.settings.alert_thresholds,
         models=sorted(gw.catalog.model_names()), plans=[p.name for p in gw.settings.catalog.plans],
         seeded_pins=sorted(gw.catalog.pins.get(tenant.slug, ())),

@@ -67,3 +67,12 @@ async def get_template(
     """Every version of one template, oldest first."""
     tenant = await tenancy.tenant(slug)
     return [TemplateOut.of(t) for t in book(request).versions(tenant.id, template)]
+
+
+@router.delete("/tenants/{slug}/templates/{template}/versions/{version}", status_code=204)
+async def delete_template_version(
+    slug: str, template: str, version: int, request: Request, caller: SettingsWriter, tenancy: Tenancy
+) -> None:
+    """Requests that name this version get a 404 from now on; those that name no version get the
+    latest left. Its number is not given to a later version."""
+    await book(request).delete(caller, await tenancy.tenant(slug), template, version)

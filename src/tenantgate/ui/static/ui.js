@@ -52,6 +52,11 @@ function formBody(form) {
       continue;
     }
     const value = field.value.trim();
+    if (field.hasAttribute("data-message")) {  // textareas sharing a name: the messages, in order
+      body[field.name] ??= [];
+      if (value !== "") body[field.name].push({ role: field.dataset.message, content: value });
+      continue;
+    }
     if (value === "") continue;
     // "limits.rpm" nests: {"limits": {"rpm": ...}}
     const path = field.name.split(".");
