@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,12 @@ FILTERS = {"hate": {"filtered": False, "severity": "safe"}, "violence": {"filter
 PROMPT_FILTERS = [{"prompt_index": 0, "content_filter_results": FILTERS}]
 
 
+RESPONSE = {"id": "resp_az", "object": "response", "created_at": 1, "status": "completed", "model": "gpt-4o",
+            "output": [{"type": "message", "id": "msg_az", "status": "completed", "role": "assistant",
+                        "content": [{"type": "output_text", "text": "Hello from Azure.", "annotations": []}]}],
+            "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+            "usage": {"input_tokens": 9, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 4,
+                      "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 13}}  # fmt: skip
 ENTRA_SECRET = "entra-secret-51b0"
 LIFETIMES = {"app-long": 3600, "app-short": 300}  # seconds a token issued to each application lives
 
@@ -78,17 +85,20 @@ class _Handler(BaseHTTPRequestHandler):
             return
         request = json.loads(raw)
         url = urlsplit(self.path)
-        parts = url.path.split("/")  # /openai/deployments/NAME/chat/completions
-        version = parse_qs(url.query).get("api-version", [""])[0]
+        parts = url.path.split("/")  # /openai/deployments/NAME/chat/completions, or /openai/v1/responses
+        deployment = request.get("model", "") if url.path == "/openai/v1/responses" else parts[3]
+        version = parse_qs(url.query).get("api-version", ["v1"] if parts[2] == "v1" else [""])[0]
         bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
-        self.azure.calls.append((parts[3], version, self.headers.get("api-key") or bearer))
+        self.azure.calls.append((deployment, version, self.headers.get("api-key") or bearer))
         if self.headers.get("api-key") != AZURE_KEY and bearer not in self.azure.issued:
             self._send(401, b'{"error": {"code": "401", "message": "Access denied due to invalid subscription key."}}')
         elif not version:
             self._send(404, b'{"error": {"code": "404", "message": "Resource not found"}}')
-        elif parts[3] == "gpt4o-busy":
+        elif deployment == "gpt4o-busy":
             message = "Requests to the ChatCompletions_Create Operation have exceeded token rate limit."
             self._send(429, json.dumps({"error": {"code": "429", "message": message}}).encode())
+        elif version == "v1":  # the Responses API of the resource's v1 API
+            self._send(200, json.dumps(RESPONSE).encode())
         elif request.get("stream"):
             self._stream(request)
         else:
@@ -175,3 +185,19 @@ def test_an_azure_deployment_must_list_its_models(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2 and "an azure deployment must list its models" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_responses_api_reaches_the_resources_v1_api(azure: tuple[Gateway, Azure, str]) -> None:
+    gw, resource, key = azure
+    with openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0) as sdk:
+        raw = sdk.responses.with_raw_response.create(model="gpt-4o", input="Hi")
+    answer = raw.parse()
+    assert answer.output_text == "Hello from Azure." and answer.usage is not None and answer.usage.input_tokens == 9
+    # the deployment's name as the model, at the resource's v1 API (the busy one's circuit is open by now)
+    assert resource.calls[-1] == ("gpt4o", "v1", AZURE_KEY)
+    now = datetime.now(UTC)
+    params = {"since": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(minutes=1)).isoformat()}
+    with gw.admin() as admin:
+        lines = admin.get("/api/v1/tenants/azure-user/usage/events", params=params).text.splitlines()
+    metered = {event["id"]: event["data"] for event in map(json.loads, lines)}[raw.headers["x-request-id"]]
+    assert (metered["endpoint"], metered["prompt_tokens"], metered["completion_tokens"]) == ("responses", 9, 4)

@@ -3,8 +3,9 @@
 A deployment's `base_url` is its Azure deployment, `https://RESOURCE.openai.azure.com/openai/
 deployments/NAME`; each request goes to `base_url + /chat/completions?api-version=…` with the key
 in the `api-key` header, or a bearer token: given (`azure_auth: bearer`), or fetched and renewed for
-an Entra ID application (`azure_auth: entra`, entra.py). Bodies pass
-through both ways, so Azure's content-filter results (`prompt_filter_results`,
+an Entra ID application (`azure_auth: entra`, entra.py). The Responses API goes to the resource's
+v1 API, `/openai/v1/responses`, with the deployment's name as the model. Bodies pass through both
+ways, so Azure's content-filter results (`prompt_filter_results`,
 `content_filter_results`) reach the client as Azure sent them. A 429 (Azure's quota per deployment)
 before the answer starts fails over to the next deployment, as a 5xx does.
 """
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import orjson
+
 from tenantgate.errors import UpstreamError
 from tenantgate.providers.entra import EntraTokens
 from tenantgate.providers.http import Sessions, WrappedResponse
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad
 
+RESPONSES = "/responses"
 _NAMELESS, _CHUNK = b'"object":""', b'"object":"chat.completion.chunk"'
 
 
@@ -53,7 +57,14 @@ class AzureOpenAIProvider:
                 headers["Authorization"] = f"Bearer {key}"
             else:
                 headers["api-key"] = key
-        upstream = await self._sessions.post(deployment, f"{path}?api-version={deployment.api_version}", body, headers)
+        if path == RESPONSES:  # served at the resource's v1 API, the deployment named as the model
+            root, _, name = deployment.base_url.partition("/openai/deployments/")
+            body = orjson.dumps({**orjson.loads(body), "model": name})
+            upstream = await self._sessions.post(deployment, "/openai/v1/responses", body, headers, root)
+        else:
+            upstream = await self._sessions.post(
+                deployment, f"{path}?api-version={deployment.api_version}", body, headers
+            )
         if upstream.status == 429:
             upstream.close()
             raise UpstreamError(f"The upstream deployment '{deployment.name}' is over its quota (HTTP 429).")

@@ -106,11 +106,13 @@ class Sessions:
         return session
 
     async def post(
-        self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str]
+        self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str], base_url: str | None = None
     ) -> HttpUpstreamResponse:
-        url = self._urls.get((deployment.base_url, path))
+        """POST to `base_url` (the deployment's own by default) + `path`."""
+        base = base_url or deployment.base_url
+        url = self._urls.get((base, path))
         if url is None:
-            url = self._urls[(deployment.base_url, path)] = URL(deployment.base_url + path)
+            url = self._urls[(base, path)] = URL(base + path)
         with map_upstream_errors(deployment.name):
             response = await self.session(deployment).post(url, data=body, headers=headers)
         return HttpUpstreamResponse(response, deployment.name)
