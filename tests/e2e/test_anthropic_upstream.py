@@ -130,10 +130,23 @@ def test_a_tool_call_and_its_result_round_trip(claude: tuple[Gateway, AnthropicU
 
 
 def test_what_the_provider_cannot_do_is_a_clear_400(claude: tuple[Gateway, AnthropicUpstream, str]) -> None:
-    gw, _, key = claude
+    """Refused before admission: it takes no place in a queue and no request of the tenant's limits."""
+    gw, upstream, key = claude
+    sent = len(upstream.requests)
     with client(gw, key) as sdk, pytest.raises(openai.BadRequestError) as refused:
         sdk.chat.completions.create(model="claude-test", messages=[{"role": "user", "content": "Hi"}], n=2)
     assert "one choice per request" in str(refused.value) and refused.value.code == "unsupported_by_provider"
+    now = datetime.now(UTC)
+    params = {"since": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(minutes=1)).isoformat()}
+    with gw.admin() as admin:
+        lines = admin.get("/api/v1/tenants/claude-user/usage/events", params=params).text.splitlines()
+    events = {event["id"]: event["data"] for event in map(json.loads, lines)}
+    metered = events[refused.value.response.headers["x-request-id"]]
+    assert metered["status"] == 400 and metered["deployment"] is None  # no deployment was asked
+    with client(gw, key) as sdk, pytest.raises(openai.BadRequestError) as elsewhere:
+        sdk.embeddings.create(model="claude-test", input="Hi")
+    assert "serves chat completions only" in str(elsewhere.value)
+    assert len(upstream.requests) == sent
 
 
 def test_an_overloaded_provider_and_a_cut_stream_are_clear_errors(

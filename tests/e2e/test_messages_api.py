@@ -7,14 +7,22 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
+import yaml
 
-from tests.e2e.anthropic_upstream import CACHE_READ_TOKENS, PROMPT_TOKENS, AnthropicUpstream
-from tests.e2e.procs import Gateway
+from tests.e2e.anthropic_upstream import (
+    API_KEY,
+    CACHE_READ_TOKENS,
+    PROMPT_TOKENS,
+    AnthropicUpstream,
+    anthropic_upstream,
+)
+from tests.e2e.procs import Gateway, gateway, sim_engine
 from tests.e2e.test_anthropic_upstream import claude  # noqa: F401 - the module's gateway fixture
 
 Claude = tuple[Gateway, AnthropicUpstream, str]
@@ -232,3 +240,25 @@ def test_a_stream_the_provider_refuses_tells_what_it_said(claude: Claude) -> Non
     with sdk(gw, key) as client, pytest.raises(anthropic.BadRequestError) as refused:
         client.messages.create(model="claude-test", max_tokens=8, messages=twice, stream=True)
     assert "roles must alternate" in refused.value.message
+
+
+def test_a_deployment_that_cannot_carry_a_request_passes_it_to_one_that_can(tmp_path: Path) -> None:
+    """A model served by a cheaper OpenAI-compatible engine and by Anthropic: a request only Anthropic
+    can take is refused by the first deployment placement picks and goes on to the second."""
+    with anthropic_upstream() as upstream, sim_engine("--models", "claude-test") as engine:
+        claude = {"name": "claude-1", "provider": "anthropic", "base_url": upstream.url, "api_key": API_KEY,
+                  "models": ["claude-test"], "cost_per_1m_tokens": 1.0}  # fmt: skip
+        sim = {"name": "sim", "base_url": engine.url + "/v1", "models": ["claude-test"],
+               "cost_per_1m_tokens": 0.1}  # fmt: skip
+        config = tmp_path / "tenantgate.yaml"
+        config.write_text(yaml.safe_dump({"pools": [{"name": "mixed", "deployments": [sim, claude]}]}))
+        with gateway(tmp_path, "--config", str(config)) as gw, sdk(gw, gw.tenant_with_key("mixed")) as client:
+            plain = client.messages.create(
+                model="claude-test", max_tokens=4, messages=[{"role": "user", "content": "Hi"}]
+            )
+            document: Any = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Q3"}}
+            carried = client.messages.create(model="claude-test", max_tokens=4,
+                                             messages=[{"role": "user", "content": [document]}])  # fmt: skip
+    assert plain.content[0].type == "text" and plain.content[0].text != "Hello from claude-test."  # the cheaper one
+    assert carried.content[0].type == "text" and carried.content[0].text == "Hello from claude-test."
+    assert [r["messages"][0]["content"] for r in upstream.requests] == [[document]]  # only the one it had to take

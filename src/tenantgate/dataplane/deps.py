@@ -15,7 +15,7 @@ from tenantgate.domain import Principal
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.prompt_templates import TemplateBook
-from tenantgate.providers.base import Provider
+from tenantgate.providers.base import Providers
 from tenantgate.routing.catalog import Catalog
 from tenantgate.scheduling.lanes import Scheduler
 
@@ -45,7 +45,7 @@ class Placement:
     """What waiting for a place, sending and failing over use."""
 
     scheduler: Scheduler
-    provider: Provider
+    provider: Providers
     queue_update_s: float  # how often a waiting request hears where it stands
     own_key: Callable[[str, str], str | None]  # (tenant id, deployment) -> the tenant's own upstream key
 

@@ -82,6 +82,8 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     try:
         route = resolve_route(deps.catalog, principal, request.model)
         check_native(request, route)
+        if request.origin is None:  # a dialect none of the model's deployments speaks: refused unqueued
+            deps.placement.provider.check(route.deployments, "/" + request.endpoint.value, request.payload)
         reservation = await deps.admission.reserve(principal, request, call.request_id)
         key = kept_answer_key(principal, request, route.served)
         if key is not None and (kept := await deps.response_cache.get(key)) is not None:

@@ -148,6 +148,11 @@ class Dispatch:
             place = self.place
             try:
                 return await self._send_to(place.lane)
+            except InvalidRequest:  # this deployment's dialect cannot carry it; another's may
+                self._gpu_end()
+                self.scheduler.release(place.lane, place.ticket, refund=True)
+                if not self._lanes:
+                    raise
             except (UpstreamError, UpstreamTimeout):  # the deployment failed before any byte
                 self._gpu_end()
                 if self._saturated(place):
@@ -203,12 +208,16 @@ class Dispatch:
         if self._prefix is not None:
             lane.remember(self._prefix, self.scheduler.clock())
         self._gpu_mark = deployment.gpu_time.begin()
-        self.sent = True
+        sent_before, self.sent = self.sent, True
         try:
             upstream = await self._answer_from(lane, path, body, headers)
-        except (asyncio.CancelledError, InvalidRequest):
-            # The client left before the trial had an answer, or its request cannot be put in this
-            # deployment's dialect: neither says anything about the deployment; let the next request try.
+        except InvalidRequest:  # refused by the adapter: nothing went out
+            self.sent = sent_before
+            if trial:
+                deployment.health.no_verdict()
+            raise
+        except asyncio.CancelledError:
+            # The client left before the trial had an answer: that says nothing about the deployment.
             if trial:
                 deployment.health.no_verdict()
             raise

@@ -10,6 +10,7 @@ deployment, as for a 5xx.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
@@ -105,6 +106,17 @@ class AnthropicProvider:
             inner.close()
             raise UpstreamError(f"The upstream deployment '{deployment.name}' is overloaded (HTTP {inner.status}).")
         return inner
+
+    def refusal(self, path: str, payload: dict[str, Any]) -> InvalidRequest | None:
+        if path != "/chat/completions":
+            return InvalidRequest(
+                "This model's provider (Anthropic) serves chat completions only.", code="unsupported_by_provider"
+            )
+        try:
+            messages_request(payload)
+        except InvalidRequest as exc:
+            return exc
+        return None
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]:
         payload = await get_json(base_url.rstrip("/") + "/models", auth_headers(api_key))

@@ -13,10 +13,11 @@ before the answer starts fails over to the next deployment, as a 5xx does.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
-from tenantgate.errors import UpstreamError
+from tenantgate.errors import InvalidRequest, UpstreamError
 from tenantgate.providers.entra import EntraTokens
 from tenantgate.providers.http import Sessions, WrappedResponse
 from tenantgate.routing.catalog import Deployment
@@ -69,6 +70,9 @@ class AzureOpenAIProvider:
             upstream.close()
             raise UpstreamError(f"The upstream deployment '{deployment.name}' is over its quota (HTTP 429).")
         return AzureResponse(upstream)
+
+    def refusal(self, path: str, payload: dict[str, Any]) -> InvalidRequest | None:
+        return None  # the OpenAI dialect: what the engine cannot do, it says itself
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]:
         """An Azure deployment serves the models its configuration lists; there is nothing to ask it."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Protocol
 
+from tenantgate.errors import InvalidRequest
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad
 
@@ -51,3 +52,18 @@ class Provider(Protocol):
         not). Raises UpstreamError / UpstreamTimeout when it cannot be reached."""
 
     async def aclose(self) -> None: ...
+
+
+class Adapter(Provider, Protocol):
+    """One provider's adapter (the registry hands each deployment's requests to its provider's)."""
+
+    def refusal(self, path: str, payload: dict[str, Any]) -> InvalidRequest | None:
+        """Why this provider cannot take the request at all (what its dialect cannot express), if so:
+        asked before admission, so such a request is refused without waiting in a queue."""
+
+
+class Providers(Provider, Protocol):
+    """Every deployment's adapter behind one Provider (registry.py)."""
+
+    def check(self, deployments: Iterable[Deployment], path: str, payload: dict[str, Any]) -> None:
+        """Refuse (InvalidRequest) a request that no deployment of its model could take."""

@@ -7,8 +7,11 @@ the `OpenAI-Organization` and `OpenAI-Project` headers."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 
+from tenantgate.errors import InvalidRequest
 from tenantgate.providers.http import HttpUpstreamResponse, Sessions, get_json, get_ok, map_upstream_errors
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad, read_engine_load
@@ -62,6 +65,9 @@ class OpenAICompatProvider:
                     return None
                 text = await response.text(errors="replace")
         return read_engine_load(text)
+
+    def refusal(self, path: str, payload: dict[str, Any]) -> InvalidRequest | None:
+        return None  # the OpenAI dialect: what the engine cannot do, it says itself
 
     async def list_models(self, base_url: str, api_key: str | None) -> list[str]:
         payload = await get_json(

@@ -7,11 +7,12 @@ sessions and timeouts (http.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from tenantgate.providers.anthropic import AnthropicProvider
 from tenantgate.providers.azure import AzureOpenAIProvider
-from tenantgate.providers.base import Provider, UpstreamResponse
+from tenantgate.providers.base import Adapter, UpstreamResponse
 from tenantgate.providers.entra import EntraTokens
 from tenantgate.providers.http import Sessions
 from tenantgate.providers.openai_compat import OpenAICompatProvider
@@ -19,10 +20,11 @@ from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad
 
 OPENAI_COMPATIBLE = ("openai", "vllm", "sglang", "tgi", "ollama", "llamacpp")
+OPENAI_DIALECT = frozenset({*OPENAI_COMPATIBLE, "azure"})
 
 
 class ProviderRegistry:
-    def __init__(self, adapters: Mapping[str, Provider], sessions: Sessions) -> None:
+    def __init__(self, adapters: Mapping[str, Adapter], sessions: Sessions) -> None:
         self._adapters = dict(adapters)
         self._sessions = sessions
 
@@ -30,18 +32,30 @@ class ProviderRegistry:
     def default(cls, *, connect_timeout_s: float, read_timeout_s: float) -> ProviderRegistry:
         sessions = Sessions(connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s)
         compatible = OpenAICompatProvider(sessions)
-        adapters: dict[str, Provider] = dict.fromkeys(OPENAI_COMPATIBLE, compatible)
+        adapters: dict[str, Adapter] = dict.fromkeys(OPENAI_COMPATIBLE, compatible)
         adapters["anthropic"] = AnthropicProvider(sessions)
         adapters["azure"] = AzureOpenAIProvider(sessions, EntraTokens())
         return cls(adapters, sessions)
 
-    def adapter(self, kind: str) -> Provider:
+    def adapter(self, kind: str) -> Adapter:
         return self._adapters[kind]  # settings accept only the kinds registered here
 
     async def send(
         self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str], api_key: str | None = None
     ) -> UpstreamResponse:
         return await self._adapters[deployment.provider].send(deployment, path, body, headers, api_key)
+
+    def check(self, deployments: Iterable[Deployment], path: str, payload: dict[str, Any]) -> None:
+        """Refuse (InvalidRequest) a request that no deployment of its model could take."""
+        refusal = None
+        for deployment in deployments:
+            if deployment.provider in OPENAI_DIALECT:
+                return  # takes anything in its own dialect: one set lookup for most requests
+            refusal = self._adapters[deployment.provider].refusal(path, payload)
+            if refusal is None:
+                return
+        if refusal is not None:
+            raise refusal
 
     async def list_models(self, base_url: str, api_key: str | None, kind: str = "openai") -> list[str]:
         return await self._adapters[kind].list_models(base_url, api_key)
