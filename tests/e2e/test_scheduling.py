@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import openai
@@ -357,3 +358,20 @@ def test_a_tenants_shared_prompt_prefix_stays_on_the_deployment_that_has_it_cach
     print(f"\nsame system prompt: {warm}; three different ones: {spread}")
     assert sorted(warm.values()) == [0, 3]  # all on the one that served the prefix first
     assert sorted(spread.values()) == [1, 2]  # no shared prefix: equal waits go to the less loaded
+
+
+def test_the_wait_in_the_queue_is_in_the_usage_event(gw: Gateway, key: str) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        with occupied(gw, key, "sim-single"):
+            waiting = pool.submit(httpx.post, gw.url + "/v1/chat/completions", json=chat("sim-single"),
+                                  headers=headers(key), timeout=60)  # fmt: skip
+            until(lambda: deployment(gw, "single")["waiting"] == 1, what="the request to wait")
+        answer = waiting.result()
+    waited = int(answer.headers["x-tenantgate-queue-wait-ms"])
+    assert answer.status_code == 200 and waited > 0
+    now = datetime.now(UTC)
+    params = {"since": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(minutes=1)).isoformat()}
+    with gw.admin() as admin:
+        lines = admin.get("/api/v1/tenants/waiter/usage/events", params=params).text.splitlines()
+    events = {event["id"]: event["data"] for event in map(json.loads, lines)}
+    assert events[answer.headers["x-request-id"]]["queue_wait_ms"] == waited

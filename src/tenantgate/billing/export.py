@@ -36,6 +36,7 @@ def cloud_event(event: UsageEvent, tenant_slug: str, currency: str) -> dict[str,
             "total_tokens": usage.total_tokens, "estimated": usage.estimated, "gpu_seconds": event.gpu_seconds,
             "cost_micros": event.cost_micros, "currency": currency, "price_version": event.price_version,
             "deployment": event.deployment, "cache_hit": event.cache_hit, "saved_micros": event.saved_micros,
+            "queue_wait_ms": event.queue_wait_ms,
         },
     }  # fmt: skip
 
