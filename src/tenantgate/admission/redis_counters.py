@@ -136,7 +136,10 @@ for i, key in ipairs(KEYS) do
     end
   elseif shape == 'lease' then
     if ARGV[base + 3] == 'renew' then
-      if redis.call('ZSCORE', key, id) then redis.call('ZADD', key, now + ttl, id) end
+      if redis.call('ZSCORE', key, id) then
+        redis.call('ZADD', key, now + ttl, id)
+        redis.call('PEXPIRE', key, ttl * 2)  -- the set outlives its newest lease, not its first
+      end
     else
       redis.call('ZREM', key, id)
     end

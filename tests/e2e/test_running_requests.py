@@ -1,0 +1,66 @@
+"""Limits while a request runs: a long stream keeps its concurrency lease past the lease's lifetime
+(it is renewed), and counts against token limits as its tokens come, not only when it ends. In
+process and with the counters in Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.procs import Gateway, SimEngine, gateway, sim_engine
+
+LEASE_TTL_S = 2.0
+OUTPUT_RESERVED = 8  # what admission reserves for a request that names no max_tokens
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[SimEngine]:
+    with sim_engine("--models", "sim-long", "--default-max-tokens", "9000", "--speed", "5") as running:
+        yield running
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def gw(request: pytest.FixtureRequest, engine: SimEngine, tmp_path: Path) -> Iterator[Gateway]:
+    pool = {"name": "long", "deployments": [{"name": "long", "base_url": engine.url + "/v1", "models": ["sim-long"]}]}
+    (tmp_path / "tenantgate.yaml").write_text(yaml.safe_dump({"pools": [pool]}))
+    env = {"TENANTGATE_LEASE_TTL_S": str(LEASE_TTL_S), "TENANTGATE_OUTPUT_ESTIMATE_TOKENS": str(OUTPUT_RESERVED)}
+    if request.param == "redis":
+        env["TENANTGATE_REDIS_URL"] = request.getfixturevalue("redis_url")
+    with gateway(tmp_path, "--config", str(tmp_path / "tenantgate.yaml"), env=env) as running:
+        yield running
+
+
+def limits(gw: Gateway, tenant: str) -> dict[str, float]:
+    with gw.admin() as admin:
+        return {row["limit"]: row["used"] for row in admin.get(f"/api/v1/tenants/{tenant}/limits").json()["limits"]}
+
+
+def test_a_long_stream_holds_its_place_and_is_charged_as_it_runs(gw: Gateway, request: pytest.FixtureRequest) -> None:
+    tenant = f"long-{request.node.callspec.id}"
+    key = gw.tenant_with_key(tenant, "--plan", "growth")
+    gw.cli("tenants", "update", tenant, "--concurrency", "1", "--tpm", "1000000")
+    auth = {"Authorization": f"Bearer {key}"}
+    body = {"model": "sim-long", "messages": [{"role": "user", "content": "Tell a long story"}], "stream": True}
+    with httpx.Client(timeout=60) as client, client.stream("POST", gw.url + "/v1/chat/completions", json=body,
+                                                           headers=auth) as stream:  # fmt: skip
+        assert stream.status_code == 200
+        events = 0
+        outlive = time.monotonic() + 2.5 * LEASE_TTL_S  # the lease would have expired by then, unless renewed
+        lines = stream.iter_lines()  # held: a dropped iterator would close the stream
+        for line in lines:
+            assert line != "data: [DONE]", "the stream ended before its lease's lifetime passed"
+            events += line.startswith("data: {")
+            if time.monotonic() > outlive and events > 3 * 64:
+                break  # still running
+        else:
+            raise AssertionError("the stream was cut")
+        charged = limits(gw, tenant)["tpm"]
+        assert charged >= events - 64 > OUTPUT_RESERVED  # its tokens so far, not only what it reserved
+        second = client.post(gw.url + "/v1/chat/completions", json={**body, "stream": False, "max_tokens": 1},
+                             headers=auth)  # fmt: skip
+        assert second.status_code == 429 and second.json()["error"]["code"] == "concurrency_limit_exceeded"
