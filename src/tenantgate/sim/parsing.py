@@ -123,10 +123,23 @@ def _tool_to_call(payload: dict[str, Any]) -> str | None:
     return str(names[0]) if messages[-1].get("role") == "user" else None
 
 
+# What one embeddings request may ask for: the engine often runs inside the gateway's own process,
+# so an answer's size is bounded (OpenAI's limits are 2,048 inputs and 3,072 dimensions).
+MAX_DIMENSIONS = 4096
+MAX_INPUTS = 2048
+MAX_VALUES = 1 << 20
+
+
 def parse_embedding(payload: dict[str, Any], *, models: Collection[str], default_dimensions: int) -> EmbeddingJob:
     model = _model(payload, models)
     items = _items(payload.get("input"), "input")
     dimensions = _positive_int(payload, "dimensions") or default_dimensions
+    if dimensions > MAX_DIMENSIONS:
+        raise RequestError(400, f"'dimensions' is at most {MAX_DIMENSIONS}.", "invalid_value", "dimensions")
+    if len(items) > MAX_INPUTS or len(items) * dimensions > MAX_VALUES:
+        message = (f"At most {MAX_INPUTS} inputs and {MAX_VALUES} values (inputs x dimensions) per request; "
+                   "send fewer inputs at once.")  # fmt: skip
+        raise RequestError(400, message, "invalid_value", "input")
     encoding = payload.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise RequestError(400, "'encoding_format' must be 'float' or 'base64'.", "invalid_value", "encoding_format")

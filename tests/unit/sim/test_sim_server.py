@@ -348,3 +348,19 @@ async def test_metrics_publish_the_batch_and_queue_under_vllms_names() -> None:
 async def test_metrics_can_be_turned_off_like_an_engine_without_them() -> None:
     async with serve(SimConfig(metrics=False)) as client:
         assert (await client.get("/metrics")).status == 404
+
+
+@pytest.mark.asyncio
+async def test_what_one_embeddings_request_may_ask_for_is_bounded() -> None:
+    """The engine often runs in the gateway's own process: no request may make it build a huge answer."""
+    async with serve() as client:
+        wide = await client.post("/v1/embeddings", json={"model": "sim-small", "input": "x", "dimensions": 10**9})
+        many = await client.post("/v1/embeddings", json={"model": "sim-small", "input": ["x"] * 2049})
+        heavy = await client.post("/v1/embeddings",
+                                  json={"model": "sim-small", "input": ["x"] * 1024, "dimensions": 2048})  # fmt: skip
+        most = await client.post("/v1/embeddings",
+                                 json={"model": "sim-small", "input": ["x"] * 512, "dimensions": 2048})  # fmt: skip
+        assert (wide.status, many.status, heavy.status) == (400, 400, 400)
+        assert (await wide.json())["error"]["param"] == "dimensions" and "at most 4096" in await wide.text()
+        assert "fewer inputs" in (await heavy.json())["error"]["message"]
+        assert most.status == 200 and len((await most.json())["data"]) == 512
