@@ -25,7 +25,7 @@ def test_an_owner_writes_a_template_a_request_uses_and_deletes_a_version(member:
     page = member.page
     form = page.get_by_role("form", name="New template version")
     for system in ("You support {{product}}.", "You support {{product}} politely and briefly."):
-        form.get_by_label("Template name").fill("support")
+        form.get_by_label("Template", exact=True).fill("support")
         form.get_by_label("System message").fill(system)
         with page.expect_navigation():
             form.get_by_role("button", name="Save template version").click()
@@ -52,7 +52,7 @@ def test_an_owner_writes_a_template_a_request_uses_and_deletes_a_version(member:
     assert prompt_tokens() == 3 + 3 + 4  # the latest left: version 1
     with pytest.raises(openai.NotFoundError):
         prompt_tokens(2)
-    form.get_by_label("Template name").fill("support")
+    form.get_by_label("Template", exact=True).fill("support")
     form.get_by_label("System message").fill("")
     form.get_by_role("button", name="Save template version").click()
     assert page.get_by_label("System message").evaluate("field => field.validity.valueMissing")
