@@ -6,6 +6,10 @@ OpenAI's and Anthropic's published API descriptions). A fixed seed, so the run i
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,10 +19,12 @@ from hypothesis import strategies as st
 
 from tests.e2e import conformance
 from tests.e2e.anthropic_upstream import AnthropicUpstream
+from tests.e2e.data_plane_openapi import document
 from tests.e2e.procs import Gateway
 from tests.e2e.test_anthropic_upstream import claude  # noqa: F401 - the module's gateway fixture
 
 Claude = tuple[Gateway, AnthropicUpstream, str]
+SCHEMATHESIS = str(Path(sys.executable).parent / "st")
 json_values = st.recursive(
     st.none()
     | st.booleans()
@@ -141,3 +147,22 @@ def test_what_is_answered_validates_against_its_api(
     event(f"{path} {body['model']} {'stream' if body.get('stream') else 'whole'} {answer.status_code}")
     assert answer.status_code == 200, (path, body, answer.text)
     conformance.check(path, answer)
+
+
+def test_a_schema_driven_fuzzer_finds_no_server_error_and_no_answer_out_of_shape(
+    claude: Claude,  # noqa: F811
+    roomy_key: str,
+    tmp_path: Path,
+) -> None:
+    """Schemathesis sends what the SDKs' types (OpenAI's and Anthropic's API descriptions) allow, to
+    every data-plane operation, and checks each answer against the description of that answer."""
+    described = tmp_path / "data-plane.json"
+    described.write_text(json.dumps(document(["sim-small", "claude-test"])))
+    done = subprocess.run(
+        [SCHEMATHESIS, "run", str(described), "--url", claude[0].url, "-H", f"Authorization: Bearer {roomy_key}",
+         "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "25", "--seed", "20261126",
+         "--generation-deterministic", "--workers", "1", "--no-color"],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,  # its cache stays out of the checkout
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert "Server error" not in done.stdout

@@ -124,6 +124,8 @@ def test_an_in_band_error_becomes_an_error_event() -> None:
     [{"max_tokens": 10, "messages": []}, {"model": "m", "messages": [{"role": "user", "content": "x"}]},
      {"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
      {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]},
+     {"model": "m", "max_tokens": 5, "messages": [{"role": "assistant", "content": [{"type": "text", "text": {}}]}]},
+     {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
      {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "some"}}],
 )  # fmt: skip
 def test_a_wrong_messages_request_is_a_400(wrong: dict[str, Any]) -> None:

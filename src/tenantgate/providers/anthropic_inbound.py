@@ -45,8 +45,19 @@ def _text(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+        return "".join(_block_text(b, f"{where}[{n}]") for n, b in enumerate(content) if _is_text(b))
     raise InvalidRequest(f"{where} must be a string or an array of text blocks.", param="messages")
+
+
+def _is_text(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "text"
+
+
+def _block_text(block: dict[str, Any], where: str) -> str:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{where}.text: a text block's text must be a string.", param="messages")
+    return text
 
 
 def _image_url(source: Any, where: str) -> dict[str, Any]:
@@ -72,7 +83,7 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
             results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")),
                             "content": _text(block.get("content", ""), f"{where}.content[{n}].content")})  # fmt: skip
         elif kind == "text":
-            parts.append({"type": "text", "text": str(block.get("text", ""))})
+            parts.append({"type": "text", "text": _block_text(block, f"{where}.content[{n}]")})
         elif kind == "image":
             parts.append(_image_url(block.get("source"), f"{where}.content[{n}]"))
         elif kind == "document":  # sent only as it came (native_only): its text here sizes the prompt
@@ -109,7 +120,7 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
         return {"role": "assistant", "content": content}
     if not isinstance(content, list):
         raise InvalidRequest(f"{where}.content must be a string or an array of blocks.", param="messages")
-    text = "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    text = _text(content, f"{where}.content")
     calls = [{"id": str(b.get("id", "")), "type": "function",
               "function": {"name": str(b.get("name", "")), "arguments": orjson.dumps(b.get("input") or {}).decode()}}
              for b in content if isinstance(b, dict) and b.get("type") == "tool_use"]  # fmt: skip
