@@ -108,6 +108,12 @@ class NoCapacity(GatewayError):
     code = "no_capacity"
 
 
+class ShuttingDown(GatewayError):
+    status = 503
+    type = "service_unavailable"
+    code = "shutting_down"
+
+
 class StoreUnavailable(GatewayError):
     status = 503
     type = "service_unavailable"

@@ -178,6 +178,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    shutdown_grace_s: int = Field(
+        default=30, ge=0, le=3600,
+        description="On stop, how long requests in flight may finish; streams still running then end "
+        "with an error event, charged for what they delivered",
+    )  # fmt: skip
     database_url: str = "sqlite+aiosqlite:///data/tenantgate.db"
     admin_token: SecretStr | None = Field(default=None, description="Platform-admin bearer token")
     session_secret: SecretStr | None = Field(

@@ -4,6 +4,9 @@ process and with the counters in Redis."""
 
 from __future__ import annotations
 
+import json
+import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,3 +67,36 @@ def test_a_long_stream_holds_its_place_and_is_charged_as_it_runs(gw: Gateway, re
         second = client.post(gw.url + "/v1/chat/completions", json={**body, "stream": False, "max_tokens": 1},
                              headers=auth)  # fmt: skip
         assert second.status_code == 429 and second.json()["error"]["code"] == "concurrency_limit_exceeded"
+
+
+def test_a_stop_waits_a_bounded_time_then_ends_streams_with_an_error_and_charges_them(
+    engine: SimEngine, tmp_path: Path
+) -> None:
+    pool = {"name": "long", "deployments": [{"name": "long", "base_url": engine.url + "/v1", "models": ["sim-long"]}]}
+    (tmp_path / "tenantgate.yaml").write_text(yaml.safe_dump({"pools": [pool]}))
+    env = {"TENANTGATE_SHUTDOWN_GRACE_S": "1"}
+    with gateway(tmp_path, "--config", str(tmp_path / "tenantgate.yaml"), env=env) as gw:
+        key = gw.tenant_with_key("stopped", "--plan", "growth")
+        body = {"model": "sim-long", "messages": [{"role": "user", "content": "Tell a long story"}], "stream": True}
+        with httpx.Client(timeout=60) as client, client.stream(
+            "POST", gw.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+        ) as stream:  # fmt: skip
+            lines = stream.iter_lines()
+            received = [line for line, _ in zip(lines, range(20), strict=False)]  # the stream runs
+            asked_to_stop = time.monotonic()
+            gw.process.send_signal(signal.SIGTERM)
+            rest = list(lines)
+        assert gw.process.wait(timeout=30) in (0, -signal.SIGTERM)
+        stopped_in = time.monotonic() - asked_to_stop
+    assert stopped_in < 10  # the grace (1 s), then the stop itself
+    delivered = sum(line.startswith("data: {") for line in received + rest) - 1  # the last is the error
+    assert rest[-2].startswith("data: {") and json.loads(rest[-2][6:])["error"]["code"] == "shutting_down"
+    db = sqlite3.connect(tmp_path / "gateway.db")
+    try:
+        status, tokens, estimated = db.execute(
+            "SELECT status, completion_tokens, usage_estimated FROM usage_events"
+        ).fetchone()
+    finally:
+        db.close()
+    # charged for what it delivered: the events handed to the server, one of which the stop may have cut off
+    assert (status, estimated) == (503, 1) and delivered <= tokens <= delivered + 1

@@ -172,6 +172,7 @@ def serve(
         ws="none",
         interface="asgi3",
         proxy_headers=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 

@@ -9,6 +9,7 @@ stream is charged for what it delivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from tenantgate.domain import Usage
-from tenantgate.errors import GatewayError
+from tenantgate.errors import GatewayError, ShuttingDown
 from tenantgate.providers.base import UpstreamResponse
 
 
@@ -94,7 +95,8 @@ class StreamRelay:
                 await send({"type": "http.response.start", "status": 200, "headers": self._headers})
             await self._pump(send)
         except asyncio.CancelledError:
-            if not self._client_gone:
+            if not self._client_gone:  # the server stops and its grace has passed: say so, then go
+                await self._say_stopping(send)
                 raise
             pump.uncancel()  # our own cancellation: the client left, and that is handled here
         except OSError:
@@ -104,6 +106,15 @@ class StreamRelay:
             self._upstream.close()
             # a no-op when the stream ended normally; else the client left, or the server is stopping
             self._report(CLIENT_CLOSED, "client_disconnected" if self._client_gone else "cancelled")
+
+    async def _say_stopping(self, send: Send) -> None:
+        if self._complete:
+            return
+        stopping = ShuttingDown("The gateway is shutting down; the stream ended before it was complete.")
+        self._report(stopping.status, stopping.code)  # charged for what it delivered, before anything else
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await send({"type": "http.response.body", "body": sse_error_event(stopping), "more_body": False})
 
     def usage(self) -> Usage:
         """The engine's usage if it reported it, else what was delivered (estimated)."""
