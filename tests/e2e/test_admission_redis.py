@@ -48,6 +48,8 @@ def test_rpm_is_exact_across_four_processes(fleet: list[Gateway], engines: Engin
     before = engines.healthy.stats()["requests"]
     statuses = asyncio.run(spread(fleet, key, 200, CHAT))
     assert statuses.count(200) == 50 and statuses.count(429) == 150
+    assert httpx.get(fleet[1].url + "/readyz").json() | {"checks": None} == {"status": "ready", "checks": None}
+    assert httpx.get(fleet[1].url + "/readyz").json()["checks"]["limits"] == "shared"
     assert engines.healthy.stats()["requests"] == before + 50  # exactly 50 reached the upstream
 
 
@@ -96,7 +98,10 @@ def test_redis_outage_degrades_to_per_instance_limits(engines: Engines, tmp_path
         statuses = [
             httpx.post(lonely.url + "/v1/chat/completions", json=CHAT, headers=headers).status_code for _ in range(3)
         ]
+        ready = httpx.get(lonely.url + "/readyz")
     assert statuses == [200, 200, 429]  # served, and still limited: never silently unlimited
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"  # in service, and saying so
+    assert ready.json()["checks"]["limits"] == "per_instance"
 
 
 def test_tpm_holds_across_four_processes(fleet: list[Gateway], engines: Engines) -> None:

@@ -109,7 +109,8 @@ def test_postgresql_backend_end_to_end(postgres_url: str, tmp_path: Path) -> Non
 
 def test_public_endpoints(gw: Gateway, acme_key: str) -> None:
     assert httpx.get(gw.url + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(gw.url + "/readyz").json()["status"] == "ready"
+    ready = httpx.get(gw.url + "/readyz").json()
+    assert ready["status"] == "ready" and ready["checks"]["limits"] == "in_process"
     assert httpx.get(gw.url + "/version").json()["version"]
     settings = httpx.get(gw.url + "/model-settings", headers={"Authorization": f"Bearer {acme_key}"}).json()
     small = next(m for m in settings["data"] if m["id"] == "small")

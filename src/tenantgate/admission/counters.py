@@ -59,6 +59,9 @@ class CounterStore(Protocol):
     async def peek(self, checks: Sequence[Check]) -> tuple[int, ...]:
         """What each counter holds now, reserving nothing."""
 
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+
     async def close(self) -> None: ...
 
 
@@ -159,6 +162,9 @@ class MemoryCounterStore:
     async def peek(self, checks: Sequence[Check]) -> tuple[int, ...]:
         now = self._clock()
         return tuple(self._used(check, now) for check in checks)
+
+    async def ping(self) -> None:
+        return None  # this process's own memory
 
     async def close(self) -> None:
         return None

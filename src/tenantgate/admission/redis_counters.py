@@ -217,5 +217,8 @@ class RedisCounterStore:
         result = await self._peek(keys=[c.counter for c in checks], args=args)
         return tuple(int(value) for value in result)
 
+    async def ping(self) -> None:
+        await self._redis.ping()
+
     async def close(self) -> None:
         await self._redis.aclose()

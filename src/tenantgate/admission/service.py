@@ -307,6 +307,19 @@ class Admission:
             except Exception:  # noqa: BLE001 - retried on the next round, before the lease expires
                 log.warning("lease renewal failed for %s", reservation.request_id)
 
+    async def counters_state(self, within_s: float = 0.5) -> str:
+        """How limits are enforced now: "shared" (the counter store answers), "in_process" (there is
+        no shared store), or "per_instance" (the shared store does not answer: each instance enforces
+        the limits alone until it does)."""
+        if isinstance(self.store, MemoryCounterStore):
+            return "in_process"
+        try:
+            async with asyncio.timeout(within_s):
+                await self.store.ping()
+        except Exception:  # noqa: BLE001 - any failure to answer is the same degradation
+            return "per_instance"
+        return "shared"
+
     async def current(self, tenant_id: str, limits: Limits, included: int | None) -> list[dict[str, object]]:
         """Each limit of a tenant with what is used now and when it resets (for `limits show`)."""
         now = utcnow()

@@ -22,15 +22,19 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 async def readyz(request: Request) -> dict[str, Any] | JSONResponse:
-    """Readiness: the store answers and at least one deployment is registered."""
+    """Readiness: the store answers and at least one deployment is registered. Limits enforced per
+    instance because the shared counter store does not answer is a degradation, reported, not a reason
+    to take the instance out of service (every instance would be)."""
     gw = gateway(request)
-    checks = {"store": "ok", "deployments": len(gw.catalog.deployments)}
+    checks: dict[str, Any] = {"store": "ok", "deployments": len(gw.catalog.deployments)}
     try:
         await gw.store.ping()
     except Exception:  # noqa: BLE001 - any driver error means not ready
         checks["store"] = "unreachable"
+    checks["limits"] = await gw.admission.counters_state()
     ready = checks["store"] == "ok" and len(gw.catalog.deployments) > 0
-    body = {"status": "ready" if ready else "not_ready", "checks": checks}
+    status = "degraded" if ready and checks["limits"] == "per_instance" else "ready" if ready else "not_ready"
+    body = {"status": status, "checks": checks}
     return body if ready else JSONResponse(body, status_code=503)
 
 
