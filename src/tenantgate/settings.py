@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     )  # fmt: skip
     database_url: str = "sqlite+aiosqlite:///data/tenantgate.db"
     admin_token: SecretStr | None = Field(default=None, description="Platform-admin bearer token")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="A bearer token good for GET /metrics only (for Prometheus; no admin rights)"
+    )
     session_secret: SecretStr | None = Field(
         default=None, description="Signs login sessions; instances behind one address must share it "
         "(default: one kept in data_dir/session-secret)",

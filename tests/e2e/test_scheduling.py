@@ -19,6 +19,7 @@ from tenantgate.settings import DEFAULT_PLANS
 from tests.e2e.procs import ADMIN_TOKEN, Gateway, SimEngine, gateway, sim_engine
 from tests.e2e.scheduling_support import chat, deployment, occupied, until
 
+METRICS_TOKEN = "scrape-7d2e41c9"
 ENGINES = {
     "single": "sim-single", "left": "sim-pair", "right": "sim-pair", "steady": "sim-flip",
     "twin-a": "sim-twin", "twin-b": "sim-twin",
@@ -77,6 +78,7 @@ def gw(engines: dict[str, SimEngine], tmp_path_factory: pytest.TempPathFactory) 
         "TENANTGATE_QUEUE_UPDATE_S": "0.05",
         "TENANTGATE_BREAKER_FAILURES": "2",
         "TENANTGATE_BREAKER_COOLDOWN_S": "600",
+        "TENANTGATE_METRICS_TOKEN": METRICS_TOKEN,
     }
     with gateway(tmp, "--config", str(path), env=env) as running:
         yield running
@@ -219,8 +221,13 @@ def test_a_client_that_leaves_leaves_the_queue(gw: Gateway, key: str, engines: d
     assert engines["single"].stats()["requests"] == served  # the engine never saw it
 
 
-def test_metrics_need_the_admin_token_and_show_queues(gw: Gateway) -> None:
+def test_metrics_need_a_credential_and_show_queues(gw: Gateway) -> None:
     assert httpx.get(gw.url + "/metrics").status_code == 401
+    assert httpx.get(gw.url + "/metrics", headers={"Authorization": "Bearer not-the-token"}).status_code == 401
+    scrape = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    assert httpx.get(gw.url + "/metrics", headers=scrape).status_code == 200  # Prometheus' own token
+    assert httpx.get(gw.url + "/admin/pools", headers=scrape).status_code == 401  # good for nothing else
+    assert httpx.get(gw.url + "/api/v1/tenants", headers=scrape).status_code == 401
     text = httpx.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).text
     assert 'tenantgate_queue_wait_seconds_count{tenant="waiter"}' in text
     assert 'tenantgate_in_flight{deployment="single"}' in text

@@ -3,6 +3,7 @@ already checked against the one action the endpoint needs (`tenantgate.access.ro
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -125,6 +126,18 @@ async def self_or_members_writer(request: Request, caller: Annotated[Caller, Dep
     return caller
 
 
+async def scraper(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """A Prometheus scrape: the metrics token, or a caller who may read the platform."""
+    token = gateway(request).settings.metrics_token
+    if token is not None and authorization is not None:
+        expected = b"Bearer " + token.get_secret_value().encode()
+        if hmac.compare_digest(authorization.encode(), expected):
+            return
+    caller = await authenticated(request, authorization, request.headers.get("x-csrf-token"))
+    caller.require(Action.PLATFORM_READ)
+
+
+Scraper = Depends(scraper)
 Anyone = Annotated[Caller, Depends(authenticated)]
 SelfOrMembersWriter = Annotated[Caller, Depends(self_or_members_writer)]  # the handler's service decides
 PlatformReader = Annotated[Caller, Depends(allow(Action.PLATFORM_READ))]

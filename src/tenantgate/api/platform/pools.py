@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from tenantgate.api.deps import PlatformReader, PlatformWriter, gateway, operations
+from tenantgate.api.deps import PlatformReader, PlatformWriter, Scraper, gateway, operations
 from tenantgate.runtime import Gateway
 from tenantgate.scheduling.lanes import Lane
 
@@ -95,7 +95,7 @@ async def resume(name: str, request: Request, caller: PlatformWriter) -> Deploym
     return deployment_state(gateway(request), await operations(request).drain(caller, name, draining=False))
 
 
-@metrics_router.get("/metrics", response_class=Response)
-async def metrics(request: Request, _: PlatformReader) -> Response:
+@metrics_router.get("/metrics", response_class=Response, dependencies=[Scraper])
+async def metrics(request: Request) -> Response:
     """Prometheus text format: queue depth, predicted start, wait histogram, rejections, in-flight."""
     return Response(generate_latest(gateway(request).registry), media_type=CONTENT_TYPE_LATEST)
