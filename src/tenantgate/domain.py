@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 
@@ -116,6 +117,7 @@ class ApiKey:
     limits: Limits = Limits()
     previous_secret_hash: str | None = None  # after a rotation: the old secret, accepted until...
     previous_valid_until: datetime | None = None  # ...the end of its grace period
+    allowed_ips: tuple[str, ...] | None = None  # the networks (CIDR) its requests must come from; None anywhere
 
     def accepts(self, secret_matches: Callable[[str], bool], now: datetime) -> bool:
         """Whether a presented secret is this key's, or its previous one within the grace period."""
@@ -147,6 +149,7 @@ class Principal:
     pins: frozenset[str] | None = None  # the tenant's pins as stored (None: the configuration's apply)
     cache_salt: str | None = None  # set on engines that take one, so tenants never share a prefix cache
     response_cache_ttl_s: float | None = None  # the plan keeps answers this long in the tenant's cache
+    networks: tuple[IPv4Network | IPv6Network, ...] | None = None  # the key's allowed networks; None anywhere
 
 
 REFUSED_STATUS = 429  # a limit, a quota or a full queue refused the attempt: counted apart from errors

@@ -306,6 +306,7 @@ class TenancyService:
         expires_at: datetime | None = None,
         limits: Limits = NO_LIMITS,
         imported: str | None = None,
+        allowed_ips: tuple[str, ...] | None = None,
     ) -> CreatedKey:
         """A new key, or with `imported` an existing key of another gateway taken over (stored hashed)."""
         tenant = await self.tenant(slug)
@@ -333,6 +334,7 @@ class TenancyService:
             created_at=now,
             updated_at=now,
             limits=limits,
+            allowed_ips=allowed_ips,
         )
         await self._store.create_key(key)
         if self._directory is not None:

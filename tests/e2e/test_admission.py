@@ -6,6 +6,7 @@ import re
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import openai
@@ -236,3 +237,27 @@ def test_soft_cap_serves_on_and_notifies_once(gw: Gateway) -> None:
     shown = gw.cli_json("limits", "show", "--tenant", "soft-tenant")
     assert isinstance(shown, dict)
     assert next(r for r in shown["limits"] if r["limit"] == "included_tokens")["used"] > 100
+
+
+def test_a_key_limited_to_some_networks_is_refused_from_others(gw: Gateway) -> None:
+    gw.cli("tenants", "create", "netted")
+    elsewhere = gw.cli_json("keys", "create", "--tenant", "netted", "--allowed-ips", "10.0.0.0/8")
+    here = gw.cli_json("keys", "create", "--tenant", "netted", "--allowed-ips", "10.0.0.0/8,127.0.0.1")
+    assert (
+        isinstance(elsewhere, dict) and isinstance(here, dict) and here["allowed_ips"] == ["10.0.0.0/8", "127.0.0.1/32"]
+    )
+    body = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+
+    def ask(key: dict[str, Any], path: str = "/v1/chat/completions") -> httpx.Response:
+        auth = {"Authorization": f"Bearer {key['key']}"}
+        return httpx.post(gw.url + path, json=body, headers=auth) if path.endswith("completions") else httpx.get(
+            gw.url + path, headers=auth)  # fmt: skip
+
+    refused = ask(elsewhere)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "address_not_allowed"
+    assert "127.0.0.1" in refused.json()["error"]["message"]
+    assert ask(elsewhere, "/v1/models").status_code == 403 and ask(elsewhere, "/queue").status_code == 403
+    assert ask(here).status_code == 200 and ask(here, "/v1/models").status_code == 200
+    with gw.admin() as admin:
+        wrong = admin.post("/api/v1/tenants/netted/keys", json={"name": "x", "allowed_ips": ["10.0.0.0/33"]})
+    assert wrong.status_code == 400 and "10.0.0.0/33" in wrong.json()["error"]["message"]

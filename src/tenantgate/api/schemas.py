@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from ipaddress import ip_network
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -163,6 +164,16 @@ class UserOut(BaseModel):
                    created_at=u.created_at, active=u.active)  # fmt: skip
 
 
+def _network(value: str) -> str:
+    try:
+        return str(ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"'{value}' is not an IP network (e.g. 10.0.0.0/8) or address") from None
+
+
+Network = Annotated[str, StringConstraints(max_length=64), AfterValidator(_network)]
+
+
 class KeyIn(_In):
     name: Name = "default"
     models: list[Name] | None = Field(
@@ -171,6 +182,10 @@ class KeyIn(_In):
     user_id: Name | None = None
     expires_at: Moment | None = Field(default=None, description="With a timezone, e.g. 2027-01-01T00:00:00Z")
     limits: LimitsIn = Field(default_factory=LimitsIn)
+    allowed_ips: list[Network] | None = Field(
+        default=None, min_length=1, max_length=100,
+        description="Networks (CIDR, or single addresses) its requests must come from; null = anywhere",
+    )  # fmt: skip
 
 
 class KeyOut(BaseModel):
@@ -183,6 +198,7 @@ class KeyOut(BaseModel):
     revoked_at: datetime | None
     last_used_at: datetime | None
     limits: dict[str, int | float]
+    allowed_ips: list[str] | None
     created_at: datetime
 
     @classmethod
@@ -191,7 +207,7 @@ class KeyOut(BaseModel):
             id=k.id, tenant_id=k.tenant_id, name=k.name, user_id=k.user_id,
             models=None if k.models is None else list(k.models), expires_at=k.expires_at,
             revoked_at=k.revoked_at, last_used_at=k.last_used_at, limits=limits_out(k.limits),
-            created_at=k.created_at,
+            allowed_ips=None if k.allowed_ips is None else list(k.allowed_ips), created_at=k.created_at,
         )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from ipaddress import ip_network
 
 from tenantgate.auth.keys import imported_key_id, parse_key, secret_matches
 from tenantgate.clock import utcnow
@@ -38,7 +39,9 @@ def _principal(key: ApiKey, tenant: Tenant, plan: PlanRules, user: User | None) 
     if plan.queue_over_concurrency and limits.concurrency is not None:
         # The scheduler holds the tenant at its concurrency; admission no longer refuses over it.
         limits, queue = replace(limits, concurrency=None), replace(queue, concurrency=limits.concurrency)
+    networks = None if key.allowed_ips is None else tuple(ip_network(n, strict=False) for n in key.allowed_ips)
     return Principal(
+        networks=networks,
         tenant_id=tenant.id,
         tenant_slug=tenant.slug,
         key_id=key.id,

@@ -197,6 +197,9 @@ def keys_create(
     daily_tokens: DailyTokens = None,
     monthly_tokens: MonthlyTokens = None,
     budget_usd: BudgetUsd = None,
+    allowed_ips: Annotated[
+        str | None, typer.Option(help="Comma-separated networks (CIDR) or addresses its requests must come from")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     expires = None
@@ -204,6 +207,8 @@ def keys_create(
         expires = (datetime.now(UTC) + timedelta(days=expires_in_days)).isoformat()
     body: dict[str, Any] = {"name": name, "models": _csv(models), "user_id": user, "expires_at": expires}
     body["limits"] = limit_body(rpm, tpm, concurrency, daily_tokens, monthly_tokens, budget_usd)
+    if allowed_ips is not None:
+        body["allowed_ips"] = _csv(allowed_ips)
     key = client(ctx).call("POST", f"/api/v1/tenants/{tenant}/keys", json=body)
     emit(key, as_json, [f"created key {key['id']} for {tenant}; store it now, it is not shown again:", key["key"]])
 

@@ -61,6 +61,12 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def client_of(scope: Scope) -> str | None:
+    """The address of the connection the request came on."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
 def caller_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
     """The Authorization header (or, as the Anthropic SDK sends the key, X-Api-Key), the client's own
     request id (X-Client-Request-Id) and the end-user assertion of a tenant's proxy
@@ -121,8 +127,9 @@ class DataPlane:
             body = await read_body(scope, receive, self.deps.max_body_bytes)
             authorization, client_request_id, assertion = caller_headers(scope)
             call = InferenceCall(
-                endpoint, body, authorization, namespace, request_id, receive, client_request_id, assertion
-            )
+                endpoint, body, authorization, namespace, request_id, receive, client_request_id, assertion,
+                client=client_of(scope),
+            )  # fmt: skip
             return await handle_inference(self.deps, call)
         if path in (MESSAGES, COUNT_TOKENS):
             return await self._messages(scope, receive, request_id, namespace, path)
@@ -140,7 +147,7 @@ class DataPlane:
         chat = chat_request(origin.payload, counting=path == COUNT_TOKENS)
         authorization, client_request_id, assertion = caller_headers(scope)
         if path == COUNT_TOKENS:
-            principal = await self.deps.authenticate(authorization, assertion)
+            principal = await self.deps.authenticate(authorization, assertion, client_of(scope))
             check_namespace(principal, namespace)
             request = parse_request(Endpoint.CHAT, orjson.dumps(chat))
             resolve_route(self.deps.catalog, principal, request.model)  # a model it may not use: 403 or 404
@@ -148,7 +155,16 @@ class DataPlane:
             return Response(orjson.dumps({"input_tokens": prompt_tokens}), media_type="application/json")
         body = orjson.dumps(chat)
         call = InferenceCall(
-            Endpoint.CHAT, body, authorization, namespace, request_id, receive, client_request_id, assertion, origin
+            Endpoint.CHAT,
+            body,
+            authorization,
+            namespace,
+            request_id,
+            receive,
+            client_request_id,
+            assertion,
+            origin,
+            client_of(scope),
         )
         return MessagesAnswer(await handle_inference(self.deps, call), origin, bool(chat.get("stream")))
 
@@ -157,7 +173,7 @@ class DataPlane:
         if rest and not rest.startswith("/"):
             raise NotFound(f"Unknown endpoint GET {scope['path']}.")
         authorization, _, assertion = caller_headers(scope)
-        principal = await self.deps.authenticate(authorization, assertion)
+        principal = await self.deps.authenticate(authorization, assertion, client_of(scope))
         check_namespace(principal, namespace)
         models = visible_models(self.deps.catalog, principal)
         if not rest:

@@ -60,11 +60,12 @@ class InferenceCall:
     client_request_id: str | None = None  # the client's own X-Client-Request-Id, shown in GET /queue
     assertion: str | None = None  # a tenant proxy's end-user assertion (auth/assertions.py)
     origin: MessagesOrigin | None = None  # the Messages API request this chat request was translated from
+    client: str | None = None  # the address the request came from
 
 
 async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     started = time.perf_counter()
-    principal = await deps.authenticate(call.authorization, call.assertion)
+    principal = await deps.authenticate(call.authorization, call.assertion, call.client)
     check_namespace(principal, call.namespace)
     request = parse_request(call.endpoint, call.body)
     request.origin = call.origin

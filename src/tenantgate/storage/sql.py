@@ -79,6 +79,7 @@ def _key(row: Any) -> ApiKey:
         limits=limits_from_json(row.limits),
         previous_secret_hash=row.previous_secret_hash,
         previous_valid_until=aware(row.previous_valid_until),
+        allowed_ips=_tuple(row.allowed_ips),
     )
 
 
@@ -266,6 +267,7 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess, SqlStatus):
             "limits": limits_to_json(key.limits),
             "previous_secret_hash": key.previous_secret_hash,
             "previous_valid_until": key.previous_valid_until,
+            "allowed_ips": None if key.allowed_ips is None else list(key.allowed_ips),
         }
         async with self._begin(ALL) as conn:
             await conn.execute(api_keys.insert().values(**values))

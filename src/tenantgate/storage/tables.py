@@ -61,6 +61,7 @@ api_keys = sa.Table(
     sa.Column("limits", sa.JSON),
     sa.Column("previous_secret_hash", sa.String(64)),  # the secret it was rotated from...
     sa.Column("previous_valid_until", TS),  # ...which works until then
+    sa.Column("allowed_ips", sa.JSON),  # networks its requests must come from; null: anywhere
 )
 
 usage_events = sa.Table(

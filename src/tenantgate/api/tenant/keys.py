@@ -27,6 +27,7 @@ async def create_key(slug: str, body: KeyIn, caller: KeysWriter, service: Tenanc
         user_id=body.user_id,
         expires_at=body.expires_at,
         limits=replace_set_fields(Limits(), body.limits.to_limits()),
+        allowed_ips=None if body.allowed_ips is None else tuple(body.allowed_ips),
     )
     return KeyCreated(**KeyOut.of(created.key).model_dump(), key=created.plaintext)
 
