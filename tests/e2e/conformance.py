@@ -47,6 +47,8 @@ def check(path: str, answer: httpx.Response) -> None:
     whole, chunk = ANSWERS[path]
     if not answer.headers.get("content-type", "").startswith("text/event-stream"):
         _validate(whole, answer.content)
+        if path == "/v1/messages":  # required (nullable) in Anthropic's description; the SDK relaxes them
+            assert {"stop_reason", "stop_sequence"} <= json.loads(answer.content).keys(), answer.text
         return
     assert chunk is not None, f"{path} answered a stream"
     for event in answer.text.split("\n\n"):
