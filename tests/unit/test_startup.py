@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from tenantgate.access.login import AttemptLimiter
 from tenantgate.cli.main import app, hoisted
 from tenantgate.errors import RateLimited
+from tenantgate.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -61,3 +62,14 @@ def test_login_attempts_per_address_are_limited_within_a_minute() -> None:
     assert refused.value.headers["Retry-After"] == "58"
     limiter.attempt("10.0.0.2", 3.0)  # another address has its own budget
     limiter.attempt("10.0.0.1", 60.5)  # the first attempt has left the minute
+
+
+def test_the_example_configuration_in_the_docs_is_valid() -> None:
+    """docs/examples/tenantgate.yaml passes the validation `serve` applies to a configuration file."""
+    example = Path(__file__).parents[2] / "docs" / "examples" / "tenantgate.yaml"
+    settings = Settings(config=example)
+    pools = {pool.name: [d.provider for d in pool.deployments] for pool in settings.catalog.pools}
+    assert pools == {"gpu-eu": ["vllm", "vllm", "ollama"], "hosted": ["openai", "anthropic", "azure"]}
+    azure = settings.catalog.pools[1].deployments[2]
+    assert azure.azure_auth == "entra" and azure.entra is not None
+    assert azure.entra.endpoint.startswith("https://login.microsoftonline.com/00000000-")
