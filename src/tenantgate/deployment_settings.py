@@ -22,8 +22,9 @@ class EntraConfig(Strict):
     client_id: str = Field(min_length=1, max_length=200, description="The application (client) id")
     client_secret: SecretStr = Field(description="The application's secret (may be sealed)")
     token_url: str | None = Field(
-        default=None, description="Default: https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"
-    )
+        default=None, pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Default: https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token",
+    )  # fmt: skip
     scope: str = Field(default=ENTRA_SCOPE, max_length=500)
 
     @property
@@ -83,6 +84,9 @@ class DeploymentConfig(Strict):
     def _azure_names_its_models(self) -> DeploymentConfig:
         if self.provider == "azure" and not self.models:
             raise ValueError(f"deployment '{self.name}': an azure deployment must list its models (Azure lists none)")
+        if self.provider == "azure" and "/openai/deployments/" not in self.base_url:
+            raise ValueError(f"deployment '{self.name}': an azure base_url names its deployment: "
+                             "https://RESOURCE.openai.azure.com/openai/deployments/NAME")  # fmt: skip
         if (self.azure_auth == "entra") != (self.entra is not None):
             raise ValueError(f"deployment '{self.name}': `entra` is set exactly when azure_auth is entra")
         return self

@@ -66,11 +66,11 @@ class TemplateBook:
     async def delete(self, by: Caller, tenant: Tenant, name: str, version: int) -> None:
         """The version is no longer used; requests that name it get a 404, and without a version they
         get the latest left. Its number is not given again."""
-        self.find(tenant.id, name, version)
+        found = self.find(tenant.id, name, version)
         at = utcnow()
         if not await self._store.delete_template(tenant.id, name, version, at):
             raise not_found(name, version)  # another instance deleted it first
-        self._keep(dataclasses.replace(self.find(tenant.id, name, version), deleted_at=at))
+        self._keep(dataclasses.replace(found, deleted_at=at))
         await self._audit.record(by, "template.delete", f"template {name} v{version}", tenant_id=tenant.id,
                                  before={"name": name, "version": version})  # fmt: skip
 

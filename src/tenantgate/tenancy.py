@@ -174,6 +174,11 @@ class TenancyService:
                     f"Owners may narrow the tenant's models, not add to them ({', '.join(added)}); "
                     "ask the platform's operators.", code="model_not_allowed",
                 )  # fmt: skip
+            if response_cache is not None and response_cache[0]:  # its hits are free: the operators' to give
+                raise PermissionDenied(
+                    "Owners may turn the response cache off or back to the plan's; ask the platform's operators "
+                    "to keep answers.", code="response_cache_not_allowed",
+                )  # fmt: skip
             if limits is not None and (loosened := _loosens(tenant.limits, limits)):
                 raise PermissionDenied(
                     f"Owners may tighten the tenant's limits, not raise or clear them ({', '.join(loosened)}); "

@@ -35,7 +35,7 @@ RESPONSE = {"id": "resp_az", "object": "response", "created_at": 1, "status": "c
             "usage": {"input_tokens": 9, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 4,
                       "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 13}}  # fmt: skip
 ENTRA_SECRET = "entra-secret-51b0"
-LIFETIMES = {"app-long": 3600, "app-short": 300}  # seconds a token issued to each application lives
+LIFETIMES = {"app-long": 3600, "app-short": 0}  # seconds a token issued to each application lives
 
 
 @dataclass

@@ -95,7 +95,7 @@ class TenantPatch(_In):
     response_cache_ttl_s: float | None = Field(
         default=None, ge=0, le=7 * 86400,
         description="Answer repeated identical requests from the tenant's response cache for this many seconds; "
-        "0 = never; null = as its plan says (owners decide)",
+        "0 = never; null = as its plan says (owners may only turn it off or back to the plan's)",
     )  # fmt: skip
 
     @property

@@ -52,6 +52,8 @@ def check_address(networks: tuple[IPv4Network | IPv6Network, ...], client: str |
         address = ip_address(client or "")
     except ValueError:
         address = None
+    if address is not None and address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # an IPv4 client of a dual-stack listener
     if address is None or not any(address in network for network in networks):
         raise PermissionDenied(
             f"This API key may not be used from {client or 'an unknown address'}; it is limited to some networks.",

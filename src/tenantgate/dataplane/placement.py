@@ -32,7 +32,7 @@ MAX_REFUSALS = 5  # an engine that keeps refusing this request with others runni
 
 def _needs_native(needs: str, where: str) -> InvalidRequest:
     return InvalidRequest(
-        f"This request has {needs}, which only Anthropic deployments take; deployment '{where}' is not one.",
+        f"This request has {needs}, which only Anthropic deployments take; {where} is not one.",
         param="messages", code="unsupported_by_provider",
     )  # fmt: skip
 
@@ -41,7 +41,7 @@ def check_native(request: InferenceRequest, route: Route) -> None:
     """Refuse before admission a Messages API request that no deployment of its model can take."""
     origin = request.origin
     if origin is not None and origin.needs and not any(d.provider in MESSAGES_NATIVE for d in route.deployments):
-        raise _needs_native(origin.needs, route.deployments[0].name if route.deployments else route.served)
+        raise _needs_native(origin.needs, f"no deployment of model '{route.requested}'")
 
 
 @dataclass(eq=False, slots=True)
@@ -198,7 +198,7 @@ class Dispatch:
         if origin is not None:  # a Messages API request: as it came where that dialect is spoken
             origin.native = deployment.provider in MESSAGES_NATIVE
             if origin.needs and not origin.native:
-                raise _needs_native(origin.needs, deployment.name)
+                raise _needs_native(origin.needs, f"deployment '{deployment.name}'")
         if origin is not None and origin.native:
             path, body = MESSAGES_PATH, origin.upstream_body(self.route.served)
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -127,7 +128,7 @@ class RedisResponseCache:
 
     async def purge(self, tenant_id: str) -> int:
         """Unlike get and put, a failure here is the caller's error: the answers may still be kept."""
-        pattern = _ANSWER + _tenant_prefix(tenant_id).replace(b"*", b"\\*") + b"*"
+        pattern = _ANSWER + re.sub(rb"([*?\[\]\\])", rb"\\\1", _tenant_prefix(tenant_id)) + b"*"
         forgotten = 0
         async for batch in _batches(self._redis.scan_iter(match=pattern, count=500), 500):
             forgotten += int(await self._redis.unlink(*batch))

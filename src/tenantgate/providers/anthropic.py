@@ -2,7 +2,8 @@
 OpenAI's, streams translated event by event (anthropic_wire.py, anthropic_stream.py).
 
 The rest of the gateway sees an OpenAI-dialect response, so usage, time to first token, limits,
-fair queueing and prompt capture work unchanged. An overloaded (529) or rate-limited (429)
+fair queueing and prompt capture work unchanged. A Messages API request is sent as it came instead
+(anthropic_native.py), and its answer passes through in Anthropic's dialect. An overloaded (529) or rate-limited (429)
 Anthropic deployment is a failure before the first byte: the request fails over to the next
 deployment, as for a 5xx.
 """

@@ -16,6 +16,7 @@ from tenantgate.providers.http import HttpUpstreamResponse, WrappedResponse
 from tenantgate.providers.sse import EventSplitter
 
 _STOP = b"message_stop"
+_ERROR = b"event: error"
 _USAGE = b'"usage"'
 
 
@@ -24,10 +25,14 @@ def messages_usage(usage: Any) -> Usage | None:
     gateway's usage, as OpenAI's, counts them within."""
     if not isinstance(usage, dict):
         return None
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
-    prompt = int(usage.get("input_tokens") or 0) + cached + written
-    return Usage(prompt_tokens=prompt, completion_tokens=int(usage.get("output_tokens") or 0), cached_tokens=cached)
+    try:
+        cached = int(usage.get("cache_read_input_tokens") or 0)
+        written = int(usage.get("cache_creation_input_tokens") or 0)
+        prompt = int(usage.get("input_tokens") or 0) + cached + written
+        completion = int(usage.get("output_tokens") or 0)
+    except (TypeError, ValueError):
+        return None  # not counts: charged as delivered
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
 
 
 def native_answer_usage(body: bytes) -> Usage | None:
@@ -91,8 +96,8 @@ class NativeMessagesResponse(WrappedResponse):
         tail = b""
         stopped = False
         async for data in self._inner.chunks():
-            stopped = stopped or _STOP in tail + data
-            tail = data[-len(_STOP) :]
+            stopped = stopped or _STOP in tail + data or _ERROR in tail + data  # an error event ends it too
+            tail = data[-len(_ERROR) :]
             yield data
         if not stopped and self.status == 200:
             raise UpstreamError(

@@ -29,7 +29,8 @@ class UpstreamResponse(Protocol):
         Until they come nothing has reached the client, so the request may still fail over."""
 
     def chunks(self) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive (OpenAI-dialect SSE for streams)."""
+        """Body bytes as they arrive: SSE for streams, in OpenAI's dialect (or, for a Messages API
+        request sent as it came, Anthropic's)."""
 
     def close(self) -> None:
         """Drop the upstream connection; cancels generation on engines that watch for it."""

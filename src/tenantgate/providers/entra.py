@@ -1,12 +1,13 @@
 """Entra ID bearer tokens for Azure OpenAI deployments (`azure_auth: entra`): the OAuth 2.0 client
-credentials grant (authlib's client), one token per deployment held until shortly before it
-expires, and one fetch at a time however many requests need it then. Requests never wait for a
-renewal while the token held still has more than `RENEW_BEFORE_S` to live."""
+credentials grant (authlib's client), one token per deployment, renewed `RENEW_BEFORE_S` before it
+expires (or halfway through its life, if it is shorter), one fetch at a time however many requests
+need it then. When a renewal fails, the token held is used for as long as it lives."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -15,36 +16,47 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 from tenantgate.deployment_settings import EntraConfig
 from tenantgate.errors import UpstreamError
 
-RENEW_BEFORE_S = 300.0  # Entra tokens live about an hour; renewing this early keeps one valid in flight
+RENEW_BEFORE_S = 300.0  # Entra tokens live about an hour: a failed renewal leaves 5 minutes to retry
 FETCH_TIMEOUT_S = 10.0
 
 
 @dataclass(slots=True)
-class _Held:
+class Held:
     token: str
     renew_at: float  # monotonic
+    expires_at: float
+
+
+Fetch = Callable[[str, EntraConfig, float], Awaitable[Held]]
 
 
 class EntraTokens:
-    def __init__(self) -> None:
-        self._held: dict[str, _Held] = {}
+    def __init__(self, fetch: Fetch | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._fetch = fetch or fetch_token
+        self._clock = clock
+        self._held: dict[str, Held] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def token(self, deployment: str, entra: EntraConfig) -> str:
         held = self._held.get(deployment)
-        if held is not None and time.monotonic() < held.renew_at:
+        if held is not None and self._clock() < held.renew_at:
             return held.token
         lock = self._locks.setdefault(deployment, asyncio.Lock())
         async with lock:
             held = self._held.get(deployment)
-            if held is not None and time.monotonic() < held.renew_at:
+            if held is not None and self._clock() < held.renew_at:
                 return held.token  # another request renewed it while this one waited
-            held = self._held[deployment] = await _fetch(deployment, entra)
-            return held.token
+            try:
+                renewed = self._held[deployment] = await self._fetch(deployment, entra, self._clock())
+            except UpstreamError:
+                if held is not None and self._clock() < held.expires_at:
+                    return held.token  # the directory failed to renew it; it still works meanwhile
+                raise
+            return renewed.token
 
 
-async def _fetch(deployment: str, entra: EntraConfig) -> _Held:
-    started = time.monotonic()
+async def fetch_token(deployment: str, entra: EntraConfig, started: float) -> Held:
+    """A token from the directory, with when to renew it and when it expires (on the clock of `started`)."""
     client = AsyncOAuth2Client(
         client_id=entra.client_id, client_secret=entra.client_secret.get_secret_value(), scope=entra.scope,
         token_endpoint_auth_method="client_secret_post", timeout=FETCH_TIMEOUT_S,  # noqa: S106 - a method's name
@@ -66,4 +78,5 @@ async def _fetch(deployment: str, entra: EntraConfig) -> _Held:
         raise UpstreamError(
             f"Entra ID answered deployment '{deployment}' without a token.", code="upstream_auth_failed"
         )
-    return _Held(token, started + float(lifetime) - RENEW_BEFORE_S)
+    lifetime = float(lifetime)
+    return Held(token, started + max(lifetime / 2, lifetime - RENEW_BEFORE_S), started + lifetime)

@@ -29,7 +29,7 @@ async def get_tenant(slug: str, _: SettingsReader, service: Tenancy) -> TenantOu
 @router.patch("/tenants/{slug}")
 async def update_tenant(slug: str, body: TenantPatch, caller: SettingsWriter, service: Tenancy) -> TenantOut:
     """Operators change anything; a tenant's owners its name, tighter limits, fewer models, whether
-    prompts and answers are kept, and its response cache."""
+    prompts and answers are kept, and whether its response cache is off or as its plan says."""
     limits = None if body.limits is None else body.limits.to_limits()
     models = None if body.allowed_models is None else tuple(body.allowed_models)
     tenant = await service.update_tenant(
