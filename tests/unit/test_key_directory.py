@@ -49,7 +49,7 @@ async def test_valid_key_resolves_once_then_comes_from_cache(store: CountingStor
     _, key_id, plaintext = await make_key(store, models=("sim-small",))
     directory = KeyDirectory(store)
     for _ in range(3):
-        principal = await directory.authenticate(f"Bearer {plaintext}")
+        principal = await directory.authenticate(f"Bearer {plaintext}", None)
     assert principal.key_id == key_id and principal.tenant_slug == "acme" and principal.plan == "growth"
     assert principal.allowed_models == frozenset({"sim-small"})  # tenant ∩ key
     assert store.key_lookups == 1
@@ -67,44 +67,44 @@ async def test_valid_key_resolves_once_then_comes_from_cache(store: CountingStor
 async def test_bad_keys_are_401(store: CountingStore, header: str | None, code: str) -> None:
     await make_key(store)
     with pytest.raises(AuthenticationFailed) as caught:
-        await KeyDirectory(store).authenticate(header)
+        await KeyDirectory(store).authenticate(header, None)
     assert caught.value.code == code and caught.value.status == 401
 
 
 async def test_wrong_secret_for_known_id_is_401(store: CountingStore) -> None:
     _, key_id, _ = await make_key(store)
     with pytest.raises(AuthenticationFailed):
-        await KeyDirectory(store).authenticate(f"Bearer tg-{key_id}-not-the-secret")
+        await KeyDirectory(store).authenticate(f"Bearer tg-{key_id}-not-the-secret", None)
 
 
 async def test_unknown_ids_are_negatively_cached(store: CountingStore) -> None:
     directory = KeyDirectory(store, negative_ttl_s=60)
     for _ in range(5):
         with pytest.raises(AuthenticationFailed):
-            await directory.authenticate("Bearer tg-0123456789ab-secret")
+            await directory.authenticate("Bearer tg-0123456789ab-secret", None)
     assert store.key_lookups == 1
 
 
 async def test_revocation_on_this_instance_is_immediate(store: CountingStore) -> None:
     _, key_id, plaintext = await make_key(store)
     directory = KeyDirectory(store)
-    await directory.authenticate(f"Bearer {plaintext}")
+    await directory.authenticate(f"Bearer {plaintext}", None)
     await TenancyService(store, directory, PLANS, AuditLog(store)).revoke_key(SYSTEM, key_id)
     with pytest.raises(AuthenticationFailed) as caught:
-        await directory.authenticate(f"Bearer {plaintext}")
+        await directory.authenticate(f"Bearer {plaintext}", None)
     assert caught.value.code == "revoked_api_key"
 
 
 async def test_a_copy_read_before_the_revocation_does_not_bring_the_key_back(store: CountingStore) -> None:
     _, key_id, plaintext = await make_key(store)
     directory = KeyDirectory(store)
-    await directory.authenticate(f"Bearer {plaintext}")
+    await directory.authenticate(f"Bearer {plaintext}", None)
     before = await store.get_key(key_id)  # what a poll in flight read a moment before the revocation
     assert before is not None
     await TenancyService(store, directory, PLANS, AuditLog(store)).revoke_key(SYSTEM, key_id)
     directory.apply_key(before)  # ...and applies after it
     with pytest.raises(AuthenticationFailed) as caught:
-        await directory.authenticate(f"Bearer {plaintext}")
+        await directory.authenticate(f"Bearer {plaintext}", None)
     assert caught.value.code == "revoked_api_key"
 
 
@@ -112,25 +112,25 @@ async def test_a_copy_read_before_a_rotation_does_not_bring_the_old_secret_back(
     _, key_id, plaintext = await make_key(store)
     directory = KeyDirectory(store)
     service = TenancyService(store, directory, PLANS, AuditLog(store))
-    await directory.authenticate(f"Bearer {plaintext}")
+    await directory.authenticate(f"Bearer {plaintext}", None)
     before = await store.get_key(key_id)  # what a poll in flight read a moment before the rotation
     assert before is not None
     rotated = await service.rotate_key(SYSTEM, key_id, timedelta(0))
     directory.apply_key(before)  # ...and applies after it
     with pytest.raises(AuthenticationFailed):
-        await directory.authenticate(f"Bearer {plaintext}")
-    await directory.authenticate(f"Bearer {rotated.plaintext}")
+        await directory.authenticate(f"Bearer {plaintext}", None)
+    await directory.authenticate(f"Bearer {rotated.plaintext}", None)
 
 
 async def test_revocation_elsewhere_arrives_with_the_next_poll(store: CountingStore) -> None:
     other_instance, key_id, plaintext = await make_key(store)
     directory = KeyDirectory(store)
-    await directory.authenticate(f"Bearer {plaintext}")
+    await directory.authenticate(f"Bearer {plaintext}", None)
     await other_instance.revoke_key(SYSTEM, key_id)  # not told to this directory
-    await directory.authenticate(f"Bearer {plaintext}")  # still cached: bounded staleness
+    await directory.authenticate(f"Bearer {plaintext}", None)  # still cached: bounded staleness
     await directory.refresh()
     with pytest.raises(AuthenticationFailed):
-        await directory.authenticate(f"Bearer {plaintext}")
+        await directory.authenticate(f"Bearer {plaintext}", None)
 
 
 async def test_key_created_after_a_miss_works_after_the_poll(store: CountingStore) -> None:
@@ -141,16 +141,16 @@ async def test_key_created_after_a_miss_works_after_the_poll(store: CountingStor
     bogus = f"Bearer tg-{created.key.id}-x"
     store._keys.pop(created.key.id)  # simulate: the first lookup ran before the insert committed
     with pytest.raises(AuthenticationFailed):
-        await directory.authenticate(bogus)
+        await directory.authenticate(bogus, None)
     await store.create_key(created.key)
     await directory.refresh()
-    assert (await directory.authenticate(f"Bearer {created.plaintext}")).key_id == created.key.id
+    assert (await directory.authenticate(f"Bearer {created.plaintext}", None)).key_id == created.key.id
 
 
 async def test_expired_key_is_401(store: CountingStore) -> None:
     _, _, plaintext = await make_key(store, expires_at=utcnow() - timedelta(seconds=1))
     with pytest.raises(AuthenticationFailed) as caught:
-        await KeyDirectory(store).authenticate(f"Bearer {plaintext}")
+        await KeyDirectory(store).authenticate(f"Bearer {plaintext}", None)
     assert caught.value.code == "expired_api_key"
 
 
@@ -158,12 +158,12 @@ async def test_suspended_tenant_is_403_and_reactivation_restores(store: Counting
     _, _, plaintext = await make_key(store)
     directory = KeyDirectory(store)
     admin = TenancyService(store, directory, PLANS, AuditLog(store))
-    await directory.authenticate(f"Bearer {plaintext}")
+    await directory.authenticate(f"Bearer {plaintext}", None)
     await admin.update_tenant(SYSTEM, "acme", status=TenantStatus.SUSPENDED)
     with pytest.raises(PermissionDenied):
-        await directory.authenticate(f"Bearer {plaintext}")
+        await directory.authenticate(f"Bearer {plaintext}", None)
     await admin.update_tenant(SYSTEM, "acme", status=TenantStatus.ACTIVE)
-    assert (await directory.authenticate(f"Bearer {plaintext}")).tenant_slug == "acme"
+    assert (await directory.authenticate(f"Bearer {plaintext}", None)).tenant_slug == "acme"
 
 
 async def test_store_outage_keeps_cached_keys_and_answers_503_for_cold_ones(store: CountingStore) -> None:
@@ -172,9 +172,9 @@ async def test_store_outage_keeps_cached_keys_and_answers_503_for_cold_ones(stor
         await TenancyService(store, None, PLANS, AuditLog(store)).create_key(SYSTEM, "acme", name="second")
     ).plaintext
     directory = KeyDirectory(store)
-    await directory.authenticate(f"Bearer {plaintext}")
+    await directory.authenticate(f"Bearer {plaintext}", None)
     store.down = True
-    assert (await directory.authenticate(f"Bearer {plaintext}")).tenant_slug == "acme"
+    assert (await directory.authenticate(f"Bearer {plaintext}", None)).tenant_slug == "acme"
     with pytest.raises(StoreUnavailable) as caught:
-        await directory.authenticate(f"Bearer {cold}")
+        await directory.authenticate(f"Bearer {cold}", None)
     assert caught.value.status == 503

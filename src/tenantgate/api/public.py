@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse
 
 from tenantgate import __version__
 from tenantgate.api.deps import client_address, gateway
-from tenantgate.dataplane.deps import check_address
 from tenantgate.routing.policy import eligible, visible_models
 
 router = APIRouter(tags=["public"])
@@ -50,9 +49,7 @@ async def model_settings(
 ) -> dict[str, list[dict[str, Any]]]:
     """For the caller's tenant: each model it may use, what serves it, and where."""
     gw = gateway(request)
-    principal = await gw.keys.authenticate(authorization)
-    if principal.networks is not None:
-        check_address(principal.networks, client_address(request))
+    principal = await gw.keys.authenticate(authorization, client_address(request))
     data = []
     for model in visible_models(gw.catalog, principal):
         served = gw.catalog.target(model)
@@ -74,9 +71,7 @@ async def model_settings(
 async def queue(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
     """The caller's tenant's requests waiting in the fair queue: where each stands and when it should start."""
     gw = gateway(request)
-    principal = await gw.keys.authenticate(authorization)
-    if principal.networks is not None:
-        check_address(principal.networks, client_address(request))
+    principal = await gw.keys.authenticate(authorization, client_address(request))
     now = gw.scheduler.clock()
     data = []
     for waiter, forecast in gw.scheduler.waiting(principal.tenant_id):

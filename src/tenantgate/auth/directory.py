@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from ipaddress import ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from tenantgate.auth.keys import imported_key_id, parse_key, secret_matches
 from tenantgate.clock import utcnow
@@ -68,6 +68,22 @@ def cache_salt(tenant_id: str) -> str:
     return "tg-" + hashlib.sha256(b"tenantgate prefix cache:" + tenant_id.encode()).hexdigest()[:32]
 
 
+def check_address(networks: tuple[IPv4Network | IPv6Network, ...], client: str | None) -> None:
+    """Refuse a key used from outside the networks it is allowed (the connection's address: a proxy in
+    front of the gateway is the client it sees)."""
+    try:
+        address = ip_address(client or "")
+    except ValueError:
+        address = None
+    if address is not None and address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # an IPv4 client of a dual-stack listener
+    if address is None or not any(address in network for network in networks):
+        raise PermissionDenied(
+            f"This API key may not be used from {client or 'an unknown address'}; it is limited to some networks.",
+            code="address_not_allowed",
+        )
+
+
 IMPORTABLE = re.compile(r"[\x21-\x7e]{8,512}")  # what an imported key may look like
 
 
@@ -90,7 +106,9 @@ class KeyDirectory:
         self._loading: dict[str, asyncio.Future[ApiKey | None]] = {}
         self._watermark = utcnow()
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client: str | None) -> Principal:
+        """The key's principal; `client`, the address the request came from, is checked against the
+        networks the key is limited to, if it is."""
         if not authorization:
             raise AuthenticationFailed(
                 "Missing API key. Send it as 'Authorization: Bearer tg-...'.", code="missing_api_key"
@@ -112,12 +130,7 @@ class KeyDirectory:
             raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
         if key.expires_at is not None and key.expires_at <= utcnow():
             raise AuthenticationFailed(f"This API key expired at {key.expires_at.isoformat()}.", code="expired_api_key")
-        principal = self._principals.get(key_id)
-        if principal is None:
-            tenant = self._tenants[key.tenant_id]
-            user = None if key.user_id is None else self._users.get(key.user_id)
-            principal = _principal(key, tenant, self._plan_rules(tenant), user)
-            self._principals[key_id] = principal
+        principal = self._principals.get(key_id) or self._new_principal(key)
         if key.user_id is not None and (user := self._users.get(key.user_id)) is not None and not user.active:
             raise AuthenticationFailed("The user this API key belongs to is deactivated.", code="user_deactivated")
         status = self._tenants[key.tenant_id].status
@@ -125,6 +138,14 @@ class KeyDirectory:
             raise AuthenticationFailed("The tenant of this API key was deleted.", code="tenant_deleted")
         if status is not TenantStatus.ACTIVE:
             raise PermissionDenied("This tenant is suspended; contact your platform operator.", code="tenant_suspended")
+        if principal.networks is not None:
+            check_address(principal.networks, client)
+        return principal
+
+    def _new_principal(self, key: ApiKey) -> Principal:
+        tenant = self._tenants[key.tenant_id]
+        user = None if key.user_id is None else self._users.get(key.user_id)
+        principal = self._principals[key.id] = _principal(key, tenant, self._plan_rules(tenant), user)
         return principal
 
     async def _load(self, key_id: str) -> ApiKey | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Protocol
 
 from tenantgate.admission.service import Admission
@@ -13,7 +12,6 @@ from tenantgate.auth.directory import KeyDirectory
 from tenantgate.billing.prices import PriceBook
 from tenantgate.dataplane.response_cache import ResponseCache
 from tenantgate.domain import Principal
-from tenantgate.errors import PermissionDenied
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.prompt_templates import TemplateBook
@@ -37,28 +35,10 @@ class KeyAuthenticator:
         self.assertions = assertions
 
     async def __call__(self, authorization: str | None, assertion: str | None, client: str | None) -> Principal:
-        principal = await self.keys.authenticate(authorization)
-        if principal.networks is not None:
-            check_address(principal.networks, client)
+        principal = await self.keys.authenticate(authorization, client)
         if assertion is None:
             return principal
         return await self.assertions.end_user(principal, assertion)
-
-
-def check_address(networks: tuple[IPv4Network | IPv6Network, ...], client: str | None) -> None:
-    """Refuse a key used from outside the networks it is allowed (the connection's address: a proxy in
-    front of the gateway is the client it sees)."""
-    try:
-        address = ip_address(client or "")
-    except ValueError:
-        address = None
-    if address is not None and address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # an IPv4 client of a dual-stack listener
-    if address is None or not any(address in network for network in networks):
-        raise PermissionDenied(
-            f"This API key may not be used from {client or 'an unknown address'}; it is limited to some networks.",
-            code="address_not_allowed",
-        )
 
 
 @dataclass(frozen=True, slots=True)
