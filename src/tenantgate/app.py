@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -22,7 +25,7 @@ from tenantgate.access.secret_box import SecretBox
 from tenantgate.access.sso import OidcSignOn
 from tenantgate.access.tokens import AccessService
 from tenantgate.access.upstream_keys import TenantUpstreamKeys
-from tenantgate.admission.counters import MemoryCounterStore
+from tenantgate.admission.counters import CounterStore, MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
 from tenantgate.api import public, session
@@ -124,7 +127,7 @@ def data_plane_deps(gw: Gateway, response_cache: ResponseCache) -> DataPlaneDeps
 def response_cache(settings: Settings) -> ResponseCache:
     """Shared by every instance through Redis when there is one; else this process's own."""
     if settings.redis_url:
-        return RedisResponseCache.from_url(settings.redis_url)
+        return RedisResponseCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_probe_s)
     return MemoryResponseCache(settings.response_cache_entries, settings.response_cache_bytes)
 
 
@@ -162,7 +165,9 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             plans = {p.name: p for p in settings.catalog.plans}
             prepaid = PrepaidGate(plans, rules_by_plan(settings.catalog))
             keys = KeyDirectory(store, negative_ttl_s=settings.negative_key_ttl_s, plan_rules=prepaid.rules_for)
-            counters = RedisCounterStore.from_url(settings.redis_url) if settings.redis_url else MemoryCounterStore()
+            counters: CounterStore = MemoryCounterStore()
+            if settings.redis_url:
+                counters = RedisCounterStore.from_url(settings.redis_url, settings.redis_timeout_s)
             notifier = Notifier(store)
             prices = PriceBook(settings.catalog.aliases, config_prices(settings.catalog))
             admission = Admission(
@@ -174,6 +179,8 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 notifier=notifier,
                 recorded=store,
                 thresholds=settings.alert_thresholds,
+                instance_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+                store_timeout_s=settings.redis_timeout_s,
             )
             recorder = UsageRecorder(
                 store,

@@ -139,6 +139,13 @@ async def renew_leases(gw: Gateway) -> None:
         await gw.admission.renew_leases()
 
 
+async def watch_counter_store(gw: Gateway) -> None:
+    every_s = gw.settings.redis_probe_s
+    while True:
+        await gw.admission.watch_store(alive_s=every_s * 5)
+        await asyncio.sleep(every_s)
+
+
 @asynccontextmanager
 async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     """Start the background loops; on exit stop them, flush usage and close connections."""
@@ -164,6 +171,7 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     if gw.settings.usage_journal == "fast":
         gw.spawn(gw.recorder.run_journal(gw.settings.usage_journal_flush_s), "usage-journal")
     gw.spawn(renew_leases(gw), "lease-renewal")
+    gw.spawn(watch_counter_store(gw), "counter-store-watch")
     gw.spawn(probe_deployments(gw), "health-probes")
     gw.spawn(size_deployments(gw), "capacity-discovery")
     try:

@@ -257,6 +257,12 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, description="Shared counters for limits; in-process when unset")
     lease_ttl_s: float = Field(default=30.0, gt=1, description="Concurrency leases expire unless renewed")
+    redis_timeout_s: float = Field(
+        default=0.25, gt=0, le=10, description="How long a Redis call may take before limits are enforced per instance"
+    )
+    redis_probe_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often Redis is asked whether it is back, and instances counted"
+    )
     output_estimate_tokens: int = Field(default=256, ge=1, description="Reserved output when max_tokens is absent")
     output_estimate_cap: int = Field(default=4096, ge=1, description="Most output reserved up front per request")
     sim_speed: float = Field(default=1.0, gt=0, description="Speed of the built-in simulated engine")

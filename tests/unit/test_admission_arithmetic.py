@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tenantgate.admission.counters import Granted, MemoryCounterStore
-from tenantgate.admission.limits import Check, LimitKind, Limits
+from tenantgate.admission.limits import Check, LimitKind, Limits, alone
 from tenantgate.admission.periods import day_label, month_label, next_day, next_month
 
 arrivals = st.lists(st.tuples(st.floats(0, 5, allow_nan=False), st.integers(1, 30)), min_size=1, max_size=80)
@@ -60,3 +60,22 @@ def test_tightest_limit_applies() -> None:
     override = Limits(rpm=50, tpm=None, concurrency=4)
     assert plan.tighten(override) == Limits(rpm=50, tpm=100_000, concurrency=4)
     assert Limits().unlimited and not override.unlimited
+
+
+@settings(max_examples=100, derandomize=True, deadline=None)
+@given(limit=st.integers(1, 2_000), recorded=st.integers(0, 2_000), instances=st.integers(1, 8))
+def test_an_instance_alone_passes_its_share_of_what_is_left(limit: int, recorded: int, instances: int) -> None:
+    """While instances cannot share counters, each passes at most what is left of a period total divided
+    among them, so together they stay within it (counted in units of 1 token)."""
+    store = MemoryCounterStore()
+    check = alone(Check(LimitKind.QUOTA, "month", limit, 1, "total"), instances)
+    asyncio.run(store.seed([check], [recorded]))
+    passed = 0
+    while isinstance(asyncio.run(store.reserve(str(passed), [check])), Granted):
+        passed += 1
+    assert passed == max(0, limit - recorded) // instances
+
+
+def test_an_instance_alone_holds_its_share_of_a_concurrency_limit_and_never_none() -> None:
+    lease = Check(LimitKind.CONCURRENCY, "conc", 8, 1, "lease", ttl_s=30.0)
+    assert [alone(lease, n).limit for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]

@@ -59,6 +59,9 @@ class CounterStore(Protocol):
     async def peek(self, checks: Sequence[Check]) -> tuple[int, ...]:
         """What each counter holds now, reserving nothing."""
 
+    async def heartbeat(self, instance_id: str, alive_s: float) -> int:
+        """Count this instance as alive for `alive_s`; how many instances are alive now."""
+
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
 
@@ -162,6 +165,9 @@ class MemoryCounterStore:
     async def peek(self, checks: Sequence[Check]) -> tuple[int, ...]:
         now = self._clock()
         return tuple(self._used(check, now) for check in checks)
+
+    async def heartbeat(self, instance_id: str, alive_s: float) -> int:
+        return 1  # only this process shares these counters
 
     async def ping(self) -> None:
         return None  # this process's own memory

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -70,3 +70,15 @@ def checks_for(
         gpu = f"tg1:gpu:{scope}:{today.month}"
         checks.append(Check(LimitKind.GPU_TIME, gpu, limits.monthly_gpu_ms, 1, "total", today.next_month))
     return checks
+
+
+def alone(check: Check, instances: int) -> Check:
+    """The check as one of `instances` instances enforces it alone, while they cannot share counters:
+    a concurrency limit divided among them (at least 1 each), and every other amount counted
+    `instances` times, so a window passes limit / instances and a period total what is left of it,
+    divided among them."""
+    if instances <= 1:
+        return check
+    if check.shape == "lease":
+        return replace(check, limit=max(1, check.limit // instances))
+    return replace(check, amount=check.amount * instances)

@@ -160,6 +160,18 @@ return 1
 """
 
 
+# KEYS: the instances set; ARGV: this instance's id, how long it counts as alive (ms)
+HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('ZCARD', KEYS[1])
+"""
+INSTANCES = "tg1:instances"
+
+
 def _expire_at(check: Check) -> int:
     """A period total outlives its period by a day (ms since the epoch); other shapes use their TTL."""
     return int(check.reset_at.timestamp() * 1000) + 86_400_000 if check.reset_at else 0
@@ -172,10 +184,11 @@ class RedisCounterStore:
         self._settle = redis.register_script(SETTLE)
         self._peek = redis.register_script(PEEK)
         self._seed = redis.register_script(SEED)
+        self._heartbeat = redis.register_script(HEARTBEAT)
 
     @classmethod
-    def from_url(cls, url: str) -> RedisCounterStore:
-        return cls(Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
+    def from_url(cls, url: str, timeout_s: float = 2.0) -> RedisCounterStore:
+        return cls(Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s))
 
     async def reserve(self, request_id: str, checks: Sequence[Check]) -> Outcome:
         args: list[str | int] = [request_id]
@@ -216,6 +229,9 @@ class RedisCounterStore:
             args += [check.shape, int(check.ttl_s * 1000)]
         result = await self._peek(keys=[c.counter for c in checks], args=args)
         return tuple(int(value) for value in result)
+
+    async def heartbeat(self, instance_id: str, alive_s: float) -> int:
+        return int(await self._heartbeat(keys=[INSTANCES], args=[instance_id, int(alive_s * 1000)]))
 
     async def ping(self) -> None:
         await self._redis.ping()

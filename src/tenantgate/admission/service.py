@@ -4,9 +4,10 @@ Identities: the tenant (its plan tightened by its overrides), the key, and the u
 bound to (if any), each with its own limits.
 Token reservations are the prompt estimate (body bytes / 4) plus the output the client allows
 (`max_tokens`, else `output_estimate_tokens`, at most `output_estimate_cap`); settlement charges
-what was used, overrun included, and refunds the rest. If the shared store (Redis) fails, the
-request is checked against this instance's own counters instead: limits degrade to per-instance,
-never to unlimited.
+what was used, overrun included, and refunds the rest. If the shared store (Redis) fails, a
+breaker opens and requests are checked against this instance's own counters, each limit shared
+out among the instances last seen alive (see `alone`): limits degrade to per-instance, never to
+unlimited, and a hung store costs the requests in flight one timeout, not every request after.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from datetime import datetime
 from typing import Any
 
 from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore, Unseeded
-from tenantgate.admission.limits import Check, LimitKind, checks_for
+from tenantgate.admission.limits import Check, LimitKind, alone, checks_for
 from tenantgate.admission.periods import calendar
 from tenantgate.admission.seeding import RecordedUsage, recorded_totals
+from tenantgate.breaker import StoreBreaker
 from tenantgate.clock import utcnow
 from tenantgate.dataplane.request import Endpoint, InferenceRequest
 from tenantgate.domain import Limits, Principal, Usage
@@ -44,6 +46,7 @@ class Reservation:
     prompt_estimate: int = 0
     output_reserved: int = 0
     pending: asyncio.Task[None] | None = None  # a stream-time top-up still on its way to the store
+    share: int = 1  # each unit counts this many times: the instances enforcing limits alone (see `alone`)
 
     @property
     def charges_tokens(self) -> bool:
@@ -112,8 +115,14 @@ class Admission:
         notifier: Notifier | None = None,
         recorded: RecordedUsage | None = None,
         thresholds: tuple[int, ...] = (50, 80, 100),
+        instance_id: str = "",
+        store_timeout_s: float = 0.5,
     ) -> None:
         self.store = store
+        self._breaker = StoreBreaker("the counter store (Redis)", "limits are enforced by each instance alone")
+        self._instance_id = instance_id
+        self._store_timeout_s = store_timeout_s
+        self.instances = 1  # alive, as the shared store last counted them
         self._thresholds = thresholds
         self._recorded = recorded
         self._notifier = notifier
@@ -154,13 +163,17 @@ class Admission:
         if principal.included_tokens is not None:
             labelled.append(("tenant", included_check(principal.tenant_id, prompt + output, now)))
         checks = tuple(check for _, check in labelled)
-        store = self.store
-        try:
-            outcome = await self._reserve_seeded(store, request_id, checks)
-        except StoreUnavailable:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any store failure (Redis, network) degrades the same way
-            outcome, store = await self._degraded(request_id, checks, exc)
+        store, share = self.store, 1
+        if self._breaker.open:
+            outcome, checks, store, share = await self._alone(request_id, checks)
+        else:
+            try:
+                outcome = await self._reserve_seeded(store, request_id, checks)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any store failure (Redis, network) degrades the same way
+                self._breaker.failed(exc)
+                outcome, checks, store, share = await self._alone(request_id, checks)
         if isinstance(outcome, Denied):
             label, check = labelled[outcome.index]
             if label == "tenant" and check.shape == "total" and 100 in self._thresholds and self._notifier:
@@ -171,7 +184,7 @@ class Admission:
                 self._notice_included(principal.tenant_id, principal.included_tokens, checks[-1], outcome.remaining[-1])
             self._notice_thresholds(principal.tenant_id, labelled, outcome.remaining)
         headers = rate_headers(checks, outcome)
-        reservation = Reservation(request_id, request.model, checks, store, headers, prompt, output)
+        reservation = Reservation(request_id, request.model, checks, store, headers, prompt, output, share=share)
         if any(c.shape == "lease" for c in checks):
             self._leased[request_id] = reservation
         return reservation
@@ -225,11 +238,13 @@ class Admission:
             outcome = await store.reserve(request_id, checks)
         raise StoreUnavailable("Quota counters could not be rebuilt; retry shortly.", code="quota_unverifiable")
 
-    async def _degraded(
-        self, request_id: str, checks: tuple[Check, ...], exc: Exception
-    ) -> tuple[Granted | Denied, CounterStore]:
-        log.warning("counter store unreachable (%s); enforcing limits per instance", type(exc).__name__)
-        return await self._reserve_seeded(self._fallback, request_id, checks), self._fallback
+    async def _alone(
+        self, request_id: str, checks: tuple[Check, ...]
+    ) -> tuple[Granted | Denied, tuple[Check, ...], CounterStore, int]:
+        """Reserve on this instance's own counters, each limit shared out among the live instances."""
+        share = self.instances
+        own = tuple(alone(check, share) for check in checks)
+        return await self._reserve_seeded(self._fallback, request_id, own), own, self._fallback, share
 
     def charge_progress(self, reservation: Reservation, output_tokens: int) -> None:
         """A stream has produced `output_tokens`: charge what goes beyond its reservation now,
@@ -239,7 +254,7 @@ class Admission:
         tokens = reservation.prompt_estimate + output_tokens
         cost = self._pricing(reservation.model, reservation.prompt_estimate, output_tokens)
         metered = [c for c in reservation.checks if c.kind in _METERED]
-        totals = [cost if c.kind is LimitKind.BUDGET else tokens for c in metered]
+        totals = [(cost if c.kind is LimitKind.BUDGET else tokens) * reservation.share for c in metered]
         raised = {c.counter: dataclasses.replace(c, amount=t) for c, t in zip(metered, totals, strict=True)}
         reservation.checks = tuple(raised.get(c.counter, c) for c in reservation.checks)
         reservation.output_reserved = output_tokens
@@ -287,7 +302,7 @@ class Admission:
         used = usage or Usage()
         cost = self._pricing(reservation.model, used.prompt_tokens, used.completion_tokens)
         settled = {LimitKind.BUDGET: cost, LimitKind.REQUESTS: 1, LimitKind.GPU_TIME: round(gpu_seconds * 1000)}
-        return [settled.get(c.kind, used.total_tokens) for c in reservation.checks]
+        return [settled.get(c.kind, used.total_tokens) * reservation.share for c in reservation.checks]
 
     async def settle(self, reservation: Reservation, usage: Usage | None, gpu_seconds: float = 0.0) -> None:
         self._leased.pop(reservation.request_id, None)
@@ -296,29 +311,42 @@ class Admission:
             await reservation.pending
         try:
             await reservation.store.settle(reservation.request_id, reservation.checks, actual)
-        except Exception:  # noqa: BLE001 - leases expire by themselves; windows forget in 60 s
+        except Exception as exc:  # noqa: BLE001 - leases expire by themselves; windows forget in 60 s
             log.warning("settlement of %s failed; its leases will expire", reservation.request_id)
+            self._breaker.failed(exc)
 
     async def renew_leases(self) -> None:
         """Keep the leases of running requests alive (called every lease_ttl_s / 3)."""
         for reservation in list(self._leased.values()):
+            if reservation.store is self.store and self._breaker.open:
+                continue  # not reachable: they expire there, and this instance counts alone meanwhile
             try:
                 await reservation.store.renew(reservation.request_id, reservation.checks)
-            except Exception:  # noqa: BLE001 - retried on the next round, before the lease expires
+            except Exception as exc:  # noqa: BLE001 - retried on the next round, before the lease expires
                 log.warning("lease renewal failed for %s", reservation.request_id)
+                self._breaker.failed(exc)
 
-    async def counters_state(self, within_s: float = 0.5) -> str:
+    async def watch_store(self, alive_s: float) -> None:
+        """Say this instance is alive and count the live ones (how limits are shared out when the store
+        fails); close the breaker once the store answers again. Called every few seconds."""
+        if isinstance(self.store, MemoryCounterStore):
+            return
+
+        async def heartbeat() -> None:
+            self.instances = max(1, await self.store.heartbeat(self._instance_id, alive_s))
+
+        if await self._breaker.probe(heartbeat, self._store_timeout_s):
+            self._fallback.forget_totals()  # the next outage rebuilds them from what was recorded by then
+
+    async def counters_state(self) -> str:
         """How limits are enforced now: "shared" (the counter store answers), "in_process" (there is
         no shared store), or "per_instance" (the shared store does not answer: each instance enforces
-        the limits alone until it does)."""
+        its share of the limits alone until it does)."""
         if isinstance(self.store, MemoryCounterStore):
             return "in_process"
-        try:
-            async with asyncio.timeout(within_s):
-                await self.store.ping()
-        except Exception:  # noqa: BLE001 - any failure to answer is the same degradation
-            return "per_instance"
-        return "shared"
+        if not self._breaker.open:
+            await self._breaker.probe(self.store.ping, self._store_timeout_s)
+        return "per_instance" if self._breaker.open else "shared"
 
     async def current(self, tenant_id: str, limits: Limits, included: int | None) -> list[dict[str, object]]:
         """Each limit of a tenant with what is used now and when it resets (for `limits show`)."""
@@ -327,6 +355,8 @@ class Admission:
         if included is not None:
             checks.append(dataclasses.replace(included_check(tenant_id, 0, now), limit=included))
         try:
+            if self._breaker.open:
+                raise StoreUnavailable("the counter store is not answering")
             used = await self.store.peek(checks)
         except Exception:  # noqa: BLE001 - show what this instance knows
             used = await self._fallback.peek(checks)

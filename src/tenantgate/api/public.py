@@ -32,6 +32,8 @@ async def readyz(request: Request) -> dict[str, Any] | JSONResponse:
     except Exception:  # noqa: BLE001 - any driver error means not ready
         checks["store"] = "unreachable"
     checks["limits"] = await gw.admission.counters_state()
+    if checks["limits"] != "in_process":
+        checks["instances"] = gw.admission.instances  # as Redis last counted them: limits' share when it fails
     ready = checks["store"] == "ok" and len(gw.catalog.deployments) > 0
     status = "degraded" if ready and checks["limits"] == "per_instance" else "ready" if ready else "not_ready"
     body = {"status": status, "checks": checks}
