@@ -2,7 +2,9 @@
 
     GatewayError                      500 internal_error
     ├── InvalidRequest                400 invalid_request_error
-    │   └── BodyTooLarge              413
+    │   ├── BodyTooLarge              413
+    │   ├── RequestTimeout            408 header_timeout | body_timeout
+    │   └── HeadersTooLarge           431
     ├── AuthenticationFailed          401 invalid_api_key
     ├── PermissionDenied              403 permission_error
     ├── NotFound                      404 not_found
@@ -12,6 +14,7 @@
     │                                     concurrency_limit_exceeded | quota_exceeded | budget_exceeded
     ├── UpstreamError                 502 upstream_error
     ├── NoCapacity                    503 no_capacity
+    ├── TooManyConnections            503 too_many_connections
     ├── StoreUnavailable              503 service_unavailable
     └── UpstreamTimeout               504 timeout
 
@@ -45,6 +48,18 @@ class InvalidRequest(GatewayError):
 class BodyTooLarge(InvalidRequest):
     status = 413
     code = "request_too_large"
+
+
+class RequestTimeout(InvalidRequest):
+    """The client did not send its request in time (the server's own deadline)."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class HeadersTooLarge(InvalidRequest):
+    status = 431
+    code = "headers_too_large"
 
 
 class AuthenticationFailed(GatewayError):
@@ -106,6 +121,12 @@ class NoCapacity(GatewayError):
     status = 503
     type = "service_unavailable"
     code = "no_capacity"
+
+
+class TooManyConnections(GatewayError):
+    status = 503
+    type = "service_unavailable"
+    code = "too_many_connections"
 
 
 class ShuttingDown(GatewayError):

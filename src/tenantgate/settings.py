@@ -224,6 +224,12 @@ class Settings(BaseSettings):
         "(the database user must be allowed to SET ROLE to it; the migration creates it)",
     )  # fmt: skip
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Time a client has to send its headers")
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600, description="Time a client has to send its body")
+    idle_timeout_s: float = Field(default=5.0, gt=0, le=3600, description="An idle kept-alive connection is closed")
+    max_connections: int = Field(default=4096, ge=16, description="Open client connections; more are refused 503")
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1 << 24, description="Request line and headers")
+    max_headers: int = Field(default=100, ge=8, le=10_000, description="Header fields per request")
     upstream_connect_timeout_s: float = 5.0
     upstream_read_timeout_s: float = 300.0
     key_refresh_s: float = Field(default=1.0, gt=0, description="How often each instance polls for key changes")

@@ -108,6 +108,7 @@ def serve(
     import uvicorn
 
     from tenantgate.app import create_app
+    from tenantgate.serving import guarded_protocol, server_limits
     from tenantgate.startup import (
         configuration_problem,
         credentials_problem,
@@ -165,7 +166,8 @@ def serve(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(server_limits(settings)),
+        timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]  # uvicorn takes any number
         lifespan="on",
         access_log=access_log,
         log_level="info",
@@ -181,6 +183,7 @@ def _serve_proxy(settings: Settings, access_log: bool) -> None:
 
     from tenantgate.errors import ConfigurationError
     from tenantgate.proxy.app import create_proxy_app
+    from tenantgate.serving import guarded_protocol, server_limits
 
     try:
         proxy = create_proxy_app(settings)
@@ -190,7 +193,8 @@ def _serve_proxy(settings: Settings, access_log: bool) -> None:
     where = f"http://{settings.host}:{settings.port}"
     typer.echo(f"tenantgate tenant-proxy on {where} for tenant {settings.proxy_tenant} at {settings.shared_url}; "
                f"users sign in with {settings.oidc_issuer}", err=True)  # fmt: skip
-    uvicorn.run(proxy, host=settings.host, port=settings.port, loop="uvloop", http="httptools", access_log=access_log,
+    uvicorn.run(proxy, host=settings.host, port=settings.port, loop="uvloop", access_log=access_log,
+                http=guarded_protocol(server_limits(settings)), timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]
                 log_level="info", ws="none", proxy_headers=False)  # fmt: skip
 
 

@@ -1,0 +1,189 @@
+"""The HTTP server's own guards, below the application: a bounded time to send headers and body,
+bounded header size and count, a cap on open connections, and OpenAI-shaped errors for what is
+refused before any request exists. uvicorn's httptools protocol, extended.
+
+Deadlines are timestamps checked by one sweep every fraction of a second rather than a timer per
+request: a request costs two float assignments, and 20,000 idle sockets one pass over a set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from tenantgate.api.errors import error_body
+from tenantgate.errors import GatewayError, HeadersTooLarge, InvalidRequest, RequestTimeout, TooManyConnections
+from tenantgate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large",
+            503: b"Service Unavailable"}  # fmt: skip
+_HEAD = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+FD_RESERVE = 256  # descriptors kept for the database, Redis, engines and logs
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    header_timeout_s: float
+    body_timeout_s: float
+    max_connections: int
+    max_header_bytes: int
+    max_headers: int
+
+    @property
+    def sweep_s(self) -> float:
+        return min(1.0, max(0.05, min(self.header_timeout_s, self.body_timeout_s) / 4))
+
+
+def server_limits(settings: Settings) -> ServerLimits:
+    return ServerLimits(
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=connection_cap(settings.max_connections),
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+    )
+
+
+def connection_cap(wanted: int) -> int:
+    """Raise this process's descriptor limit as far as allowed; the connections it leaves room for."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = min(hard, max(soft, 1 << 20)) if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    room = max(16, (soft - FD_RESERVE) // 2)  # each client connection may hold an upstream one
+    if wanted > room:
+        log.warning("max_connections lowered from %d to %d: the process may open %d files", wanted, room, soft)
+    return min(wanted, room)
+
+
+def guarded_protocol(limits: ServerLimits) -> type[HttpToolsProtocol]:
+    """uvicorn's `http=` protocol class with `limits` in force."""
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"limits": limits, "sweeping": [False]})
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    limits: ClassVar[ServerLimits]
+    sweeping: ClassVar[list[bool]]  # one sweep per process, whichever connection starts it
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: float | None = None  # loop time by which the current phase must be done
+        self._late: GatewayError | None = None  # what the client is told when it is not
+        self._reading_headers = False
+        self._raw_bytes = 0  # received while reading headers: all of them are header bytes
+        self._header_bytes = 0  # the request line and fields, as parsed
+        self._header_count = 0
+        self._refusal: GatewayError | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(TooManyConnections(
+                f"The gateway holds {self.limits.max_connections} connections, its limit; retry shortly."
+            ))  # fmt: skip
+            return
+        self._expect_headers()
+        if not self.sweeping[0]:
+            self.sweeping[0] = True
+            self.loop.call_later(self.limits.sweep_s, _sweep, self.loop, self.connections, self.limits.sweep_s)
+
+    def _expect_headers(self) -> None:
+        self._deadline = self.loop.time() + self.limits.header_timeout_s
+        self._late = RequestTimeout(
+            f"The request's headers did not arrive within {self.limits.header_timeout_s:g} s.", code="header_timeout"
+        )
+        self._reading_headers = True
+        self._raw_bytes = self._header_bytes = self._header_count = 0
+
+    def _expire(self) -> None:
+        assert self._late is not None
+        log.info("closed a connection from %s: %s", self.client[0] if self.client else "?", self._late.code)
+        self._refuse(self._late)
+
+    def _refuse(self, error: GatewayError) -> None:
+        """Answer `error` and close, unless a response has begun (then only close)."""
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or not self.cycle.response_started:
+            body = error_body(error.message, error.type, error.code)
+            head = (
+                b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+            )
+            self.transport.write(head % (error.status, _REASONS.get(error.status, b""), len(body)) + body)
+        self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if self._reading_headers:
+            self._raw_bytes += len(data)  # so that one huge field is refused before it is buffered whole
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(InvalidRequest("Protocol upgrades are not supported here.", code="upgrade_not_supported"))
+            return
+        except httptools.HttpParserError:
+            self._refuse(self._refusal or InvalidRequest("Malformed HTTP request.", code="malformed_http_request"))
+            return
+        if self._reading_headers and self._raw_bytes > self.limits.max_header_bytes:
+            self._refuse(self._too_large())
+
+    def _too_large(self) -> HeadersTooLarge:
+        return HeadersTooLarge(
+            f"The request's headers exceed {self.limits.max_header_bytes} bytes or {self.limits.max_headers} fields."
+        )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:  # a kept-alive connection's next request: its headers are timed too
+            self._expect_headers()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._header_count += 1
+        self._count(len(name) + len(value))
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self.limits.max_header_bytes or self._header_count > self.limits.max_headers:
+            self._refusal = self._too_large()
+            raise self._refusal  # stops the parser; data_received answers it
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        self._refusal = None
+        self._deadline = self.loop.time() + self.limits.body_timeout_s
+        self._late = RequestTimeout(
+            f"The request's body did not arrive within {self.limits.body_timeout_s:g} s.", code="body_timeout"
+        )
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._deadline = None
+        super().on_message_complete()
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], every_s: float) -> None:
+    """Close the connections whose current phase is past its deadline; again in `every_s`."""
+    now = loop.time()
+    for connection in list(connections):
+        deadline = getattr(connection, "_deadline", None)
+        if deadline is not None and deadline <= now:
+            connection._expire()
+    loop.call_later(every_s, _sweep, loop, connections, every_s)
