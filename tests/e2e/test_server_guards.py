@@ -9,7 +9,6 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
 import pytest
@@ -39,8 +38,7 @@ def guarded(engines: Engines, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def connect(gw: Gateway) -> socket.socket:
     port = int(gw.url.rsplit(":", 1)[1])
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    return sock
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
 
 
 def answer(sock: socket.socket) -> tuple[int, dict[str, object], float]:
@@ -143,8 +141,8 @@ def test_a_real_client_is_served_while_slow_sockets_are_open(guarded: tuple[Gate
         assert all(answer(sock)[0] == 408 for sock in slow)
 
 
-def test_a_kept_alive_connection_left_idle_is_closed(guarded: tuple[Gateway, str], tmp_path: Path) -> None:
-    gw, key = guarded
+def test_a_kept_alive_connection_left_idle_is_closed(guarded: tuple[Gateway, str]) -> None:
+    gw, _ = guarded
     with connect(gw) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         first = sock.recv(65536)
