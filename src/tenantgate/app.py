@@ -36,6 +36,7 @@ from tenantgate.api.tenant import keys, members, templates, upstream_keys, usage
 from tenantgate.api.tenant import settings as tenant_settings
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
+from tenantgate.auth.key_ids import FreshLookups
 from tenantgate.auth.replay import MemorySeenOnce, RedisSeenOnce
 from tenantgate.billing.invoicing import Billing
 from tenantgate.billing.prepaid import PrepaidGate
@@ -164,7 +165,15 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             queue_metrics.watch(scheduler)
             plans = {p.name: p for p in settings.catalog.plans}
             prepaid = PrepaidGate(plans, rules_by_plan(settings.catalog))
-            keys = KeyDirectory(store, negative_ttl_s=settings.negative_key_ttl_s, plan_rules=prepaid.rules_for)
+            lookups = FreshLookups(
+                settings.unlisted_key_lookups_per_s, burst=int(2 * settings.unlisted_key_lookups_per_s)
+            )
+            keys = KeyDirectory(
+                store,
+                negative_ttl_s=settings.negative_key_ttl_s,
+                plan_rules=prepaid.rules_for,
+                unlisted_lookups=lookups,
+            )
             counters: CounterStore = MemoryCounterStore()
             if settings.redis_url:
                 counters = RedisCounterStore.from_url(settings.redis_url, settings.redis_timeout_s)

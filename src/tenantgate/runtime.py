@@ -150,6 +150,7 @@ async def watch_counter_store(gw: Gateway) -> None:
 async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     """Start the background loops; on exit stop them, flush usage and close connections."""
     await reload_prices(gw)
+    await gw.keys.load_ids()
     await gw.refresh_prepaid()
     await gw.upstream_keys.refresh()
     await gw.templates.refresh()

@@ -234,6 +234,9 @@ class Settings(BaseSettings):
     upstream_read_timeout_s: float = 300.0
     key_refresh_s: float = Field(default=1.0, gt=0, description="How often each instance polls for key changes")
     negative_key_ttl_s: float = Field(default=2.0, gt=0, description="How long an unknown key id stays cached")
+    unlisted_key_lookups_per_s: float = Field(
+        default=20.0, gt=0, le=10_000, description="Database lookups a second for key ids not yet polled"
+    )
     response_cache_entries: int = Field(
         default=10_000, ge=1, le=10_000_000, description="In-process response cache: answers kept (least recent go)"
     )

@@ -113,6 +113,7 @@ async def test_keys_lookup_list_and_revoke_is_tenant_scoped(store: Store) -> Non
     assert revoked is not None and revoked.revoked_at == revoke_at and revoked.updated_at == revoke_at
     again = await store.revoke_key("t-acme", "aaaaaaaaaaaa", revoke_at + timedelta(hours=1))
     assert again is not None and again.revoked_at == revoke_at  # first revocation time is kept
+    assert sorted(await store.key_ids()) == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]  # every tenant's, revoked included
 
 
 async def test_a_rotation_keeps_the_old_secret_until_its_grace_ends_and_is_tenant_scoped(store: Store) -> None:

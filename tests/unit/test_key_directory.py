@@ -9,6 +9,7 @@ import pytest
 from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import SYSTEM
 from tenantgate.auth.directory import KeyDirectory
+from tenantgate.auth.key_ids import FreshLookups, KeyIds
 from tenantgate.clock import utcnow
 from tenantgate.domain import ApiKey, TenantStatus
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
@@ -178,3 +179,40 @@ async def test_store_outage_keeps_cached_keys_and_answers_503_for_cold_ones(stor
     with pytest.raises(StoreUnavailable) as caught:
         await directory.authenticate(f"Bearer {cold}", None)
     assert caught.value.status == 503
+
+
+async def test_made_up_ids_cost_no_lookup_once_every_id_is_known(store: CountingStore) -> None:
+    _, _, plaintext = await make_key(store)
+    now = [0.0]
+    directory = KeyDirectory(store, unlisted_lookups=FreshLookups(per_s=1, burst=3, clock=lambda: now[0]))
+    await directory.load_ids()
+    for n in range(10_000):  # a flood of made-up ids, each new
+        with pytest.raises(AuthenticationFailed):
+            await directory.authenticate(f"Bearer tg-{n:012x}-guessed", None)
+    assert store.key_lookups == 3  # the burst of lookups for ids not listed yet; then none
+    assert (await directory.authenticate(f"Bearer {plaintext}", None)).tenant_slug == "acme"  # listed: looked up
+    assert store.key_lookups == 4
+
+
+async def test_a_key_created_elsewhere_works_at_once_or_after_the_poll_during_a_flood(store: CountingStore) -> None:
+    service, _, _ = await make_key(store)
+    now = [0.0]
+    lookups = FreshLookups(per_s=1, burst=1, clock=lambda: now[0])
+    directory = KeyDirectory(store, negative_ttl_s=1e-9, unlisted_lookups=lookups)  # no negative cache to wait out
+    await directory.load_ids()
+    fresh = (await service.create_key(SYSTEM, "acme")).plaintext  # on another instance: not listed here
+    assert (await directory.authenticate(f"Bearer {fresh}", None)).tenant_slug == "acme"  # the one lookup
+    flooded = (await service.create_key(SYSTEM, "acme")).plaintext
+    with pytest.raises(AuthenticationFailed):  # lookups spent: refused until the poll lists it
+        await directory.authenticate(f"Bearer {flooded}", None)
+    await directory.refresh()
+    assert (await directory.authenticate(f"Bearer {flooded}", None)).tenant_slug == "acme"
+
+
+def test_key_ids_hold_every_shape_and_refuse_what_no_id_can_be() -> None:
+    ids = KeyIds(["0123456789ab", "i0123456789a"])
+    assert ids.holds("0123456789ab") and ids.holds("i0123456789a")
+    assert not ids.holds("0123456789ac") and not ids.holds("zzzzzzzzzzzz") and not ids.holds("i0123")
+    for n in range(70_000):  # past the merge point
+        ids.add(f"{n:012x}")
+    assert ids.holds("0123456789ab") and ids.holds(f"{69_999:012x}") and len(ids) == 70_002

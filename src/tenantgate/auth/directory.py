@@ -2,9 +2,11 @@
 
 The database is read only on a cold miss (single-flight per key id) and by one background poll
 every `key_refresh_s`, so revocations reach every instance within that interval and take effect
-at once on the instance that revoked (it calls `apply_key`). Unknown ids are cached briefly so a
-stream of made-up keys cannot hammer the database. If the store is down, cached keys keep working
-and a cold miss answers 503, never 401.
+at once on the instance that revoked (it calls `apply_key`). Every key id is known from start-up
+(`KeyIds`), so a made-up id is refused without a query; ids not listed yet (a key just created on
+another instance) get a budget of lookups, and unknown ids are cached briefly, so a stream of
+made-up keys cannot hammer the database. If the store is down, cached keys keep working and a
+cold miss answers 503, never 401.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
+from tenantgate.auth.key_ids import FreshLookups, KeyIds
 from tenantgate.auth.keys import imported_key_id, parse_key, secret_matches
 from tenantgate.clock import utcnow
 from tenantgate.domain import ApiKey, Limits, Principal, Tenant, TenantStatus, User
@@ -94,8 +97,11 @@ class KeyDirectory:
         *,
         negative_ttl_s: float = 2.0,
         plan_rules: Callable[[Tenant], PlanRules] = lambda tenant: PlanRules(),
+        unlisted_lookups: FreshLookups | None = None,
     ) -> None:
         self._store = store
+        self._ids: KeyIds | None = None  # every key id, once `load_ids` has read them
+        self._unlisted = unlisted_lookups or FreshLookups(per_s=20, burst=40)
         self._plan_rules = plan_rules
         self._negative_ttl_s = negative_ttl_s
         self._keys: dict[str, ApiKey] = {}
@@ -105,6 +111,13 @@ class KeyDirectory:
         self._unknown: dict[str, float] = {}
         self._loading: dict[str, asyncio.Future[ApiKey | None]] = {}
         self._watermark = utcnow()
+
+    async def load_ids(self) -> None:
+        """Read every key id (at start-up): from then on an id the store lacks costs no query."""
+        ids = KeyIds(await self._store.key_ids())
+        for key_id in self._keys:
+            ids.add(key_id)
+        self._ids = ids
 
     async def authenticate(self, authorization: str | None, client: str | None) -> Principal:
         """The key's principal; `client`, the address the request came from, is checked against the
@@ -152,6 +165,8 @@ class KeyDirectory:
         expiry = self._unknown.get(key_id)
         if expiry is not None and expiry > time.monotonic():
             return None
+        if self._ids is not None and not self._ids.holds(key_id) and not self._unlisted.take():
+            return None  # not in the store as of the last poll, and the lookups for new ids are spent
         pending = self._loading.get(key_id)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -191,6 +206,8 @@ class KeyDirectory:
         held (a poll or a lookup still in flight when the key changed) never replaces it: a revoked key
         stays revoked, a rotated-out secret stays out."""
         self._unknown.pop(key.id, None)
+        if self._ids is not None:
+            self._ids.add(key.id)
         held = self._keys.get(key.id)
         if held is not None and (key.updated_at < held.updated_at or (held.revoked_at and not key.revoked_at)):
             return
@@ -239,6 +256,8 @@ class KeyDirectory:
         for key in changes.keys:
             if key.id in self._keys or key.id in self._unknown:
                 self.apply_key(key)
+            elif self._ids is not None:
+                self._ids.add(key.id)
         self._watermark = started
 
     def last_refresh(self) -> datetime:

@@ -68,6 +68,9 @@ class TenancyStore(Protocol):
 
     async def list_keys(self, tenant_id: str) -> list[ApiKey]: ...
 
+    async def key_ids(self) -> list[str]:
+        """The id of every key, revoked and expired ones included (read once at start-up)."""
+
     async def revoke_key(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None: ...
 
     async def rotate_key(

@@ -135,6 +135,9 @@ class MemoryStore(MemoryBilling, MemoryAccess, MemoryStatus):
     async def get_key(self, key_id: str) -> ApiKey | None:
         return self._keys.get(key_id)
 
+    async def key_ids(self) -> list[str]:
+        return list(self._keys)
+
     async def list_keys(self, tenant_id: str) -> list[ApiKey]:
         return sorted((k for k in self._keys.values() if k.tenant_id == tenant_id), key=lambda k: k.created_at)
 

@@ -277,6 +277,10 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess, SqlStatus):
             row = (await conn.execute(api_keys.select().where(api_keys.c.id == key_id))).first()
         return None if row is None else _key(row)
 
+    async def key_ids(self) -> list[str]:
+        async with self._connect(ALL) as conn:
+            return list((await conn.execute(sa.select(api_keys.c.id))).scalars())
+
     async def list_keys(self, tenant_id: str) -> list[ApiKey]:
         query = api_keys.select().where(api_keys.c.tenant_id == tenant_id).order_by(api_keys.c.created_at)
         async with self._connect(tenant_id) as conn:
