@@ -29,7 +29,7 @@ async def measure(n: int, tenants: int, deployments: int) -> float:
     ]
     metrics = QueueMetrics(CollectorRegistry())
     scheduler = Scheduler(catalog, observer=metrics)
-    metrics.watch(scheduler)
+    metrics.watch(scheduler, 2.0)
     names = [f"tenant-{i}" for i in range(tenants)]
     best = float("inf")
     for _ in range(5):

@@ -50,6 +50,7 @@ from tenantgate.declarative import Applier
 from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
 from tenantgate.incidents import StatusBoard
+from tenantgate.metering.health_metrics import watch_health
 from tenantgate.metering.journal import UsageJournal
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
@@ -162,12 +163,12 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             registry = CollectorRegistry()
             queue_metrics = QueueMetrics(registry)
             scheduler = Scheduler(catalog.deployments, fair_prices, observer=queue_metrics)
-            queue_metrics.watch(scheduler)
+            slo_targets = [plan.ttft_slo_ms / 1000 for plan in settings.catalog.plans if plan.ttft_slo_ms]
+            queue_metrics.watch(scheduler, min(slo_targets, default=settings.autoscale_wait_target_s))
             plans = {p.name: p for p in settings.catalog.plans}
             prepaid = PrepaidGate(plans, rules_by_plan(settings.catalog))
-            lookups = FreshLookups(
-                settings.unlisted_key_lookups_per_s, burst=int(2 * settings.unlisted_key_lookups_per_s)
-            )
+            per_s = settings.unlisted_key_lookups_per_s
+            lookups = FreshLookups(per_s, burst=max(1, int(2 * per_s)))
             keys = KeyDirectory(
                 store,
                 negative_ttl_s=settings.negative_key_ttl_s,
@@ -208,6 +209,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 RequestMetrics(registry), EndUserAssertions(store, keys, AuditLog(store), seen), own_keys,
                 TemplateBook(store, AuditLog(store)),
             )  # fmt: skip
+            watch_health(registry, recorder, admission)
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
             api.state.gateway = gw

@@ -153,6 +153,7 @@ class Principal:
 
 
 REFUSED_STATUS = 429  # a limit, a quota or a full queue refused the attempt: counted apart from errors
+CLIENT_CLOSED = 499  # nginx's convention for "client closed the connection"
 
 
 @dataclass(frozen=True, slots=True)

@@ -277,6 +277,9 @@ class Settings(BaseSettings):
     sim_speed: float = Field(default=1.0, gt=0, description="Speed of the built-in simulated engine")
     fair_prompt_weight: float = Field(default=1.0, gt=0, description="VTC price of a prompt token (w_p)")
     fair_output_weight: float = Field(default=2.0, gt=0, description="VTC price of an output token (w_q)")
+    autoscale_wait_target_s: float = Field(
+        default=2.0, gt=0, le=3600, description="Predicted wait the autoscaling signal aims under, without plan targets"
+    )
     queue_update_s: float = Field(default=1.0, gt=0, description="How often a waiting stream gets a queue comment")
     capacity_probe_s: float = Field(
         default=0.5, gt=0, le=60, description="How often engines' metrics are read to size in-flight budgets"

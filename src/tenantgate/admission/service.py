@@ -326,6 +326,11 @@ class Admission:
                 log.warning("lease renewal failed for %s", reservation.request_id)
                 self._breaker.failed(exc)
 
+    @property
+    def breaker_open(self) -> bool:
+        """True while the shared store is not answering and limits are enforced per instance."""
+        return self._breaker.open
+
     async def watch_store(self, alive_s: float) -> None:
         """Say this instance is alive and count the live ones (how limits are shared out when the store
         fails); close the breaker once the store answers again. Called every few seconds."""

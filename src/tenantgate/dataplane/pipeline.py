@@ -22,7 +22,6 @@ from tenantgate.dataplane.deps import DataPlaneDeps
 from tenantgate.dataplane.placement import Dispatch, check_native
 from tenantgate.dataplane.queued_stream import QueuedStream
 from tenantgate.dataplane.relay import (
-    CLIENT_CLOSED,
     Outcome,
     RelayHooks,
     StreamRelay,
@@ -31,7 +30,7 @@ from tenantgate.dataplane.relay import (
 )
 from tenantgate.dataplane.request import Endpoint, InferenceRequest, MessagesOrigin, parse_request
 from tenantgate.dataplane.response_cache import CACHEABLE, answer_usage, as_stream, cache_key
-from tenantgate.domain import Principal, Usage
+from tenantgate.domain import CLIENT_CLOSED, Principal, Usage
 from tenantgate.errors import ClientGone, GatewayError, PermissionDenied
 from tenantgate.metering.content import CapturingSniffer, ContentCapture
 from tenantgate.metering.meter import RequestMeter, Served
@@ -74,7 +73,7 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     slo_target = principal.ttft_slo_ms if request.stream else None
     meter = RequestMeter(
         deps.recorder, deps.prices, principal, call.request_id, call.endpoint.value, request.model, started,
-        deps.request_metrics, slo_target,
+        deps.request_metrics, slo_target, request.stream,
     )  # fmt: skip
     reservation = None
     dispatch: Dispatch | None = None

@@ -16,13 +16,13 @@ from starlette.types import Receive, Scope, Send
 
 from tenantgate.dataplane.placement import Dispatch
 from tenantgate.dataplane.relay import (
-    CLIENT_CLOSED,
     Durable,
     Outcome,
     StreamRelay,
     cancel_on_disconnect,
     sse_error_event,
 )
+from tenantgate.domain import CLIENT_CLOSED
 from tenantgate.errors import GatewayError, UpstreamError
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.scheduling.forecast import Forecast

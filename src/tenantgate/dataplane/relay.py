@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from tenantgate.domain import Usage
+from tenantgate.domain import CLIENT_CLOSED, Usage
 from tenantgate.errors import GatewayError, ShuttingDown
 from tenantgate.providers.base import UpstreamResponse
 
@@ -34,7 +34,6 @@ class UsageSniffer(Protocol):
 
 Outcome = Callable[[int, str | None, Usage | None], None]
 Durable = Callable[[], Awaitable[None]]
-CLIENT_CLOSED = 499  # nginx's convention for "client closed the connection"
 PROGRESS_STEP = 64  # report streamed output every this many events (about one token each)
 _EVENT = b"data: {"
 

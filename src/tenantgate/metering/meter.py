@@ -41,13 +41,16 @@ class RequestMeter:
         "recorder",
         "request_id",
         "slo_target_ms",
+        "streamed",
     )  # fmt: skip
 
     def __init__(
         self, recorder: UsageRecorder, prices: PriceBook, principal: Principal, request_id: str, endpoint: str,
         model: str, started: float, metrics: RequestMetrics | None = None, slo_target_ms: float | None = None,
+        streamed: bool = False,
     ) -> None:  # fmt: skip
         self.recorder = recorder
+        self.streamed = streamed
         self.metrics = metrics
         self.slo_target_ms = slo_target_ms  # a stream of a plan with a TTFT target
         self.prices = prices
@@ -83,6 +86,10 @@ class RequestMeter:
                 self.metrics.rejected(error_type or "rate_limit_exceeded")
             elif slo_met is not None:
                 self.metrics.ttft(self.principal.plan, slo_met)
+            ttft_s = None if ttft is None else ttft / 1000
+            self.metrics.finished(
+                self.principal, served.deployment, status, error_type, usage, ttft_s, now - self._started, self.streamed
+            )
         created = utcnow()
         cost, version = self.prices.cost(self.model, usage, served.gpu_seconds, created)
         saved = 0 if kept is None else self.prices.cost(self.model, kept, 0.0, created)[0]

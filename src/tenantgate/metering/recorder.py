@@ -80,6 +80,11 @@ class UsageRecorder:
     def pending(self) -> int:
         return len(self._events)
 
+    @property
+    def oldest_pending(self) -> datetime | None:
+        """When the oldest event not yet written was made (the writer's lag)."""
+        return self._events[0][1].created_at if self._events else None
+
     async def run(self) -> None:
         """Flush forever; cancelled at shutdown, after which `flush()` drains the rest."""
         while True:

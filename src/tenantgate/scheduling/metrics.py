@@ -8,6 +8,7 @@ histogram labels at most MAX_TENANT_LABELS tenants by slug (the first seen); the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -61,15 +62,27 @@ class QueueMetrics:
     def rejected(self, ticket: Ticket, reason: str) -> None:
         self.rejections.labels(self.labels.get(ticket.tenant, ticket.tenant), reason).inc()
 
-    def watch(self, scheduler: Scheduler) -> None:
-        self.registry.register(_LaneCollector(scheduler, self.labels, self.windows))
+    def watch(self, scheduler: Scheduler, wait_target_s: float) -> None:
+        self.registry.register(_LaneCollector(scheduler, self.labels, self.windows, wait_target_s))
+
+
+def desired_deployments(available: int, in_flight: int, budget: int, longest_wait_s: float, target_s: float) -> int:
+    """The autoscaling signal of a pool: deployments enough for what runs now, and for the longest
+    predicted wait to fall under `target_s` (a wait grows with the backlog over the capacity, so
+    capacity times wait / target clears it in that time). Never below 1."""
+    serving = max(available, 1)
+    busy = in_flight / budget if budget else 0.0
+    return max(1, math.ceil(serving * max(busy, longest_wait_s / target_s)))
 
 
 class _LaneCollector(Collector):
-    def __init__(self, scheduler: Scheduler, labels: dict[str, str], windows: dict[str, FairnessWindow]) -> None:
+    def __init__(
+        self, scheduler: Scheduler, labels: dict[str, str], windows: dict[str, FairnessWindow], wait_target_s: float
+    ) -> None:
         self.scheduler = scheduler
         self.labels = labels
         self.windows = windows
+        self.wait_target_s = wait_target_s
 
     def _fairness(self) -> Iterator[GaugeMetricFamily]:
         service = GaugeMetricFamily(
@@ -109,6 +122,11 @@ class _LaneCollector(Collector):
         available = GaugeMetricFamily(
             "tenantgate_deployment_available", "1 when healthy and not draining", labels=by_deployment
         )
+        desired = GaugeMetricFamily(
+            "tenantgate_pool_desired_deployments", "Deployments the pool needs for its load and for the longest "
+            "predicted wait to fall under the TTFT target (an autoscaling signal)", labels=["pool"],
+        )  # fmt: skip
+        pools: dict[str, list[float]] = {}  # pool -> [available, in flight, budget, longest wait]
         now = self.scheduler.clock()
         for name, lane in self.scheduler.lanes.items():
             dispatcher = lane.dispatcher
@@ -116,14 +134,23 @@ class _LaneCollector(Collector):
             tokens.add_metric([name], dispatcher.budget.tokens)
             budget.add_metric([name], lane.capacity.limit)
             available.add_metric([name], 1.0 if lane.deployment.accepts_work else 0.0)
+            pool = pools.setdefault(lane.deployment.pool, [0, 0, 0, 0.0])
+            if lane.deployment.accepts_work:
+                pool[0] += 1
+                pool[1] += dispatcher.budget.sequences
+                pool[2] += lane.capacity.limit
             for tenant, queue in lane.tenant_queues(now).items():
                 label = self.labels.get(tenant, tenant)
                 depth.add_metric([name, label], queue.waiting)
                 if queue.next_start_s is not None:
                     start.add_metric([name, label], queue.next_start_s)
+                    pool[3] = max(pool[3], queue.next_start_s)
             counters = getattr(dispatcher.queue, "counters", None)
             if isinstance(counters, MemoryCounters):
                 for tenant, value in counters.snapshot().items():
                     counter.add_metric([name, self.labels.get(tenant, tenant)], value)
-        yield from (depth, start, counter, running, tokens, budget, available)
+        for pool_name, (serving, in_flight, limit, wait) in pools.items():
+            value = desired_deployments(int(serving), int(in_flight), int(limit), wait, self.wait_target_s)
+            desired.add_metric([pool_name], value)
+        yield from (depth, start, counter, running, tokens, budget, available, desired)
         yield from self._fairness()
