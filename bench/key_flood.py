@@ -26,7 +26,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 
 from procs import TENANTGATE, free_port, spawn, stop, wait_http
-from run import ADMIN, make_key, tenantgate_config
+from run import make_key, start_tenantgate
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 CHAT = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
@@ -99,15 +99,10 @@ def main() -> None:
     processes = [spawn([*TENANTGATE, "sim-engine", "--instant", "--port", str(up_port)])]
     try:
         wait_http(upstream + "/health")
-        config = workdir / "tenantgate.yaml"
-        config.write_text(json.dumps(tenantgate_config(upstream)))
-        env = {
-            "TENANTGATE_ADMIN_TOKEN": ADMIN,
-            "TENANTGATE_DATA_DIR": str(workdir / "data"),
-            "PYTHONPATH": options.source,
-        }
-        args = [*TENANTGATE, "serve", "--port", str(port), "--config", str(config)]
-        processes.append(spawn([*args, "--database-url", f"{POSTGRES}/{database}"], env))
+        gateway, _ = start_tenantgate(
+            port, upstream, workdir, database_url=f"{POSTGRES}/{database}", source=options.source
+        )
+        processes.append(gateway)
         wait_http(url + "/readyz")
         key = make_key(url)
         latencies(url, key, 200)  # warm

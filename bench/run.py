@@ -65,14 +65,20 @@ def tenantgate_config(upstream: str) -> dict[str, object]:
     return {"pools": [{"name": "bench", "deployments": [deployment]}], "plans": [plan]}
 
 
-def start_tenantgate(port: int, upstream: str, workdir: Path, redis: str | None = None) -> tuple[object, float]:
+def start_tenantgate(
+    port: int, upstream: str, workdir: Path, redis: str | None = None, database_url: str | None = None,
+    source: str | None = None,
+) -> tuple[subprocess.Popen[bytes], float]:  # fmt: skip
+    """The gateway on the bench configuration; `source`: another checkout's src directory."""
     env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(workdir / "data")}
     if redis:
         env["TENANTGATE_REDIS_URL"] = redis
+    if source:
+        env["PYTHONPATH"] = source
     config = workdir / "tenantgate.yaml"
     config.write_text(json.dumps(tenantgate_config(upstream)))  # JSON is YAML
     args = [*TENANTGATE, "serve", "--port", str(port), "--config", str(config)]
-    args += ["--database-url", f"sqlite:///{workdir / 'bench.db'}"]
+    args += ["--database-url", database_url or f"sqlite:///{workdir / 'bench.db'}"]
     started = time.monotonic()
     return spawn(args, env), started
 
@@ -125,23 +131,23 @@ def main() -> None:
         first, _ = start_tenantgate(tg_port, upstream, workdir)
         wait_http(tg_url + "/readyz")
         key = make_key(tg_url)
-        stop(first)  # type: ignore[arg-type]
+        stop(first)
         gateway, started = start_tenantgate(tg_port, upstream, workdir)  # restart: time to first 200 with a key
-        processes.append(gateway)  # type: ignore[arg-type]
+        processes.append(gateway)
         startup_s = first_200(tg_url, key, started)
-        idle_rss = rss_mib(gateway.pid)  # type: ignore[attr-defined]
+        idle_rss = rss_mib(gateway.pid)
         results = {
             "direct": measure("direct", upstream, key, None, seconds, stream_total),
             "floor": measure("floor", floor_url, key, processes[1].pid, seconds, stream_total),
-            "tenantgate": measure("tenantgate", tg_url, key, gateway.pid, seconds, stream_total),  # type: ignore[attr-defined]
+            "tenantgate": measure("tenantgate", tg_url, key, gateway.pid, seconds, stream_total),
         }
         extra: dict[str, object] = {"tenantgate_start_s": startup_s, "tenantgate_idle_rss_mib": idle_rss}
         if options.redis:
-            stop(gateway)  # type: ignore[arg-type]
+            stop(gateway)
             shared, _ = start_tenantgate(tg_port, upstream, workdir, options.redis)
-            processes.append(shared)  # type: ignore[arg-type]
+            processes.append(shared)
             first_200(tg_url, key, time.monotonic())
-            results["tenantgate+redis"] = measure("tenantgate+redis", tg_url, key, shared.pid, seconds, stream_total)  # type: ignore[attr-defined]
+            results["tenantgate+redis"] = measure("tenantgate+redis", tg_url, key, shared.pid, seconds, stream_total)
         if options.with_litellm:
             ensure_litellm()
             lite_port = free_port()

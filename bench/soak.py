@@ -26,7 +26,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 
 from procs import TENANTGATE, free_port, rss_mib, spawn, stop, wait_http
-from run import ADMIN, make_key, tenantgate_config
+from run import ADMIN, make_key, start_tenantgate
 
 CHAT = {"model": "sim-small", "messages": [{"role": "user", "content": "soak"}], "max_tokens": 16}
 WARM_UP_S = 120
@@ -109,11 +109,7 @@ def main() -> None:
     processes = [spawn([*TENANTGATE, "sim-engine", "--instant", "--port", str(up_port)])]
     try:
         wait_http(upstream + "/health")
-        config = workdir / "tenantgate.yaml"
-        config.write_text(json.dumps(tenantgate_config(upstream)))
-        env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(workdir / "data")}
-        args = [*TENANTGATE, "serve", "--port", str(port), "--config", str(config)]
-        gateway = spawn([*args, "--database-url", f"sqlite:///{workdir / 'soak.db'}"], env)
+        gateway, _ = start_tenantgate(port, upstream, workdir)
         processes.append(gateway)
         wait_http(url + "/readyz")
         key = make_key(url)
