@@ -60,6 +60,7 @@ from tenantgate.plans import rules_by_plan
 from tenantgate.prompt_templates import TemplateBook
 from tenantgate.providers.registry import ProviderRegistry
 from tenantgate.routing.catalog import Catalog
+from tenantgate.routing.health import TenantCircuits
 from tenantgate.runtime import Gateway, running
 from tenantgate.scheduling.lanes import Scheduler
 from tenantgate.scheduling.metrics import QueueMetrics
@@ -119,7 +120,9 @@ def people(
 
 def data_plane_deps(gw: Gateway, response_cache: ResponseCache) -> DataPlaneDeps:
     """The request path's narrow view of the gateway."""
-    placement = Placement(gw.scheduler, gw.provider, gw.settings.queue_update_s, gw.upstream_keys.key_for)
+    # a tenant's own circuit trips one failure before a deployment's would
+    circuits = TenantCircuits(max(1, gw.settings.breaker_failures - 1), gw.settings.breaker_cooldown_s)
+    placement = Placement(gw.scheduler, gw.provider, gw.settings.queue_update_s, gw.upstream_keys.key_for, circuits)
     return DataPlaneDeps(
         KeyAuthenticator(gw.keys, gw.assertions), gw.catalog, gw.admission, placement, gw.recorder, gw.prices,
         gw.request_metrics, gw.settings.max_body_bytes, response_cache, gw.templates,

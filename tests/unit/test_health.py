@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tenantgate.routing.health import Health
+from tenantgate.routing.health import Health, TenantCircuits
 from tests.unit.manual_clock import ManualClock
 
 
@@ -57,3 +57,36 @@ def test_a_failed_probe_takes_the_deployment_out_until_it_answers() -> None:
     assert not health.available and health.state == "probe_failed"
     health.probe_ok = True
     assert health.available
+
+
+def test_a_tenants_own_circuit_opens_before_the_deployments_and_tries_again_after_its_cooldown() -> None:
+    now = [0.0]
+    circuits = TenantCircuits(failures_to_open=2, cooldown_s=10, evidence_s=60, clock=lambda: now[0])
+    circuits.success("t2", "d")  # another tenant was served there: the deployment works
+    assert circuits.failure("t1", "d") is False  # the first failure also counts for the deployment
+    assert circuits.failure("t1", "d") is True  # the second is the tenant's own: its circuit opens
+    assert circuits.open_for("t1", "d") == 10 and circuits.open_for("t2", "d") is None
+    assert circuits.open_for("t1", "other") is None  # only on that deployment
+    now[0] = 10.0
+    assert circuits.open_for("t1", "d") is None  # half-open: the next request tries
+    assert circuits.failure("t1", "d") is True  # and its failure opens it again at once
+    now[0] = 25.0
+    circuits.success("t1", "d")
+    assert circuits.failure("t1", "d") is False  # a success started the count again
+
+
+def test_failures_count_for_the_deployment_when_no_other_tenant_was_served_there_lately() -> None:
+    now = [0.0]
+    circuits = TenantCircuits(failures_to_open=1, cooldown_s=10, evidence_s=60, clock=lambda: now[0])
+    assert not any(circuits.failure("t1", "d") for _ in range(5))  # alone there: the deployment's failures
+    circuits.success("t2", "d")
+    now[0] = 61.0  # that evidence is too old
+    assert circuits.failure("t1", "d") is False
+    circuits.success("t2", "d")
+    assert circuits.failure("t1", "d") is True
+
+
+def test_without_tenant_circuits_every_failure_is_the_deployments() -> None:
+    circuits = TenantCircuits(failures_to_open=0)
+    circuits.success("t2", "d")
+    assert not any(circuits.failure("t1", "d") for _ in range(5))

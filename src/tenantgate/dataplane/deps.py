@@ -17,6 +17,7 @@ from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.prompt_templates import TemplateBook
 from tenantgate.providers.base import Providers
 from tenantgate.routing.catalog import Catalog
+from tenantgate.routing.health import TenantCircuits
 from tenantgate.scheduling.lanes import Scheduler
 
 
@@ -49,6 +50,7 @@ class Placement:
     provider: Providers
     queue_update_s: float  # how often a waiting request hears where it stands
     own_key: Callable[[str, str], str | None]  # (tenant id, deployment) -> the tenant's own upstream key
+    circuits: TenantCircuits  # each tenant's own breaker on each deployment
 
 
 @dataclass(frozen=True, slots=True)

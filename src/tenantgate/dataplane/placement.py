@@ -62,6 +62,7 @@ class Dispatch:
         self.provider = using.provider
         self.queue_update_s = using.queue_update_s
         self.own_key = using.own_key
+        self.circuits = using.circuits
         self.route = route
         self.request = request
         self.principal = principal
@@ -75,7 +76,10 @@ class Dispatch:
         self._fresh: Ticket | None = self._ticket()
         self._prefix: int | None = None
         self._lanes = scheduler.order(route.deployments, self._fresh, self._prefix_key)
+        held_off = self._held_off(principal.tenant_id)
         if not self._lanes:
+            if held_off is not None:
+                raise held_off
             raise NoCapacity(
                 f"Every deployment that may serve model '{route.requested}' is unhealthy or draining; "
                 "requests are not sent to other pools or regions."
@@ -86,6 +90,21 @@ class Dispatch:
         self._gpu_mark: float | None = None
         self._refusals = 0  # connections refused by a saturated engine, each followed by queueing again
         self._refused = False  # the last attempt's connection was refused before any answer
+
+    def _held_off(self, tenant_id: str) -> NoCapacity | None:
+        """Drop the lanes this tenant's own circuits keep it off; what to answer if none is left."""
+        waits = {lane.deployment.name: self.circuits.open_for(tenant_id, lane.deployment.name) for lane in self._lanes}
+        if not any(waits.values()):
+            return None
+        self._lanes = [lane for lane in self._lanes if not waits[lane.deployment.name]]
+        seconds = min(left for left in waits.values() if left)
+        error = NoCapacity(
+            f"Requests of this tenant kept failing on every deployment serving model '{self.route.requested}'; "
+            f"they are held off for {seconds:.0f} s, so that they do not take those deployments from other tenants.",
+            code="tenant_circuit_open",
+        )
+        error.headers["Retry-After"] = str(max(1, round(seconds)))
+        return error
 
     def _prefix_key(self) -> int | None:
         """Asked only when placement has a choice to make (several deployments)."""
@@ -157,7 +176,10 @@ class Dispatch:
                 self._gpu_end()
                 if self._saturated(place):
                     continue
-                if place.lane.deployment.health.failure():  # its circuit opened: what waits there moves on
+                deployment = place.lane.deployment
+                if self.circuits.failure(self.principal.tenant_id, deployment.name):
+                    deployment.health.no_verdict()  # the tenant's own failure: not the deployment's
+                elif deployment.health.failure():  # its circuit opened: what waits there moves on
                     place.lane.capacity.forget()
                     self.scheduler.evacuate(place.lane)
                 self.scheduler.release(place.lane, place.ticket)
@@ -222,6 +244,7 @@ class Dispatch:
                 deployment.health.no_verdict()
             raise
         deployment.health.success()
+        self.circuits.success(self.principal.tenant_id, deployment.name)
         return upstream
 
     async def _answer_from(self, lane: Lane, path: str, body: bytes, headers: dict[str, str]) -> UpstreamResponse:

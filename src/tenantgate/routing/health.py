@@ -62,3 +62,74 @@ class Health:
         if self.open_until is None:
             return "healthy"
         return "circuit_open" if self.clock() < self.open_until else "half_open"
+
+
+class TenantCircuits:
+    """Each tenant's own breaker on each deployment, which trips before the deployment's.
+
+    When a tenant's requests keep failing on a deployment that other tenants were served by within
+    the last `evidence_s` (so it works: the requests are the problem, malformed for that engine or
+    pathological), that tenant is held off the deployment for `cooldown_s` once `failures_to_open` of
+    its requests failed there in a row, and those failures do not count toward the deployment's
+    circuit. So one tenant's traffic cannot open a circuit for everyone. A deployment that no other
+    tenant was served by lately counts every failure, as before: with one tenant, or when it fails
+    for all, its own circuit opens.
+    """
+
+    MAX_TRACKED = 100_000  # (tenant, deployment) pairs with failures; past it the oldest are forgotten
+    WITNESSES = 8  # tenants last served per deployment, kept as evidence that it works
+
+    def __init__(
+        self, failures_to_open: int = 2, cooldown_s: float = 10.0, evidence_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.failures_to_open = failures_to_open
+        self.cooldown_s = cooldown_s
+        self.evidence_s = evidence_s
+        self.clock = clock
+        self._failures: dict[tuple[str, str], int] = {}
+        self._open_until: dict[tuple[str, str], float] = {}
+        self._served: dict[str, dict[str, float]] = {}  # deployment -> tenant -> when last served
+
+    def open_for(self, tenant_id: str, deployment: str) -> float | None:
+        """Seconds the tenant is still kept off the deployment; None when it is not."""
+        if not self._open_until:
+            return None
+        until = self._open_until.get((tenant_id, deployment))
+        if until is None:
+            return None
+        left = until - self.clock()
+        if left > 0:
+            return left
+        del self._open_until[(tenant_id, deployment)]  # half-open: its next request is the trial
+        return None
+
+    def failure(self, tenant_id: str, deployment: str) -> bool:
+        """Count the tenant's failure there; True when it is the tenant's own (its circuit opened),
+        so the deployment's circuit does not count it. With `failures_to_open` 0 there are none."""
+        if self.failures_to_open < 1:
+            return False
+        pair = (tenant_id, deployment)
+        failures = self._failures.pop(pair, 0) + 1  # re-inserted: the dict's order is recency
+        if len(self._failures) >= self.MAX_TRACKED:
+            del self._failures[next(iter(self._failures))]
+        self._failures[pair] = failures
+        now = self.clock()
+        others = self._served.get(deployment, {})
+        if failures < self.failures_to_open or not any(
+            tenant != tenant_id and now - at <= self.evidence_s for tenant, at in others.items()
+        ):
+            return False
+        if len(self._open_until) >= self.MAX_TRACKED:
+            self._open_until = {key: until for key, until in self._open_until.items() if until > now}
+        self._open_until[pair] = now + self.cooldown_s
+        return True
+
+    def success(self, tenant_id: str, deployment: str) -> None:
+        if self._failures:
+            self._failures.pop((tenant_id, deployment), None)
+        served = self._served.setdefault(deployment, {})
+        served.pop(tenant_id, None)  # re-inserted: the dict's order is recency
+        served[tenant_id] = self.clock()
+        if len(served) > self.WITNESSES:
+            del served[next(iter(served))]

@@ -17,7 +17,7 @@ from tenantgate.domain import Principal, QueueTerms
 from tenantgate.errors import UpstreamError
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad
-from tenantgate.routing.health import Health
+from tenantgate.routing.health import Health, TenantCircuits
 from tenantgate.routing.policy import Route
 from tenantgate.scheduling.lanes import Scheduler
 
@@ -82,7 +82,7 @@ async def test_when_a_circuit_opens_the_requests_waiting_for_it_go_on_at_once() 
     left, right = deployment("left", 0.1), deployment("right", 1.0)  # left is cheaper: tried first
     scheduler = Scheduler([left, right])
     upstreams = Upstreams()
-    placement = Placement(scheduler, upstreams, 0.05, lambda tenant, name: None)
+    placement = Placement(scheduler, upstreams, 0.05, lambda tenant, name: None, TenantCircuits())
     route = Route("m", "m", (left, right))
     request = parse_request(Endpoint.CHAT, orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}))
 
