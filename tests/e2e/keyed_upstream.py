@@ -3,13 +3,12 @@ of which key the gateway sends: it records the method and bearer key of every /v
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
-from tests.e2e.local_http import serving
+from tests.e2e.local_http import send_json, serving
 
 MODEL = "house-model"
 ANSWER = {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": MODEL,
@@ -35,13 +34,10 @@ def keyed_upstream(*accepted: str) -> Iterator[KeyedUpstream]:
             key = self.headers.get("Authorization", "").removeprefix("Bearer ")
             if self.path.startswith("/v1/"):  # not the engine-metrics probe at /metrics
                 upstream.calls.append((self.command, key))
-            status = 200 if key in accepted else 401
-            data = json.dumps(body if status == 200 else {"error": {"message": "bad key"}}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            if key in accepted:
+                send_json(self, 200, body)
+            else:
+                send_json(self, 401, {"error": {"message": "bad key"}})
 
         def do_GET(self) -> None:
             self._answer({"object": "list", "data": [{"id": MODEL, "object": "model"}]})

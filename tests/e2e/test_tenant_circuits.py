@@ -5,7 +5,6 @@ tests/e2e/test_scheduling.py.)"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.keyed_upstream import ANSWER, MODEL
-from tests.e2e.local_http import serving
+from tests.e2e.local_http import send_json, serving
 from tests.e2e.procs import Gateway, gateway
 from tests.e2e.scheduling_support import deployment
 
@@ -26,23 +25,15 @@ def upstream() -> Iterator[str]:
     """Fails (500) every request the gateway sends for the tenant `poison`; answers the others."""
 
     class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, body: object) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
         def do_GET(self) -> None:
-            self._send(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+            send_json(self, 200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.headers.get("x-tenantgate-tenant") == "poison":
-                self._send(500, {"error": {"message": "the engine choked on this request"}})
+                send_json(self, 500, {"error": {"message": "the engine choked on this request"}})
             else:
-                self._send(200, ANSWER)
+                send_json(self, 200, ANSWER)
 
         def log_message(self, *args: object) -> None:
             pass
