@@ -54,6 +54,7 @@ from tenantgate.metering.health_metrics import watch_health
 from tenantgate.metering.journal import UsageJournal
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
+from tenantgate.metering.velocity import VelocityWatch
 from tenantgate.notifications import Notifier
 from tenantgate.operations import Operations
 from tenantgate.plans import rules_by_plan
@@ -126,6 +127,13 @@ def data_plane_deps(gw: Gateway, response_cache: ResponseCache) -> DataPlaneDeps
     return DataPlaneDeps(
         KeyAuthenticator(gw.keys, gw.assertions), gw.catalog, gw.admission, placement, gw.recorder, gw.prices,
         gw.request_metrics, gw.settings.max_body_bytes, response_cache, gw.templates,
+    )  # fmt: skip
+
+
+def velocity(settings: Settings, notifier: Notifier, registry: CollectorRegistry) -> VelocityWatch:
+    return VelocityWatch(
+        notifier, registry, factor=settings.velocity_factor, min_per_minute=settings.velocity_min_per_minute,
+        horizon_min=settings.velocity_horizon_min,
     )  # fmt: skip
 
 
@@ -209,7 +217,8 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             own_keys = TenantUpstreamKeys(store, box, AuditLog(store), deployments)
             gw = Gateway(
                 settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices, prepaid,
-                RequestMetrics(registry), EndUserAssertions(store, keys, AuditLog(store), seen), own_keys,
+                RequestMetrics(registry, velocity(settings, notifier, registry)),
+                EndUserAssertions(store, keys, AuditLog(store), seen), own_keys,
                 TemplateBook(store, AuditLog(store)),
             )  # fmt: skip
             watch_health(registry, recorder, admission)

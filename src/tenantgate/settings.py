@@ -277,6 +277,13 @@ class Settings(BaseSettings):
     sim_speed: float = Field(default=1.0, gt=0, description="Speed of the built-in simulated engine")
     fair_prompt_weight: float = Field(default=1.0, gt=0, description="VTC price of a prompt token (w_p)")
     fair_output_weight: float = Field(default=2.0, gt=0, description="VTC price of an output token (w_q)")
+    velocity_factor: float = Field(
+        default=10.0, gt=1, description="A minute's requests this many times a tenant's or key's usual alert"
+    )
+    velocity_min_per_minute: int = Field(default=120, ge=1, description="...and at least this many")
+    velocity_horizon_min: int = Field(
+        default=60, ge=2, le=10_080, description="Minutes the usual rate is averaged over"
+    )
     autoscale_wait_target_s: float = Field(
         default=2.0, gt=0, le=3600, description="Predicted wait the autoscaling signal aims under, without plan targets"
     )

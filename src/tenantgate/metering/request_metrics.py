@@ -21,6 +21,7 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from tenantgate.domain import CLIENT_CLOSED, REFUSED_STATUS, Principal, Usage
+from tenantgate.metering.velocity import VelocityWatch
 from tenantgate.scheduling.metrics import MAX_TENANT_LABELS, OTHER
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
@@ -29,7 +30,8 @@ Metric = TypeVar("Metric", Counter, Histogram)
 
 
 class RequestMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, velocity: VelocityWatch | None = None) -> None:
+        self.velocity = velocity
         self.slo = Counter(
             "tenantgate_ttft_slo_requests", "Streamed requests of plans with a TTFT target, by whether the first "
             "token came within it", ["plan", "met"], registry=registry,
@@ -81,6 +83,8 @@ class RequestMetrics:
         self, principal: Principal, deployment: str | None, status: int, error_type: str | None, usage: Usage,
         ttft_s: float | None, duration_s: float, streamed: bool,
     ) -> None:  # fmt: skip
+        if self.velocity is not None:
+            self.velocity.seen(principal.tenant_id, principal.tenant_slug, principal.key_id)
         tenant = self._tenant(principal)
         outcome = outcome_of(status)
         self._child(self.requests, (tenant, outcome)).inc()
