@@ -143,6 +143,7 @@ async def watch_counter_store(gw: Gateway) -> None:
     every_s = gw.settings.redis_probe_s
     while True:
         await gw.admission.watch_store(alive_s=every_s * 5)
+        gw.scheduler.share_budgets(gw.admission.instances)
         await asyncio.sleep(every_s)
 
 

@@ -156,6 +156,19 @@ class Capacity:
         self.known, self._growth, self._queued_before = None, 0.0, False
         self.probe_every_s = PROBE_EVERY_S
 
+    def shared_by(self, instances: int) -> bool:
+        """A configured budget is the engine's, and `instances` gateways send to it: each keeps its
+        share (at least 1), so together they never exceed it. True when the limit changed. (A
+        discovered budget already reads the engine's whole load, the others' requests included.)"""
+        if self.configured is None:
+            return False
+        limit = max(1, self.configured // max(1, instances))
+        changed = limit != self.limit
+        self.limit = limit
+        self.source = "configured" if instances <= 1 else f"configured, shared by {instances} instances"
+        self.reason = "max_in_flight in the catalog" + ("" if instances <= 1 else f", divided by {instances}")
+        return changed
+
     def _set(self, limit: int, source: str, reason: str) -> bool:
         if not self.discovers:
             return False

@@ -287,6 +287,12 @@ class Scheduler:
             self._wake(lane, lane.dispatcher.fill(now), now)
             self._take_over(lane, now)
 
+    def share_budgets(self, instances: int) -> None:
+        """`instances` gateways send to the same engines: each configured budget is shared out."""
+        for lane in self.lanes.values():
+            if lane.capacity.shared_by(instances):
+                self.resize(lane)
+
     def drain(self, name: str, draining: bool = True) -> Lane:
         """Stop (or resume) dispatch to a deployment; requests waiting on it are placed elsewhere."""
         lane = self.lanes[name]

@@ -1,0 +1,101 @@
+"""Three gateways on one database and one Redis, as one: an engine's configured in-flight budget is
+shared out among the live instances, so together they never send it more than its budget, and two
+tenants with 1:2 demand spread over the instances are served alike."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.procs import Gateway, SimEngine, gateway, sim_engine
+from tests.e2e.scheduling_support import until
+
+BUDGET = 6
+
+
+@pytest.fixture
+def engine() -> Iterator[SimEngine]:
+    with sim_engine("--models", "sim-small", "--speed", "5") as started:
+        yield started
+
+
+@pytest.fixture
+def fleet(engine: SimEngine, redis_url: str, tmp_path: Path) -> Iterator[list[Gateway]]:
+    config = tmp_path / "tenantgate.yaml"
+    deployment = {"name": "engine", "base_url": engine.url + "/v1", "models": ["sim-small"], "max_in_flight": BUDGET}
+    pool = {"name": "main", "scheduler": "vtc", "deployments": [deployment]}
+    config.write_text(json.dumps({"pools": [pool]}))
+    env = {"TENANTGATE_REDIS_URL": redis_url, "TENANTGATE_REDIS_PROBE_S": "0.2"}
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    with ExitStack() as stack:
+        fleet = [
+            stack.enter_context(gateway(tmp_path, "--config", str(config), database_url=database, env=env))
+            for _ in range(3)
+        ]
+        for gw in fleet:  # each has counted the others (instances stay counted 1 s after they stop)
+            until(lambda gw=gw: httpx.get(gw.url + "/readyz").json()["checks"].get("instances") == 3, 15,  # type: ignore[misc]
+                  "three instances to be counted")  # fmt: skip
+        yield fleet
+
+
+def test_an_engines_budget_holds_across_three_instances(fleet: list[Gateway], engine: SimEngine) -> None:
+    key = fleet[0].tenant_with_key("cluster-budget", "--plan", "scale")
+    body = {"model": "sim-small", "messages": [{"role": "user", "content": "go"}], "max_tokens": 60, "stream": True}
+
+    async def load() -> list[int]:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=None)) as http:
+
+            async def one(n: int) -> int:
+                url = fleet[n % 3].url + "/v1/chat/completions"
+                async with http.stream("POST", url, json=body, headers=headers) as response:
+                    async for _ in response.aiter_lines():
+                        pass
+                    return response.status_code
+
+            return await asyncio.gather(*(one(n) for n in range(30)))
+
+    engine.reset()
+    statuses = asyncio.run(load())
+    stats = engine.stats()
+    assert statuses == [200] * 30
+    assert stats["peak_running"] == BUDGET, stats  # each instance sent 2 at most, and all 6 were used
+
+
+def test_two_tenants_with_one_to_two_demand_are_served_alike_across_three_instances(
+    fleet: list[Gateway], engine: SimEngine
+) -> None:
+    keys = {slug: fleet[0].tenant_with_key(slug, "--plan", "scale") for slug in ("light", "heavy")}
+    body = {"model": "sim-small", "messages": [{"role": "user", "content": "go"}], "max_tokens": 24}
+    window_s = 8.0
+
+    async def served() -> dict[str, int]:
+        done = {"light": 0, "heavy": 0}
+        deadline = time.monotonic() + window_s
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=None)) as http:
+
+            async def worker(slug: str, n: int) -> None:  # closed loop: always one request out
+                url = fleet[n % 3].url + "/v1/chat/completions"
+                headers = {"Authorization": f"Bearer {keys[slug]}"}
+                while time.monotonic() < deadline:
+                    response = await http.post(url, json=body, headers=headers)
+                    assert response.status_code == 200, response.text
+                    if time.monotonic() < deadline:
+                        done[slug] += 1
+
+            workers = [worker("light", n) for n in range(6)] + [worker("heavy", n) for n in range(12)]
+            await asyncio.gather(*workers)
+        return done
+
+    done = asyncio.run(served())
+    ratio = done["light"] / done["heavy"]
+    print(f"\ncompleted in {window_s:g} s: {done}, light / heavy = {ratio:.2f}")
+    assert min(done.values()) >= 30, done  # enough requests for the ratio to mean something
+    assert 0.9 <= ratio <= 1.1, done
