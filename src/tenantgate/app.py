@@ -43,6 +43,7 @@ from tenantgate.billing.prepaid import PrepaidGate
 from tenantgate.billing.prices import PriceBook, config_prices, to_micros
 from tenantgate.billing.rollups import RollupJob
 from tenantgate.builtin_engine import builtin_engine
+from tenantgate.change_bus import ChangeBus
 from tenantgate.dataplane.asgi import DataPlane
 from tenantgate.dataplane.deps import DataPlaneDeps, KeyAuthenticator, Placement
 from tenantgate.dataplane.response_cache import MemoryResponseCache, RedisResponseCache, ResponseCache
@@ -180,11 +181,13 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             prepaid = PrepaidGate(plans, rules_by_plan(settings.catalog))
             per_s = settings.unlisted_key_lookups_per_s
             lookups = FreshLookups(per_s, burst=max(1, int(2 * per_s)))
+            bus = ChangeBus.from_url(settings.redis_url, settings.redis_timeout_s)
             keys = KeyDirectory(
                 store,
                 negative_ttl_s=settings.negative_key_ttl_s,
                 plan_rules=prepaid.rules_for,
                 unlisted_lookups=lookups,
+                on_change=bus.keys_changed,
             )
             counters: CounterStore = MemoryCounterStore()
             if settings.redis_url:
@@ -219,7 +222,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices, prepaid,
                 RequestMetrics(registry, velocity(settings, notifier, registry)),
                 EndUserAssertions(store, keys, AuditLog(store), seen), own_keys,
-                TemplateBook(store, AuditLog(store)),
+                TemplateBook(store, AuditLog(store)), bus,
             )  # fmt: skip
             watch_health(registry, recorder, admission)
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
@@ -238,7 +241,9 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
             people(api, settings, store, audit, idp_http, box)
             api.state.rollups = rollups
-            api.state.operations = Operations(store, gw.prices, gw.scheduler, audit, settings.usage_retention_days)
+            api.state.operations = Operations(
+                store, gw.prices, gw.scheduler, audit, settings.usage_retention_days, gw.bus
+            )
             api.state.billing = Billing(
                 store,
                 plans.get,

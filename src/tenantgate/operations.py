@@ -8,6 +8,7 @@ from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import Caller
 from tenantgate.billing.prices import PriceBook
 from tenantgate.billing.retention import purge_expired
+from tenantgate.change_bus import ChangeBus
 from tenantgate.domain import Price
 from tenantgate.errors import NotFound
 from tenantgate.scheduling.lanes import Lane, Scheduler
@@ -16,8 +17,10 @@ from tenantgate.storage.base import Store
 
 class Operations:
     def __init__(
-        self, store: Store, prices: PriceBook, scheduler: Scheduler, audit: AuditLog, retention_days: int
+        self, store: Store, prices: PriceBook, scheduler: Scheduler, audit: AuditLog, retention_days: int,
+        bus: ChangeBus | None = None,
     ) -> None:  # fmt: skip
+        self._bus = bus or ChangeBus(None)
         self._store = store
         self._prices = prices
         self._scheduler = scheduler
@@ -36,6 +39,7 @@ class Operations:
         if deployment not in self._scheduler.lanes:
             raise NotFound(f"There is no deployment named '{deployment}'; GET /api/v1/pools lists them.")
         lane = self._scheduler.drain(deployment, draining)
+        await self._bus.drained(deployment, draining)  # every instance, and those that start later
         action = "deployment.drain" if draining else "deployment.resume"
         await self._audit.record(by, action, f"deployment {deployment}", tenant_id=None)
         return lane

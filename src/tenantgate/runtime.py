@@ -22,6 +22,8 @@ from tenantgate.billing.prices import PriceBook
 from tenantgate.billing.retention import run_retention
 from tenantgate.billing.rollups import RollupJob
 from tenantgate.billing.webhooks import WebhookDelivery
+from tenantgate.change_bus import KEYS as KEYS_CHANGED
+from tenantgate.change_bus import ChangeBus
 from tenantgate.errors import UpstreamError, UpstreamTimeout
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
@@ -53,6 +55,7 @@ class Gateway:
     assertions: EndUserAssertions  # end users vouched for by a tenant's own proxy
     upstream_keys: TenantUpstreamKeys  # tenants' own keys for deployments
     templates: TemplateBook  # tenants' prompt templates
+    bus: ChangeBus  # changes every instance must see at once
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh_prepaid(self) -> None:
@@ -139,6 +142,17 @@ async def renew_leases(gw: Gateway) -> None:
         await gw.admission.renew_leases()
 
 
+async def on_change(gw: Gateway, message: str) -> None:
+    """A change told on the bus (change_bus.py), by this instance or another."""
+    if message == KEYS_CHANGED:
+        await gw.keys.refresh()
+        return
+    action, _, deployment = message.partition(":")
+    lane = gw.scheduler.lanes.get(deployment)
+    if lane is not None and action in ("drain", "resume") and lane.deployment.draining != (action == "drain"):
+        gw.scheduler.drain(deployment, action == "drain")
+
+
 async def watch_counter_store(gw: Gateway) -> None:
     every_s = gw.settings.redis_probe_s
     while True:
@@ -152,6 +166,9 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     """Start the background loops; on exit stop them, flush usage and close connections."""
     await reload_prices(gw)
     await gw.keys.load_ids()
+    for deployment in await gw.bus.draining():
+        if deployment in gw.scheduler.lanes:
+            gw.scheduler.drain(deployment)
     await gw.refresh_prepaid()
     await gw.upstream_keys.refresh()
     await gw.templates.refresh()
@@ -174,6 +191,7 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
         gw.spawn(gw.recorder.run_journal(gw.settings.usage_journal_flush_s), "usage-journal")
     gw.spawn(renew_leases(gw), "lease-renewal")
     gw.spawn(watch_counter_store(gw), "counter-store-watch")
+    gw.spawn(gw.bus.listen(lambda message: on_change(gw, message)), "change-bus")
     gw.spawn(probe_deployments(gw), "health-probes")
     gw.spawn(size_deployments(gw), "capacity-discovery")
     try:
@@ -184,7 +202,9 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
         await asyncio.gather(*gw.background, return_exceptions=True)
         gw.background.clear()
         await gw.admission.drain()
+        await gw.admission.leave()
         await gw.admission.store.close()
+        await gw.bus.close()
         await gw.recorder.close()
         await webhooks.aclose()
         if exporter is not None:

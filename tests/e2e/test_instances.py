@@ -41,3 +41,62 @@ def test_a_suspension_made_on_one_instance_is_enforced_by_the_other(pair: tuple[
     until(lambda: status_at_other() == 403, timeout_s=10, what="the other instance to refuse the suspended tenant")
     one.cli("tenants", "update", "elsewhere", "--status", "active")
     until(lambda: status_at_other() == 200, timeout_s=10, what="the other instance to serve the tenant again")
+
+
+@pytest.fixture
+def told(engines: Engines, redis_url: str, tmp_path: Path) -> Iterator[tuple[Gateway, Gateway]]:
+    """Two instances on one database and one Redis, polling so rarely that only the bus can tell them."""
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    env = {"TENANTGATE_REDIS_URL": redis_url, "TENANTGATE_KEY_REFRESH_S": "600"}
+    with ExitStack() as stack:
+        one, other = (
+            stack.enter_context(
+                gateway(tmp_path, "--upstream", engines.healthy.url + "/v1", database_url=database, env=env)
+            )
+            for _ in range(2)
+        )
+        yield one, other
+
+
+def test_changes_reach_the_other_instance_through_redis_at_once(told: tuple[Gateway, Gateway], tmp_path: Path) -> None:
+    one, other = told
+    key = one.tenant_with_key("told")
+    second = str(one.cli_json("keys", "create", "--tenant", "told")["key"])  # type: ignore[index]
+
+    def status_at_other(bearer: str) -> int:
+        headers = {"Authorization": f"Bearer {bearer}"}
+        return httpx.post(other.url + "/v1/chat/completions", json=HELLO, headers=headers).status_code
+
+    assert status_at_other(key) == 200 and status_at_other(second) == 200
+    one.cli("tenants", "update", "told", "--status", "suspended")
+    until(lambda: status_at_other(key) == 403, timeout_s=5, what="the suspension to reach the other instance")
+    one.cli("tenants", "update", "told", "--status", "active")
+    until(lambda: status_at_other(key) == 200, timeout_s=5, what="the resumption to reach the other instance")
+    key_id = second.split("-")[1]
+    one.cli("keys", "revoke", key_id)
+    until(lambda: status_at_other(second) == 401, timeout_s=5, what="the revocation to reach the other instance")
+
+
+def test_a_drain_reaches_every_instance_and_those_that_start_later(
+    told: tuple[Gateway, Gateway], engines: Engines, redis_url: str, tmp_path: Path
+) -> None:
+    one, other = told
+
+    def draining(gw: Gateway) -> bool:
+        with gw.admin() as admin:
+            pools = admin.get("/admin/pools").json()
+        return bool(next(d for pool in pools for d in pool["deployments"] if d["name"] == "upstream-1")["draining"])
+
+    with one.admin() as admin:
+        assert admin.post("/admin/deployments/upstream-1/drain").status_code == 200
+    try:
+        until(lambda: draining(other), timeout_s=5, what="the drain to reach the other instance")
+        env = {"TENANTGATE_REDIS_URL": redis_url}
+        with gateway(
+            tmp_path, "--upstream", engines.healthy.url + "/v1", database_url=one.database_url, env=env
+        ) as late:
+            assert draining(late)  # started after the drain: drained from the start
+    finally:
+        with one.admin() as admin:
+            assert admin.post("/admin/deployments/upstream-1/resume").status_code == 200
+    until(lambda: not draining(other), timeout_s=5, what="the resumption to reach the other instance")

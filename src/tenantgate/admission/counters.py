@@ -62,6 +62,9 @@ class CounterStore(Protocol):
     async def heartbeat(self, instance_id: str, alive_s: float) -> int:
         """Count this instance as alive for `alive_s`; how many instances are alive now."""
 
+    async def leave(self, instance_id: str) -> None:
+        """This instance stops: no longer count it."""
+
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
 
@@ -168,6 +171,9 @@ class MemoryCounterStore:
 
     async def heartbeat(self, instance_id: str, alive_s: float) -> int:
         return 1  # only this process shares these counters
+
+    async def leave(self, instance_id: str) -> None:
+        return None
 
     async def ping(self) -> None:
         return None  # this process's own memory

@@ -233,6 +233,9 @@ class RedisCounterStore:
     async def heartbeat(self, instance_id: str, alive_s: float) -> int:
         return int(await self._heartbeat(keys=[INSTANCES], args=[instance_id, int(alive_s * 1000)]))
 
+    async def leave(self, instance_id: str) -> None:
+        await self._redis.zrem(INSTANCES, instance_id)
+
     async def ping(self) -> None:
         await self._redis.ping()
 

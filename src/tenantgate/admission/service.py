@@ -343,6 +343,15 @@ class Admission:
         if await self._breaker.probe(heartbeat, self._store_timeout_s):
             self._fallback.forget_totals()  # the next outage rebuilds them from what was recorded by then
 
+    async def leave(self) -> None:
+        """This instance stops: the others count one fewer at once (else when its heartbeat expires)."""
+        if self._breaker.open:
+            return
+        try:
+            await self.store.leave(self._instance_id)
+        except Exception:  # noqa: BLE001 - it expires by itself within five heartbeats
+            log.warning("could not leave the instance count in Redis")
+
     async def counters_state(self) -> str:
         """How limits are enforced now: "shared" (the counter store answers), "in_process" (there is
         no shared store), or "per_instance" (the shared store does not answer: each instance enforces

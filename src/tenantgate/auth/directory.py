@@ -98,8 +98,10 @@ class KeyDirectory:
         negative_ttl_s: float = 2.0,
         plan_rules: Callable[[Tenant], PlanRules] = lambda tenant: PlanRules(),
         unlisted_lookups: FreshLookups | None = None,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
+        self._on_change = on_change  # tells the other instances (change_bus.py) of a change made here
         self._ids: KeyIds | None = None  # every key id, once `load_ids` has read them
         self._unlisted = unlisted_lookups or FreshLookups(per_s=20, burst=40)
         self._plan_rules = plan_rules
@@ -198,13 +200,17 @@ class KeyDirectory:
         self._tenants[tenant.id] = tenant
         if user is not None:
             self._users[user.id] = user
-        self.apply_key(key)
+        self._take_key(key)
         return key
 
     def apply_key(self, key: ApiKey) -> None:
-        """Take a key change into effect now (create, revoke, rotate, update). A copy read before the one
-        held (a poll or a lookup still in flight when the key changed) never replaces it: a revoked key
-        stays revoked, a rotated-out secret stays out."""
+        """A key changed here (create, revoke, rotate, update): in effect now, and told to the others."""
+        self._take_key(key)
+        self._on_change()
+
+    def _take_key(self, key: ApiKey) -> None:
+        """A copy read before the one held (a poll or a lookup still in flight when the key changed)
+        never replaces it: a revoked key stays revoked, a rotated-out secret stays out."""
         self._unknown.pop(key.id, None)
         if self._ids is not None:
             self._ids.add(key.id)
@@ -216,6 +222,10 @@ class KeyDirectory:
             self._principals.pop(key.id, None)
 
     def apply_tenant(self, tenant: Tenant) -> None:
+        self._take_tenant(tenant)
+        self._on_change()
+
+    def _take_tenant(self, tenant: Tenant) -> None:
         if tenant.id not in self._tenants:
             return
         self._tenants[tenant.id] = tenant
@@ -239,6 +249,10 @@ class KeyDirectory:
         self._users.setdefault(user.id, user)
 
     def apply_user(self, user: User) -> None:
+        self._take_user(user)
+        self._on_change()
+
+    def _take_user(self, user: User) -> None:
         if user.id not in self._users:
             return
         self._users[user.id] = user
@@ -250,12 +264,12 @@ class KeyDirectory:
         started = utcnow()
         changes = await self._store.changes_since(self._watermark - POLL_OVERLAP)
         for tenant in changes.tenants:
-            self.apply_tenant(tenant)
+            self._take_tenant(tenant)
         for user in changes.users:
-            self.apply_user(user)
+            self._take_user(user)
         for key in changes.keys:
             if key.id in self._keys or key.id in self._unknown:
-                self.apply_key(key)
+                self._take_key(key)
             elif self._ids is not None:
                 self._ids.add(key.id)
         self._watermark = started
