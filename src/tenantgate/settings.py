@@ -224,6 +224,8 @@ class Settings(BaseSettings):
         "(the database user must be allowed to SET ROLE to it; the migration creates it)",
     )  # fmt: skip
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text or one JSON object each")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Least severe logged")
     header_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Time a client has to send its headers")
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600, description="Time a client has to send its body")
     idle_timeout_s: float = Field(default=5.0, gt=0, le=3600, description="An idle kept-alive connection is closed")

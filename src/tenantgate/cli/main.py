@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -108,6 +110,7 @@ def serve(
     import uvicorn
 
     from tenantgate.app import create_app
+    from tenantgate.logs import log_config
     from tenantgate.serving import guarded_protocol, server_limits
     from tenantgate.startup import (
         configuration_problem,
@@ -162,7 +165,7 @@ def serve(
         command = sys.argv[0] if sys.argv[0].endswith("tenantgate") else "tenantgate"
         typer.echo(asyncio.run(_seed(settings, os.path.relpath(command) if "/" in command else command)))
     uvicorn.run(
-        create_app(settings, announce=lambda text: typer.echo(text, err=True)),
+        create_app(settings, announce=_announcer(settings)),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -170,7 +173,8 @@ def serve(
         timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]  # uvicorn takes any number
         lifespan="on",
         access_log=access_log,
-        log_level="info",
+        log_config=log_config(settings.log_format, settings.log_level),
+        log_level=settings.log_level,
         ws="none",
         interface="asgi3",
         proxy_headers=False,
@@ -178,10 +182,18 @@ def serve(
     )
 
 
+def _announcer(settings: Settings) -> Callable[[str], None]:
+    """Where the start-up summary goes: the terminal, or with JSON logs a log line like the rest."""
+    if settings.log_format == "json":
+        return logging.getLogger("tenantgate.startup").info
+    return lambda text: typer.echo(text, err=True)
+
+
 def _serve_proxy(settings: Settings, access_log: bool) -> None:
     import uvicorn
 
     from tenantgate.errors import ConfigurationError
+    from tenantgate.logs import log_config
     from tenantgate.proxy.app import create_proxy_app
     from tenantgate.serving import guarded_protocol, server_limits
 
@@ -195,7 +207,8 @@ def _serve_proxy(settings: Settings, access_log: bool) -> None:
                f"users sign in with {settings.oidc_issuer}", err=True)  # fmt: skip
     uvicorn.run(proxy, host=settings.host, port=settings.port, loop="uvloop", access_log=access_log,
                 http=guarded_protocol(server_limits(settings)), timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]
-                log_level="info", ws="none", proxy_headers=False)  # fmt: skip
+                log_config=log_config(settings.log_format, settings.log_level), log_level=settings.log_level,
+                ws="none", proxy_headers=False)  # fmt: skip
 
 
 proxy_app = typer.Typer(no_args_is_help=True, help="Tenant-proxy mode: keys for its end-user assertions.")

@@ -32,6 +32,7 @@ from tenantgate.dataplane.request import Endpoint, InferenceRequest, MessagesOri
 from tenantgate.dataplane.response_cache import CACHEABLE, answer_usage, as_stream, cache_key
 from tenantgate.domain import CLIENT_CLOSED, Principal, Usage
 from tenantgate.errors import ClientGone, GatewayError, PermissionDenied
+from tenantgate.logs import bind_request
 from tenantgate.metering.content import CapturingSniffer, ContentCapture
 from tenantgate.metering.meter import RequestMeter, Served
 from tenantgate.providers.anthropic_native import MessagesUsageSniffer, native_answer_usage
@@ -65,6 +66,7 @@ class InferenceCall:
 async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     started = time.perf_counter()
     principal = await deps.authenticate(call.authorization, call.assertion, call.client)
+    bind_request(call.request_id, principal.tenant_slug)
     check_namespace(principal, call.namespace)
     request = parse_request(call.endpoint, call.body)
     request.origin = call.origin
