@@ -105,12 +105,9 @@ def throughput(urls: list[str], key: str, seconds: int) -> dict[str, float]:
             "errors": sum(r["errors"] for r in runs)}  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="emptied first")
-    parser.add_argument("--seconds", type=int, default=10)
-    options = parser.parse_args()
-    redis.Redis.from_url(options.redis).flushdb()
+def run_cluster(redis_url: str, seconds: int) -> dict[str, object]:
+    """Throughput and accuracy, 1 instance then 3 (Redis's database emptied first)."""
+    redis.Redis.from_url(redis_url).flushdb()
     workdir = Path(tempfile.mkdtemp(prefix="tg-cluster-"))
     up_port, engine_port = free_port(), free_port()
     upstream, engine = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{engine_port}"
@@ -121,15 +118,15 @@ def main() -> None:
         wait_http(upstream + "/health")
         wait_http(engine + "/health")
         for count in (1, 3):
-            instances = fleet(count, upstream, workdir / "throughput", options.redis)
+            instances = fleet(count, upstream, workdir / "throughput", redis_url)
             processes += [p for p, _ in instances]
             urls = [url for _, url in instances]
             key = make_key(urls[0])
-            results[f"throughput_{count}"] = throughput(urls, key, options.seconds)
+            results[f"throughput_{count}"] = throughput(urls, key, seconds)
             print(f"  {count} instance(s) throughput: {results[f'throughput_{count}']}", flush=True)
             for process, _ in instances:
                 stop(process)  # type: ignore[arg-type]
-            instances = fleet(count, engine, workdir / "accuracy", options.redis)
+            instances = fleet(count, engine, workdir / "accuracy", redis_url)
             processes += [p for p, _ in instances]
             results[f"accuracy_{count}"] = accuracy([url for _, url in instances], engine)
             for process, _ in instances:
@@ -137,7 +134,15 @@ def main() -> None:
     finally:
         for process in reversed(processes):
             stop(process)  # type: ignore[arg-type]
-    print(json.dumps(results, indent=2))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="emptied first")
+    parser.add_argument("--seconds", type=int, default=10)
+    options = parser.parse_args()
+    print(json.dumps(run_cluster(options.redis, options.seconds), indent=2))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 One worker each. tenantgate runs with auth, metering and every limit kind active (set high enough
 never to refuse), once with in-process counters and, with --redis, once with Redis counters.
 Usage: python bench/run.py [--quick] [--with-litellm] [--redis redis://127.0.0.1:6379/0]
+                           [--cluster redis://127.0.0.1:6379/15]
 Writes bench/results/latest.json and prints one table with the targets.
 """
 
@@ -116,6 +117,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s per wrk run, fewer streams")
     parser.add_argument("--with-litellm", action="store_true", help="also measure the LiteLLM proxy")
     parser.add_argument("--redis", default=None, help="also measure tenantgate with Redis counters")
+    parser.add_argument(
+        "--cluster", default=None, metavar="REDIS_URL", help="also 3 instances vs 1 and each limit's overshoot "
+        "(bench/cluster.py; that Redis database is emptied first)",
+    )  # fmt: skip
     options = parser.parse_args()
     seconds, stream_total = (3, 200) if options.quick else (10, 1000)
     workdir = Path(tempfile.mkdtemp(prefix="tg-bench-"))
@@ -160,6 +165,10 @@ def main() -> None:
     finally:
         for process in reversed(processes):
             stop(process)
+    if options.cluster:
+        from cluster import run_cluster
+
+        extra["cluster"] = run_cluster(options.cluster, seconds)
     report(results, extra, options.quick)
 
 

@@ -74,7 +74,7 @@ def test_two_tenants_with_one_to_two_demand_are_served_alike_across_three_instan
 ) -> None:
     keys = {slug: fleet[0].tenant_with_key(slug, "--plan", "scale") for slug in ("light", "heavy")}
     body = {"model": "sim-small", "messages": [{"role": "user", "content": "go"}], "max_tokens": 24}
-    window_s = 8.0
+    window_s = 6.0
 
     async def served() -> dict[str, int]:
         done = {"light": 0, "heavy": 0}

@@ -9,7 +9,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -59,8 +58,12 @@ def timed_post(gw: Gateway, key: str) -> tuple[int, float]:
     return status, time.monotonic() - started
 
 
-@pytest.fixture
-def pair(engines: Engines, tmp_path: Path) -> Iterator[tuple[Gateway, Gateway, subprocess.Popen[bytes], int]]:
+@pytest.fixture(scope="module")
+def pair(
+    engines: Engines, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Gateway, Gateway, subprocess.Popen[bytes], int]]:
+    """Two gateways and their Redis, for the whole module: the test that kills Redis comes last."""
+    tmp_path = tmp_path_factory.mktemp("redis-faults")
     port = free_port()
     env = {
         "TENANTGATE_REDIS_URL": f"redis://127.0.0.1:{port}/0",
@@ -110,24 +113,6 @@ def test_a_hung_redis_costs_one_timeout_and_limits_are_shared_out(
     assert statuses == [200] * (10 - held) + [429]
 
 
-def test_a_killed_redis_is_used_again_once_restarted(
-    pair: tuple[Gateway, Gateway, subprocess.Popen[bytes], int],
-) -> None:
-    a, b, server, port = pair
-    key = a.tenant_with_key("dead-redis", key_flags=("--rpm", "100"))
-    server.kill()
-    server.wait()
-    served = [timed_post(gw, key) for gw in (a, b, a, b)]
-    assert [status for status, _ in served] == [200] * 4
-    assert all(elapsed < TIMEOUT_S * 4 for _, elapsed in served), served
-    assert ready(b)["checks"]["limits"] == "per_instance"  # type: ignore[index]
-    with redis_server(port):  # an empty Redis on the same address
-        for gw in (a, b):
-            until(lambda gw=gw: ready(gw)["checks"]["limits"] == "shared", 10, "Redis to be used again")  # type: ignore[misc]
-        assert timed_post(a, key)[0] == 200
-        assert redis.Redis(port=port).keys("tg1:rpm:key:*"), "the request was counted in the restarted Redis"
-
-
 def test_a_hung_redis_costs_a_cached_tenant_one_timeout_too(
     pair: tuple[Gateway, Gateway, subprocess.Popen[bytes], int],
 ) -> None:
@@ -144,3 +129,21 @@ def test_a_hung_redis_costs_a_cached_tenant_one_timeout_too(
     assert first[0] == 200 and first[1] < TIMEOUT_S * 4, first  # the counters' timeout, the cache's
     assert [status for status, _ in after] == [200] * 6
     assert sum(elapsed for _, elapsed in after) < TIMEOUT_S * 3, after
+
+
+def test_a_killed_redis_is_used_again_once_restarted(
+    pair: tuple[Gateway, Gateway, subprocess.Popen[bytes], int],
+) -> None:
+    a, b, server, port = pair
+    key = a.tenant_with_key("dead-redis", key_flags=("--rpm", "100"))
+    server.kill()
+    server.wait()
+    served = [timed_post(gw, key) for gw in (a, b, a, b)]
+    assert [status for status, _ in served] == [200] * 4
+    assert all(elapsed < TIMEOUT_S * 4 for _, elapsed in served), served
+    assert ready(b)["checks"]["limits"] == "per_instance"  # type: ignore[index]
+    with redis_server(port):  # an empty Redis on the same address
+        for gw in (a, b):
+            until(lambda gw=gw: ready(gw)["checks"]["limits"] == "shared", 10, "Redis to be used again")  # type: ignore[misc]
+        assert timed_post(a, key)[0] == 200
+        assert redis.Redis(port=port).keys("tg1:rpm:key:*"), "the request was counted in the restarted Redis"
