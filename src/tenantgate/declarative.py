@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from tenantgate.access.callers import Caller
-from tenantgate.api.schemas import Email, LimitsIn, Moment, Name, _In, limits_out
+from tenantgate.api.schemas import Email, LimitsIn, Moment, Name, Network, _In, limits_out
 from tenantgate.auth.keys import imported_key_id
 from tenantgate.domain import Limits, Role, Tenant, TenantMode
 from tenantgate.errors import InvalidRequest
@@ -41,6 +41,9 @@ class KeySpec(_In):
     api_key: ForeignKey | None = Field(default=None, description="An existing key to import (stored hashed)")
     expires_at: Moment | None = None
     limits: LimitsIn | None = None
+    allowed_ips: list[Network] | None = Field(
+        default=None, min_length=1, max_length=100, description="Networks its requests must come from"
+    )
 
 
 class RateLimitSpec(_In):
@@ -230,7 +233,7 @@ class Applier:
         models = None if key.models is None else tuple(key.models)
         created = await self._tenancy.create_key(
             by, slug, name=key.name, models=models, user_id=user_id, expires_at=key.expires_at, limits=limits,
-            imported=key.api_key,
+            imported=key.api_key, allowed_ips=None if key.allowed_ips is None else tuple(key.allowed_ips),
         )  # fmt: skip
         if key.api_key is None:
             plan.secrets[f"{slug}/{key.name}"] = created.plaintext
@@ -250,7 +253,8 @@ class Applier:
                                        "limits": limits_out(u.limits)}) for u in users],
                 "keys": [_drop_empty({"name": k.name, "models": None if k.models is None else list(k.models),
                                       "user": emails.get(k.user_id or ""), "limits": limits_out(k.limits),
-                                      "expires_at": k.expires_at.isoformat() if k.expires_at else None})
+                                      "expires_at": k.expires_at.isoformat() if k.expires_at else None,
+                                      "allowed_ips": None if k.allowed_ips is None else list(k.allowed_ips)})
                          for k in keys],
             })  # fmt: skip
         return {"tenants": tenants}

@@ -93,3 +93,26 @@ def test_a_broken_document_is_one_clear_line(gw: Gateway, tmp_path: Path) -> Non
         gw.cli("apply", "-f", str(unknown))
     assert "Unknown plan 'platinum'" in str(failed.value)
     assert "newco" not in gw.cli("tenants", "list")
+
+
+def test_a_keys_network_allowlist_is_applied_and_exported(gw: Gateway, tmp_path: Path) -> None:
+    config = tmp_path / "fenced.yaml"
+    config.write_text(
+        "tenants:\n  fenced:\n    plan: starter\n    keys:\n"
+        "      - {name: office, allowed_ips: [10.20.0.0/16]}\n      - {name: here, allowed_ips: [127.0.0.1]}\n"
+    )
+    applied = gw.cli_json("apply", "-f", str(config))
+    assert isinstance(applied, dict)
+    hello: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+    for name, allowed in (("office", False), ("here", True)):
+        with openai.OpenAI(base_url=gw.url + "/v1", api_key=applied["keys"][f"fenced/{name}"], max_retries=0) as client:
+            if allowed:
+                assert client.chat.completions.create(model="sim-small", messages=hello, max_tokens=2).choices
+            else:
+                with pytest.raises(openai.PermissionDeniedError) as refused:
+                    client.chat.completions.create(model="sim-small", messages=hello, max_tokens=2)
+                assert refused.value.code == "address_not_allowed"
+    exported = tmp_path / "export.yaml"
+    gw.cli("export", "-o", str(exported))
+    keys = yaml.safe_load(exported.read_text())["tenants"]["fenced"]["keys"]
+    assert {k["name"]: k["allowed_ips"] for k in keys} == {"office": ["10.20.0.0/16"], "here": ["127.0.0.1/32"]}
