@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -100,3 +101,34 @@ def test_a_stop_waits_a_bounded_time_then_ends_streams_with_an_error_and_charges
         db.close()
     # charged for what it delivered: the events handed to the server, one of which the stop may have cut off
     assert (status, estimated) == (503, 1) and delivered <= tokens <= delivered + 1
+
+
+def test_a_stop_tells_a_stream_still_waiting_in_the_queue_and_records_it(engine: SimEngine, tmp_path: Path) -> None:
+    deployment = {"name": "long", "base_url": engine.url + "/v1", "models": ["sim-long"], "max_in_flight": 1}
+    (tmp_path / "tenantgate.yaml").write_text(
+        yaml.safe_dump({"pools": [{"name": "long", "deployments": [deployment]}]})
+    )
+    env = {"TENANTGATE_SHUTDOWN_GRACE_S": "1"}
+    with gateway(tmp_path, "--config", str(tmp_path / "tenantgate.yaml"), env=env) as gw:
+        key = gw.tenant_with_key("stopped-waiting", "--plan", "growth")
+        body = {"model": "sim-long", "messages": [{"role": "user", "content": "Tell a long story"}], "stream": True}
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(timeout=60) as client, ExitStack() as streams:
+            running = streams.enter_context(client.stream("POST", gw.url + "/v1/chat/completions", json=body,
+                                                          headers=headers)).iter_lines()  # fmt: skip
+            assert next(line for line in running if line.startswith("data: {"))  # it holds the one place
+            waiting = streams.enter_context(client.stream("POST", gw.url + "/v1/chat/completions", json=body,
+                                                          headers=headers)).iter_lines()  # fmt: skip
+            assert next(waiting).startswith(": queue")  # it waits, and is told where it stands
+            gw.process.send_signal(signal.SIGTERM)
+            rest = list(waiting)
+            list(running)
+        assert gw.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    events = [json.loads(line[6:]) for line in rest if line.startswith("data: {")]
+    assert events and events[-1]["error"]["code"] == "shutting_down"
+    db = sqlite3.connect(tmp_path / "gateway.db")
+    try:
+        statuses = sorted(row[0] for row in db.execute("SELECT status FROM usage_events"))
+    finally:
+        db.close()
+    assert statuses == [503, 503]  # the running stream and the waiting one, both recorded

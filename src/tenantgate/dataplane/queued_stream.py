@@ -9,6 +9,7 @@ after the head went out (queue timeout, every deployment failing) arrive as an S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import orjson
@@ -23,7 +24,7 @@ from tenantgate.dataplane.relay import (
     sse_error_event,
 )
 from tenantgate.domain import CLIENT_CLOSED
-from tenantgate.errors import GatewayError, UpstreamError
+from tenantgate.errors import GatewayError, ShuttingDown, UpstreamError
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.scheduling.forecast import Forecast
 
@@ -75,7 +76,14 @@ class QueuedStream:
             await self._fail(send, exc, exc.status, exc.code)
             return
         except asyncio.CancelledError:
-            if not gone.is_set():
+            if not gone.is_set():  # the server stops and its grace has passed: record it and say so, then go
+                stopping = ShuttingDown("The gateway is shutting down; the request left the queue before it ran.")
+                self._on_failure(stopping.status, stopping.code, None)
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1.0):
+                        await send(
+                            {"type": "http.response.body", "body": sse_error_event(stopping), "more_body": False}
+                        )
                 raise
             waiting.uncancel()
             self._on_failure(CLIENT_CLOSED, "client_disconnected", None)
