@@ -71,6 +71,7 @@ from tenantgate.settings import Settings
 from tenantgate.startup import summary
 from tenantgate.storage.sql import SqlStore
 from tenantgate.tenancy import TenancyService
+from tenantgate.tracing import Tracing
 from tenantgate.ui import assets, bulk, pages, request_log
 from tenantgate.ui.views import MonthTotals, PublicStatus
 
@@ -127,7 +128,7 @@ def data_plane_deps(gw: Gateway, response_cache: ResponseCache) -> DataPlaneDeps
     placement = Placement(gw.scheduler, gw.provider, gw.settings.queue_update_s, gw.upstream_keys.key_for, circuits)
     return DataPlaneDeps(
         KeyAuthenticator(gw.keys, gw.assertions), gw.catalog, gw.admission, placement, gw.recorder, gw.prices,
-        gw.request_metrics, gw.settings.max_body_bytes, response_cache, gw.templates,
+        gw.request_metrics, gw.settings.max_body_bytes, response_cache, gw.templates, gw.tracing,
     )  # fmt: skip
 
 
@@ -223,6 +224,8 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 RequestMetrics(registry, velocity(settings, notifier, registry)),
                 EndUserAssertions(store, keys, AuditLog(store), seen), own_keys,
                 TemplateBook(store, AuditLog(store)), bus,
+                None if settings.otel_endpoint is None
+                else Tracing(settings.otel_endpoint, settings.otel_service_name, __version__),
             )  # fmt: skip
             watch_health(registry, recorder, admission)
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})

@@ -34,6 +34,7 @@ from tenantgate.routing.catalog import Catalog
 from tenantgate.scheduling.lanes import Scheduler
 from tenantgate.settings import Settings
 from tenantgate.storage.base import Store
+from tenantgate.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Gateway:
     upstream_keys: TenantUpstreamKeys  # tenants' own keys for deployments
     templates: TemplateBook  # tenants' prompt templates
     bus: ChangeBus  # changes every instance must see at once
+    tracing: Tracing | None = None  # OpenTelemetry, when an endpoint is configured
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh_prepaid(self) -> None:
@@ -210,4 +212,6 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
         if exporter is not None:
             await exporter.aclose()
         await gw.provider.aclose()
+        if gw.tracing is not None:
+            await asyncio.to_thread(gw.tracing.close)  # the exporter's last batch: bounded by its timeout
         await gw.store.close()

@@ -224,6 +224,10 @@ class Settings(BaseSettings):
         "(the database user must be allowed to SET ROLE to it; the migration creates it)",
     )  # fmt: skip
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    otel_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector for traces, e.g. http://collector:4318; off when unset"
+    )
+    otel_service_name: str = Field(default="tenantgate", description="service.name of the traces")
     log_format: Literal["text", "json"] = Field(default="text", description="Log lines as text or one JSON object each")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Least severe logged")
     header_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Time a client has to send its headers")

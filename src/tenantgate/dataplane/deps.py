@@ -19,6 +19,7 @@ from tenantgate.providers.base import Providers
 from tenantgate.routing.catalog import Catalog
 from tenantgate.routing.health import TenantCircuits
 from tenantgate.scheduling.lanes import Scheduler
+from tenantgate.tracing import Tracing
 
 
 class Authenticator(Protocol):
@@ -65,3 +66,4 @@ class DataPlaneDeps:
     max_body_bytes: int
     response_cache: ResponseCache  # consulted only for tenants whose plan keeps answers
     templates: TemplateBook  # tenants' prompt templates, for requests that name one
+    tracing: Tracing | None = None  # OpenTelemetry, when an endpoint is configured

@@ -39,6 +39,7 @@ from tenantgate.providers.anthropic_native import MessagesUsageSniffer, native_a
 from tenantgate.providers.base import UpstreamResponse
 from tenantgate.providers.openai_usage import SseUsageSniffer, usage_from
 from tenantgate.routing.policy import resolve_route
+from tenantgate.tracing import trace_headers
 
 QUEUE_WAIT = "x-tenantgate-queue-wait-ms"
 CACHE_HIT, CACHE_MISS = (b"x-tenantgate-cache", b"hit"), (b"x-tenantgate-cache", b"miss")
@@ -73,9 +74,11 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
     if request.endpoint is Endpoint.CHAT and "template" in request.payload:
         request = deps.templates.expand(principal, request)
     slo_target = principal.ttft_slo_ms if request.stream else None
+    span = None if deps.tracing is None else deps.tracing.start(call.endpoint.value, principal, request.model,
+                                                                 call.request_id)  # fmt: skip
     meter = RequestMeter(
         deps.recorder, deps.prices, principal, call.request_id, call.endpoint.value, request.model, started,
-        deps.request_metrics, slo_target, request.stream,
+        deps.request_metrics, slo_target, request.stream, span,
     )  # fmt: skip
     reservation = None
     dispatch: Dispatch | None = None
@@ -91,7 +94,16 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
         if key is not None and (kept := await deps.response_cache.get(key)) is not None:
             return answer_kept(deps, call, request, meter, reservation, kept)
         size = deps.admission.estimate(request)
-        dispatch = Dispatch(deps.placement, route, request, principal, call.request_id, *size, call.client_request_id)
+        dispatch = Dispatch(
+            deps.placement,
+            route,
+            request,
+            principal,
+            call.request_id,
+            *size,
+            call.client_request_id,
+            trace_headers(span),
+        )
         if not request.stream:  # waits silently; a client that leaves cancels the wait or the engine call
             upstream, body = await unless_client_leaves(fetch(dispatch), call.receive)
             if key is not None and upstream is not None and upstream.status == 200 and not _native(request):

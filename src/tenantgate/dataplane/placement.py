@@ -57,7 +57,9 @@ class Dispatch:
     def __init__(
         self, using: Placement, route: Route, request: InferenceRequest, principal: Principal, request_id: str,
         prompt_tokens: int, max_output: int, client_request_id: str | None = None,
+        trace: dict[str, str] | None = None,
     ) -> None:  # fmt: skip
+        self.trace = trace or {}  # the W3C trace context for the engine, when tracing is on
         self.scheduler = using.scheduler
         self.provider = using.provider
         self.queue_update_s = using.queue_update_s
@@ -213,6 +215,7 @@ class Dispatch:
             "x-request-id": self.request_id,
             "x-tenantgate-tenant": principal.tenant_slug,
             "x-tenantgate-key": principal.key_id,
+            **self.trace,
         }
         priority = principal.queue.priority if deployment.priority_hint else None
         salt = principal.cache_salt if deployment.provider in CACHE_SALTED else None

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from opentelemetry.trace import Span
+
 from tenantgate.billing.prices import PriceBook
 from tenantgate.clock import utcnow
 from tenantgate.domain import REFUSED_STATUS, Principal, Usage, UsageEvent
 from tenantgate.metering.codec import recorded_model
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
+from tenantgate.tracing import end_span
 
 _NO_USAGE = Usage()
 
@@ -41,16 +44,18 @@ class RequestMeter:
         "recorder",
         "request_id",
         "slo_target_ms",
+        "span",
         "streamed",
     )  # fmt: skip
 
     def __init__(
         self, recorder: UsageRecorder, prices: PriceBook, principal: Principal, request_id: str, endpoint: str,
         model: str, started: float, metrics: RequestMetrics | None = None, slo_target_ms: float | None = None,
-        streamed: bool = False,
+        streamed: bool = False, span: Span | None = None,
     ) -> None:  # fmt: skip
         self.recorder = recorder
         self.streamed = streamed
+        self.span = span  # the request's trace span, when tracing is on
         self.metrics = metrics
         self.slo_target_ms = slo_target_ms  # a stream of a plan with a TTFT target
         self.prices = prices
@@ -90,6 +95,8 @@ class RequestMeter:
             self.metrics.finished(
                 self.principal, served.deployment, status, error_type, usage, ttft_s, now - self._started, self.streamed
             )
+        if self.span is not None:
+            end_span(self.span, status, error_type, usage, served.deployment, served.queue_wait_ms, ttft)
         created = utcnow()
         cost, version = self.prices.cost(self.model, usage, served.gpu_seconds, created)
         saved = 0 if kept is None else self.prices.cost(self.model, kept, 0.0, created)[0]
