@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
-from opentelemetry.trace import Span
+from typing import TYPE_CHECKING
 
 from tenantgate.billing.prices import PriceBook
 from tenantgate.clock import utcnow
@@ -14,6 +13,9 @@ from tenantgate.metering.codec import recorded_model
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.tracing import end_span
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 _NO_USAGE = Usage()
 
