@@ -1,6 +1,7 @@
 """Three gateways on one database and one Redis, as one: an engine's configured in-flight budget is
-shared out among the live instances, so together they never send it more than its budget, and two
-tenants with 1:2 demand spread over the instances are served alike."""
+shared out among the live instances, so together they never send it more than its budget; two
+tenants with 1:2 demand spread over the instances are served alike; and when one instance is killed
+under load, the others keep serving and no answered request is lost from usage or doubled."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.e2e.procs import Gateway, SimEngine, gateway, sim_engine
 from tests.e2e.scheduling_support import until
+from tests.e2e.usage_db import request_ids, usage_rows
 
 BUDGET = 6
 
@@ -99,3 +101,63 @@ def test_two_tenants_with_one_to_two_demand_are_served_alike_across_three_instan
     print(f"\ncompleted in {window_s:g} s: {done}, light / heavy = {ratio:.2f}")
     assert min(done.values()) >= 30, done  # enough requests for the ratio to mean something
     assert 0.9 <= ratio <= 1.1, done
+
+
+def test_sigkill_of_one_instance_under_load_loses_or_doubles_no_answered_request(
+    engine: SimEngine, redis_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "tenantgate.yaml"
+    config.write_text(json.dumps({"pools": [{"name": "main", "deployments": [
+        {"name": "engine", "base_url": engine.url + "/v1", "models": ["sim-small"]}]}]}))  # fmt: skip
+    env = {"TENANTGATE_REDIS_URL": redis_url, "TENANTGATE_USAGE_JOURNAL": "strict"}
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    doomed_data = tmp_path / "doomed-data"
+    answered: list[str] = []  # request ids the clients got a whole answer for
+    after_kill: list[int] = []  # statuses the survivors gave once the first instance was gone
+    with ExitStack() as stack:
+        doomed = stack.enter_context(
+            gateway(tmp_path, "--config", str(config), database_url=database, env=env, data_dir=doomed_data)
+        )
+        survivors = [
+            stack.enter_context(gateway(tmp_path, "--config", str(config), database_url=database, env=env))
+            for _ in range(2)
+        ]
+        fleet = [doomed, *survivors]
+        key = doomed.tenant_with_key("killed-under-load", "--plan", "scale")
+        body = {"model": "sim-small", "messages": [{"role": "user", "content": "go"}], "max_tokens": 8}
+
+        async def load() -> None:
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=None)) as http:
+
+                async def client(n: int) -> None:
+                    for turn in range(30):
+                        gw = fleet[(n + turn) % 3]
+                        try:
+                            response = await http.post(gw.url + "/v1/chat/completions", json=body, headers=headers)
+                        except httpx.HTTPError:
+                            continue  # sent to the instance being killed
+                        if response.status_code == 200:
+                            answered.append(response.headers["x-request-id"])
+                        if gw is not doomed and doomed.process.poll() is not None:
+                            after_kill.append(response.status_code)
+                        if len(answered) == 60 and doomed.process.poll() is None:
+                            doomed.process.kill()  # SIGKILL, mid-load: no flush, no settlement
+
+                await asyncio.gather(*(client(n) for n in range(9)))
+
+        asyncio.run(load())
+        doomed.process.wait()
+    assert len(answered) > 120 and after_kill and set(after_kill) == {200}  # the others kept serving
+    # The killed instance restarts on its data directory: its journal brings what it had answered.
+    with gateway(tmp_path, "--config", str(config), database_url=database, env=env, data_dir=doomed_data) as revived:
+        deadline = time.monotonic() + 15
+        while not set(answered) <= request_ids(revived.database_url) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the database for the replayed batch
+        stored = request_ids(revived.database_url)
+    assert set(answered) <= stored, f"{len(set(answered) - stored)} answered requests lost"
+    assert len(answered) == len(set(answered))  # each answered once
+    served = sum(1 for row in usage_rows(revived.database_url).values() if row["status"] == 200)
+    # Events are one per request id, so none is doubled. A request the engine finished, recorded as the kill
+    # came, may not have reached its client: at most one per client.
+    assert len(answered) <= served <= len(answered) + 9
