@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
+from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -66,6 +67,7 @@ from tenantgate.routing.health import TenantCircuits
 from tenantgate.runtime import Gateway, running
 from tenantgate.scheduling.lanes import Scheduler
 from tenantgate.scheduling.metrics import QueueMetrics
+from tenantgate.scheduling.shared_counters import FairCounterSync
 from tenantgate.scheduling.tickets import Prices
 from tenantgate.settings import Settings
 from tenantgate.startup import summary
@@ -175,7 +177,14 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             fair_prices = Prices(settings.fair_prompt_weight, settings.fair_output_weight)
             registry = CollectorRegistry()
             queue_metrics = QueueMetrics(registry)
-            scheduler = Scheduler(catalog.deployments, fair_prices, observer=queue_metrics)
+            fair_sync = None
+            if settings.redis_url:  # the fair queue's counters shared by every instance
+                timeout = settings.redis_timeout_s
+                fair_sync = FairCounterSync(
+                    Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+                )
+            counters_for = None if fair_sync is None else fair_sync.for_deployment
+            scheduler = Scheduler(catalog.deployments, fair_prices, observer=queue_metrics, counters_for=counters_for)
             slo_targets = [plan.ttft_slo_ms / 1000 for plan in settings.catalog.plans if plan.ttft_slo_ms]
             queue_metrics.watch(scheduler, min(slo_targets, default=settings.autoscale_wait_target_s))
             plans = {p.name: p for p in settings.catalog.plans}
@@ -225,7 +234,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
                 EndUserAssertions(store, keys, AuditLog(store), seen), own_keys,
                 TemplateBook(store, AuditLog(store)), bus,
                 None if settings.otel_endpoint is None
-                else Tracing(settings.otel_endpoint, settings.otel_service_name, __version__),
+                else Tracing(settings.otel_endpoint, settings.otel_service_name, __version__), fair_sync,
             )  # fmt: skip
             watch_health(registry, recorder, admission)
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})

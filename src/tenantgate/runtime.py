@@ -32,6 +32,7 @@ from tenantgate.prompt_templates import TemplateBook
 from tenantgate.providers.registry import ProviderRegistry
 from tenantgate.routing.catalog import Catalog
 from tenantgate.scheduling.lanes import Scheduler
+from tenantgate.scheduling.shared_counters import FairCounterSync
 from tenantgate.settings import Settings
 from tenantgate.storage.base import Store
 from tenantgate.tracing import Tracing
@@ -58,6 +59,7 @@ class Gateway:
     templates: TemplateBook  # tenants' prompt templates
     bus: ChangeBus  # changes every instance must see at once
     tracing: Tracing | None = None  # OpenTelemetry, when an endpoint is configured
+    fair_sync: FairCounterSync | None = None  # the fair queue's counters shared in Redis
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def refresh_prepaid(self) -> None:
@@ -193,6 +195,8 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
         gw.spawn(gw.recorder.run_journal(gw.settings.usage_journal_flush_s), "usage-journal")
     gw.spawn(renew_leases(gw), "lease-renewal")
     gw.spawn(watch_counter_store(gw), "counter-store-watch")
+    if gw.fair_sync is not None:
+        gw.spawn(every(gw.settings.fair_sync_s, gw.fair_sync.sync, "fair-queue counters"), "fair-counter-sync")
     gw.spawn(gw.bus.listen(lambda message: on_change(gw, message)), "change-bus")
     gw.spawn(probe_deployments(gw), "health-probes")
     gw.spawn(size_deployments(gw), "capacity-discovery")
@@ -207,6 +211,8 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
         await gw.admission.leave()
         await gw.admission.store.close()
         await gw.bus.close()
+        if gw.fair_sync is not None:
+            await gw.fair_sync.close()
         await gw.recorder.close()
         await webhooks.aclose()
         if exporter is not None:

@@ -275,6 +275,9 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(
         default=0.25, gt=0, le=10, description="How long a Redis call may take before limits are enforced per instance"
     )
+    fair_sync_s: float = Field(
+        default=0.2, gt=0, le=60, description="How often the fair queue's counters are shared through Redis"
+    )
     redis_probe_s: float = Field(
         default=1.0, gt=0, le=60, description="How often Redis is asked whether it is back, and instances counted"
     )

@@ -161,3 +161,35 @@ def test_sigkill_of_one_instance_under_load_loses_or_doubles_no_answered_request
     # Events are one per request id, so none is doubled. A request the engine finished, recorded as the kill
     # came, may not have reached its client: at most one per client.
     assert len(answered) <= served <= len(answered) + 9
+
+
+def test_a_tenant_pinned_to_one_instance_gets_its_fair_share_there(fleet: list[Gateway], engine: SimEngine) -> None:
+    """The fair queue's counters are shared: a tenant whose every request goes to instance 0 takes all of
+    that instance's share of the engine (2 of 6) while another tenant is spread over all three; with
+    counters per instance it would get half of it."""
+    keys = {slug: fleet[0].tenant_with_key(slug, "--plan", "scale") for slug in ("pinned", "spread")}
+    body = {"model": "sim-small", "messages": [{"role": "user", "content": "go"}], "max_tokens": 24}
+    window_s = 6.0
+
+    async def served() -> dict[str, int]:
+        done = {"pinned": 0, "spread": 0}
+        deadline = time.monotonic() + window_s
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=None)) as http:
+
+            async def worker(slug: str, gw: Gateway) -> None:
+                headers = {"Authorization": f"Bearer {keys[slug]}"}
+                while time.monotonic() < deadline:
+                    response = await http.post(gw.url + "/v1/chat/completions", json=body, headers=headers)
+                    assert response.status_code == 200, response.text
+                    if time.monotonic() < deadline:
+                        done[slug] += 1
+
+            pinned = [worker("pinned", fleet[0]) for _ in range(6)]
+            await asyncio.gather(*pinned, *(worker("spread", fleet[n % 3]) for n in range(12)))
+        return done
+
+    done = asyncio.run(served())
+    ratio = done["pinned"] / done["spread"]
+    print(f"\ncompleted in {window_s:g} s: {done}, pinned / spread = {ratio:.2f} (fair: 0.5; per instance: 0.2)")
+    assert min(done.values()) >= 20, done
+    assert 0.4 <= ratio <= 0.6, done

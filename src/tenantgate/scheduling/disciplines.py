@@ -266,14 +266,15 @@ class VtcQueue:
 DISCIPLINES = ("vtc", "vtc-predict", "lcf", "fcfs")
 
 
-def make_discipline(name: str, prices: Prices | None = None) -> Discipline:
-    """`vtc`, `vtc-predict` (charging predicted output at dispatch), `lcf` (VTC without the lift) or `fcfs`."""
+def make_discipline(name: str, prices: Prices | None = None, counters: VirtualCounters | None = None) -> Discipline:
+    """`vtc`, `vtc-predict` (charging predicted output at dispatch), `lcf` (VTC without the lift) or `fcfs`;
+    `counters`: the virtual counters VTC keeps (in this process unless given, e.g. shared in Redis)."""
     if name == "vtc":
-        return VtcQueue(prices)
+        return VtcQueue(prices, counters)
     if name == "vtc-predict":
-        return VtcQueue(prices, predict=True)
+        return VtcQueue(prices, counters, predict=True)
     if name == "lcf":
-        return VtcQueue(prices, lift=False)
+        return VtcQueue(prices, counters, lift=False)
     if name == "fcfs":
         return FcfsQueue()
     raise ValueError(f"unknown scheduler '{name}' (choose {', '.join(DISCIPLINES)})")

@@ -24,7 +24,7 @@ from tenantgate.scheduling.capacity import Capacity
 from tenantgate.scheduling.disciplines import make_discipline
 from tenantgate.scheduling.dispatcher import Dispatcher
 from tenantgate.scheduling.forecast import Forecast
-from tenantgate.scheduling.state import MemoryBudget
+from tenantgate.scheduling.state import MemoryBudget, VirtualCounters
 from tenantgate.scheduling.tenant_caps import TenantCaps
 from tenantgate.scheduling.tickets import Prices, Ticket
 
@@ -146,6 +146,7 @@ class Scheduler:
     def __init__(
         self, deployments: Iterable[Deployment], prices: Prices | None = None,
         clock: Callable[[], float] = time.monotonic, observer: QueueObserver | None = None,
+        counters_for: Callable[[str], VirtualCounters] | None = None,
     ) -> None:  # fmt: skip
         self.prices = prices or Prices()
         self.clock = clock
@@ -155,7 +156,8 @@ class Scheduler:
         for deployment in deployments:
             capacity = Capacity(deployment.max_in_flight)
             budget = MemoryBudget(capacity.limit, deployment.max_inflight_tokens)
-            discipline = make_discipline(deployment.scheduler, self.prices)
+            counters = None if counters_for is None else counters_for(deployment.name)
+            discipline = make_discipline(deployment.scheduler, self.prices, counters)
             dispatcher = Dispatcher(discipline, budget, self.prices, caps=self.caps)
             self.lanes[deployment.name] = Lane(deployment, dispatcher, capacity)
 

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from tenantgate.scheduling.fairness_index import FairnessWindow
 from tenantgate.scheduling.lanes import Scheduler
+from tenantgate.scheduling.shared_counters import SharedCounters
 from tenantgate.scheduling.state import MemoryCounters
 from tenantgate.scheduling.tickets import Ticket
 
@@ -146,7 +147,7 @@ class _LaneCollector(Collector):
                     start.add_metric([name, label], queue.next_start_s)
                     pool[3] = max(pool[3], queue.next_start_s)
             counters = getattr(dispatcher.queue, "counters", None)
-            if isinstance(counters, MemoryCounters):
+            if isinstance(counters, MemoryCounters | SharedCounters):
                 for tenant, value in counters.snapshot().items():
                     counter.add_metric([name, self.labels.get(tenant, tenant)], value)
         for pool_name, (serving, in_flight, limit, wait) in pools.items():
