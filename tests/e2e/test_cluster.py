@@ -24,7 +24,7 @@ BUDGET = 6
 
 @pytest.fixture
 def engine() -> Iterator[SimEngine]:
-    with sim_engine("--models", "sim-small", "--speed", "5") as started:
+    with sim_engine("--models", "sim-small", "--speed", "10") as started:
         yield started
 
 
@@ -71,34 +71,38 @@ def test_an_engines_budget_holds_across_three_instances(fleet: list[Gateway], en
     assert stats["peak_running"] == BUDGET, stats  # each instance sent 2 at most, and all 6 were used
 
 
+def served_in(window_s: float, workers: list[tuple[str, str, Gateway]]) -> dict[str, int]:
+    """Closed-loop workers (tenant, key, the instance it sends to), each with one request always out:
+    the requests each tenant had answered within the window."""
+    body = {"model": "sim-small", "messages": [{"role": "user", "content": "go"}], "max_tokens": 24}
+    done = {tenant: 0 for tenant, _, _ in workers}
+
+    async def run() -> None:
+        deadline = time.monotonic() + window_s
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=None)) as http:
+
+            async def worker(tenant: str, key: str, gw: Gateway) -> None:
+                headers = {"Authorization": f"Bearer {key}"}
+                while time.monotonic() < deadline:
+                    response = await http.post(gw.url + "/v1/chat/completions", json=body, headers=headers)
+                    assert response.status_code == 200, response.text
+                    if time.monotonic() < deadline:
+                        done[tenant] += 1
+
+            await asyncio.gather(*(worker(*spec) for spec in workers))
+
+    asyncio.run(run())
+    return done
+
+
 def test_two_tenants_with_one_to_two_demand_are_served_alike_across_three_instances(
     fleet: list[Gateway], engine: SimEngine
 ) -> None:
     keys = {slug: fleet[0].tenant_with_key(slug, "--plan", "scale") for slug in ("light", "heavy")}
-    body = {"model": "sim-small", "messages": [{"role": "user", "content": "go"}], "max_tokens": 24}
-    window_s = 6.0
-
-    async def served() -> dict[str, int]:
-        done = {"light": 0, "heavy": 0}
-        deadline = time.monotonic() + window_s
-        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=None)) as http:
-
-            async def worker(slug: str, n: int) -> None:  # closed loop: always one request out
-                url = fleet[n % 3].url + "/v1/chat/completions"
-                headers = {"Authorization": f"Bearer {keys[slug]}"}
-                while time.monotonic() < deadline:
-                    response = await http.post(url, json=body, headers=headers)
-                    assert response.status_code == 200, response.text
-                    if time.monotonic() < deadline:
-                        done[slug] += 1
-
-            workers = [worker("light", n) for n in range(6)] + [worker("heavy", n) for n in range(12)]
-            await asyncio.gather(*workers)
-        return done
-
-    done = asyncio.run(served())
+    light = [("light", keys["light"], fleet[n % 3]) for n in range(6)]
+    done = served_in(6.0, light + [("heavy", keys["heavy"], fleet[n % 3]) for n in range(12)])
     ratio = done["light"] / done["heavy"]
-    print(f"\ncompleted in {window_s:g} s: {done}, light / heavy = {ratio:.2f}")
+    print(f"\ncompleted in 6 s: {done}, light / heavy = {ratio:.2f}")
     assert min(done.values()) >= 30, done  # enough requests for the ratio to mean something
     assert 0.9 <= ratio <= 1.1, done
 
@@ -168,28 +172,9 @@ def test_a_tenant_pinned_to_one_instance_gets_its_fair_share_there(fleet: list[G
     that instance's share of the engine (2 of 6) while another tenant is spread over all three; with
     counters per instance it would get half of it."""
     keys = {slug: fleet[0].tenant_with_key(slug, "--plan", "scale") for slug in ("pinned", "spread")}
-    body = {"model": "sim-small", "messages": [{"role": "user", "content": "go"}], "max_tokens": 24}
-    window_s = 6.0
-
-    async def served() -> dict[str, int]:
-        done = {"pinned": 0, "spread": 0}
-        deadline = time.monotonic() + window_s
-        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=None)) as http:
-
-            async def worker(slug: str, gw: Gateway) -> None:
-                headers = {"Authorization": f"Bearer {keys[slug]}"}
-                while time.monotonic() < deadline:
-                    response = await http.post(gw.url + "/v1/chat/completions", json=body, headers=headers)
-                    assert response.status_code == 200, response.text
-                    if time.monotonic() < deadline:
-                        done[slug] += 1
-
-            pinned = [worker("pinned", fleet[0]) for _ in range(6)]
-            await asyncio.gather(*pinned, *(worker("spread", fleet[n % 3]) for n in range(12)))
-        return done
-
-    done = asyncio.run(served())
+    pinned = [("pinned", keys["pinned"], fleet[0]) for _ in range(6)]
+    done = served_in(6.0, pinned + [("spread", keys["spread"], fleet[n % 3]) for n in range(12)])
     ratio = done["pinned"] / done["spread"]
-    print(f"\ncompleted in {window_s:g} s: {done}, pinned / spread = {ratio:.2f} (fair: 0.5; per instance: 0.2)")
+    print(f"\ncompleted in 6 s: {done}, pinned / spread = {ratio:.2f} (fair: 0.5; per instance: 0.2)")
     assert min(done.values()) >= 20, done
     assert 0.4 <= ratio <= 0.6, done
