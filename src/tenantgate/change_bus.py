@@ -29,6 +29,7 @@ class ChangeBus:
         self._redis = redis  # bounded calls: publish, the drained set
         self._listening = listening or redis  # the subscription, which waits for messages as long as it takes
         self._sending: set[asyncio.Task[None]] = set()
+        self._keys_told: asyncio.Task[None] | None = None  # one "keys changed" on its way tells of many
 
     @classmethod
     def from_url(cls, url: str | None, timeout_s: float) -> ChangeBus:
@@ -38,8 +39,10 @@ class ChangeBus:
         return cls(bounded, Redis.from_url(url, socket_connect_timeout=timeout_s, health_check_interval=30))
 
     def keys_changed(self) -> None:
-        """Called where a key, tenant or user was changed (synchronously: it sends in the background)."""
-        self._send(KEYS)
+        """Called where a key, tenant or user was changed (synchronously: it sends in the background).
+        Changes made while one message is on its way share it (revoking a user's keys tells once)."""
+        if self._keys_told is None or self._keys_told.done():
+            self._keys_told = self._send(KEYS)
 
     async def drained(self, deployment: str, draining: bool) -> None:
         if self._redis is None:
@@ -65,12 +68,13 @@ class ChangeBus:
             return []
         return [name.decode() if isinstance(name, bytes) else str(name) for name in names]
 
-    def _send(self, message: str) -> None:
+    def _send(self, message: str) -> asyncio.Task[None] | None:
         if self._redis is None:
-            return
+            return None
         task = asyncio.get_running_loop().create_task(self._publish(message))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
+        return task
 
     async def _publish(self, message: str) -> None:
         assert self._redis is not None
@@ -90,7 +94,7 @@ class ChangeBus:
                     while True:
                         message = await pubsub.get_message(timeout=RETRY_S * 5)
                         if message is not None and isinstance(message.get("data"), bytes):
-                            await handle(message["data"].decode())
+                            await _handled(handle, message["data"].decode())
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - Redis went away: listen again once it is back
@@ -103,3 +107,11 @@ class ChangeBus:
         for client in {self._redis, self._listening} - {None}:
             assert client is not None
             await client.aclose()
+
+
+async def _handled(handle: Handler, message: str) -> None:
+    """A change this instance could not take in now (its database is down, say) comes with its poll."""
+    try:
+        await handle(message)
+    except Exception:  # noqa: BLE001 - keep listening: the poll is the fallback
+        log.warning("could not take in a change told on the bus (%s); the next poll brings it", message)

@@ -117,7 +117,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        if self.cycle is None or not self.cycle.response_started:
+        cycle = self.cycle  # a kept-alive connection's previous request until the next one's headers end
+        if cycle is None or not cycle.response_started or cycle.response_complete:
             body = error_body(error.message, error.type, error.code)
             head = (
                 b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
@@ -168,10 +169,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self._refusal = None
-        self._deadline = self.loop.time() + self.limits.body_timeout_s
-        self._late = RequestTimeout(
-            f"The request's body did not arrive within {self.limits.body_timeout_s:g} s.", code="body_timeout"
-        )
+        previous = self.cycle
+        if previous is not None and not previous.response_complete:
+            self._deadline = None  # pipelined behind a request still answering: its body is not read yet
+        else:
+            self._deadline = self.loop.time() + self.limits.body_timeout_s
+            self._late = RequestTimeout(
+                f"The request's body did not arrive within {self.limits.body_timeout_s:g} s.", code="body_timeout"
+            )
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -182,8 +187,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], every_s: float) -> None:
     """Close the connections whose current phase is past its deadline; again in `every_s`."""
     now = loop.time()
-    for connection in list(connections):
-        deadline = getattr(connection, "_deadline", None)
-        if deadline is not None and deadline <= now:
-            connection._expire()
-    loop.call_later(every_s, _sweep, loop, connections, every_s)
+    try:
+        for connection in list(connections):
+            deadline = getattr(connection, "_deadline", None)
+            if deadline is not None and deadline <= now:
+                connection._expire()
+    finally:  # one connection's failure must not end every deadline after it
+        loop.call_later(every_s, _sweep, loop, connections, every_s)

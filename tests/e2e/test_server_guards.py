@@ -150,3 +150,14 @@ def test_a_kept_alive_connection_left_idle_is_closed(guarded: tuple[Gateway, str
         started = time.monotonic()
         assert sock.recv(65536) == b""  # closed by the server, without a second answer
         assert time.monotonic() - started < DEADLINE_S * 2.5
+
+
+def test_a_kept_alive_connections_next_request_is_refused_with_an_answer_too(guarded: tuple[Gateway, str]) -> None:
+    with connect(guarded[0]) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b'"ok"' not in first:
+            first += sock.recv(65536)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+        status, error, _ = answer(sock)
+    assert status == 431 and error["code"] == "headers_too_large"

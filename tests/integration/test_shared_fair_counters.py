@@ -32,7 +32,8 @@ async def test_service_on_one_instance_counts_on_the_other_after_a_sync(
     await one.sync()
     await other.sync()
     await one.sync()
-    assert here.get("acme") == there.get("acme") == 150.0 and here.get("solo") == 10.0
+    assert here.get("acme") == there.get("acme") == 150.0
+    assert here.get("solo") == 0.0  # never dealt with here: not read back (it would be once it is)
     here.add("acme", 5.0)  # changed since the last sync: on top of what Redis gave
     assert here.get("acme") == 155.0
 
@@ -50,6 +51,20 @@ async def test_two_instances_lifting_one_tenant_lift_it_once(
     await other.sync()
     await one.sync()
     assert here.get("late") == there.get("late") == 550.0  # lifted to 500 once, then both services
+
+
+async def test_a_batch_sent_again_after_its_answer_was_lost_is_applied_once(
+    instances: tuple[FairCounterSync, FairCounterSync, str],
+) -> None:
+    one, _, deployment = instances
+    counters = one.for_deployment(deployment)
+    counters.add("acme", 40.0)
+    sent, batch = counters._pending, "lost-answer"  # what a sync sends, under its id
+    counters._sending, counters._pending, counters._batch = sent, type(sent)(), batch
+    await one.sync()  # applied; suppose its answer never came back: the same batch goes again
+    counters._sending, counters._batch = sent, batch
+    await one.sync()
+    assert counters.get("acme") == 40.0
 
 
 async def test_changes_kept_while_redis_fails_are_sent_later(redis_url: str) -> None:

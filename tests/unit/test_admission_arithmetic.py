@@ -66,16 +66,24 @@ def test_tightest_limit_applies() -> None:
 @given(limit=st.integers(1, 2_000), recorded=st.integers(0, 2_000), instances=st.integers(1, 8))
 def test_an_instance_alone_passes_its_share_of_what_is_left(limit: int, recorded: int, instances: int) -> None:
     """While instances cannot share counters, each passes at most what is left of a period total divided
-    among them, so together they stay within it (counted in units of 1 token)."""
+    among them, so together they stay within it (counted in units of 1 token); a total smaller than
+    the instances still lets each pass one."""
     store = MemoryCounterStore()
     check = alone(Check(LimitKind.QUOTA, "month", limit, 1, "total"), instances)
     asyncio.run(store.seed([check], [recorded]))
     passed = 0
     while isinstance(asyncio.run(store.reserve(str(passed), [check])), Granted):
         passed += 1
-    assert passed == max(0, limit - recorded) // instances
+    assert passed == max(0, limit - recorded) // min(instances, limit)  # a limit under N: one each
 
 
 def test_an_instance_alone_holds_its_share_of_a_concurrency_limit_and_never_none() -> None:
     lease = Check(LimitKind.CONCURRENCY, "conc", 8, 1, "lease", ttl_s=30.0)
     assert [alone(lease, n).limit for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
+
+
+def test_an_instance_alone_still_passes_one_request_of_a_window_smaller_than_the_instances() -> None:
+    store = MemoryCounterStore()
+    rpm = alone(Check(LimitKind.REQUESTS, "rpm", 2, 1, "window"), 3)
+    outcomes = [asyncio.run(store.reserve(str(n), [rpm])) for n in range(2)]
+    assert isinstance(outcomes[0], Granted) and not isinstance(outcomes[1], Granted)

@@ -90,3 +90,11 @@ def test_without_tenant_circuits_every_failure_is_the_deployments() -> None:
     circuits = TenantCircuits(failures_to_open=0)
     circuits.success("t2", "d")
     assert not any(circuits.failure("t1", "d") for _ in range(5))
+
+
+def test_a_deployment_failing_for_every_tenant_is_the_deployments_not_theirs() -> None:
+    circuits = TenantCircuits(failures_to_open=2, cooldown_s=10, evidence_s=60)
+    circuits.success("t1", "d")
+    circuits.success("t2", "d")  # both served: then it fails for both
+    verdicts = [circuits.failure(tenant, "d") for tenant in ("t1", "t2", "t1", "t2")]
+    assert verdicts == [False, False, False, False]  # once both fail, neither is evidence that it works

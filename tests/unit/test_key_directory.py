@@ -213,6 +213,8 @@ def test_key_ids_hold_every_shape_and_refuse_what_no_id_can_be() -> None:
     ids = KeyIds(["0123456789ab", "i0123456789a"])
     assert ids.holds("0123456789ab") and ids.holds("i0123456789a")
     assert not ids.holds("0123456789ac") and not ids.holds("zzzzzzzzzzzz") and not ids.holds("i0123")
+    for alias in ("0123456789AB", "0x23456789ab", "+123456789ab", " 123456789ab", "0_23456789ab"):
+        assert not ids.holds(alias), alias  # no other spelling of an id: each would cost a lookup
     for n in range(70_000):  # past the merge point
         ids.add(f"{n:012x}")
     assert ids.holds("0123456789ab") and ids.holds(f"{69_999:012x}") and len(ids) == 70_002

@@ -76,9 +76,11 @@ def alone(check: Check, instances: int) -> Check:
     """The check as one of `instances` instances enforces it alone, while they cannot share counters:
     a concurrency limit divided among them (at least 1 each), and every other amount counted
     `instances` times, so a window passes limit / instances and a period total what is left of it,
-    divided among them."""
+    divided among them; but never counted past the limit itself, so that a limit smaller than the
+    instances still lets each pass one request (as a concurrency limit does)."""
     if instances <= 1:
         return check
     if check.shape == "lease":
         return replace(check, limit=max(1, check.limit // instances))
-    return replace(check, amount=check.amount * instances)
+    # never past the limit itself: a limit under N still lets each instance pass one request's worth
+    return replace(check, amount=max(check.amount, min(check.amount * instances, check.limit)))

@@ -10,26 +10,25 @@ database, so a new key works at once, except during a flood, when it waits for t
 
 from __future__ import annotations
 
+import re
 import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 
 IMPORTED = 1 << 48
+SHAPE = re.compile(r"[0-9a-f]{12}|i[0-9a-f]{11}")
 MERGE_AT = 65_536  # learnt ids kept apart before they join the array
 
 
 def id_number(key_id: str) -> int | None:
-    """The id as an integer; None for text that no key id can be."""
-    imported = key_id.startswith("i")
-    digits = key_id[1:] if imported else key_id
-    if len(digits) != (11 if imported else 12):
+    """The id as an integer; None for text that no key id can be (exactly as issued: lower-case hex, so
+    that no other spelling of an id maps to it)."""
+    if not SHAPE.fullmatch(key_id):
         return None
-    try:
-        number = int(digits, 16)
-    except ValueError:
-        return None
-    return number | IMPORTED if imported else number
+    if key_id.startswith("i"):
+        return int(key_id[1:], 16) | IMPORTED
+    return int(key_id, 16)
 
 
 class KeyIds:

@@ -116,6 +116,7 @@ class TenantCircuits:
         self._failures[pair] = failures
         now = self.clock()
         others = self._served.get(deployment, {})
+        others.pop(tenant_id, None)  # failing there now: no longer evidence that the deployment works
         if failures < self.failures_to_open or not any(
             tenant != tenant_id and now - at <= self.evidence_s for tenant, at in others.items()
         ):

@@ -9,31 +9,43 @@ tenants (a tenant pinned to one instance included).
 
 A change is an addition (service charged, or refunded) after a lift (a tenant that starts waiting
 is raised to the least counter waiting: "at least this"). Lifts are kept as floors, not added, so
-two instances lifting the same tenant do not lift it twice. When Redis fails the view stays as it
-was, changes accumulate, and they are sent when it answers.
+two instances lifting the same tenant do not lift it twice. A batch of changes carries an id that
+Redis remembers for a minute, so a batch whose answer was lost (a timeout) and is sent again is
+applied once. When Redis fails the view stays as it was, changes accumulate, and they are sent when
+it answers. Only the counters of tenants this instance dealt with in the last `INTEREST_S` are read
+back, so a sync costs what this instance serves, not every tenant there is.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 KEEP_MS = 86_400_000  # a deployment's counters outlive a day without traffic, then go
+INTEREST_S = 300.0  # tenants not dealt with here for this long are no longer read back
 
-# KEYS[1]: the deployment's counters (hash tenant -> value); ARGV: tenant, floor ('' for none), addition, ...
+# KEYS[1]: the deployment's counters (hash tenant -> value), KEYS[2]: the batch's marker.
+# ARGV[1]: n changes, then n x (tenant, floor or '', addition), then the tenants to read back.
 SYNC = """
-for i = 1, #ARGV, 3 do
-  local tenant, floor, add = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local current = tonumber(redis.call('HGET', KEYS[1], tenant) or '0')
-  if floor ~= '' and current < tonumber(floor) then current = tonumber(floor) end
-  redis.call('HSET', KEYS[1], tenant, tostring(current + add))
+local n = tonumber(ARGV[1])
+if n > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'PX', 60000) then
+  for i = 0, n - 1 do
+    local tenant, floor, add = ARGV[2 + i * 3], ARGV[3 + i * 3], tonumber(ARGV[4 + i * 3])
+    local current = tonumber(redis.call('HGET', KEYS[1], tenant) or '0')
+    if floor ~= '' and current < tonumber(floor) then current = tonumber(floor) end
+    redis.call('HSET', KEYS[1], tenant, tostring(current + add))
+  end
+  redis.call('PEXPIRE', KEYS[1], KEEP)
 end
-redis.call('PEXPIRE', KEYS[1], tonumber(KEEP))
-return redis.call('HGETALL', KEYS[1])
-""".replace("tonumber(KEEP)", str(KEEP_MS))
+if #ARGV < 2 + n * 3 then return {} end
+return redis.call('HMGET', KEYS[1], unpack(ARGV, 2 + n * 3))
+""".replace("KEEP", str(KEEP_MS))
 
 
 @dataclass(slots=True)
@@ -66,11 +78,14 @@ class Changes:
 class SharedCounters:
     """One deployment's counters as this instance sees them (a `VirtualCounters`)."""
 
-    def __init__(self, deployment: str) -> None:
+    def __init__(self, deployment: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.key = f"tg1:vtc:{deployment}"
+        self._clock = clock
         self._base: dict[str, float] = {}  # as Redis last gave them
-        self._sending = Changes()  # on their way to Redis
+        self._sending = Changes()  # on their way to Redis (again, after a failure: the same batch)
+        self._batch = ""
         self._pending = Changes()  # made since
+        self._touched: dict[str, float] = {}  # tenant -> when it last changed here
 
     def get(self, tenant: str) -> float:
         return self._pending.apply(tenant, self._sending.apply(tenant, self._base.get(tenant, 0.0)))
@@ -78,29 +93,38 @@ class SharedCounters:
     def add(self, tenant: str, amount: float) -> None:
         adds = self._pending.adds
         adds[tenant] = adds.get(tenant, 0.0) + amount
+        self._touched[tenant] = self._clock()
 
     def raise_to(self, tenant: str, floor: float) -> None:
         if self.get(tenant) < floor:  # a floor before this instance's later additions
             self._pending.floors[tenant] = floor - self._pending.adds.get(tenant, 0.0)
+            self._touched[tenant] = self._clock()
 
     def snapshot(self) -> dict[str, float]:
         tenants = {*self._base, *self._sending.adds, *self._sending.floors, *self._pending.adds, *self._pending.floors}
         return {tenant: self.get(tenant) for tenant in tenants}
 
     async def sync(self, redis: Redis, script: object) -> None:
-        """Send what changed here, take what every instance has (one round trip)."""
-        self._sending, self._pending = self._sending.then(self._pending), Changes()
-        args: list[str] = []
-        for tenant in {*self._sending.floors, *self._sending.adds}:
-            floor = self._sending.floors.get(tenant)
-            args += [tenant, "" if floor is None else repr(floor), repr(self._sending.adds.get(tenant, 0.0))]
+        """Send what changed here, take what every instance has for the tenants dealt with here (one
+        round trip). A batch not acknowledged is sent again as it was, under its id, before any other."""
+        if not self._sending and self._pending:
+            self._sending, self._pending, self._batch = self._pending, Changes(), secrets.token_hex(8)
+        sending = self._sending
+        changed = [*{*sending.floors, *sending.adds}]
+        args: list[str] = [str(len(changed))]
+        for tenant in changed:
+            floor = sending.floors.get(tenant)
+            args += [tenant, "" if floor is None else repr(floor), repr(sending.adds.get(tenant, 0.0))]
+        since = self._clock() - INTEREST_S
+        self._touched = {tenant: at for tenant, at in self._touched.items() if at >= since}
+        wanted = [*self._touched]
         try:
-            values = await script(keys=[self.key], args=args)  # type: ignore[operator]
-        except Exception:  # noqa: BLE001 - kept, and sent with the next sync
+            keys = [self.key, f"{self.key}:batch:{self._batch}"]
+            values = await script(keys=keys, args=[*args, *wanted])  # type: ignore[operator]
+        except Exception:  # noqa: BLE001 - kept, and sent again with the next sync
             log.warning("fair-queue counters of %s could not be shared; kept for the next try", self.key)
             return
-        pairs = iter(values)
-        self._base = {tenant.decode(): float(value) for tenant, value in zip(pairs, pairs, strict=True)}
+        self._base = {tenant: float(value) for tenant, value in zip(wanted, values, strict=True) if value is not None}
         self._sending = Changes()
 
 
