@@ -179,6 +179,14 @@ def test_sigkill_under_load_loses_no_answered_request(
         assert total["requests"] + total["rejected"] == len(request_ids(revived.database_url))
 
 
+def shared_again(gw: Gateway) -> None:
+    """Until the gateway counts in Redis again (its probe runs every TENANTGATE_REDIS_PROBE_S)."""
+    deadline = time.monotonic() + 10
+    while httpx.get(gw.url + "/readyz").json()["checks"]["limits"] != "shared":
+        assert time.monotonic() < deadline, "the gateway did not go back to Redis"
+        time.sleep(0.05)  # polling the gateway's own readiness report
+
+
 @contextmanager
 def private_redis(port: int) -> Iterator[None]:
     """A real Redis server of this test's own, without persistence: a restart loses everything."""
@@ -202,6 +210,7 @@ def test_a_redis_restart_mid_day_leaves_the_remaining_daily_quota_unchanged(engi
     chat = {"model": "sim-small", "messages": MESSAGES, "max_tokens": 20}
     with gateway(tmp_path, "--upstream", engines.healthy.url + "/v1", env=env) as gw:
         with private_redis(port):
+            shared_again(gw)  # it started before Redis: per-instance counters until its probe finds Redis
             key = gw.tenant_with_key("steady")
             headers = {"Authorization": f"Bearer {key}"}
             for _ in range(3):
@@ -210,6 +219,7 @@ def test_a_redis_restart_mid_day_leaves_the_remaining_daily_quota_unchanged(engi
             events_before = _wait_for_key_events(gw, key, 3)
             assert before == sum(e["prompt_tokens"] + e["completion_tokens"] for e in events_before)
         with private_redis(port):  # the same gateway, a Redis that lost everything
+            shared_again(gw)
             assert daily_used(gw, "steady") == 0
             response = httpx.post(gw.url + "/v1/chat/completions", json=chat, headers=headers)
             assert response.status_code == 200
