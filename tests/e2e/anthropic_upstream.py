@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.e2e.local_http import serving
+from tests.e2e.local_http import send_json, serving
 
 API_KEY = "sk-ant-test-5d1e"
 MODELS = ("claude-test", "claude-overloaded", "claude-cut")
@@ -112,12 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _json(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
     def _error(self, status: int, kind: str, message: str) -> None:
         self._json(status, {"type": "error", "error": {"type": kind, "message": message}})

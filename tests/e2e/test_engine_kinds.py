@@ -16,7 +16,7 @@ import httpx
 import yaml
 
 from tenantgate.settings import DEFAULT_PLANS
-from tests.e2e.local_http import serving
+from tests.e2e.local_http import send_json, serving
 from tests.e2e.procs import gateway
 
 ANSWER = {"id": "c", "object": "chat.completion", "created": 0, "model": "llama",
@@ -43,12 +43,7 @@ def recording_engine(seen: Seen) -> type[BaseHTTPRequestHandler]:
             self._answer(ANSWER)
 
         def _answer(self, body: object) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, 200, body)
 
         def log_message(self, *args: object) -> None:
             pass
