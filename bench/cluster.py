@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).parent))
 
 from loads import wrk
-from procs import TENANTGATE, free_port, spawn, stop, wait_http
+from procs import free_port, sim_engine, stop, wait_http
 from run import ADMIN, make_key, start_tenantgate
 
 CHAT = {"model": "sim-small", "messages": [{"role": "user", "content": "count me"}], "max_tokens": 80}
@@ -41,7 +42,7 @@ LIMITS: list[tuple[str, dict[str, int], int, bool]] = [  # (name, key limits, re
 ]
 
 
-def fleet(count: int, upstream: str, workdir: Path, redis_url: str) -> list[tuple[object, str]]:
+def fleet(count: int, upstream: str, workdir: Path, redis_url: str) -> list[tuple[subprocess.Popen[bytes], str]]:
     started = []
     for n in range(count):
         port = free_port()
@@ -109,14 +110,12 @@ def run_cluster(redis_url: str, seconds: int) -> dict[str, object]:
     """Throughput and accuracy, 1 instance then 3 (Redis's database emptied first)."""
     redis.Redis.from_url(redis_url).flushdb()
     workdir = Path(tempfile.mkdtemp(prefix="tg-cluster-"))
-    up_port, engine_port = free_port(), free_port()
-    upstream, engine = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{engine_port}"
-    processes: list[object] = [spawn([*TENANTGATE, "sim-engine", "--instant", "--port", str(up_port)])]
-    processes.append(spawn([*TENANTGATE, "sim-engine", "--speed", "20", "--port", str(engine_port)]))
+    instant, upstream = sim_engine("--instant")
+    processes = [instant]
+    timed, engine = sim_engine("--speed", "20")
+    processes.append(timed)
     results: dict[str, object] = {}
     try:
-        wait_http(upstream + "/health")
-        wait_http(engine + "/health")
         for count in (1, 3):
             instances = fleet(count, upstream, workdir / "throughput", redis_url)
             processes += [p for p, _ in instances]
@@ -125,15 +124,15 @@ def run_cluster(redis_url: str, seconds: int) -> dict[str, object]:
             results[f"throughput_{count}"] = throughput(urls, key, seconds)
             print(f"  {count} instance(s) throughput: {results[f'throughput_{count}']}", flush=True)
             for process, _ in instances:
-                stop(process)  # type: ignore[arg-type]
+                stop(process)
             instances = fleet(count, engine, workdir / "accuracy", redis_url)
             processes += [p for p, _ in instances]
             results[f"accuracy_{count}"] = accuracy([url for _, url in instances], engine)
             for process, _ in instances:
-                stop(process)  # type: ignore[arg-type]
+                stop(process)
     finally:
         for process in reversed(processes):
-            stop(process)  # type: ignore[arg-type]
+            stop(process)
     return results
 
 

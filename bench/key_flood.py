@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from procs import TENANTGATE, free_port, spawn, stop, wait_http
+from procs import free_port, sim_engine, stop, wait_http
 from run import make_key, start_tenantgate
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
@@ -94,11 +94,11 @@ def main() -> None:
     database = f"tg_flood_{os.getpid()}"
     asyncio.run(admin_sql(f"CREATE DATABASE {database}"))
     workdir = Path(tempfile.mkdtemp(prefix="tg-flood-"))
-    up_port, port = free_port(), free_port()
-    upstream, url = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{port}"
-    processes = [spawn([*TENANTGATE, "sim-engine", "--instant", "--port", str(up_port)])]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    engine, upstream = sim_engine("--instant")
+    processes = [engine]
     try:
-        wait_http(upstream + "/health")
         gateway, _ = start_tenantgate(
             port, upstream, workdir, database_url=f"{POSTGRES}/{database}", source=options.source
         )

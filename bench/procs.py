@@ -40,6 +40,19 @@ def wait_http(url: str, deadline_s: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+def sim_engine(*flags: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A simulated engine on a free port, once it answers: (its process, its URL)."""
+    port = free_port()
+    process = spawn([*TENANTGATE, "sim-engine", "--port", str(port), *flags])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/health")
+    except BaseException:
+        stop(process)
+        raise
+    return process, url
+
+
 def first_200(url: str, key: str, started: float, deadline_s: float = 60) -> float:
     """Seconds from `started` until a chat completion through `url` returns 200."""
     body = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}

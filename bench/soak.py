@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from procs import TENANTGATE, free_port, rss_mib, spawn, stop, wait_http
+from procs import free_port, rss_mib, sim_engine, stop, wait_http
 from run import ADMIN, make_key, start_tenantgate
 
 CHAT = {"model": "sim-small", "messages": [{"role": "user", "content": "soak"}], "max_tokens": 16}
@@ -104,11 +104,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="requests a second, about")
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tg-soak-"))
-    up_port, port = free_port(), free_port()
-    upstream, url = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{port}"
-    processes = [spawn([*TENANTGATE, "sim-engine", "--instant", "--port", str(up_port)])]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    engine, upstream = sim_engine("--instant")
+    processes = [engine]
     try:
-        wait_http(upstream + "/health")
         gateway, _ = start_tenantgate(port, upstream, workdir)
         processes.append(gateway)
         wait_http(url + "/readyz")
