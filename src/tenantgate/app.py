@@ -127,7 +127,9 @@ def data_plane_deps(gw: Gateway, response_cache: ResponseCache) -> DataPlaneDeps
     """The request path's narrow view of the gateway."""
     # a tenant's own circuit trips one failure before a deployment's would
     circuits = TenantCircuits(max(1, gw.settings.breaker_failures - 1), gw.settings.breaker_cooldown_s)
-    placement = Placement(gw.scheduler, gw.provider, gw.settings.queue_update_s, gw.upstream_keys.key_for, circuits)
+    placement = Placement(
+        gw.scheduler, gw.provider, gw.settings.queue_update_s, gw.upstream_keys.key_for, circuits, gw.bus.circuit
+    )
     return DataPlaneDeps(
         KeyAuthenticator(gw.keys, gw.assertions), gw.catalog, gw.admission, placement, gw.recorder, gw.prices,
         gw.request_metrics, gw.settings.max_body_bytes, response_cache, gw.templates, gw.tracing,

@@ -1,6 +1,7 @@
 """Changes every instance must see at once, told through Redis pub/sub: a key, tenant or user changed
 (each instance re-reads its directory's changes from the database now, rather than at its next
-poll), and a deployment drained or resumed (kept in Redis too, for instances that start later).
+poll), a deployment drained or resumed (kept in Redis too, for instances that start later), and a
+deployment's circuit opened or closed.
 
 Best effort on top of what already holds without it: the directory's poll every `key_refresh_s`
 stays the fallback, so a lost message or a Redis outage delays a change by at most that interval.
@@ -56,6 +57,10 @@ class ChangeBus:
             log.warning("could not keep deployment %s's drain in Redis; other instances are not told", deployment)
             return
         self._send(("drain:" if draining else "resume:") + deployment)
+
+    def circuit(self, deployment: str, opened: bool) -> None:
+        """A deployment's circuit opened or its trial closed it here (sent in the background)."""
+        self._send(("circuit:" if opened else "closed:") + deployment)
 
     async def draining(self) -> list[str]:
         """The deployments drained on any instance (read at start-up)."""

@@ -153,8 +153,15 @@ async def on_change(gw: Gateway, message: str) -> None:
         return
     action, _, deployment = message.partition(":")
     lane = gw.scheduler.lanes.get(deployment)
-    if lane is not None and action in ("drain", "resume") and lane.deployment.draining != (action == "drain"):
+    if lane is None:
+        return
+    if action in ("drain", "resume") and lane.deployment.draining != (action == "drain"):
         gw.scheduler.drain(deployment, action == "drain")
+    elif action == "circuit" and lane.deployment.health.opened_elsewhere():  # what waits there moves on
+        lane.capacity.forget()
+        gw.scheduler.evacuate(lane)
+    elif action == "closed":
+        lane.deployment.health.closed_elsewhere()
 
 
 async def watch_counter_store(gw: Gateway) -> None:

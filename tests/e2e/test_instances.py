@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Engines
-from tests.e2e.procs import Gateway, gateway
+from tests.e2e.procs import Gateway, free_port, gateway, sim_engine
 from tests.e2e.scheduling_support import until
 
 HELLO = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
@@ -100,3 +100,44 @@ def test_a_drain_reaches_every_instance_and_those_that_start_later(
         with one.admin() as admin:
             assert admin.post("/admin/deployments/upstream-1/resume").status_code == 200
     until(lambda: not draining(other), timeout_s=5, what="the resumption to reach the other instance")
+
+
+def test_a_circuit_that_opens_on_one_instance_opens_and_closes_on_the_other(redis_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        "TENANTGATE_REDIS_URL": redis_url,
+        "TENANTGATE_BREAKER_FAILURES": "2",
+        "TENANTGATE_BREAKER_COOLDOWN_S": "2",
+        "TENANTGATE_HEALTH_PROBE_S": "600",  # only requests judge the engine here
+    }
+    upstream = f"http://127.0.0.1:{port}/v1"
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+
+    def health(gw: Gateway) -> str:
+        with gw.admin() as admin:
+            pools = admin.get("/admin/pools").json()
+        return str(next(d for pool in pools for d in pool["deployments"] if d["name"] == "upstream-1")["health"])
+
+    with ExitStack() as stack:
+        engine = stack.enter_context(sim_engine("--speed", "50", "--models", "sim-small", port=port))
+        one, other = (
+            stack.enter_context(gateway(tmp_path, "--upstream", upstream, database_url=database, env=env))
+            for _ in range(2)
+        )
+        key = one.tenant_with_key("circuits")
+        headers = {"Authorization": f"Bearer {key}"}
+
+        def status(gw: Gateway) -> int:
+            return httpx.post(gw.url + "/v1/chat/completions", json=HELLO, headers=headers, timeout=10).status_code
+
+        assert status(one) == 200 and status(other) == 200
+        engine.process.kill()
+        engine.process.wait(timeout=10)
+        assert [status(one), status(one), status(one)] == [502, 502, 503]  # the second failure opened it
+        until(lambda: health(other) == "circuit_open", timeout_s=5, what="the other instance to open its circuit")
+        assert status(other) == 503  # refused at once: the other instance never sent there
+        with sim_engine("--speed", "50", "--models", "sim-small", port=port):
+            until(lambda: health(one) == "half_open", timeout_s=10, what="the cooldown to pass")
+            assert status(one) == 200  # the trial, which closes the circuit
+            until(lambda: health(other) == "healthy", timeout_s=5, what="the other instance to close its circuit")
+            assert status(other) == 200

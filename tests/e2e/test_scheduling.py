@@ -4,6 +4,7 @@ health, drain, the engine priority hint and the metrics."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -367,7 +368,16 @@ def test_a_tenants_shared_prompt_prefix_stays_on_the_deployment_that_has_it_cach
     assert sorted(spread.values()) == [1, 2]  # no shared prefix: equal waits go to the less loaded
 
 
+def overhead(gw: Gateway) -> tuple[float, float]:
+    """The gateway-overhead histogram's count and sum."""
+    with gw.admin() as admin:
+        text = admin.get("/metrics").text
+    found = dict(re.findall(r"^tenantgate_gateway_overhead_seconds_(count|sum) (\S+)$", text, re.M))
+    return float(found["count"]), float(found["sum"])
+
+
 def test_the_wait_in_the_queue_is_in_the_usage_event(gw: Gateway, key: str) -> None:
+    timed_before, overhead_before = overhead(gw)
     with ThreadPoolExecutor(1) as pool:
         with occupied(gw, key, "sim-single"):
             waiting = pool.submit(httpx.post, gw.url + "/v1/chat/completions", json=chat("sim-single"),
@@ -376,6 +386,9 @@ def test_the_wait_in_the_queue_is_in_the_usage_event(gw: Gateway, key: str) -> N
         answer = waiting.result()
     waited = int(answer.headers["x-tenantgate-queue-wait-ms"])
     assert answer.status_code == 200 and waited > 0
+    # The gateway's own time on the two requests (the one in the way, the one that waited) leaves the wait out.
+    timed, spent = overhead(gw)
+    assert timed - timed_before == 2 and spent - overhead_before < waited / 1000, (spent - overhead_before, waited)
     now = datetime.now(UTC)
     params = {"since": (now - timedelta(hours=1)).isoformat(), "until": (now + timedelta(minutes=1)).isoformat()}
     with gw.admin() as admin:

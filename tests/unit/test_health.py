@@ -33,6 +33,22 @@ def test_after_the_cooldown_one_trial_goes_out_and_its_success_closes_the_circui
     assert health.state == "healthy" and health.available and health.sending() is False
 
 
+def test_what_another_instance_saw_opens_and_closes_the_circuit_here() -> None:
+    health, clock = opened()
+    assert health.opened_elsewhere() is False  # open already: its own cooldown stands
+    clock.now = 10.0
+    assert health.opened_elsewhere() is True and health.state == "circuit_open"  # half-open here, failed there
+    health.closed_elsewhere()
+    assert health.state == "healthy"
+    clock.now = 30.0
+    health.opened_elsewhere()
+    clock.now = 40.0
+    health.sending()  # this instance's own trial is out
+    health.closed_elsewhere()
+    assert health.trial and health.state == "half_open"  # it decides here
+    assert health.failure() is True
+
+
 def test_a_failed_trial_reopens_at_once() -> None:
     health, clock = opened()
     clock.now = 10.0

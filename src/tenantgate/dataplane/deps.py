@@ -43,6 +43,10 @@ class KeyAuthenticator:
         return await self.assertions.end_user(principal, assertion)
 
 
+def _alone(deployment: str, opened: bool) -> None:
+    """No other instance to tell."""
+
+
 @dataclass(frozen=True, slots=True)
 class Placement:
     """What waiting for a place, sending and failing over use."""
@@ -52,6 +56,7 @@ class Placement:
     queue_update_s: float  # how often a waiting request hears where it stands
     own_key: Callable[[str, str], str | None]  # (tenant id, deployment) -> the tenant's own upstream key
     circuits: TenantCircuits  # each tenant's own breaker on each deployment
+    tell_circuit: Callable[[str, bool], None] = _alone  # (deployment, opened): tells the other instances
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
             *size,
             call.client_request_id,
             trace_headers(span),
+            started,
         )
         if not request.stream:  # waits silently; a client that leaves cancels the wait or the engine call
             upstream, body = await unless_client_leaves(fetch(dispatch), call.receive)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 from tenantgate.dataplane.deps import Placement
@@ -57,14 +58,18 @@ class Dispatch:
     def __init__(
         self, using: Placement, route: Route, request: InferenceRequest, principal: Principal, request_id: str,
         prompt_tokens: int, max_output: int, client_request_id: str | None = None,
-        trace: dict[str, str] | None = None,
+        trace: dict[str, str] | None = None, started: float | None = None,
     ) -> None:  # fmt: skip
         self.trace = trace or {}  # the W3C trace context for the engine, when tracing is on
+        self.started = time.perf_counter() if started is None else started  # when the request came in
+        self.overhead_s: float | None = None  # the gateway's own time before the first send, queue wait excluded
+        self._queued_s = 0.0
         self.scheduler = using.scheduler
         self.provider = using.provider
         self.queue_update_s = using.queue_update_s
         self.own_key = using.own_key
         self.circuits = using.circuits
+        self.tell_circuit = using.tell_circuit
         self.route = route
         self.request = request
         self.principal = principal
@@ -165,7 +170,9 @@ class Dispatch:
     async def send(self, on_update: OnUpdate | None = None) -> UpstreamResponse:
         """Wait for a place, send, and on failure before the first byte move on to the next lane."""
         while True:
+            waiting_since = time.perf_counter()
             await self.wait(on_update)
+            self._queued_s += time.perf_counter() - waiting_since
             place = self.place
             try:
                 return await self._send_to(place.lane)
@@ -184,6 +191,7 @@ class Dispatch:
                 elif deployment.health.failure():  # its circuit opened: what waits there moves on
                     place.lane.capacity.forget()
                     self.scheduler.evacuate(place.lane)
+                    self.tell_circuit(deployment.name, True)
                 self.scheduler.release(place.lane, place.ticket)
                 if not self._lanes:
                     raise
@@ -233,6 +241,8 @@ class Dispatch:
         if self._prefix is not None:
             lane.remember(self._prefix, self.scheduler.clock())
         self._gpu_mark = deployment.gpu_time.begin()
+        if self.overhead_s is None:
+            self.overhead_s = time.perf_counter() - self.started - self._queued_s
         sent_before, self.sent = self.sent, True
         try:
             upstream = await self._answer_from(lane, path, body, headers)
@@ -247,6 +257,8 @@ class Dispatch:
                 deployment.health.no_verdict()
             raise
         deployment.health.success()
+        if trial:  # the trial closed the circuit: for every instance
+            self.tell_circuit(deployment.name, False)
         self.circuits.success(self.principal.tenant_id, deployment.name)
         return upstream
 
@@ -316,7 +328,7 @@ class Dispatch:
     def served(self) -> Served:
         """Where it ran, for its usage event (call after `release`)."""
         deployment = self.place.lane.deployment
-        return Served(deployment.name, deployment.pool, self.waited_ms(), self.gpu_seconds)
+        return Served(deployment.name, deployment.pool, self.waited_ms(), self.gpu_seconds, self.overhead_s)
 
     def charge(self, output_tokens: int) -> None:
         self.scheduler.charge(self.place.lane, self.place.ticket, output_tokens)

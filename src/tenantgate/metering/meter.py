@@ -28,6 +28,7 @@ class Served:
     pool: str | None = None
     queue_wait_ms: int | None = None
     gpu_seconds: float = 0.0
+    overhead_s: float | None = None  # the gateway's own time before the engine got it (queue wait excluded)
 
 
 _NOWHERE = Served()
@@ -97,6 +98,8 @@ class RequestMeter:
             self.metrics.finished(
                 self.principal, served.deployment, status, error_type, usage, ttft_s, now - self._started, self.streamed
             )
+            if served.overhead_s is not None:
+                self.metrics.overhead.observe(served.overhead_s)
         if self.span is not None:
             end_span(self.span, status, error_type, usage, served.deployment, served.queue_wait_ms, ttft)
         created = utcnow()

@@ -25,6 +25,7 @@ from tenantgate.metering.velocity import VelocityWatch
 from tenantgate.scheduling.metrics import MAX_TENANT_LABELS, OTHER
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 PER_TOKEN_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 1)
 Metric = TypeVar("Metric", Counter, Histogram)
 
@@ -60,6 +61,11 @@ class RequestMetrics:
         self.per_token = Histogram(
             "tenantgate_time_per_output_token_seconds", "Time per output token after the first, successful streams",
             ["deployment"], buckets=PER_TOKEN_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.overhead = Histogram(
+            "tenantgate_gateway_overhead_seconds", "The gateway's own time on a request before an engine got it: "
+            "authentication, parsing, admission and placement, queue wait excluded", buckets=OVERHEAD_BUCKETS,
+            registry=registry,
         )  # fmt: skip
         self._slo: dict[tuple[str, bool], Counter] = {}
         self._refusals: dict[str, Counter] = {}

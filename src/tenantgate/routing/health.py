@@ -4,6 +4,10 @@ The breaker opens after `failures_to_open` consecutive failures (connection erro
 first byte) and refuses traffic for `cooldown_s`. Then it is half-open: placement lets requests
 through until one is sent (the trial), and none while that trial is out; the trial's failure
 re-opens the circuit at once, its success closes it.
+
+Instances that share Redis tell each other when a circuit opens and when a trial closes it
+(change_bus.py), so a deployment that failed for one is left alone by all. Active probes stay each
+instance's own: they test that instance's path to the engine.
 """
 
 from __future__ import annotations
@@ -44,6 +48,21 @@ class Health:
             return False
         self.open_until = self.clock() + self.cooldown_s
         return True
+
+    def opened_elsewhere(self) -> bool:
+        """Another instance's circuit on this deployment opened: open it here too, unless it is open
+        already. True when it opened here."""
+        if self.open_until is not None and self.clock() < self.open_until:
+            return False
+        self.failures = max(self.failures, self.failures_to_open)
+        self.open_until = self.clock() + self.cooldown_s
+        return True
+
+    def closed_elsewhere(self) -> None:
+        """Another instance's trial succeeded: close it here too (a trial of this instance's own, still
+        out, decides for itself)."""
+        if self.open_until is not None and not self.trial:
+            self.success()
 
     def no_verdict(self) -> None:
         """The trial ended without an answer: let the next request try."""
