@@ -4,6 +4,8 @@ A real client sends sequential requests and its latencies are taken alone, then 
 process sends `--flood` requests with random key ids (each new) at `--concurrency`. Prints p50 and
 p99 of both phases, the flood's rate, and how many queries PostgreSQL ran for the gateway's keys
 table in each phase (from pg_stat_user_tables). `--source` runs an earlier checkout's src directory.
+The flood comes from another loopback address (`--flood-from`, 127.0.0.2), as a guesser would come
+from its own; it prints what it was answered.
 Usage: python bench/key_flood.py [--source DIR] [--requests 2000] [--flood 10000] [--concurrency 32]
 """
 
@@ -32,16 +34,24 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 CHAT = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
 
 FLOOD = """
-import asyncio, secrets, sys, httpx
-url, total, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+import asyncio, collections, json, secrets, sys, httpx
+url, total, concurrency, source = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 body = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+seen = collections.Counter()
 async def worker(http, n):
     for _ in range(n):
-        key = f"tg-{secrets.token_hex(6)}-{secrets.token_urlsafe(32)}"
-        await http.post(url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+        guess = {"Authorization": f"Bearer tg-{secrets.token_hex(6)}-{secrets.token_urlsafe(32)}"}
+        try:
+            answer = await http.post(url + "/v1/chat/completions", json=body, headers=guess)
+            seen[answer.status_code] += 1
+        except httpx.HTTPError as exc:  # a guesser goes on whatever it is answered
+            seen[type(exc).__name__] += 1
 async def main():
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=concurrency)) as http:
+    transport = httpx.AsyncHTTPTransport(local_address=source)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=30, limits=limits, transport=transport) as http:
         await asyncio.gather(*(worker(http, total // concurrency) for _ in range(concurrency)))
+    print(json.dumps(seen))
 asyncio.run(main())
 """
 
@@ -90,6 +100,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="the real client's, per phase")
     parser.add_argument("--flood", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--flood-from", default="127.0.0.2", help="the flood's source address")
     options = parser.parse_args()
     database = f"tg_flood_{os.getpid()}"
     asyncio.run(admin_sql(f"CREATE DATABASE {database}"))
@@ -109,18 +120,21 @@ def main() -> None:
         scans = asyncio.run(key_scans(database))
         alone = latencies(url, key, options.requests)
         scans_alone = asyncio.run(key_scans(database)) - scans
-        flood = subprocess.Popen([sys.executable, "-c", FLOOD, url, str(options.flood), str(options.concurrency)])
+        flood_args = [url, str(options.flood), str(options.concurrency), options.flood_from]
+        flood = subprocess.Popen([sys.executable, "-c", FLOOD, *flood_args], stdout=subprocess.PIPE, text=True)
         started = time.monotonic()
         during: list[float] = []
         while flood.poll() is None:
             during += latencies(url, key, 50)
         flood_s = time.monotonic() - started
+        answered = json.loads(flood.communicate()[0] or "{}")
         scans_flood = asyncio.run(key_scans(database)) - scans - scans_alone
         result = {
             "source": options.source,
             "alone": {**summary(alone), "key_table_scans": scans_alone},
             "during_flood": {**summary(during), "requests": len(during), "key_table_scans": scans_flood},
             "flood_rps": round(options.flood / flood_s),
+            "flood_answered": answered,
         }
         print(json.dumps(result, indent=2))
     finally:

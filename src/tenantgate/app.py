@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
@@ -37,6 +37,7 @@ from tenantgate.api.tenant import keys, members, templates, upstream_keys, usage
 from tenantgate.api.tenant import settings as tenant_settings
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
+from tenantgate.auth.guessers import KeyGuessers
 from tenantgate.auth.key_ids import FreshLookups
 from tenantgate.auth.replay import MemorySeenOnce, RedisSeenOnce
 from tenantgate.billing.invoicing import Billing
@@ -123,7 +124,7 @@ def people(
     api.state.sso = OidcSignOn(store, box, sessions, audit, secret, idp_http)
 
 
-def data_plane_deps(gw: Gateway, response_cache: ResponseCache) -> DataPlaneDeps:
+def data_plane_deps(gw: Gateway, response_cache: ResponseCache, guessers: KeyGuessers) -> DataPlaneDeps:
     """The request path's narrow view of the gateway."""
     # a tenant's own circuit trips one failure before a deployment's would
     circuits = TenantCircuits(max(1, gw.settings.breaker_failures - 1), gw.settings.breaker_cooldown_s)
@@ -131,7 +132,7 @@ def data_plane_deps(gw: Gateway, response_cache: ResponseCache) -> DataPlaneDeps
         gw.scheduler, gw.provider, gw.settings.queue_update_s, gw.upstream_keys.key_for, circuits, gw.bus.circuit
     )
     return DataPlaneDeps(
-        KeyAuthenticator(gw.keys, gw.assertions), gw.catalog, gw.admission, placement, gw.recorder, gw.prices,
+        KeyAuthenticator(gw.keys, gw.assertions, guessers), gw.catalog, gw.admission, placement, gw.recorder, gw.prices,
         gw.request_metrics, gw.settings.max_body_bytes, response_cache, gw.templates, gw.tracing,
     )  # fmt: skip
 
@@ -159,8 +160,16 @@ async def build_routes(api: FastAPI) -> None:
         await client.get("/.start-up")
 
 
-def create_app(settings: Settings, announce: Callable[[str], None] = lambda text: None) -> GatewayApp:
-    """`announce` receives the start-up summary once the pools are known."""
+def key_guessers(settings: Settings) -> KeyGuessers:
+    return KeyGuessers(settings.key_guess_failures, settings.key_guess_window_s, settings.key_guess_block_s)
+
+
+def create_app(
+    settings: Settings, announce: Callable[[str], None] = lambda text: None, guessers: KeyGuessers | None = None
+) -> GatewayApp:
+    """`announce` receives the start-up summary once the pools are known; `guessers` are the addresses
+    blocked for guessing keys, shared with the HTTP server that refuses them (serving.py)."""
+    guessers = guessers or key_guessers(settings)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -179,6 +188,10 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             fair_prices = Prices(settings.fair_prompt_weight, settings.fair_output_weight)
             registry = CollectorRegistry()
             queue_metrics = QueueMetrics(registry)
+            Gauge(
+                "tenantgate_blocked_addresses", "Addresses refused for sending API keys that do not exist",
+                registry=registry,
+            ).set_function(lambda: len(guessers.blocked))  # fmt: skip
             fair_sync = None
             if settings.redis_url:  # the fair queue's counters shared by every instance
                 timeout = settings.redis_timeout_s
@@ -270,7 +283,7 @@ def create_app(settings: Settings, announce: Callable[[str], None] = lambda text
             )
             answers = api.state.response_cache = response_cache(settings)
             stack.push_async_callback(answers.close)
-            app.data_plane = DataPlane(data_plane_deps(gw, answers))
+            app.data_plane = DataPlane(data_plane_deps(gw, answers, guessers))
             await build_routes(api)
             # What start-up built lives as long as the process: keep it out of every GC pass.
             gc.collect()

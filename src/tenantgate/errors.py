@@ -123,6 +123,14 @@ class NoCapacity(GatewayError):
     code = "no_capacity"
 
 
+class AddressBlocked(GatewayError):
+    """The address kept presenting API keys that do not exist (auth/guessers.py)."""
+
+    status = 429
+    type = "rate_limit_exceeded"
+    code = "too_many_invalid_keys"
+
+
 class TooManyConnections(GatewayError):
     status = 503
     type = "service_unavailable"

@@ -1,6 +1,7 @@
 """The HTTP server's own guards, below the application: a bounded time to send headers and body,
-bounded header size and count, a cap on open connections, and OpenAI-shaped errors for what is
-refused before any request exists. uvicorn's httptools protocol, extended.
+bounded header size and count, a cap on open connections, addresses blocked for guessing keys
+(auth/guessers.py), and OpenAI-shaped errors for what is refused before any request exists.
+uvicorn's httptools protocol, extended.
 
 Deadlines are timestamps checked by one sweep every fraction of a second rather than a timer per
 request: a request costs two float assignments, and 20,000 idle sockets one pass over a set.
@@ -18,14 +19,22 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tenantgate.api.errors import error_body
-from tenantgate.errors import GatewayError, HeadersTooLarge, InvalidRequest, RequestTimeout, TooManyConnections
+from tenantgate.auth.guessers import KeyGuessers
+from tenantgate.errors import (
+    AddressBlocked,
+    GatewayError,
+    HeadersTooLarge,
+    InvalidRequest,
+    RequestTimeout,
+    TooManyConnections,
+)
 from tenantgate.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large",
-            503: b"Service Unavailable"}  # fmt: skip
-_HEAD = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 429: b"Too Many Requests",
+            431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}  # fmt: skip
+_HEAD = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n%s\r\n"
 FD_RESERVE = 256  # descriptors kept for the database, Redis, engines and logs
 
 
@@ -68,14 +77,16 @@ def connection_cap(wanted: int) -> int:
     return min(wanted, room)
 
 
-def guarded_protocol(limits: ServerLimits) -> type[HttpToolsProtocol]:
-    """uvicorn's `http=` protocol class with `limits` in force."""
-    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"limits": limits, "sweeping": [False]})
+def guarded_protocol(limits: ServerLimits, guessers: KeyGuessers | None = None) -> type[HttpToolsProtocol]:
+    """uvicorn's `http=` protocol class with `limits` in force, refusing the addresses `guessers` blocks."""
+    attributes = {"limits": limits, "sweeping": [False], "guessers": guessers}
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,), attributes)
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
     limits: ClassVar[ServerLimits]
     sweeping: ClassVar[list[bool]]  # one sweep per process, whichever connection starts it
+    guessers: ClassVar[KeyGuessers | None]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -120,13 +131,29 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle  # a kept-alive connection's previous request until the next one's headers end
         if cycle is None or not cycle.response_started or cycle.response_complete:
             body = error_body(error.message, error.type, error.code)
-            head = (
-                b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
-            )
-            self.transport.write(head % (error.status, _REASONS.get(error.status, b""), len(body)) + body)
+            extra = b"".join(b"%s: %s\r\n" % (name.encode(), value.encode()) for name, value in error.headers.items())
+            self.transport.write(_HEAD % (error.status, _REASONS.get(error.status, b""), len(body), extra) + body)
         self.transport.close()
 
+    def _blocked(self, guessers: KeyGuessers) -> bool:
+        """The peer is blocked for guessing keys: answered 429 and closed, its bytes not parsed."""
+        if not self.client:
+            return False
+        left = guessers.refuses(self.client[0])
+        if left is None:
+            return False
+        error = AddressBlocked(
+            f"Too many requests with API keys that do not exist came from this address; it is refused for "
+            f"another {left:.0f} s."
+        )
+        error.headers["Retry-After"] = str(max(1, round(left)))
+        self._refuse(error)
+        return True
+
     def data_received(self, data: bytes) -> None:
+        guessers = self.guessers
+        if guessers is not None and guessers.blocked and self._blocked(guessers):
+            return
         self._unset_keepalive_if_required()
         if self._reading_headers:
             self._raw_bytes += len(data)  # so that one huge field is refused before it is buffered whole

@@ -243,6 +243,12 @@ class Settings(BaseSettings):
     unlisted_key_lookups_per_s: float = Field(
         default=20.0, gt=0, le=10_000, description="Database lookups a second for key ids not yet polled"
     )
+    key_guess_failures: int = Field(
+        default=50, ge=0, le=1_000_000, description="Requests with keys that do not exist one address may send "
+        "within key_guess_window_s before it is refused for key_guess_block_s (0: never)",
+    )  # fmt: skip
+    key_guess_window_s: float = Field(default=10.0, gt=0, le=3600, description="See key_guess_failures")
+    key_guess_block_s: float = Field(default=60.0, gt=0, le=86_400, description="See key_guess_failures")
     response_cache_entries: int = Field(
         default=10_000, ge=1, le=10_000_000, description="In-process response cache: answers kept (least recent go)"
     )

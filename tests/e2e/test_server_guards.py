@@ -26,6 +26,7 @@ LIMITS = {
     "TENANTGATE_MAX_CONNECTIONS": str(CAP),
     "TENANTGATE_MAX_HEADER_BYTES": "8192",
     "TENANTGATE_MAX_HEADERS": "20",
+    "TENANTGATE_KEY_GUESS_FAILURES": "5",
 }
 
 
@@ -163,3 +164,31 @@ def test_a_kept_alive_connections_next_request_is_refused_with_an_answer_too(gua
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
         status, error, _ = answer(sock)
     assert status == 431 and error["code"] == "headers_too_large"
+
+
+def from_address(address: str) -> httpx.Client:
+    """A client whose connections come from `address` (any of 127.0.0.0/8 is this machine)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=10)
+
+
+def test_an_address_that_keeps_guessing_keys_is_refused_before_its_requests_are_read(
+    guarded: tuple[Gateway, str],
+) -> None:
+    gw, key = guarded
+    url = gw.url + "/v1/chat/completions"
+    guess = {"Authorization": "Bearer tg-0123456789ab-" + "x" * 43}
+    with from_address("127.0.0.2") as guesser:
+        statuses = [guesser.post(url, json=CHAT, headers=guess).status_code for _ in range(6)]
+        assert statuses == [401] * 6  # the sixth guess in a row blocked the address
+        refused = guesser.post(url, json=CHAT, headers={"Authorization": f"Bearer {key}"})
+    assert refused.status_code == 429 and refused.headers["connection"] == "close"
+    assert refused.json()["error"]["code"] == "too_many_invalid_keys"
+    assert 50 <= int(refused.headers["Retry-After"]) <= 60
+    assert real_request(gw, key) == 200  # other addresses are served
+    # An address whose guesses are broken by real requests (a load balancer's) is never blocked.
+    with from_address("127.0.0.3") as shared:
+        for _ in range(4):
+            assert [shared.post(url, json=CHAT, headers=guess).status_code for _ in range(5)] == [401] * 5
+            assert shared.post(url, json=CHAT, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    with gw.admin() as admin:
+        assert "tenantgate_blocked_addresses 1.0" in admin.get("/metrics").text

@@ -109,7 +109,7 @@ def serve(
     """Migrate the database and serve the gateway (or, --mode tenant-proxy, a tenant's proxy)."""
     import uvicorn
 
-    from tenantgate.app import create_app
+    from tenantgate.app import create_app, key_guessers
     from tenantgate.logs import log_config
     from tenantgate.serving import guarded_protocol, server_limits
     from tenantgate.startup import (
@@ -164,12 +164,13 @@ def serve(
         # the command as this shell can run it, e.g. .venv/bin/tenantgate under `make run`
         command = sys.argv[0] if sys.argv[0].endswith("tenantgate") else "tenantgate"
         typer.echo(asyncio.run(_seed(settings, os.path.relpath(command) if "/" in command else command)))
+    guessers = key_guessers(settings)  # blocked by the server, counted by the application
     uvicorn.run(
-        create_app(settings, announce=_announcer(settings)),
+        create_app(settings, announce=_announcer(settings), guessers=guessers),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=guarded_protocol(server_limits(settings)),
+        http=guarded_protocol(server_limits(settings), guessers),
         timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]  # uvicorn takes any number
         lifespan="on",
         access_log=access_log,

@@ -9,9 +9,11 @@ from typing import Protocol
 from tenantgate.admission.service import Admission
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
+from tenantgate.auth.guessers import KeyGuessers
 from tenantgate.billing.prices import PriceBook
 from tenantgate.dataplane.response_cache import ResponseCache
 from tenantgate.domain import Principal
+from tenantgate.errors import AuthenticationFailed
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.prompt_templates import TemplateBook
@@ -32,12 +34,19 @@ class Authenticator(Protocol):
 class KeyAuthenticator:
     """A tenant's API key, narrowed to the end user its tenant proxy vouches for when it sends one."""
 
-    def __init__(self, keys: KeyDirectory, assertions: EndUserAssertions) -> None:
+    def __init__(self, keys: KeyDirectory, assertions: EndUserAssertions, guessers: KeyGuessers) -> None:
         self.keys = keys
         self.assertions = assertions
+        self.guessers = guessers
 
     async def __call__(self, authorization: str | None, assertion: str | None, client: str | None) -> Principal:
-        principal = await self.keys.authenticate(authorization, client)
+        try:
+            principal = await self.keys.authenticate(authorization, client)
+        except AuthenticationFailed as exc:
+            if exc.code == INVALID_KEY:
+                self.guessers.failed(client)
+            raise
+        self.guessers.succeeded(client)
         if assertion is None:
             return principal
         return await self.assertions.end_user(principal, assertion)
@@ -57,6 +66,9 @@ class Placement:
     own_key: Callable[[str, str], str | None]  # (tenant id, deployment) -> the tenant's own upstream key
     circuits: TenantCircuits  # each tenant's own breaker on each deployment
     tell_circuit: Callable[[str, bool], None] = _alone  # (deployment, opened): tells the other instances
+
+
+INVALID_KEY = AuthenticationFailed.code  # a key that does not exist or is malformed: what a guess gets
 
 
 @dataclass(frozen=True, slots=True)
