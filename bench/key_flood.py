@@ -2,8 +2,9 @@
 
 A real client sends sequential requests and its latencies are taken alone, then while another
 process sends `--flood` requests with random key ids (each new) at `--concurrency`. Prints p50 and
-p99 of both phases, the flood's rate, and how many queries PostgreSQL ran for the gateway's keys
-table in each phase (from pg_stat_user_tables). `--source` runs an earlier checkout's src directory.
+p99 of both phases, the flood's rate, how many queries PostgreSQL ran for the gateway's keys
+table in each phase (from pg_stat_user_tables), and the gateway's CPU per guess in a second flood
+with no real client. `--source` runs an earlier checkout's src directory.
 The flood comes from another loopback address (`--flood-from`, 127.0.0.2), as a guesser would come
 from its own; it prints what it was answered.
 Usage: python bench/key_flood.py [--source DIR] [--requests 2000] [--flood 10000] [--concurrency 32]
@@ -27,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from procs import free_port, sim_engine, stop, wait_http
+from procs import cpu_seconds, free_port, sim_engine, stop, wait_http
 from run import make_key, start_tenantgate
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
@@ -101,6 +102,10 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--flood-from", default="127.0.0.2", help="the flood's source address")
+    parser.add_argument(
+        "--control", action="store_true", help="flood a simulated engine of its own instead: what the flood's "
+        "own CPU costs the real client on this machine, with the gateway untouched by it",
+    )  # fmt: skip
     options = parser.parse_args()
     database = f"tg_flood_{os.getpid()}"
     asyncio.run(admin_sql(f"CREATE DATABASE {database}"))
@@ -120,7 +125,11 @@ def main() -> None:
         scans = asyncio.run(key_scans(database))
         alone = latencies(url, key, options.requests)
         scans_alone = asyncio.run(key_scans(database)) - scans
-        flood_args = [url, str(options.flood), str(options.concurrency), options.flood_from]
+        target = url
+        if options.control:
+            decoy, target = sim_engine("--instant")
+            processes.append(decoy)
+        flood_args = [target, str(options.flood), str(options.concurrency), options.flood_from]
         flood = subprocess.Popen([sys.executable, "-c", FLOOD, *flood_args], stdout=subprocess.PIPE, text=True)
         started = time.monotonic()
         during: list[float] = []
@@ -128,13 +137,18 @@ def main() -> None:
             during += latencies(url, key, 50)
         flood_s = time.monotonic() - started
         answered = json.loads(flood.communicate()[0] or "{}")
+        cpu = cpu_seconds(gateway.pid)  # then the flood again, alone: the gateway's CPU per guess
+        subprocess.run([sys.executable, "-c", FLOOD, *flood_args], stdout=subprocess.DEVNULL, check=True)
+        cpu_flood = cpu_seconds(gateway.pid) - cpu
         scans_flood = asyncio.run(key_scans(database)) - scans - scans_alone
         result = {
             "source": options.source,
+            "flooded": "a simulated engine of its own (control)" if options.control else "the gateway",
             "alone": {**summary(alone), "key_table_scans": scans_alone},
             "during_flood": {**summary(during), "requests": len(during), "key_table_scans": scans_flood},
             "flood_rps": round(options.flood / flood_s),
             "flood_answered": answered,
+            "gateway_cpu_us_per_guess": round(cpu_flood / options.flood * 1e6),
         }
         print(json.dumps(result, indent=2))
     finally:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 429: b"Too Many Requests",
             431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}  # fmt: skip
-_HEAD = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n%s\r\n"
+_HEAD = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n"
 FD_RESERVE = 256  # descriptors kept for the database, Redis, engines and logs
 
 
@@ -97,6 +97,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_bytes = 0  # the request line and fields, as parsed
         self._header_count = 0
         self._refusal: GatewayError | None = None
+        self._blocked_answer: GatewayError | None = None  # this request's peer is blocked: the answer it gets
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -130,16 +131,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         cycle = self.cycle  # a kept-alive connection's previous request until the next one's headers end
         if cycle is None or not cycle.response_started or cycle.response_complete:
-            body = error_body(error.message, error.type, error.code)
-            extra = b"".join(b"%s: %s\r\n" % (name.encode(), value.encode()) for name, value in error.headers.items())
-            self.transport.write(_HEAD % (error.status, _REASONS.get(error.status, b""), len(body), extra) + body)
+            self.transport.write(response(error, close=True))
         self.transport.close()
 
     def _blocked(self, guessers: KeyGuessers) -> bool:
-        """The peer is blocked for guessing keys: answered 429 and closed, its bytes not parsed."""
-        if not self.client:
-            return False
-        left = guessers.refuses(self.client[0])
+        """The peer is blocked for guessing keys: its request is answered 429 here, the application
+        never runs. Its body is read and dropped (`on_body`), then the answer goes out and the
+        connection stays open: closing it would make the guesser reconnect, which costs more."""
+        left = guessers.refuses(self.client[0]) if self.client else None
         if left is None:
             return False
         error = AddressBlocked(
@@ -147,13 +146,26 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             f"another {left:.0f} s."
         )
         error.headers["Retry-After"] = str(max(1, round(left)))
-        self._refuse(error)
+        previous = self.cycle
+        if previous is not None and not previous.response_complete:  # pipelined: answers must keep their order
+            self._refuse(error)
+        else:
+            self._blocked_answer = error
         return True
 
+    def _answer_blocked(self, error: GatewayError) -> None:
+        self._blocked_answer = None
+        self._deadline = None
+        close = not self.parser.should_keep_alive()
+        self.transport.write(response(error, close))
+        if close:
+            self.transport.close()
+        else:  # as after any answer: the idle timeout until the next request
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
     def data_received(self, data: bytes) -> None:
-        guessers = self.guessers
-        if guessers is not None and guessers.blocked and self._blocked(guessers):
-            return
         self._unset_keepalive_if_required()
         if self._reading_headers:
             self._raw_bytes += len(data)  # so that one huge field is refused before it is buffered whole
@@ -196,6 +208,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self._refusal = None
+        guessers = self.guessers
+        if guessers is not None and guessers.blocked and self._blocked(guessers):
+            return
         previous = self.cycle
         if previous is not None and not previous.response_complete:
             self._deadline = None  # pipelined behind a request still answering: its body is not read yet
@@ -206,9 +221,25 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             )
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if self._blocked_answer is None:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._blocked_answer is not None:
+            self._answer_blocked(self._blocked_answer)
+            return
         self._deadline = None
         super().on_message_complete()
+
+
+def response(error: GatewayError, close: bool) -> bytes:
+    """A whole HTTP response carrying `error` in the OpenAI shape."""
+    body = error_body(error.message, error.type, error.code)
+    headers = b"".join(b"%s: %s\r\n" % (name.encode(), value.encode()) for name, value in error.headers.items())
+    if close:
+        headers += b"connection: close\r\n"
+    return _HEAD % (error.status, _REASONS.get(error.status, b""), len(body), headers) + body
 
 
 def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any], every_s: float) -> None:

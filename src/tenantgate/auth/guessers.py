@@ -1,11 +1,12 @@
-"""Addresses that keep presenting API keys that do not exist are refused below HTTP for a while.
+"""Addresses that keep presenting API keys that do not exist are refused below the application for a while.
 
 A key's secret cannot be guessed, but every guess still costs the gateway a parsed request and a
 401 written back. After more than `failures` such guesses in a row from one address, within
 `window_s` and with no request authenticated from it in between, that address is blocked for
-`block_s`: the server answers its next bytes with a 429 and closes the connection, without parsing
-them or running the application (serving.py). Only "invalid_api_key" counts (a key that does not
-exist or is malformed); a revoked or expired key is a real client's.
+`block_s`: the HTTP server answers its requests with a 429 itself, and the application never runs
+(serving.py). The connection stays open: closing it would have the guesser reconnect, which costs
+the gateway more than the answer. Only "invalid_api_key" counts (a key that does not exist or is
+malformed); a revoked or expired key is a real client's.
 
 The address is the connection's peer, as for keys limited to networks. Behind a load balancer
 that does not keep client addresses, every client shares the balancer's: a success from any of
