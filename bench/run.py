@@ -68,10 +68,11 @@ def tenantgate_config(upstream: str) -> dict[str, object]:
 
 def start_tenantgate(
     port: int, upstream: str, workdir: Path, redis: str | None = None, database_url: str | None = None,
-    source: str | None = None,
+    source: str | None = None, env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], float]:  # fmt: skip
-    """The gateway on the bench configuration; `source`: another checkout's src directory."""
-    env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(workdir / "data")}
+    """The gateway on the bench configuration; `source`: another checkout's src directory; `env`: more
+    environment for it."""
+    env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(workdir / "data"), **(env or {})}
     if redis:
         env["TENANTGATE_REDIS_URL"] = redis
     if source:

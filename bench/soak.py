@@ -6,7 +6,7 @@ a malformed body (400), and a tenant held at 30 requests a minute (429s). Every 
 the gateway's RSS and open descriptors (from /proc) and its event loop's tasks
 (`tenantgate_event_loop_tasks` on /metrics). Prints each sample and a summary: the first sample
 after the warm-up, the last, the largest, and the least-squares slope per 10 minutes.
-Usage: python bench/soak.py [--minutes 30] [--rate 200]
+Usage: python bench/soak.py [--minutes 30] [--rate 200] [--database-url URL] [--trace-memory FILE]
 """
 
 from __future__ import annotations
@@ -102,6 +102,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--rate", type=float, default=200, help="requests a second, about")
+    parser.add_argument("--database-url", help="the gateway's database (default: SQLite in a temporary directory)")
+    parser.add_argument(
+        "--trace-memory", metavar="FILE", help="trace the gateway's Python allocations (bench/memtrace) and "
+        "append the sites that grew most to FILE every 2 minutes; slows the gateway",
+    )  # fmt: skip
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tg-soak-"))
     port = free_port()
@@ -109,7 +114,12 @@ def main() -> None:
     engine, upstream = sim_engine("--instant")
     processes = [engine]
     try:
-        gateway, _ = start_tenantgate(port, upstream, workdir)
+        env = None
+        if options.trace_memory:
+            tracer = Path(__file__).parent / "memtrace"
+            source = Path(__file__).resolve().parent.parent / "src"
+            env = {"PYTHONPATH": f"{tracer}:{source}", "TG_MEMTRACE": str(Path(options.trace_memory).resolve())}
+        gateway, _ = start_tenantgate(port, upstream, workdir, database_url=options.database_url, env=env)
         processes.append(gateway)
         wait_http(url + "/readyz")
         key = make_key(url)
