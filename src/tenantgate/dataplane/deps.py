@@ -31,6 +31,9 @@ class Authenticator(Protocol):
     async def __call__(self, authorization: str | None, assertion: str | None, client: str | None) -> Principal: ...
 
 
+INVALID_KEY = AuthenticationFailed.code  # a key that does not exist or is malformed: what a guess gets
+
+
 class KeyAuthenticator:
     """A tenant's API key, narrowed to the end user its tenant proxy vouches for when it sends one."""
 
@@ -66,9 +69,6 @@ class Placement:
     own_key: Callable[[str, str], str | None]  # (tenant id, deployment) -> the tenant's own upstream key
     circuits: TenantCircuits  # each tenant's own breaker on each deployment
     tell_circuit: Callable[[str, bool], None] = _alone  # (deployment, opened): tells the other instances
-
-
-INVALID_KEY = AuthenticationFailed.code  # a key that does not exist or is malformed: what a guess gets
 
 
 @dataclass(frozen=True, slots=True)
