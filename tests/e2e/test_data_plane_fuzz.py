@@ -149,6 +149,7 @@ def test_what_is_answered_validates_against_its_api(
     conformance.check(path, answer)
 
 
+@pytest.mark.timeout(600)  # Schemathesis's generation is CPU-bound: 80-120 s on a busy 2-core machine
 def test_a_schema_driven_fuzzer_finds_no_server_error_and_no_answer_out_of_shape(
     claude: Claude,  # noqa: F811
     roomy_key: str,
