@@ -157,9 +157,8 @@ async def on_change(gw: Gateway, message: str) -> None:
         return
     if action in ("drain", "resume") and lane.deployment.draining != (action == "drain"):
         gw.scheduler.drain(deployment, action == "drain")
-    elif action == "circuit" and lane.deployment.health.opened_elsewhere():  # what waits there moves on
-        lane.capacity.forget()
-        gw.scheduler.evacuate(lane)
+    elif action == "circuit" and lane.deployment.health.opened_elsewhere():
+        gw.scheduler.circuit_opened(lane)
     elif action == "closed":
         lane.deployment.health.closed_elsewhere()
 

@@ -188,9 +188,8 @@ class Dispatch:
                 deployment = place.lane.deployment
                 if self.circuits.failure(self.principal.tenant_id, deployment.name):
                     deployment.health.no_verdict()  # the tenant's own failure: not the deployment's
-                elif deployment.health.failure():  # its circuit opened: what waits there moves on
-                    place.lane.capacity.forget()
-                    self.scheduler.evacuate(place.lane)
+                elif deployment.health.failure():  # its circuit opened
+                    self.scheduler.circuit_opened(place.lane)
                     self.tell_circuit(deployment.name, True)
                 self.scheduler.release(place.lane, place.ticket)
                 if not self._lanes:

@@ -308,6 +308,12 @@ class Scheduler:
             self._take_over(lane, now)
         return lane
 
+    def circuit_opened(self, lane: Lane) -> None:
+        """The deployment's circuit opened (here or on another instance): what was learned of its
+        capacity is forgotten and what waits there moves on."""
+        lane.capacity.forget()
+        self.evacuate(lane)
+
     def evacuate(self, lane: Lane) -> None:
         """Send the requests waiting on `lane` on to their next deployment (it drains or has failed)."""
         for ticket, waiter in list(lane.waiters.items()):
