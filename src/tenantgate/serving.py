@@ -1,6 +1,8 @@
 """The HTTP server's own guards, below the application: a bounded time to send headers and body,
 bounded header size and count, a cap on open connections, addresses blocked for guessing keys
 (auth/guessers.py), and OpenAI-shaped errors for what is refused before any request exists.
+Behind trusted proxies, each request's client address is taken from X-Forwarded-For here
+(forwarded.py), so that the blocking below and the application above see the same one.
 uvicorn's httptools protocol, extended.
 
 Deadlines are timestamps checked by one sweep every fraction of a second rather than a timer per
@@ -28,6 +30,7 @@ from tenantgate.errors import (
     RequestTimeout,
     TooManyConnections,
 )
+from tenantgate.forwarded import TrustedProxies
 from tenantgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,10 @@ def server_limits(settings: Settings) -> ServerLimits:
     )
 
 
+def trusted_proxies(settings: Settings) -> TrustedProxies | None:
+    return TrustedProxies(settings.trusted_proxies) if settings.trusted_proxies else None
+
+
 def connection_cap(wanted: int) -> int:
     """Raise this process's descriptor limit as far as allowed; the connections it leaves room for."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -77,9 +84,12 @@ def connection_cap(wanted: int) -> int:
     return min(wanted, room)
 
 
-def guarded_protocol(limits: ServerLimits, guessers: KeyGuessers | None = None) -> type[HttpToolsProtocol]:
-    """uvicorn's `http=` protocol class with `limits` in force, refusing the addresses `guessers` blocks."""
-    attributes = {"limits": limits, "sweeping": [False], "guessers": guessers}
+def guarded_protocol(
+    limits: ServerLimits, guessers: KeyGuessers | None = None, proxies: TrustedProxies | None = None
+) -> type[HttpToolsProtocol]:
+    """uvicorn's `http=` protocol class with `limits` in force, refusing the addresses `guessers`
+    blocks, clients' addresses read from what `proxies` forward."""
+    attributes = {"limits": limits, "sweeping": [False], "guessers": guessers, "proxies": proxies}
     return type("GuardedHttpProtocol", (GuardedHttpProtocol,), attributes)
 
 
@@ -87,6 +97,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     limits: ClassVar[ServerLimits]
     sweeping: ClassVar[list[bool]]  # one sweep per process, whichever connection starts it
     guessers: ClassVar[KeyGuessers | None]
+    proxies: ClassVar[TrustedProxies | None]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -138,7 +149,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """The peer is blocked for guessing keys: its request is answered 429 here, the application
         never runs. Its body is read and dropped (`on_body`), then the answer goes out and the
         connection stays open: closing it would make the guesser reconnect, which costs more."""
-        left = guessers.refuses(self.client[0]) if self.client else None
+        client = self.scope["client"]
+        left = guessers.refuses(client[0]) if client else None
         if left is None:
             return False
         error = AddressBlocked(
@@ -208,6 +220,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self._refusal = None
+        if self.proxies is not None and self.client is not None:
+            forwarded_for = [value for name, value in self.headers if name == b"x-forwarded-for"]
+            client = self.proxies.client(self.client[0], forwarded_for)
+            if client != self.client[0]:
+                self.scope["client"] = (client, 0)
         guessers = self.guessers
         if guessers is not None and guessers.blocked and self._blocked(guessers):
             return

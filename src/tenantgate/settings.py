@@ -7,12 +7,13 @@ Everything is validated at start-up and frozen; unknown keys in the YAML file ar
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tenantgate.deployment_settings import PoolConfig, Strict
 
@@ -216,7 +217,9 @@ class Settings(BaseSettings):
     oidc_audience: str | None = Field(default=None, description="tenant-proxy: the audience its users' tokens name")
     assertion_key: Path | None = Field(default=None, description="tenant-proxy: private JWK file signing assertions")
     proxy_tenant: str | None = Field(default=None, description="tenant-proxy: the tenant's slug at the shared gateway")
-    upstreams: tuple[str, ...] = Field(default=(), description="OpenAI-compatible base URLs; models discovered")
+    upstreams: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="OpenAI-compatible base URLs, comma-separated; models discovered"
+    )
     demo: bool = Field(default=False, description="Seed demo tenants and keys when the database is empty")
     data_dir: Path = Path("data")
     row_security: bool = Field(
@@ -247,6 +250,11 @@ class Settings(BaseSettings):
         default=50, ge=0, le=1_000_000, description="Requests with keys that do not exist one address may send "
         "within key_guess_window_s before it is refused for key_guess_block_s (0: never)",
     )  # fmt: skip
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        default=(), description="Load balancers (addresses or CIDR networks, comma-separated) whose "
+        "X-Forwarded-For names the client: its address is then the one key allowlists and guess "
+        "blocking see",
+    )  # fmt: skip
     key_guess_window_s: float = Field(default=10.0, gt=0, le=3600, description="See key_guess_failures")
     key_guess_block_s: float = Field(default=60.0, gt=0, le=86_400, description="See key_guess_failures")
     response_cache_entries: int = Field(
@@ -273,7 +281,7 @@ class Settings(BaseSettings):
         default=None, description="HTTP sink that receives every usage event as a CloudEvent (batched, retried)"
     )
     usage_export_every_s: float = Field(default=5.0, gt=0, le=3600, description="How often events go to the sink")
-    alert_thresholds: tuple[int, ...] = Field(
+    alert_thresholds: Annotated[tuple[int, ...], NoDecode] = Field(
         default=(50, 80, 100), description="Percent of a quota, budget or prepaid credit that alerts the tenant"
     )
     redis_url: str | None = Field(default=None, description="Shared counters for limits; in-process when unset")
@@ -320,8 +328,7 @@ class Settings(BaseSettings):
     @field_validator("alert_thresholds", mode="before")
     @classmethod
     def _thresholds(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = tuple(int(v) for v in value.split(",") if v.strip())
+        value = comma_list(value)
         if any(not 1 <= int(v) <= 100 for v in value):
             raise ValueError("alert thresholds are percents from 1 to 100, e.g. 50,80,100")
         return tuple(sorted(set(value)))
@@ -329,9 +336,18 @@ class Settings(BaseSettings):
     @field_validator("upstreams", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(v.strip().rstrip("/") for v in value.split(",") if v.strip())
-        return value
+        return tuple(str(v).rstrip("/") for v in comma_list(value))
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        networks = []
+        for item in comma_list(value):
+            try:  # an address is a network of one; host bits set (10.0.0.1/8) are a typo, not a network
+                networks.append(ip_network(str(item), strict=True))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network ({exc})") from None
+        return tuple(networks)
 
     @model_validator(mode="after")
     def _one_mode(self) -> Settings:
@@ -354,6 +370,13 @@ class Settings(BaseSettings):
     @property
     def uses_builtin_engine(self) -> bool:
         return not self.catalog.pools and not self.upstreams
+
+
+def comma_list(value: Any) -> Any:
+    """A list setting given as one string (environment variables): comma-separated items."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
 
 
 PROXY_NEEDS = ("shared_url", "service_key", "oidc_issuer", "oidc_audience", "assertion_key", "proxy_tenant")

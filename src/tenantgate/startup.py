@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
@@ -58,6 +59,8 @@ def configuration_problem(error: BaseException, config: Path | None) -> str | No
         field = ".".join(str(part) for part in first["loc"]) or "settings"
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         return f"{source or 'settings: '}{field}: {first['msg']}{more}"
+    if isinstance(error, SettingsError):  # an environment variable that is not valid JSON where JSON is read
+        return f"settings: {error}"
     if isinstance(error, OSError) and config is not None:
         return f"{config}: cannot be read ({error.strerror or error})"
     return None

@@ -27,6 +27,7 @@ LIMITS = {
     "TENANTGATE_MAX_HEADER_BYTES": "8192",
     "TENANTGATE_MAX_HEADERS": "20",
     "TENANTGATE_KEY_GUESS_FAILURES": "5",
+    "TENANTGATE_TRUSTED_PROXIES": "127.0.0.1",  # this machine's other addresses (127.0.0.2, ...) are not trusted
 }
 
 
@@ -193,3 +194,33 @@ def test_an_address_that_keeps_guessing_keys_is_refused_below_the_application(
             assert shared.post(url, json=CHAT, headers={"Authorization": f"Bearer {key}"}).status_code == 200
     with gw.admin() as admin:
         assert "tenantgate_blocked_addresses 1.0" in admin.get("/metrics").text
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_the_one_allowed_or_blocked(
+    guarded: tuple[Gateway, str],
+) -> None:
+    gw, key = guarded
+    url = gw.url + "/v1/chat/completions"
+    gw.cli("tenants", "create", "behind-balancer")
+    office = gw.cli_json("keys", "create", "--tenant", "behind-balancer", "--allowed-ips", "203.0.113.0/24")
+    assert isinstance(office, dict)
+
+    def ask(client: httpx.Client, forwarded_for: str, key: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": forwarded_for}
+        return client.post(url, json=CHAT, headers=headers)
+
+    with from_address("127.0.0.1") as balancer, from_address("127.0.0.4") as stranger:
+        # The rightmost address the trusted balancer did not add itself is the client's.
+        assert ask(balancer, "198.51.100.5, 203.0.113.7", office["key"]).status_code == 200
+        forged = ask(balancer, "203.0.113.7, 198.51.100.5", office["key"])  # the client wrote the first entry
+        assert forged.status_code == 403 and "198.51.100.5" in forged.json()["error"]["message"]
+        untrusted = ask(stranger, "203.0.113.7", office["key"])  # not a trusted proxy: its header is ignored
+        assert untrusted.status_code == 403 and "127.0.0.4" in untrusted.json()["error"]["message"]
+        # Guesses count against the forwarded client, never the balancer that carries everyone's requests.
+        guess = "tg-0123456789ab-" + "x" * 43
+        assert [ask(balancer, "198.51.100.9", guess).status_code for _ in range(6)] == [401] * 6
+        blocked = ask(balancer, "198.51.100.9", key)
+        assert blocked.status_code == 429 and blocked.json()["error"]["code"] == "too_many_invalid_keys"
+        assert ask(balancer, "203.0.113.8", key).status_code == 200
+        assert ask(balancer, "garbage, 198.51.100.9", key).status_code == 429  # what is left of it is ignored
+    assert real_request(gw, key) == 200  # the balancer's own address is not blocked

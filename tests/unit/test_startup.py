@@ -73,3 +73,31 @@ def test_the_example_configuration_in_the_docs_is_valid() -> None:
     azure = settings.catalog.pools[1].deployments[2]
     assert azure.azure_auth == "entra" and azure.entra is not None
     assert azure.entra.endpoint.startswith("https://login.microsoftonline.com/00000000-")
+
+
+def test_list_settings_from_the_environment_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENANTGATE_UPSTREAMS", "http://a:8000/v1/, http://b:8000/v1")
+    monkeypatch.setenv("TENANTGATE_ALERT_THRESHOLDS", "90,50")
+    monkeypatch.setenv("TENANTGATE_TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.10,2001:db8::/32")
+    settings = Settings()
+    assert settings.upstreams == ("http://a:8000/v1", "http://b:8000/v1")
+    assert settings.alert_thresholds == (50, 90)
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "192.0.2.10/32", "2001:db8::/32"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("TENANTGATE_TRUSTED_PROXIES", "10.0.0.1/8", "trusted_proxies: Value error, '10.0.0.1/8' is not an IP"),
+        ("TENANTGATE_TRUSTED_PROXIES", "balancer.local", "trusted_proxies: Value error, 'balancer.local' is not"),
+        ("TENANTGATE_CATALOG", "{not json", 'error parsing value for field "catalog"'),
+    ],
+)
+def test_a_mistaken_environment_variable_is_one_line_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    done = CliRunner().invoke(app, ["serve", "--database-url", f"sqlite:///{tmp_path}/db"])
+    assert done.exit_code == 2
+    [line] = done.output.strip().splitlines()
+    assert line.startswith("tenantgate: settings: ") and expected in line

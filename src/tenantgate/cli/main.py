@@ -111,7 +111,7 @@ def serve(
 
     from tenantgate.app import create_app, key_guessers
     from tenantgate.logs import log_config
-    from tenantgate.serving import guarded_protocol, server_limits
+    from tenantgate.serving import guarded_protocol, server_limits, trusted_proxies
     from tenantgate.startup import (
         configuration_problem,
         credentials_problem,
@@ -170,7 +170,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=guarded_protocol(server_limits(settings), guessers),
+        http=guarded_protocol(server_limits(settings), guessers, trusted_proxies(settings)),
         timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]  # uvicorn takes any number
         lifespan="on",
         access_log=access_log,
