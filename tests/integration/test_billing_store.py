@@ -7,12 +7,14 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, Webhook
 from tenantgate.billing.rollups import RollupJob
 from tenantgate.domain import Notification, RequestContent
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import Store
+from tenantgate.storage.sql import SqlStore
 from tests.integration.test_store_suite import T0, event, tenant
 
 
@@ -100,6 +102,25 @@ async def test_merging_adds_into_stored_rows_and_counts_each_event_once(store: S
     assert hour.requests == 7 and hour.errors == {"upstream_error": 2} and hour.latency_ms.count == 6
     assert [r.requests for r in await store.list_rollups("day", T0, T0 + timedelta(days=1))] == [3]
     assert await store.unrolled_usage(10) == []
+
+
+async def test_marking_any_number_of_events_is_one_statement_whatever_the_count(store: Store) -> None:
+    """A statement per list length would fill the drivers' statement caches (the memory grew)."""
+    ids = [f"r{i:04}" for i in range(1 + 3 + 450 + 7)]
+    await store.insert_usage([event(i, "t-a", "m", 1, 1) for i in ids])
+    statements: set[str] = set()
+    if isinstance(store, SqlStore):
+        listen = sa.event.listens_for(store._engine.sync_engine, "before_cursor_execute")
+        listen(lambda _c, _k, statement, *_: statements.add(statement) if "usage_events SET" in statement else None)
+    taken = [ids[:1], ids[1:4], ids[4:454]]
+    for batch in taken:
+        assert await store.merge_rollups([("hour", rollup(0, "m", len(batch)))], batch)
+    await store.mark_exported(ids[:1], T0)
+    await store.mark_exported(ids[1:454], T0)
+    assert not await store.merge_rollups([("hour", rollup(0, "m", 1))], ids[450:])  # 450-453 are taken
+    assert [e.request_id for e in await store.unrolled_usage(100)] == ids[454:]
+    assert [e.request_id for e in await store.unexported_usage(100)] == ids[454:]
+    assert len(statements) == (2 if isinstance(store, SqlStore) else 0)  # one marks rolled, one exported
 
 
 async def test_month_rows_sum_the_days_incrementally_and_when_rebuilt(store: Store) -> None:

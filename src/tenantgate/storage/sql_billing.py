@@ -18,6 +18,7 @@ from tenantgate.clock import utcnow
 from tenantgate.domain import Notification, RequestFilter, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.metering.codec import event_from_dict
+from tenantgate.storage.sql_lists import fixed_chunks
 from tenantgate.storage.sql_scope import ALL, Scoped
 from tenantgate.storage.sql_usage import aware
 from tenantgate.storage.tables import (
@@ -152,9 +153,11 @@ class SqlBilling(Scoped):
 
     async def _merge(self, conn: AsyncConnection, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> None:
         r, u = usage_rollups.c, usage_events.c
-        pending = u.request_id.in_(list(rolled)) & u.rolled_at.is_(None)
-        marked = await conn.execute(usage_events.update().where(pending).values(rolled_at=utcnow()))
-        if marked.rowcount != len(rolled):
+        at, marked = utcnow(), 0
+        for ids in fixed_chunks(rolled):
+            pending = u.request_id.in_(ids) & u.rolled_at.is_(None)
+            marked += (await conn.execute(usage_events.update().where(pending).values(rolled_at=at))).rowcount
+        if marked != len(set(rolled)):
             raise _RolledElsewhere  # another instance rolled some of them meanwhile: undo, retry next round
         for granularity, bucket in {(granularity, row.key.bucket) for granularity, row in rows}:
             mine = {row.key: row for g, row in rows if g == granularity and row.key.bucket == bucket}
@@ -349,7 +352,8 @@ class SqlBilling(Scoped):
     async def mark_exported(self, request_ids: Sequence[str], at: datetime) -> None:
         u = usage_events.c
         async with self._begin(ALL) as conn:
-            await conn.execute(usage_events.update().where(u.request_id.in_(list(request_ids))).values(exported_at=at))
+            for ids in fixed_chunks(request_ids):
+                await conn.execute(usage_events.update().where(u.request_id.in_(ids)).values(exported_at=at))
 
     async def set_retention(self, tenant_id: str, days: int | None) -> None:
         async with self._begin(tenant_id) as conn:
