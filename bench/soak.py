@@ -7,6 +7,7 @@ the gateway's RSS and open descriptors (from /proc) and its event loop's tasks
 (`tenantgate_event_loop_tasks` on /metrics). Prints each sample and a summary: the first sample
 after the warm-up, the last, the largest, and the least-squares slope per 10 minutes.
 Usage: python bench/soak.py [--minutes 30] [--rate 200] [--database-url URL] [--trace-memory FILE]
+       [--native-memory FILE]
 """
 
 from __future__ import annotations
@@ -107,6 +108,10 @@ def main() -> None:
         "--trace-memory", metavar="FILE", help="trace the gateway's Python allocations (bench/memtrace) and "
         "append the sites that grew most to FILE every 2 minutes; slows the gateway",
     )  # fmt: skip
+    parser.add_argument(
+        "--native-memory", metavar="FILE", help="append the gateway's C heap and SQLite's memory (per connection: "
+        "page cache, schema, prepared statements) to FILE every 30 s (bench/memtrace/native_memory.py)",
+    )  # fmt: skip
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tg-soak-"))
     port = free_port()
@@ -115,10 +120,13 @@ def main() -> None:
     processes = [engine]
     try:
         env = None
-        if options.trace_memory:
+        if options.trace_memory or options.native_memory:
             tracer = Path(__file__).parent / "memtrace"
             source = Path(__file__).resolve().parent.parent / "src"
-            env = {"PYTHONPATH": f"{tracer}:{source}", "TG_MEMTRACE": str(Path(options.trace_memory).resolve())}
+            env = {"PYTHONPATH": f"{tracer}:{source}"}
+            for variable, file in (("TG_MEMTRACE", options.trace_memory), ("TG_NATIVE_MEMORY", options.native_memory)):
+                if file:
+                    env[variable] = str(Path(file).resolve())
         gateway, _ = start_tenantgate(port, upstream, workdir, database_url=options.database_url, env=env)
         processes.append(gateway)
         wait_http(url + "/readyz")

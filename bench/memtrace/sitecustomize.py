@@ -1,7 +1,10 @@
-"""Loaded by a gateway that `bench/soak.py --trace-memory FILE` starts (this directory on its
-PYTHONPATH): traces Python allocations from TG_MEMTRACE_AFTER_S on (tracing start-up's imports
+"""Loaded by a gateway that `bench/soak.py --trace-memory FILE` or `--native-memory FILE` starts
+(this directory on its PYTHONPATH).
+
+TG_MEMTRACE: traces Python allocations from TG_MEMTRACE_AFTER_S on (tracing start-up's imports
 would slow it past the bench's patience; growth is what is sought), and appends every
-TG_MEMTRACE_EVERY_S the allocation sites that grew most since the first snapshot, and the total."""
+TG_MEMTRACE_EVERY_S the allocation sites that grew most since the first snapshot, and the total.
+TG_NATIVE_MEMORY: appends the C heap and SQLite's memory every 30 s (native_memory.py)."""
 
 from __future__ import annotations
 
@@ -37,3 +40,8 @@ if os.environ.get("TG_MEMTRACE"):
     after_s = float(os.environ.get("TG_MEMTRACE_AFTER_S", "90"))
     watcher = threading.Thread(target=_watch, args=(os.environ["TG_MEMTRACE"], every_s, after_s), daemon=True)
     watcher.start()
+
+if os.environ.get("TG_NATIVE_MEMORY"):
+    from native_memory import watch
+
+    threading.Thread(target=watch, args=(os.environ["TG_NATIVE_MEMORY"], 30.0), daemon=True).start()
