@@ -7,7 +7,8 @@ drift over the run falls on both alike. Prints the median of each metric and aft
 small shared machine the gateway's CPU time per request (at c=64) and per streamed chunk move less
 than req/s, which also depends on what the load generator and the upstream get of the cores.
 With two or more cores the gateway under test runs alone on core 1.
-Usage: python bench/ab.py --before REF [--after REF] [--rounds 5] [--seconds 5]
+With `--redis URL` both use Redis counters (TENANTGATE_REDIS_URL) instead.
+Usage: python bench/ab.py --before REF [--after REF] [--rounds 5] [--seconds 5] [--redis URL]
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_CORE = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 else []
 
 
-def start_gateway(name: str, upstream: str, workdir: Path, source: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_gateway(
+    name: str, upstream: str, workdir: Path, source: Path, redis: str | None
+) -> tuple[subprocess.Popen[bytes], str]:
     """A gateway whose package comes from `source` (a checkout's src directory)."""
     home = workdir / f"{name}-gateway"
     home.mkdir()
@@ -42,6 +45,8 @@ def start_gateway(name: str, upstream: str, workdir: Path, source: Path) -> tupl
     config.write_text(json.dumps(tenantgate_config(upstream)))  # JSON is YAML
     port = free_port()
     env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(home / "data"), "PYTHONPATH": str(source)}
+    if redis:
+        env["TENANTGATE_REDIS_URL"] = redis
     args = [*TENANTGATE, "serve", "--port", str(port), "--config", str(config)]
     process = spawn([*GATEWAY_CORE, *args, "--database-url", f"sqlite:///{home / 'bench.db'}"], env)
     url = f"http://127.0.0.1:{port}"
@@ -75,6 +80,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--streams", type=int, default=1000, help="50-token streams per turn")
+    parser.add_argument("--redis", help="Redis counters for both gateways (default: in-process)")
     options = parser.parse_args()
     if GATEWAY_CORE:
         os.sched_setaffinity(0, {0} | set(range(2, os.cpu_count() or 2)))
@@ -94,7 +100,7 @@ def main() -> None:
         wait_http(upstream + "/health")
         gateways = {}
         for name, tree in trees.items():
-            process, url = start_gateway(name, upstream, workdir, tree / "src")
+            process, url = start_gateway(name, upstream, workdir, tree / "src", options.redis)
             processes.append(process)
             gateways[name] = (process, url, make_key(url))
         for round_ in range(options.rounds):
@@ -111,7 +117,8 @@ def main() -> None:
             if tree != ROOT:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
     after = options.after or "this checkout"
-    print(f"\nmedian of {options.rounds} alternating turns; before = {options.before}, after = {after}")
+    counters = f"Redis counters at {options.redis}" if options.redis else "in-process counters"
+    print(f"\nmedian of {options.rounds} alternating turns; before = {options.before}, after = {after}; {counters}")
     print(f"{'metric':<20}{'before':>10}{'after':>10}{'after/before':>14}")
     for metric in samples["before"][0]:
         old = statistics.median(s[metric] for s in samples["before"])
