@@ -1,12 +1,12 @@
-"""Lua script calls sent to Redis in batches, one pipeline at a time.
+"""Redis commands and Lua script calls sent in batches, one pipeline at a time.
 
 The calls made while a pipeline is in flight wait for it and go together in the next: at low load
 each call is sent at once, and under load N concurrent requests share one round trip, one write
 and one connection instead of holding N. (One connection per call exhausted the client's pool of
 100 at 64 concurrent requests, and every refusal opened the limits' breaker.)
 
-Each script goes as EVALSHA; a Redis that lost its scripts (a restart) has them loaded again and
-the batch is sent once more, which is safe because a script that answered NOSCRIPT never ran.
+Each script goes as EVALSHA; when Redis has lost scripts (a restart), they are loaded again and
+the calls that answered NOSCRIPT, which never ran, are sent once more (only those: the rest ran).
 """
 
 from __future__ import annotations
@@ -19,18 +19,25 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-_Call = tuple[AsyncScript, Sequence[str], Sequence[str | int], asyncio.Future[Any]]
+_Call = tuple[tuple[Any, ...], AsyncScript | None, asyncio.Future[Any]]  # a command, its script, its answer
 
 
-class ScriptBatches:
+class RedisBatches:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._waiting: list[_Call] = []
         self._sender: asyncio.Task[None] | None = None
 
-    async def call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    async def script(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        return await self._queue(("EVALSHA", script.sha, len(keys), *keys, *args), script)
+
+    async def command(self, *command: Any) -> Any:
+        """What `Redis.execute_command(*command)` answers, e.g. ("GET", key)."""
+        return await self._queue(command, None)
+
+    async def _queue(self, command: tuple[Any, ...], script: AsyncScript | None) -> Any:
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting.append((script, keys, args, answer))
+        self._waiting.append((command, script, answer))
         if self._sender is None:
             self._sender = asyncio.get_running_loop().create_task(self._send_all())
         return await answer
@@ -39,7 +46,7 @@ class ScriptBatches:
         batch: list[_Call] = []
         try:
             while self._waiting:
-                batch = [call for call in self._waiting if not call[3].cancelled()]  # its caller has gone
+                batch = [call for call in self._waiting if not call[2].cancelled()]  # its caller has gone
                 self._waiting = []
                 if batch:
                     await self._send(batch)
@@ -52,13 +59,16 @@ class ScriptBatches:
     async def _send(self, batch: list[_Call]) -> None:
         try:
             replies = await self._pipeline(batch)
-            if any(isinstance(reply, NoScriptError) for reply in replies):
-                for script in {id(call[0]): call[0] for call in batch}.values():
+            lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if lost:  # only those calls again: the others ran
+                for script in {id(batch[i][1]): batch[i][1] for i in lost}.values():
+                    assert script is not None
                     await self._redis.script_load(script.script)
-                replies = await self._pipeline(batch)
+                for i, reply in zip(lost, await self._pipeline([batch[i] for i in lost]), strict=True):
+                    replies[i] = reply
         except Exception as exc:  # noqa: BLE001 - every caller of the batch gets what went wrong
             replies = [exc] * len(batch)
-        for (_, _, _, answer), reply in zip(batch, replies, strict=True):
+        for (_, _, answer), reply in zip(batch, replies, strict=True):
             if answer.done():
                 continue
             if isinstance(reply, Exception):
@@ -68,6 +78,6 @@ class ScriptBatches:
 
     async def _pipeline(self, batch: list[_Call]) -> list[Any]:
         pipe = self._redis.pipeline(transaction=False)
-        for script, keys, args, _ in batch:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[unused-awaitable]  # queued, not sent
+        for command, _, _ in batch:
+            pipe.execute_command(*command)  # queued, not sent
         return await pipe.execute(raise_on_error=False)

@@ -12,7 +12,7 @@ import pytest
 
 from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore, Unseeded
 from tenantgate.admission.limits import Check, LimitKind
-from tenantgate.admission.redis_counters import RedisCounterStore
+from tenantgate.admission.redis_counters import RESERVE, SETTLE, RedisCounterStore
 
 
 @dataclass
@@ -154,5 +154,16 @@ async def test_scripts_lost_by_a_restarted_redis_are_loaded_again(redis_url: str
         await store._redis.script_flush()  # what a restart without persistence leaves
         results = await asyncio.gather(*(store.reserve(f"b{i}", [window(counter, 5)]) for i in range(6)))
         assert [isinstance(r, Granted) for r in results].count(True) == 4  # each ran once, not twice
+        # Redis holds one script and not the other (another instance loaded it): a batch of both
+        # sends again only the call that did not run.
+        await store._redis.script_flush()
+        await store._redis.script_load(RESERVE)
+        check = window(name("rpm"), 5)
+        await store._redis.script_load(SETTLE)
+        assert isinstance(await store.reserve("c", [check]), Granted)
+        await store._redis.script_flush()
+        await store._redis.script_load(RESERVE)
+        await asyncio.gather(store.reserve("d", [check]), store.settle("c", [check], [1]))
+        assert await store.peek([check]) == (2,)  # "d" reserved once
     finally:
         await store.close()

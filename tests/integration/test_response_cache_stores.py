@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
@@ -38,6 +39,18 @@ async def test_an_answer_is_kept_and_replaced(store: ResponseCache) -> None:
     assert await store.get(key) == b'{"answer": 1}'
     await store.put(key, b'{"answer": 2}', ttl_s=60)
     assert await store.get(key) == b'{"answer": 2}'
+
+
+async def test_many_concurrent_requests_are_answered_and_share_round_trips(store: ResponseCache) -> None:
+    """One connection per GET ran the Redis client's pool (100) out at 64 concurrent requests:
+    the cache then counted as broken and every request missed it."""
+    keys = [secrets.token_bytes(32) for _ in range(60)]
+    await asyncio.gather(*(store.put(key, key, ttl_s=60) for key in keys))
+    found = await asyncio.gather(*(store.get(key) for key in keys * 5))
+    assert found == keys * 5
+    if isinstance(store, RedisResponseCache):
+        pool = store._redis.connection_pool
+        assert len(pool._available_connections) + len(pool._in_use_connections) <= 2
 
 
 async def test_an_answer_goes_when_its_time_is_up(redis_url: str) -> None:

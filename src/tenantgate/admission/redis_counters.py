@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from tenantgate.admission.counters import Denied, Granted, Outcome, Unseeded
 from tenantgate.admission.limits import Check
-from tenantgate.redis_batches import ScriptBatches
+from tenantgate.redis_batches import RedisBatches
 
 _PRELUDE = """
 local t = redis.call('TIME')
@@ -187,7 +187,7 @@ class RedisCounterStore:
         self._peek = redis.register_script(PEEK)
         self._seed = redis.register_script(SEED)
         self._heartbeat = redis.register_script(HEARTBEAT)
-        self._batches = ScriptBatches(redis)
+        self._batches = RedisBatches(redis)
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 2.0) -> RedisCounterStore:
@@ -197,7 +197,7 @@ class RedisCounterStore:
         args: list[str | int] = [request_id]
         for check in checks:
             args += [check.shape, check.limit, check.amount, int(check.ttl_s * 1000), _expire_at(check)]
-        result = await self._batches.call(self._reserve, [c.counter for c in checks], args)
+        result = await self._batches.script(self._reserve, [c.counter for c in checks], args)
         if int(result[0]) == 0:
             return Denied(int(result[1]), int(result[2]) / 1000)
         if int(result[0]) == -1:
@@ -208,7 +208,7 @@ class RedisCounterStore:
         args: list[int] = []
         for check, value in zip(checks, values, strict=True):
             args += [value, _expire_at(check)]
-        await self._batches.call(self._seed, [c.counter for c in checks], args)
+        await self._batches.script(self._seed, [c.counter for c in checks], args)
 
     async def settle(self, request_id: str, checks: Sequence[Check], actual: Sequence[int]) -> None:
         await self._run_settle(request_id, checks, [str(a) for a in actual])
@@ -222,7 +222,7 @@ class RedisCounterStore:
         args: list[str | int] = [request_id]
         for check, value in zip(checks, actual, strict=True):
             args += [check.shape, check.amount, value, int(check.ttl_s * 1000)]
-        await self._batches.call(self._settle, [c.counter for c in checks], args)
+        await self._batches.script(self._settle, [c.counter for c in checks], args)
 
     async def peek(self, checks: Sequence[Check]) -> tuple[int, ...]:
         if not checks:
@@ -230,7 +230,7 @@ class RedisCounterStore:
         args: list[str | int] = []
         for check in checks:
             args += [check.shape, int(check.ttl_s * 1000)]
-        result = await self._batches.call(self._peek, [c.counter for c in checks], args)
+        result = await self._batches.script(self._peek, [c.counter for c in checks], args)
         return tuple(int(value) for value in result)
 
     async def heartbeat(self, instance_id: str, alive_s: float) -> int:

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tenantgate.errors import StoreUnavailable
+from tenantgate.redis_batches import RedisBatches
 
 PRUNE_FROM = 1000
 
@@ -56,6 +57,7 @@ class RedisSeenOnce:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._batches = RedisBatches(redis)  # one per request: concurrent ones share round trips
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float = 2.0) -> RedisSeenOnce:
@@ -63,7 +65,9 @@ class RedisSeenOnce:
 
     async def first_time(self, tenant_id: str, jti: str, until: float) -> bool:
         try:
-            taken = await self._redis.set(f"tg:assertion:{tenant_id}:{jti}", b"1", nx=True, exat=int(until) + 1)
+            taken = await self._batches.command(
+                "SET", f"tg:assertion:{tenant_id}:{jti}", b"1", "NX", "EXAT", int(until) + 1
+            )
         except (RedisError, OSError) as exc:
             raise StoreUnavailable("The assertion replay guard (Redis) is unreachable; retry shortly.") from exc
         return bool(taken)

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from tenantgate.breaker import StoreBreaker
 from tenantgate.dataplane.request import Endpoint, InferenceRequest
+from tenantgate.redis_batches import RedisBatches
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class RedisResponseCache:
 
     def __init__(self, redis: Redis, timeout_s: float = 0.5, probe_s: float = 1.0) -> None:
         self._redis = redis
+        self._batches = RedisBatches(redis)  # a GET per request: concurrent ones share round trips
         self._timeout_s = timeout_s
         self._probe_s = probe_s
         self._breaker = StoreBreaker("the response cache (Redis)", "requests go to the engines")
@@ -125,7 +127,7 @@ class RedisResponseCache:
         if self._skipped():
             return None
         try:
-            found = await self._redis.get(_ANSWER + key)
+            found = await self._batches.command("GET", _ANSWER + key)
         except (RedisError, OSError) as exc:
             self._breaker.failed(exc)
             return None
@@ -135,7 +137,7 @@ class RedisResponseCache:
         if self._skipped():
             return
         try:
-            await self._redis.set(_ANSWER + key, answer, px=max(1, int(ttl_s * 1000)))
+            await self._batches.command("SET", _ANSWER + key, answer, "PX", max(1, int(ttl_s * 1000)))
         except (RedisError, OSError) as exc:
             self._breaker.failed(exc)
 
