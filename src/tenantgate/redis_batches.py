@@ -1,8 +1,9 @@
 """Redis commands and Lua script calls sent in batches, one pipeline at a time.
 
-The calls made while a pipeline is in flight wait for it and go together in the next: at low load
-each call is sent at once, and under load N concurrent requests share one round trip, one write
-and one connection instead of holding N. (One connection per call exhausted the client's pool of
+A call made while nothing is in flight is sent at once, alone; the calls made while something is
+in flight wait for it and then go together in one pipeline. So at low load each call costs one
+round trip as before, and under load N concurrent requests share one round trip, one write and
+one connection instead of holding N. (One connection per call exhausted the client's pool of
 100 at 64 concurrent requests, and every refusal opened the limits' breaker.)
 
 Each script goes as EVALSHA; when Redis has lost scripts (a restart), they are loaded again and
@@ -26,7 +27,8 @@ class RedisBatches:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._waiting: list[_Call] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._busy = False  # a call or a batch is in flight: what comes now waits for the next batch
+        self._sender: asyncio.Task[None] | None = None  # held: the loop keeps only weak references
 
     async def script(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         return await self._queue(("EVALSHA", script.sha, len(keys), *keys, *args), script)
@@ -36,11 +38,29 @@ class RedisBatches:
         return await self._queue(command, None)
 
     async def _queue(self, command: tuple[Any, ...], script: AsyncScript | None) -> Any:
+        if not self._busy:  # nothing in flight: this call goes now, from its own task (no batch to gather)
+            self._busy = True
+            try:
+                return await self._alone(command, script)
+            finally:
+                self._busy = False
+                self._send_waiting()
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append((command, script, answer))
-        if self._sender is None:
-            self._sender = asyncio.get_running_loop().create_task(self._send_all())
         return await answer
+
+    async def _alone(self, command: tuple[Any, ...], script: AsyncScript | None) -> Any:
+        try:
+            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+        except NoScriptError:
+            assert script is not None
+            await self._redis.script_load(script.script)
+            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+
+    def _send_waiting(self) -> None:
+        if self._waiting and not self._busy:
+            self._busy = True
+            self._sender = asyncio.get_running_loop().create_task(self._send_all())
 
     async def _send_all(self) -> None:
         batch: list[_Call] = []
@@ -51,7 +71,7 @@ class RedisBatches:
                 if batch:
                     await self._send(batch)
         finally:  # cancelled (shutdown): no caller is left waiting for an answer that will not come
-            self._sender = None
+            self._busy = False
             for *_, answer in batch + self._waiting:
                 answer.cancel()
             self._waiting = []

@@ -163,7 +163,9 @@ async def test_scripts_lost_by_a_restarted_redis_are_loaded_again(redis_url: str
         assert isinstance(await store.reserve("c", [check]), Granted)
         await store._redis.script_flush()
         await store._redis.script_load(RESERVE)
-        await asyncio.gather(store.reserve("d", [check]), store.settle("c", [check], [1]))
+        # The first call goes alone; the other two, made while it is in flight, go in one batch.
+        first = store.reserve("e", [window(name("rpm"), 5)])
+        await asyncio.gather(first, store.reserve("d", [check]), store.settle("c", [check], [1]))
         assert await store.peek([check]) == (2,)  # "d" reserved once
     finally:
         await store.close()
