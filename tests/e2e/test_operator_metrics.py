@@ -21,6 +21,13 @@ def samples(gw: Gateway) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
+def test_the_process_reports_its_memory_and_descriptors(gw: Gateway) -> None:
+    process = samples(gw)
+    assert process[("process_resident_memory_bytes", frozenset())] > 10 * 2**20
+    assert process[("process_open_fds", frozenset())] > 0
+    assert ("python_gc_collections_total", frozenset({("generation", "0")})) in process
+
+
 def test_requests_tokens_and_the_gateway_overhead_are_counted(gw: Gateway) -> None:
     key = gw.tenant_with_key("metered-metrics")
     api = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)

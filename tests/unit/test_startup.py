@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,24 @@ def test_a_mistaken_environment_variable_is_one_line_naming_the_setting(
     assert done.exit_code == 2
     [line] = done.output.strip().splitlines()
     assert line.startswith("tenantgate: settings: ") and expected in line
+
+
+def test_the_command_pauses_garbage_collection_while_it_starts_and_serves_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    import uvicorn
+
+    from tenantgate.cli.main import main
+
+    seen: list[bool] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.append(gc.isenabled()))
+    monkeypatch.setattr(sys, "argv", ["tenantgate", "serve", "--database-url", f"sqlite:///{tmp_path}/db"])
+    monkeypatch.setenv("TENANTGATE_DATA_DIR", str(tmp_path / "data"))
+    try:
+        with pytest.raises(SystemExit) as done:
+            main()
+        assert done.value.code == 0 and seen == [True]
+    finally:
+        gc.enable()

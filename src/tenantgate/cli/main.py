@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -165,6 +166,7 @@ def serve(
         command = sys.argv[0] if sys.argv[0].endswith("tenantgate") else "tenantgate"
         typer.echo(asyncio.run(_seed(settings, os.path.relpath(command) if "/" in command else command)))
     guessers = key_guessers(settings)  # blocked by the server, counted by the application
+    gc.enable()  # off while the command started (main); the app freezes what start-up built
     uvicorn.run(
         create_app(settings, announce=_announcer(settings), guessers=guessers),
         host=settings.host,
@@ -204,6 +206,7 @@ def _serve_proxy(settings: Settings, access_log: bool) -> None:
         typer.echo(f"tenantgate: {exc}", err=True)
         raise typer.Exit(2) from None
     where = f"http://{settings.host}:{settings.port}"
+    gc.enable()
     typer.echo(f"tenantgate tenant-proxy on {where} for tenant {settings.proxy_tenant} at {settings.shared_url}; "
                f"users sign in with {settings.oidc_issuer}", err=True)  # fmt: skip
     uvicorn.run(proxy, host=settings.host, port=settings.port, loop="uvloop", access_log=access_log,
@@ -309,4 +312,7 @@ def hoisted(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    # A command's imports allocate much and free little: the collector's passes over them are wasted
+    # (about 0.2 s of a gateway's start). `serve` turns it back on before it serves.
+    gc.disable()
     app(hoisted(sys.argv[1:]))
