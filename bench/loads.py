@@ -15,14 +15,14 @@ import aiohttp
 LUA = Path(__file__).with_name("wrk_chat.lua")
 
 
-def wrk(url: str, key: str, connections: int, seconds: int) -> dict[str, float]:
+def wrk(url: str, key: str, connections: int, seconds: int, headers: dict[str, str] | None = None) -> dict[str, float]:
+    """`headers`: sent instead of the key's Authorization (a peer's own)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     threads = 1 if connections == 1 else 2
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA)]
-    out = subprocess.run(
-        [*command, url + "/v1/chat/completions"], capture_output=True, text=True, env={**os.environ, "BENCH_KEY": key}
-    ).stdout
+    env = {**os.environ, "BENCH_KEY": key, "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in (headers or {}).items())}
+    out = subprocess.run([*command, url + "/v1/chat/completions"], capture_output=True, text=True, env=env).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return {
@@ -38,14 +38,15 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-async def _streams(url: str, key: str, concurrency: int, total: int, tokens: int) -> tuple[float, int, int]:
+async def _streams(
+    url: str, headers: dict[str, str], concurrency: int, total: int, tokens: int
+) -> tuple[float, int, int]:
     body = {
         "model": "sim-small",
         "messages": [{"role": "user", "content": "stream please"}],
         "max_tokens": tokens,
         "stream": True,
     }
-    headers = {"Authorization": f"Bearer {key}"}
     remaining = total
     chunks = 0
     failures = 0
@@ -67,6 +68,9 @@ async def _streams(url: str, key: str, concurrency: int, total: int, tokens: int
     return time.perf_counter() - started, chunks, failures
 
 
-def streams(url: str, key: str, concurrency: int, total: int, tokens: int = 50) -> dict[str, float]:
-    elapsed, chunks, failures = asyncio.run(_streams(url, key, concurrency, total, tokens))
+def streams(
+    url: str, key: str, concurrency: int, total: int, tokens: int = 50, headers: dict[str, str] | None = None
+) -> dict[str, float]:
+    headers = headers or {"Authorization": f"Bearer {key}"}
+    elapsed, chunks, failures = asyncio.run(_streams(url, headers, concurrency, total, tokens))
     return {"seconds": elapsed, "streams_per_s": total / elapsed, "chunks": chunks, "failures": failures}

@@ -53,13 +53,17 @@ def sim_engine(*flags: str) -> tuple[subprocess.Popen[bytes], str]:
     return process, url
 
 
-def first_200(url: str, key: str, started: float, deadline_s: float = 60) -> float:
-    """Seconds from `started` until a chat completion through `url` returns 200."""
+def first_200(
+    url: str, key: str, started: float, deadline_s: float = 60, headers: dict[str, str] | None = None
+) -> float:
+    """Seconds from `started` until a chat completion through `url` returns 200 (`headers`: a peer's
+    own, instead of the key)."""
+    headers = headers or {"Authorization": f"Bearer {key}"}
     body = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         try:
-            response = httpx.post(url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+            response = httpx.post(url + "/v1/chat/completions", json=body, headers=headers)
             if response.status_code == 200:
                 return time.monotonic() - started
         except httpx.TransportError:

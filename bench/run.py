@@ -1,8 +1,11 @@
-"""`make bench`: direct vs floor proxy vs tenantgate (vs LiteLLM) against one instant mock upstream.
+"""`make bench`: direct vs floor proxy vs tenantgate (vs its peers) against one instant mock upstream.
 
 One worker each. tenantgate runs with auth, metering and every limit kind active (set high enough
 never to refuse), once with in-process counters and, with --redis, once with Redis counters.
-Usage: python bench/run.py [--quick] [--with-litellm] [--redis redis://127.0.0.1:6379/0]
+--with-peers adds LiteLLM, vllm-router and the Portkey gateway (bench/peers.py; --with-litellm
+only the first). A peer that answers some requests with errors is reported with its error count
+rather than stopping the run (Portkey's streams fail on this Node version).
+Usage: python bench/run.py [--quick] [--with-peers | --with-litellm] [--redis redis://127.0.0.1:6379/0]
                            [--cluster redis://127.0.0.1:6379/15]
 Writes bench/results/latest.json and prints one table with the targets.
 """
@@ -25,38 +28,14 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 
 from loads import streams, wrk
+from peers import start_litellm, start_portkey, start_vllm_router
 from procs import PYTHON, TENANTGATE, cpu_seconds, first_200, free_port, rss_mib, spawn, stop, wait_http
 
 ADMIN = "bench-admin-token"
 STREAM_TOKENS = 50
 
 
-LITELLM = Path(__file__).with_name(".litellm-venv") / "bin" / "litellm"
 HIGH = {"rpm": 10**8, "tpm": 10**11, "concurrency": 10**5, "daily_tokens": 10**13, "monthly_tokens": 10**14}
-
-
-LITELLM_PIN = "litellm[proxy]==1.106.2"
-
-
-def ensure_litellm() -> None:
-    """LiteLLM lives in its own venv so its dependencies never touch tenantgate's."""
-    if LITELLM.exists():
-        return
-    venv = LITELLM.parent.parent
-    print(f"installing {LITELLM_PIN} into {venv} (first run only)", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", LITELLM_PIN], check=True)
-
-
-def start_litellm(port: int, upstream: str, workdir: Path) -> tuple[object, float]:
-    config = workdir / "litellm.yaml"
-    config.write_text(
-        "model_list:\n  - model_name: sim-small\n    litellm_params:\n      model: openai/sim-small\n"
-        f"      api_base: {upstream}/v1\n      api_key: x\ngeneral_settings:\n  master_key: sk-bench\n"
-    )
-    args = [str(LITELLM), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
-    started = time.monotonic()
-    return spawn(args), started
 
 
 def tenantgate_config(upstream: str) -> dict[str, object]:
@@ -91,20 +70,25 @@ def make_key(url: str) -> str:
     return str(admin.post("/admin/tenants/bench/keys", json={"name": "bench", "limits": HIGH}).json()["key"])
 
 
-def measure(name: str, url: str, key: str, pid: int | None, seconds: int, stream_total: int) -> dict[str, object]:
+def measure(
+    name: str, url: str, key: str, pid: int | None, seconds: int, stream_total: int,
+    headers: dict[str, str] | None = None, peer: bool = False,
+) -> dict[str, object]:  # fmt: skip
+    """`headers`: a peer's own instead of the key; a peer's errors are counted, not fatal."""
     result: dict[str, object] = {}
     for connections in (1, 16, 64):
-        result[f"c{connections}"] = wrk(url, key, connections, seconds)
+        result[f"c{connections}"] = wrk(url, key, connections, seconds, headers)
         print(f"  {name} c={connections}: {result[f'c{connections}']}", flush=True)
     before = cpu_seconds(pid) if pid else 0.0
-    stream = streams(url, key, concurrency=16, total=stream_total, tokens=STREAM_TOKENS)
+    stream = streams(url, key, concurrency=16, total=stream_total, tokens=STREAM_TOKENS, headers=headers)
     if pid:
         stream["cpu_us_per_chunk"] = (cpu_seconds(pid) - before) / max(1, stream["chunks"]) * 1e6
         stream["rss_mib"] = rss_mib(pid)
     result["stream"] = stream
     print(f"  {name} streams: {stream}", flush=True)
-    failures = sum(float(result[f"c{c}"]["errors"]) for c in (1, 16, 64)) + float(stream["failures"])  # type: ignore[index]
-    if failures:
+    failures = sum(float(result[f"c{c}"]["errors"]) for c in (1, 16, 64)) + float(stream["failures"])  # type: ignore[index,misc]
+    result["errors"] = failures
+    if failures and not peer:
         raise SystemExit(f"{name} answered {failures:.0f} requests with errors; its numbers would be meaningless")
     return result
 
@@ -117,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="3 s per wrk run, fewer streams")
     parser.add_argument("--with-litellm", action="store_true", help="also measure the LiteLLM proxy")
+    parser.add_argument("--with-peers", action="store_true", help="also LiteLLM, vllm-router and Portkey")
     parser.add_argument("--redis", default=None, help="also measure tenantgate with Redis counters")
     parser.add_argument(
         "--cluster", default=None, metavar="REDIS_URL", help="also 3 instances vs 1 and each limit's overshoot "
@@ -154,15 +139,16 @@ def main() -> None:
             processes.append(shared)
             first_200(tg_url, key, time.monotonic())
             results["tenantgate+redis"] = measure("tenantgate+redis", tg_url, key, shared.pid, seconds, stream_total)
-        if options.with_litellm:
-            ensure_litellm()
-            lite_port = free_port()
-            lite, lite_started = start_litellm(lite_port, upstream, workdir)
-            processes.append(lite)  # type: ignore[arg-type]
-            lite_url = f"http://127.0.0.1:{lite_port}"
-            extra["litellm_start_s"] = first_200(lite_url, "sk-bench", lite_started, deadline_s=120)
-            extra["litellm_idle_rss_mib"] = rss_mib(lite.pid)  # type: ignore[attr-defined]
-            results["litellm"] = measure("litellm", lite_url, "sk-bench", lite.pid, seconds, stream_total)  # type: ignore[attr-defined]
+        peers = [("litellm", start_litellm)] if options.with_litellm or options.with_peers else []
+        if options.with_peers:
+            peers += [("vllm-router", start_vllm_router), ("portkey", start_portkey)]
+        for name, start in peers:
+            peer, peer_started, peer_url, headers = start(free_port(), upstream, workdir)
+            processes.append(peer)
+            extra[f"{name}_start_s"] = first_200(peer_url, "", peer_started, deadline_s=120, headers=headers)
+            extra[f"{name}_idle_rss_mib"] = rss_mib(peer.pid)
+            results[name] = measure(name, peer_url, "", peer.pid, seconds, stream_total, headers, peer=True)
+            stop(peer)  # one at a time: a peer left running would take CPU from the next
     finally:
         for process in reversed(processes):
             stop(process)
@@ -181,20 +167,23 @@ def report(results: dict[str, dict[str, object]], extra: dict[str, object], quic
         return float(value)  # type: ignore[arg-type]
 
     columns = list(results)
-    rows: list[tuple[str, ...]] = [("metric", *columns, "tg/floor", "tg/litellm" if "litellm" in results else "")]
+    against = [other for other in ("floor", "litellm", "vllm-router") if other in results]
+    rows: list[tuple[str, ...]] = [("metric", *columns, *(f"tg/{other}" for other in against))]
 
-    def ratio(values: dict[str, float], other: str) -> str:
-        return f"{values['tenantgate'] / values[other]:.2f}" if values.get(other) else ""
+    def ratios(values: dict[str, float]) -> list[str]:
+        return [f"{values['tenantgate'] / values[o]:.2f}" if values.get(o) else "" for o in against]
 
+    blank = [""] * len(against)
     for c in ("c1", "c16", "c64"):
         rps = {t: get(t, c, "rps") for t in columns}
-        rows.append((f"req/s {c}", *(f"{rps[t]:,.0f}" for t in columns), ratio(rps, "floor"), ratio(rps, "litellm")))
-        rows.append((f"p50 ms {c}", *(f"{get(t, c, 'p50_ms'):.2f}" for t in columns), "", ""))
-        rows.append((f"p99 ms {c}", *(f"{get(t, c, 'p99_ms'):.2f}" for t in columns), "", ""))
+        rows.append((f"req/s {c}", *(f"{rps[t]:,.0f}" for t in columns), *ratios(rps)))
+        rows.append((f"p50 ms {c}", *(f"{get(t, c, 'p50_ms'):.2f}" for t in columns), *blank))
+        rows.append((f"p99 ms {c}", *(f"{get(t, c, 'p99_ms'):.2f}" for t in columns), *blank))
     streams = {t: get(t, "stream", "streams_per_s") for t in columns}
-    rows.append(("50-token streams/s c=16", *(f"{streams[t]:,.0f}" for t in columns), ratio(streams, "floor"), ""))
+    rows.append(("50-token streams/s c=16", *(f"{streams[t]:,.0f}" for t in columns), *ratios(streams)))
     cpu = [f"{get(t, 'stream', 'cpu_us_per_chunk'):.1f}" if t != "direct" else "" for t in columns]
-    rows.append(("proxy CPU us per chunk", *cpu, "", ""))
+    rows.append(("proxy CPU us per chunk", *cpu, *blank))
+    rows.append(("requests answered with errors", *(f"{get(t, 'errors'):.0f}" for t in columns), *blank))
     width = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(str(cell).ljust(w) for cell, w in zip(row, width, strict=True)))
@@ -208,13 +197,23 @@ def report(results: dict[str, dict[str, object]], extra: dict[str, object], quic
     targets: dict[str, tuple[float, bool]] = {
         "c=64 throughput >= 60% of floor": (tg64 / floor64, tg64 / floor64 >= 0.6),
         "added p50 at c=1 <= 0.5 ms over direct": (added_p50, added_p50 <= 0.5),
-        "streaming <= 20 us gateway CPU per chunk": (cpu_chunk, cpu_chunk <= 20),
+        "streaming <= 15 us gateway CPU per chunk": (cpu_chunk, cpu_chunk <= 15),
         "idle RSS <= 80 MiB": (idle_rss, idle_rss <= 80),
         "start to first 200 <= 1.5 s": (startup_s, startup_s <= 1.5),
     }
     if "litellm" in results:
         times = tg64 / get("litellm", "c64", "rps")
         targets["c=64 throughput >= 30x LiteLLM"] = (times, times >= 30)
+    if "tenantgate+redis" in results:
+        shared = get("tenantgate+redis", "c64", "rps") / tg64
+        targets["c=64 with Redis counters >= 0.8x in-process"] = (shared, shared >= 0.8)
+    if "vllm-router" in results:
+        half = tg64 / get("vllm-router", "c64", "rps")
+        targets["c=64 >= 0.5x vllm-router (the long-term aim)"] = (half, half >= 0.5)
+    for peer in ("portkey", "litellm"):
+        if peer in results:
+            ahead = tg64 / get(peer, "c64", "rps")
+            targets[f"c=64 ahead of {peer}"] = (ahead, ahead > 1)
     print()
     for name, (value, ok) in targets.items():
         print(f"{verdict(ok)}  {name}: {value:.3f}")
