@@ -180,8 +180,10 @@ def report(results: dict[str, dict[str, object]], extra: dict[str, object], quic
         rows.append((f"p50 ms {c}", *(f"{get(t, c, 'p50_ms'):.2f}" for t in columns), *blank))
         rows.append((f"p99 ms {c}", *(f"{get(t, c, 'p99_ms'):.2f}" for t in columns), *blank))
     streams = {t: get(t, "stream", "streams_per_s") for t in columns}
-    rows.append(("50-token streams/s c=16", *(f"{streams[t]:,.0f}" for t in columns), *ratios(streams)))
-    cpu = [f"{get(t, 'stream', 'cpu_us_per_chunk'):.1f}" if t != "direct" else "" for t in columns]
+    failed = {t for t in columns if get(t, "stream", "failures")}  # a failed stream ends at once: no rate
+    rows.append(("50-token streams/s c=16", *("failed" if t in failed else f"{streams[t]:,.0f}" for t in columns),
+                 *ratios(streams)))  # fmt: skip
+    cpu = ["" if t == "direct" or t in failed else f"{get(t, 'stream', 'cpu_us_per_chunk'):.1f}" for t in columns]
     rows.append(("proxy CPU us per chunk", *cpu, *blank))
     rows.append(("requests answered with errors", *(f"{get(t, 'errors'):.0f}" for t in columns), *blank))
     width = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]

@@ -211,18 +211,20 @@ class RedisCounterStore:
         await self._batches.script(self._seed, [c.counter for c in checks], args)
 
     async def settle(self, request_id: str, checks: Sequence[Check], actual: Sequence[int]) -> None:
-        await self._run_settle(request_id, checks, [str(a) for a in actual])
+        await self._run_settle(request_id, checks, [str(a) for a in actual], defer=True)
 
     async def renew(self, request_id: str, checks: Sequence[Check]) -> None:
         leases = [c for c in checks if c.shape == "lease"]
         if leases:
             await self._run_settle(request_id, leases, ["renew"] * len(leases))
 
-    async def _run_settle(self, request_id: str, checks: Sequence[Check], actual: Sequence[str]) -> None:
+    async def _run_settle(
+        self, request_id: str, checks: Sequence[Check], actual: Sequence[str], defer: bool = False
+    ) -> None:
         args: list[str | int] = [request_id]
         for check, value in zip(checks, actual, strict=True):
             args += [check.shape, check.amount, value, int(check.ttl_s * 1000)]
-        await self._batches.script(self._settle, [c.counter for c in checks], args)
+        await self._batches.script(self._settle, [c.counter for c in checks], args, defer)
 
     async def peek(self, checks: Sequence[Check]) -> tuple[int, ...]:
         if not checks:
