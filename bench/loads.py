@@ -71,6 +71,6 @@ async def _streams(
 def streams(
     url: str, key: str, concurrency: int, total: int, tokens: int = 50, headers: dict[str, str] | None = None
 ) -> dict[str, float]:
-    headers = headers or {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {key}"} if headers is None else headers
     elapsed, chunks, failures = asyncio.run(_streams(url, headers, concurrency, total, tokens))
     return {"seconds": elapsed, "streams_per_s": total / elapsed, "chunks": chunks, "failures": failures}

@@ -58,7 +58,7 @@ def first_200(
 ) -> float:
     """Seconds from `started` until a chat completion through `url` returns 200 (`headers`: a peer's
     own, instead of the key)."""
-    headers = headers or {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {key}"} if headers is None else headers
     body = {"model": "sim-small", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
