@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CollectorRegistry, Gauge, GCCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Gauge
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
@@ -195,8 +195,6 @@ def create_app(
             announce(summary(settings, catalog))
             fair_prices = Prices(settings.fair_prompt_weight, settings.fair_output_weight)
             registry = CollectorRegistry()
-            GCCollector(registry=registry)  # python_gc_*: collections run (the CLI pauses them at start)
-            ProcessCollector(registry=registry)  # process_*: resident memory, open descriptors, CPU
             queue_metrics = QueueMetrics(registry)
             Gauge(
                 "tenantgate_blocked_addresses", "Addresses refused for sending API keys that do not exist",

@@ -21,7 +21,10 @@ def samples(gw: Gateway) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
-def test_the_process_reports_its_memory_and_descriptors(gw: Gateway) -> None:
+def test_the_process_reports_its_memory_and_descriptors_once(gw: Gateway) -> None:
+    with gw.admin() as admin:
+        names = [family.name for family in text_string_to_metric_families(admin.get("/metrics").text)]
+    assert len(names) == len(set(names))  # no collector registered twice
     process = samples(gw)
     assert process[("process_resident_memory_bytes", frozenset())] > 10 * 2**20
     assert process[("process_open_fds", frozenset())] > 0

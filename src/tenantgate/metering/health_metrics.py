@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -57,3 +57,4 @@ class HealthCollector(Collector):
 def watch_health(registry: CollectorRegistry, recorder: UsageRecorder, admission: Admission) -> None:
     registry.register(HealthCollector(recorder, admission))
     ProcessCollector(registry=registry)
+    GCCollector(registry=registry)  # python_gc_*: collections run (the command pauses them while it starts)
