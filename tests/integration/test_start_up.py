@@ -18,7 +18,7 @@ def test_the_management_api_is_assembled_before_the_first_call(tmp_path: Path) -
     # first reaches it, holding the event loop for about half a second: streams in flight stall.
     settings = Settings(database_url=f"sqlite:///{tmp_path}/db", data_dir=tmp_path, admin_token="t")
     upgrade(settings.database_url)
-    with TestClient(create_app(settings).admin_app) as client:
+    with TestClient(create_app(settings)) as client:  # the whole app: /admin is /api/v1 rewritten there
         assembling = fastapi.routing.get_dependant
         with patch("fastapi.routing.get_dependant", wraps=assembling) as assembled:
             pools = client.get("/admin/pools", headers={"Authorization": "Bearer t"})
