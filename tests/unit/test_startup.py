@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -104,22 +103,21 @@ def test_a_mistaken_environment_variable_is_one_line_naming_the_setting(
     assert line.startswith("tenantgate: settings: ") and expected in line
 
 
-def test_the_command_pauses_garbage_collection_while_it_starts_and_serves_with_it(
+def test_garbage_collection_pauses_while_serve_imports_and_is_on_when_it_serves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import gc
 
     import uvicorn
 
-    from tenantgate.cli.main import main
+    from tenantgate.cli.main import collection_paused
 
+    with pytest.raises(RuntimeError), collection_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a start-up that fails")
+    assert gc.isenabled()
     seen: list[bool] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.append(gc.isenabled()))
-    monkeypatch.setattr(sys, "argv", ["tenantgate", "serve", "--database-url", f"sqlite:///{tmp_path}/db"])
     monkeypatch.setenv("TENANTGATE_DATA_DIR", str(tmp_path / "data"))
-    try:
-        with pytest.raises(SystemExit) as done:
-            main()
-        assert done.value.code == 0 and seen == [True]
-    finally:
-        gc.enable()
+    done = CliRunner().invoke(app, ["serve", "--database-url", f"sqlite:///{tmp_path}/db"])
+    assert done.exit_code == 0 and seen == [True]
