@@ -124,8 +124,15 @@ def test_an_engine_that_refuses_connections_when_full_costs_clients_nothing(metr
         state, refused = upstream(gw), engine.stats()["refused"]
     print(f"\n{metrics}: {outcomes.count('ok')} of {len(outcomes)} streams whole; the engine reset {refused} "
           f"connections; budget {state['max_in_flight']}: {state['capacity_reason']}")  # fmt: skip
-    assert isinstance(refused, int) and refused > 0  # the engine did refuse
-    assert outcomes == ["ok"] * 36  # and no client saw it
+    assert outcomes == ["ok"] * 36  # no client saw a refusal
+    assert isinstance(refused, int)
+    if metrics == "--metrics" and refused == 0:
+        # The engine's queue showed in its metrics before the budget grew past its 4 connections,
+        # so nothing was ever refused (seen in one run of many): the budget must then have stayed
+        # within them. --no-metrics has only the refusals to learn from, and always sees them.
+        assert state["max_in_flight"] <= 4 and "queues" in str(state["capacity_reason"])
+        return
+    assert refused > 0  # the engine did refuse
     assert state["max_in_flight"] == 4 and "refused" in str(state["capacity_reason"])
 
 
