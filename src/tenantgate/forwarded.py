@@ -34,17 +34,11 @@ class TrustedProxies:
         client = peer
         for hop in reversed(hops):
             hop = hop.strip()
-            if not _is_address(hop):  # garbage or "unknown": the last trusted hop is all that is known
+            try:
+                address = ip_address(hop)
+            except ValueError:  # garbage or "unknown": the last trusted hop is all that is known
                 return client
             client = hop
-            if not self.trusts(hop):
+            if not any(address in network for network in self._networks):
                 return hop
         return client
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ip_address(text)
-    except ValueError:
-        return False
-    return True

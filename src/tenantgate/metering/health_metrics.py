@@ -57,4 +57,4 @@ class HealthCollector(Collector):
 def watch_health(registry: CollectorRegistry, recorder: UsageRecorder, admission: Admission) -> None:
     registry.register(HealthCollector(recorder, admission))
     ProcessCollector(registry=registry)
-    GCCollector(registry=registry)  # python_gc_*: collections run (the command pauses them while it starts)
+    GCCollector(registry=registry)  # python_gc_*: collections run (serve pauses them only while it imports)
