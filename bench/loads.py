@@ -13,15 +13,22 @@ from pathlib import Path
 import aiohttp
 
 LUA = Path(__file__).with_name("wrk_chat.lua")
+MANY_KEYS_LUA = Path(__file__).with_name("wrk_many_keys.lua")
 
 
-def wrk(url: str, key: str, connections: int, seconds: int, headers: dict[str, str] | None = None) -> dict[str, float]:
-    """`headers`: sent instead of the key's Authorization (a peer's own)."""
+def wrk(
+    url: str, key: str, connections: int, seconds: int, headers: dict[str, str] | None = None,
+    keys: list[str] | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """`headers`: sent instead of the key's Authorization (a peer's own); `keys`: each request with the
+    next of them instead of `key`."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     threads = 1 if connections == 1 else 2
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(LUA)]
+    script = MANY_KEYS_LUA if keys else LUA
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
     env = {**os.environ, "BENCH_KEY": key, "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in (headers or {}).items())}
+    env["BENCH_KEYS"] = " ".join(keys or [])
     out = subprocess.run([*command, url + "/v1/chat/completions"], capture_output=True, text=True, env=env).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)

@@ -47,10 +47,10 @@ def tenantgate_config(upstream: str) -> dict[str, object]:
 
 def start_tenantgate(
     port: int, upstream: str, workdir: Path, redis: str | None = None, database_url: str | None = None,
-    source: str | None = None, env: dict[str, str] | None = None,
+    source: str | None = None, env: dict[str, str] | None = None, workers: int = 1,
 ) -> tuple[subprocess.Popen[bytes], float]:  # fmt: skip
     """The gateway on the bench configuration; `source`: another checkout's src directory; `env`: more
-    environment for it."""
+    environment for it; `workers`: processes sharing the port (needs `redis`)."""
     env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(workdir / "data"), **(env or {})}
     if redis:
         env["TENANTGATE_REDIS_URL"] = redis
@@ -59,7 +59,7 @@ def start_tenantgate(
     config = workdir / "tenantgate.yaml"
     config.write_text(json.dumps(tenantgate_config(upstream)))  # JSON is YAML
     args = [*TENANTGATE, "serve", "--port", str(port), "--config", str(config)]
-    args += ["--database-url", database_url or f"sqlite:///{workdir / 'bench.db'}"]
+    args += ["--database-url", database_url or f"sqlite:///{workdir / 'bench.db'}", "--workers", str(workers)]
     started = time.monotonic()
     return spawn(args, env), started
 
@@ -93,6 +93,15 @@ def measure(
     return result
 
 
+def wait_instances(url: str, count: int, deadline_s: float = 60) -> None:
+    """Until every worker has started and counted itself in (the port answers once the first is up)."""
+    deadline = time.monotonic() + deadline_s
+    while httpx.get(url + "/readyz").json()["checks"].get("instances") != count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{count} workers did not all start within {deadline_s:.0f} s")
+        time.sleep(0.1)
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -103,6 +112,9 @@ def main() -> None:
     parser.add_argument("--with-litellm", action="store_true", help="also measure the LiteLLM proxy")
     parser.add_argument("--with-peers", action="store_true", help="also LiteLLM, vllm-router and Portkey")
     parser.add_argument("--redis", default=None, help="also measure tenantgate with Redis counters")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="with --redis, also this many workers on one port (1: not measured)"
+    )
     parser.add_argument(
         "--cluster", default=None, metavar="REDIS_URL", help="also 3 instances vs 1 and each limit's overshoot "
         "(bench/cluster.py; that Redis database is emptied first)",
@@ -139,6 +151,15 @@ def main() -> None:
             processes.append(shared)
             first_200(tg_url, key, time.monotonic())
             results["tenantgate+redis"] = measure("tenantgate+redis", tg_url, key, shared.pid, seconds, stream_total)
+            stop(shared)
+            if options.workers > 1:
+                name = f"tenantgate+redis x{options.workers}"
+                several, _ = start_tenantgate(tg_port, upstream, workdir, options.redis, workers=options.workers)
+                processes.append(several)
+                first_200(tg_url, key, time.monotonic())
+                wait_instances(tg_url, options.workers)
+                results[name] = measure(name, tg_url, key, several.pid, seconds, stream_total)
+                stop(several)
         peers = [("litellm", start_litellm)] if options.with_litellm or options.with_peers else []
         if options.with_peers:
             peers += [("vllm-router", start_vllm_router), ("portkey", start_portkey)]
@@ -209,6 +230,11 @@ def report(results: dict[str, dict[str, object]], extra: dict[str, object], quic
     if "tenantgate+redis" in results:
         shared = get("tenantgate+redis", "c64", "rps") / tg64
         targets["c=64 with Redis counters >= 0.8x in-process"] = (shared, shared >= 0.8)
+    if several := next((name for name in results if name.startswith("tenantgate+redis x")), None):
+        workers = int(several.rsplit("x", 1)[1])
+        scale = get(several, "c64", "rps") / get("tenantgate+redis", "c64", "rps")
+        cores = os.cpu_count() or 1
+        targets[f"c=64 with {workers} workers / 1 worker (Redis; {cores} cores shared with wrk)"] = (scale, scale > 1)
     if "vllm-router" in results:
         half = tg64 / get("vllm-router", "c64", "rps")
         targets["c=64 >= 0.5x vllm-router (the long-term aim)"] = (half, half >= 0.5)

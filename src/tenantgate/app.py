@@ -54,7 +54,7 @@ from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
 from tenantgate.incidents import StatusBoard
 from tenantgate.metering.health_metrics import watch_health
-from tenantgate.metering.journal import UsageJournal
+from tenantgate.metering.journal import UsageJournal, journal_directory
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.metering.velocity import VelocityWatch
@@ -112,10 +112,10 @@ def gpu_prices(catalog: Catalog) -> Callable[[str], int]:
     return lambda name: table.get(name, 0)
 
 
-def journal(settings: Settings) -> UsageJournal | None:
+def journal(settings: Settings, worker: int) -> UsageJournal | None:
     if settings.usage_journal == "off":
         return None
-    return UsageJournal(settings.data_dir / "journal", strict=settings.usage_journal == "strict")
+    return UsageJournal(journal_directory(settings.data_dir, worker), strict=settings.usage_journal == "strict")
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -174,10 +174,14 @@ def key_guessers(settings: Settings) -> KeyGuessers:
 
 
 def create_app(
-    settings: Settings, announce: Callable[[str], None] = lambda text: None, guessers: KeyGuessers | None = None
+    settings: Settings,
+    announce: Callable[[str], None] = lambda text: None,
+    guessers: KeyGuessers | None = None,
+    worker: int = 0,
 ) -> GatewayApp:
     """`announce` receives the start-up summary once the pools are known; `guessers` are the addresses
-    blocked for guessing keys, shared with the HTTP server that refuses them (serving.py)."""
+    blocked for guessing keys, shared with the HTTP server that refuses them (serving.py); `worker` is
+    this process's number among `serve --workers` (its usage journal is its own)."""
     guessers = guessers or key_guessers(settings)
 
     @asynccontextmanager
@@ -245,7 +249,7 @@ def create_app(
                 flush_s=settings.usage_flush_s,
                 batch_size=settings.usage_batch_size,
                 buffer_limit=settings.usage_buffer_limit,
-                journal=journal(settings),
+                journal=journal(settings, worker),
             )
             # Each end-user assertion is accepted once: across instances when they share Redis.
             seen = RedisSeenOnce.from_url(settings.redis_url) if settings.redis_url else MemorySeenOnce()

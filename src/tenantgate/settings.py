@@ -179,6 +179,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = Field(default=1, ge=1, le=256, description="Processes sharing the port (2+ need redis_url)")
+    worker_ports_from: int | None = Field(default=None, ge=1, le=65535, description="Worker n also alone on this + n")
     shutdown_grace_s: int = Field(
         default=30, ge=0, le=3600,
         description="On stop, how long requests in flight may finish; streams still running then end "
@@ -289,9 +291,7 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(
         default=0.25, gt=0, le=10, description="How long a Redis call may take before limits are enforced per instance"
     )
-    fair_sync_s: float = Field(
-        default=0.2, gt=0, le=60, description="How often the fair queue's counters are shared through Redis"
-    )
+    fair_sync_s: float = Field(default=0.2, gt=0, le=60, description="How often the fair queue's counters go to Redis")
     redis_probe_s: float = Field(
         default=1.0, gt=0, le=60, description="How often Redis is asked whether it is back, and instances counted"
     )

@@ -30,8 +30,9 @@ def summary(settings: Settings, catalog: Catalog) -> str:
         else "OFF: set TENANTGATE_ADMIN_TOKEN (or run with --demo) to manage tenants and keys"
     )
     counters = f"Redis at {_redacted(settings.redis_url)}" if settings.redis_url else "in this process"
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
     lines = [
-        f"tenantgate {__version__} on http://{settings.host}:{settings.port}",
+        f"tenantgate {__version__} on http://{settings.host}:{settings.port}{workers}",
         f"  database   {_redacted(settings.database_url)}",
         f"  limits     {counters}",
         f"  admin API  {admin}",
@@ -104,4 +105,19 @@ def credentials_problem(settings: Settings) -> str | None:
         with_credentials_opened(settings.catalog, SecretBox.from_settings(secret, settings.data_dir))
     except ConfigurationError as exc:
         return str(exc)
+    return None
+
+
+def workers_problem(settings: Settings) -> str | None:
+    """Why `--workers` cannot be what was asked, if it cannot."""
+    if settings.workers == 1:
+        return None
+    if settings.mode == "tenant-proxy":
+        return "--workers: a tenant proxy runs as one process; run more of them behind a load balancer"
+    if settings.redis_url is None:
+        return (f"--workers {settings.workers} needs TENANTGATE_REDIS_URL: each worker is an instance, "
+                "and limits are exact across instances only when they share Redis")  # fmt: skip
+    if settings.uses_builtin_engine:
+        return ("--workers needs --upstream or --config: each worker would start its own simulated engine "
+                "(run `tenantgate sim-engine` and give its URL as --upstream)")  # fmt: skip
     return None

@@ -87,9 +87,34 @@ async def test_export_marks_and_a_purge_that_really_deletes(store: Store) -> Non
     assert [e.request_id for e in await store.unexported_usage(10)] == ["new"]
     await store.set_retention("t-acme", 7)
     assert (await store.retention_days())["t-acme"] == 7
-    assert await store.purge_usage("t-acme", T0 - timedelta(days=30)) == 1
+    assert await store.purge_usage(T0, default_days=30) == 1
     assert await store.usage_between(T0 - timedelta(days=60), T0 + timedelta(days=1), "t-acme") == [new]
-    assert await store.period_usage("tenant", "t-b", T0 - timedelta(days=60)) == (6, 0)  # another tenant's stays
+    assert await store.period_usage("tenant", "t-b", T0 - timedelta(days=60)) == (6, 0)  # no tenant row: not its
+
+
+async def test_each_tenant_keeps_its_own_retention_in_a_few_statements(store: Store) -> None:
+    """Tenants with 7 days, 90 days and the default 30: each loses what is older than its own, and the
+    purge's statements do not grow with the tenants."""
+    retention = {"a": 7, "b": 90, "c": None, "d": None, "e": 7}
+    for slug, days in retention.items():
+        await store.create_tenant(tenant(slug))
+        if days is not None:
+            await store.set_retention(f"t-{slug}", days)
+    ages = (3, 10, 40, 100)  # days
+    await store.insert_usage([
+        replace(event(f"{slug}-{age}", f"t-{slug}", "m", 1, 1), created_at=T0 - timedelta(days=age))
+        for slug in retention for age in ages
+    ])  # fmt: skip
+    statements: list[str] = []
+    if isinstance(store, SqlStore):
+        listen = sa.event.listens_for(store._engine.sync_engine, "before_cursor_execute")
+        listen(lambda _c, _k, statement, *_: statements.append(statement) if "DELETE" in statement else None)
+    assert await store.purge_usage(T0, default_days=30) == 2 * 3 + 1 + 2 * 2
+    kept = await store.usage_between(T0 - timedelta(days=365), T0 + timedelta(days=1))
+    assert sorted(e.request_id for e in kept) == sorted([
+        "a-3", "e-3", "b-3", "b-10", "b-40", "c-3", "c-10", "d-3", "d-10",
+    ])  # fmt: skip
+    assert len(statements) == (2 * 3 if isinstance(store, SqlStore) else 0)  # 3 retentions, not 5 tenants
 
 
 async def test_merging_adds_into_stored_rows_and_counts_each_event_once(store: Store) -> None:
@@ -156,9 +181,9 @@ async def test_prompts_and_answers_are_one_tenants_and_go_with_its_usage(store: 
     await store.insert_contents([new])  # written twice, kept once
     assert await store.request_content("t-acme", "r-new") == new
     assert await store.request_content("t-other", "r-new") is None  # another tenant's request is not there
-    await store.purge_usage("t-acme", T0 - timedelta(days=30))
-    assert await store.request_content("t-acme", "r-old") is None and await store.request_content("t-acme", "r-new")
     await store.create_tenant(tenant("acme"))
+    await store.purge_usage(T0, default_days=30)
+    assert await store.request_content("t-acme", "r-old") is None and await store.request_content("t-acme", "r-new")
     deleted = await store.delete_tenant("t-acme", T0)
     assert deleted is not None and deleted["request_contents"] == 1
     assert await store.request_content("t-acme", "r-new") is None

@@ -110,14 +110,56 @@ def test_garbage_collection_pauses_while_serve_imports_and_is_on_when_it_serves(
 
     import uvicorn
 
-    from tenantgate.cli.main import collection_paused
+    from tenantgate.cli.serve_command import collection_paused
 
     with pytest.raises(RuntimeError), collection_paused():
         assert not gc.isenabled()
         raise RuntimeError("a start-up that fails")
     assert gc.isenabled()
     seen: list[bool] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.append(gc.isenabled()))
+
+    def run(server: uvicorn.Server, sockets: object = None) -> None:
+        seen.append(gc.isenabled())
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     monkeypatch.setenv("TENANTGATE_DATA_DIR", str(tmp_path / "data"))
     done = CliRunner().invoke(app, ["serve", "--database-url", f"sqlite:///{tmp_path}/db"])
     assert done.exit_code == 0 and seen == [True]
+
+
+@pytest.mark.parametrize(
+    ("redis", "flags", "expected"),
+    [
+        (None, ["--upstream", "http://127.0.0.1:9/v1"], "--workers 2 needs TENANTGATE_REDIS_URL"),
+        ("redis://127.0.0.1:6379/0", [], "--workers needs --upstream or --config: each worker would start its own"),
+    ],
+)
+def test_workers_without_what_they_need_are_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis: str | None, flags: list[str], expected: str
+) -> None:
+    if redis is not None:
+        monkeypatch.setenv("TENANTGATE_REDIS_URL", redis)
+    monkeypatch.setenv("TENANTGATE_DATA_DIR", str(tmp_path / "data"))
+    done = CliRunner().invoke(app, ["serve", "--workers", "2", "--database-url", f"sqlite:///{tmp_path}/db", *flags])
+    assert done.exit_code == 2
+    [line] = done.output.strip().splitlines()
+    assert line.startswith("tenantgate: ") and expected in line
+
+
+def test_workers_on_a_port_in_use_are_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setenv("TENANTGATE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TENANTGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = CliRunner().invoke(app, [
+            "serve", "--workers", "2", "--port", port, "--upstream", "http://127.0.0.1:9/v1",
+            "--database-url", f"sqlite:///{tmp_path}/db",
+        ])  # fmt: skip
+    assert done.exit_code == 2
+    [line] = done.output.strip().splitlines()
+    assert line == f"tenantgate: cannot listen on 127.0.0.1:{port}: it is in use"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 
 from tenantgate.clock import utcnow
 from tenantgate.storage.base import Store
@@ -15,11 +14,7 @@ log = logging.getLogger(__name__)
 
 
 async def purge_expired(store: Store, default_days: int) -> int:
-    now = utcnow()
-    removed = 0
-    for tenant_id, days in (await store.retention_days()).items():
-        removed += await store.purge_usage(tenant_id, now - timedelta(days=days or default_days))
-    return removed
+    return await store.purge_usage(utcnow(), default_days)
 
 
 async def run_retention(store: Store, default_days: int, every_s: float = 3600.0) -> None:

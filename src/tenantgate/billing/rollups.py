@@ -8,10 +8,12 @@ accuracy) that merge across hours, days and instances. Month rows keep the measu
 sketches: they exist so the operator's console sums every tenant's month from a few rows each
 (percentiles come from the day rows, one tenant at a time).
 
-The job is incremental: every `every_s` it takes the events not yet rolled up (in slices of
-`SLICE`, yielding to the event loop between them), sums them into hour, day and month rows, and
-adds those into the stored rows while marking the events rolled up, in one transaction. An event
-is counted once however many instances run the job (the marking decides; a slice another instance
+The job is incremental: every `every_s` it takes up to `ROUND` events not yet rolled up, sums them
+into hour, day and month rows (in slices of `SLICE`, yielding to the event loop between them), and
+adds those into the stored rows while marking the events rolled up, in one transaction. A stored
+row costs the same to update for one event as for thousands, so the rounds are large: with a
+thousand keys busy, rounds of 1,000 events cost more CPU than the requests themselves. An event
+is counted once however many instances run the job (the marking decides; a round another instance
 took first is dropped and retried), and an event that arrives late (a journal replayed after a
 crash) lands in its own hour. `rebuild` recomputes a range from the raw events still kept, and
 the months it touches from their days.
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 SLICE = 1000  # events summed between two turns of the event loop
+ROUND = 5000  # events added into the stored rows in one transaction
 GpuPrice = Callable[[str], int]  # deployment name -> operator's micros per GPU-hour
 
 
@@ -111,8 +114,12 @@ class RollupJob:
         """Add every event not yet rolled up into the hour and day rows; returns how many."""
         done = 0
         async with self._lock:
-            while events := await self._store.unrolled_usage(SLICE):
-                hours = roll_events(events, self._gpu_price, self._pools)
+            while events := await self._store.unrolled_usage(ROUND):
+                hours = []
+                for start in range(0, len(events), SLICE):
+                    hours += roll_events(events[start : start + SLICE], self._gpu_price, self._pools)
+                    await asyncio.sleep(0)
+                hours = roll_up(hours, lambda key: key)  # an hour's row from each slice, as one
                 days = roll_up(hours, lambda key: replace(key, bucket=day_start(key.bucket)))
                 months = roll_up(days, lambda key: replace(key, bucket=month_start(key.bucket)))
                 rows = [("hour", row) for row in hours] + [("day", row) for row in days]

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tenantgate.settings import Settings
+
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 Rpm = Annotated[int | None, typer.Option("--rpm", help="Requests per minute (0 clears)")]
 Tpm = Annotated[int | None, typer.Option("--tpm", help="Tokens per minute (0 clears)")]
@@ -31,3 +33,10 @@ def limit_body(
 
 def emit(data: Any, as_json: bool, lines: list[str]) -> None:
     typer.echo(json.dumps(data, indent=2) if as_json else "\n".join(lines))
+
+
+def setting_help(text: str, field: str) -> str:
+    """Help for an option that overrides a setting: with the setting's environment variable and default."""
+    default = Settings.model_fields[field].default
+    shown = "" if default in (None, (), False) else f", default {default}"
+    return f"{text} (env TENANTGATE_{field.upper()}{shown})"

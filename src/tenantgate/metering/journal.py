@@ -8,6 +8,9 @@ process). Each event is one JSON line. Modes:
 The recorder rotates segments as it writes batches and deletes those whose events are all stored;
 on start-up the segments left behind are read back and their events written again (writes are
 idempotent by request id, so a replay never double-counts).
+
+With several workers (`serve --workers N`) worker n keeps `journal-<n>` (worker 0 `journal`); what
+workers no longer started left behind joins worker 0's journal before any worker starts.
 """
 
 from __future__ import annotations
@@ -134,6 +137,29 @@ class UsageJournal:
             _write_all(self._fd, data)
         self._written += len(lines)
 
+    def absorb(self, other: Path) -> int:
+        """Copy another (stopped) journal's events into a new segment here, fsynced, then delete them
+        there; returns how many. The caller holds this journal's lock."""
+        lock = self.lock(other)
+        try:
+            source = UsageJournal(other, strict=True)
+            segments = source._segments()
+            lines = b"".join(encode(event) + b"\n" for number in segments for event in source._read(number))
+            if lines:
+                kept = self._segments()
+                fd = self._create((kept[-1] if kept else 0) + 1)
+                try:
+                    _write_and_sync(fd, lines)
+                finally:
+                    os.close(fd)
+            for number in segments:
+                (other / f"{_PREFIX}{number:012d}{_SUFFIX}").unlink()
+        finally:
+            os.close(lock)
+        if lines:
+            log.info("usage journal: the events %s left join %s", other.name, self.directory.name)
+        return lines.count(b"\n")
+
     def _create(self, number: int) -> int:
         path = self.directory / f"{_PREFIX}{number:012d}{_SUFFIX}"
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -155,6 +181,27 @@ class UsageJournal:
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 log.warning("usage journal: skipping a torn line in %s", path.name)  # the crash cut it
         return events
+
+
+def journal_directory(data_dir: Path, worker: int) -> Path:
+    return data_dir / ("journal" if worker == 0 else f"journal-{worker}")
+
+
+def adopt_orphans(data_dir: Path, workers: int) -> int:
+    """Move the events of workers numbered `workers` and up (an earlier run had more) into worker 0's
+    journal, which replays them when it opens; returns how many moved."""
+    orphans = [
+        path for path in sorted(data_dir.glob("journal-*"))
+        if path.name.removeprefix("journal-").isdigit() and int(path.name.removeprefix("journal-")) >= workers
+    ]  # fmt: skip
+    if not orphans:
+        return 0
+    into = UsageJournal(journal_directory(data_dir, 0), strict=True)
+    lock = into.lock(into.directory)
+    try:
+        return sum(into.absorb(orphan) for orphan in orphans)
+    finally:
+        os.close(lock)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -255,8 +255,9 @@ class BillingStore(Protocol):
     async def retention_days(self) -> dict[str, int | None]:
         """Every tenant's own retention (None where it uses the default)."""
 
-    async def purge_usage(self, tenant_id: str, before: datetime) -> int:
-        """Delete the tenant's raw events older than `before`; returns how many went."""
+    async def purge_usage(self, now: datetime, default_days: int) -> int:
+        """Delete every tenant's raw events (and kept prompts) older than its retention, its own days or
+        else `default_days`; returns how many events went. A few statements, however many tenants."""
 
 
 class StatusStore(Protocol):

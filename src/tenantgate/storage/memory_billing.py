@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, UsageTotals, Webhook
 from tenantgate.domain import Notification, RequestContent, RequestFilter, Tenant, UsageEvent
@@ -185,10 +185,15 @@ class MemoryBilling:
     async def retention_days(self) -> dict[str, int | None]:
         return {tenant_id: self._retention.get(tenant_id) for tenant_id in self._tenants}
 
-    async def purge_usage(self, tenant_id: str, before: datetime) -> int:
-        doomed = [r for r, e in self._usage.items() if e.tenant_id == tenant_id and e.created_at < before]
+    async def purge_usage(self, now: datetime, default_days: int) -> int:
+        before = {t: now - timedelta(days=days or default_days) for t, days in (await self.retention_days()).items()}
+
+        def expired(tenant_id: str, created_at: datetime) -> bool:
+            return tenant_id in before and created_at < before[tenant_id]
+
+        doomed = [r for r, e in self._usage.items() if expired(e.tenant_id, e.created_at)]
         for request_id in doomed:
             del self._usage[request_id]
-        for request_id in [r for r, c in self._contents.items() if c.tenant_id == tenant_id and c.created_at < before]:
+        for request_id in [r for r, c in self._contents.items() if expired(c.tenant_id, c.created_at)]:
             del self._contents[request_id]
         return len(doomed)

@@ -7,7 +7,9 @@ behind: Alembic costs ~11 MiB of resident memory for the life of the process oth
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,10 +36,19 @@ async def _current_revision(database_url: str) -> str | None:
 
 
 def ensure_schema(database_url: str) -> None:
-    """Upgrade to head unless the database is already there."""
-    if not _is_sqlite_file_missing(database_url) and asyncio.run(_current_revision(database_url)) == HEAD_REVISION:
-        return
-    upgrade(database_url)
+    """Upgrade to head unless the database is already there; a SQLite file is left in WAL mode."""
+    if _is_sqlite_file_missing(database_url) or asyncio.run(_current_revision(database_url)) != HEAD_REVISION:
+        upgrade(database_url)
+    _write_ahead_log(database_url)
+
+
+def _write_ahead_log(database_url: str) -> None:
+    """Switch a SQLite file to WAL once, before any gateway process opens it: switching needs the file
+    to itself, and several workers opening it together would find it locked."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        with closing(sqlite3.connect(url.database, timeout=5)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
 
 
 def _is_sqlite_file_missing(database_url: str) -> bool:

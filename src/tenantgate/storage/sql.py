@@ -126,11 +126,15 @@ def _tenant_values(t: Tenant) -> dict[str, Any]:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers run beside the usage writer; NORMAL sync is durable across process crashes."""
+    """WAL lets readers run beside the usage writer; NORMAL sync is durable across process crashes.
+    The busy timeout comes first, and WAL is asked for only if the file is not in it yet (it stays so):
+    switching needs the file to itself, and workers starting together would find it locked."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 

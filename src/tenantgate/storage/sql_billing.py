@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,10 +80,17 @@ class _RolledElsewhere(Exception):
     pass
 
 
-def _key_match(key: RollupKey) -> list[sa.ColumnElement[bool]]:
-    r = usage_rollups.c
-    return [r.key_id == key.key_id, r.user_id == key.user_id, r.endpoint == key.endpoint, r.model == key.model,
-            r.deployment == key.deployment, r.tenant_id == key.tenant_id]  # fmt: skip
+# One row of usage_rollups by its primary key; executed with many keys at once (one round trip).
+_ROLLUP_ROW = usage_rollups.delete().where(
+    *(column == sa.bindparam(f"k_{column.name}") for column in usage_rollups.primary_key)
+)
+
+
+def _row_key(granularity: str, key: RollupKey) -> dict[str, object]:
+    return {
+        "k_granularity": granularity, "k_bucket": key.bucket, "k_tenant_id": key.tenant_id, "k_key_id": key.key_id,
+        "k_user_id": key.user_id, "k_endpoint": key.endpoint, "k_model": key.model, "k_deployment": key.deployment,
+    }  # fmt: skip
 
 
 class SqlBilling(Scoped):
@@ -163,12 +170,15 @@ class SqlBilling(Scoped):
             mine = {row.key: row for g, row in rows if g == granularity and row.key.bucket == bucket}
             tenants = {key.tenant_id for key in mine}
             where = (r.granularity == granularity) & (r.bucket == bucket) & r.tenant_id.in_(tenants)
+            replaced = []
             for existing in (await conn.execute(usage_rollups.select().where(where))).all():
                 old = _rollup(existing)
                 if old.key in mine:
                     old.merge(mine[old.key])
                     mine[old.key] = old
-                    await conn.execute(usage_rollups.delete().where(where, *_key_match(old.key)))
+                    replaced.append(_row_key(granularity, old.key))
+            if replaced:
+                await conn.execute(_ROLLUP_ROW, replaced)
             await conn.execute(usage_rollups.insert(), [rollup_values(granularity, row) for row in mine.values()])
 
     async def list_rollups(
@@ -364,9 +374,20 @@ class SqlBilling(Scoped):
             rows = (await conn.execute(sa.select(tenants.c.id, tenants.c.usage_retention_days))).all()
         return {r[0]: r[1] for r in rows}
 
-    async def purge_usage(self, tenant_id: str, before: datetime) -> int:
-        u, c = usage_events.c, request_contents.c
-        async with self._begin(tenant_id) as conn:
-            result = await conn.execute(usage_events.delete().where(u.tenant_id == tenant_id, u.created_at < before))
-            await conn.execute(request_contents.delete().where(c.tenant_id == tenant_id, c.created_at < before))
-        return int(result.rowcount)
+    async def purge_usage(self, now: datetime, default_days: int) -> int:
+        """One pair of deletes per distinct retention, each over the tenants that have it (not a pair
+        per tenant: 10,000 tenants took seconds of CPU at every start)."""
+        t, u, c = tenants.c, usage_events.c, request_contents.c
+        async with self._connect(ALL) as conn:
+            own = set((await conn.execute(sa.select(t.usage_retention_days).distinct())).scalars())
+        removed = 0
+        for days in sorted({default_days, *(d for d in own if d is not None)}):
+            keeping = t.usage_retention_days == days
+            if days == default_days:
+                keeping = keeping | t.usage_retention_days.is_(None)
+            chosen, before = sa.select(t.id).where(keeping), now - timedelta(days=days)
+            async with self._begin(ALL) as conn:
+                gone = await conn.execute(usage_events.delete().where(u.created_at < before, u.tenant_id.in_(chosen)))
+                await conn.execute(request_contents.delete().where(c.created_at < before, c.tenant_id.in_(chosen)))
+            removed += int(gone.rowcount)
+        return removed

@@ -66,6 +66,38 @@ def test_every_event_counts_once_in_its_hour_day_and_month(spec: list[tuple[date
     asyncio.run(check())
 
 
+def test_a_busy_round_writes_each_row_once_not_once_per_slice() -> None:
+    """4,500 events of 3 keys in one hour: one transaction adds them (a stored row costs the same for
+    one event as for thousands), with every event counted and its GPU cost and latencies in."""
+
+    async def check() -> None:
+        store = MemoryStore()
+        at = datetime(2026, 11, 5, 10, 30, tzinfo=UTC)
+        events = [
+            replace(event(f"r{i}", "t1", "m", 2, 1), created_at=at, key_id=f"k{i % 3}", gpu_seconds=0.5,
+                    latency_ms=float(i % 100), deployment="d")
+            for i in range(4500)
+        ]  # fmt: skip
+        await store.insert_usage(events)
+        merges = []
+        merge = store.merge_rollups
+
+        async def counted(rows, rolled):  # type: ignore[no-untyped-def]
+            merges.append(len(rows))
+            return await merge(rows, rolled)
+
+        store.merge_rollups = counted  # type: ignore[method-assign]
+        assert await RollupJob(store, lambda _: 3_600_000, {}).roll_pending() == 4500
+        assert merges == [3 + 3 + 3]  # 3 keys' hour, day and month rows, once
+        hours = await store.list_rollups("hour", at - timedelta(hours=1), at + timedelta(hours=1))
+        assert sorted((r.key.key_id, r.requests, r.prompt_tokens, r.gpu_cost_micros) for r in hours) == [
+            (f"k{k}", 1500, 3000, 750_000) for k in range(3)
+        ]
+        assert all(r.latency_ms.count == 1500 for r in hours)
+
+    asyncio.run(check())
+
+
 def test_grouping_merges_rows_and_their_percentiles() -> None:
     base = datetime(2026, 11, 5, 10, tzinfo=UTC)
     events = [
