@@ -42,7 +42,7 @@ def payload(notification: Notification, tenant_slug: str) -> bytes:
 class WebhookDelivery:
     def __init__(self, store: Store, client: httpx.AsyncClient | None = None) -> None:
         self._store = store
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+        self._client = client  # made at the first delivery: its TLS setup is a few hundredths of a second of start-up
         self._next_try: dict[str, float] = {}  # notification id -> monotonic time of its next attempt
         self._tries: dict[str, int] = {}
         self.delivered = 0
@@ -64,6 +64,8 @@ class WebhookDelivery:
                 "X-Tenantgate-Signature": signature(webhook.secret, int(time.time()), body),
             }  # fmt: skip
             try:
+                if self._client is None:
+                    self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
                 response = await self._client.post(webhook.url, content=body, headers=headers)
                 response.raise_for_status()
             except httpx.HTTPError as exc:
@@ -88,4 +90,5 @@ class WebhookDelivery:
             await asyncio.sleep(every_s)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
