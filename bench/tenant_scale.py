@@ -1,6 +1,7 @@
 """Cost as the tenant base grows: with T tenants and K keys in PostgreSQL, a gateway's start to its
 first 200, its memory, what one poll for key changes costs, how soon a key revoked in the database is
-refused, and its throughput and p99 with requests spread over many tenants' keys.
+refused, and its throughput, p99 and CPU per request (with and without the rollups it causes) with
+requests spread over 8 tenants' keys, as few as the smallest point has, and over 999.
 
 The rows are written with COPY, dated a day back (an installation that has been running), every key
 with one known secret so that any of them can be used. One tenant per point is made through the
@@ -30,7 +31,7 @@ from run import HIGH, make_key, start_tenantgate
 
 SECRET = "scale-bench-secret"
 DATABASE = "tg_tenant_scale"
-WRK_KEYS = 1000  # the keys the load cycles through (every key when there are fewer)
+ACTIVE = (8, 999)  # keys (of as many tenants) each load cycles through: as few as 10 tenants have, and many
 
 
 def key_id(number: int) -> str:
@@ -126,7 +127,26 @@ def chat(url: str, key: str) -> int:
     return httpx.post(url + "/v1/chat/completions", json=body, headers=headers, timeout=30).status_code
 
 
-def point(server: str, upstream: str, tenants: int, keys: int, seconds: int) -> dict[str, float]:
+def load(url: str, pid: int, database: str, keys: int, active: int, seconds: int) -> dict[str, float]:
+    """wrk at c=64 cycling through `active` keys of as many tenants, each used once before (its first
+    use reads the database); the gateway's CPU per request during it and with its rollups done."""
+    step = max(1, (keys - 2) // active)
+    chosen = [plaintext(1 + n * step) for n in range(active)]
+    for key in chosen:
+        assert chat(url, key) == 200, key
+    rolled_up(database)  # what came before is not counted in this load
+    before = cpu_seconds(pid)
+    result = wrk(url, "", 64, seconds, keys=chosen)
+    requests = max(1.0, result["rps"] * seconds)
+    cpu_us = (cpu_seconds(pid) - before) / requests * 1e6
+    catch_up_s = rolled_up(database)
+    cpu_all_us = (cpu_seconds(pid) - before) / requests * 1e6
+    return {"rps_c64": result["rps"], "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
+            "cpu_us_per_request": cpu_us, "rollups_caught_up_after_s": catch_up_s,
+            "cpu_us_per_request_all": cpu_all_us}  # fmt: skip
+
+
+def point(server: str, upstream: str, tenants: int, keys: int, seconds: int) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="tg-scale-"))
     database = asyncio.run(recreate(server))
     port = free_port()
@@ -151,16 +171,9 @@ def point(server: str, upstream: str, tenants: int, keys: int, seconds: int) -> 
         cold = time.perf_counter()
         assert chat(url, plaintext(probe)) == 200
         cold_ms = (time.perf_counter() - cold) * 1000
-        load = [plaintext(n * max(1, keys // WRK_KEYS)) for n in range(min(keys - 1, WRK_KEYS))]
-        load = [key for key in load if key != plaintext(0)] or [plaintext(1)]
-        for key in load:  # each key's first use (a database read) is not what is measured
-            assert chat(url, key) == 200, key
-        before = cpu_seconds(gateway.pid)
-        result = wrk(url, "", 64, seconds, keys=load)
-        requests = max(1.0, result["rps"] * seconds)
-        cpu_us = (cpu_seconds(gateway.pid) - before) / requests * 1e6
-        catch_up_s = rolled_up(database)  # the rollups' share of each request, done after it
-        cpu_all_us = (cpu_seconds(gateway.pid) - before) / requests * 1e6
+        loads = {}
+        for active in sorted({min(count, max(1, keys - 2)) for count in ACTIVE}):
+            loads[active] = load(url, gateway.pid, database, keys, active, seconds)
         asyncio.run(revoke_in_database(database, probe))
         revoked = time.monotonic()
         while chat(url, plaintext(probe)) == 200:
@@ -174,9 +187,7 @@ def point(server: str, upstream: str, tenants: int, keys: int, seconds: int) -> 
     return {
         "tenants": tenants, "keys": keys, "fill_s": fill_s, "start_to_first_200_s": start_s,
         "rss_at_start_mib": rss, "rss_after_load_mib": rss_after, "idle_cpu_ms_per_s": idle_cpu_ms_per_s,
-        "first_use_of_a_key_ms": cold_ms, "revoked_in_db_refused_after_s": revoke_s,
-        "keys_in_load": len(load), "rps_c64": result["rps"], "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"],
-        "cpu_us_per_request": cpu_us, "rollups_caught_up_after_s": catch_up_s, "cpu_us_per_request_all": cpu_all_us,
+        "first_use_of_a_key_ms": cold_ms, "revoked_in_db_refused_after_s": revoke_s, "loads": loads,
     }  # fmt: skip
 
 
@@ -196,23 +207,32 @@ def main() -> None:
             rows.append(row)
     finally:
         stop(engine)
-    base = rows[0]
     print()
-    print("| tenants | keys | start to first 200 | RSS at start | RSS after load | idle CPU (poll) "
-          "| first use of a key | revoked in the DB, refused after | req/s c=64 | p99 | CPU per request "
-          "| with its rollup |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| tenants | keys | start to first 200 | RSS at start | RSS after the loads | idle CPU | first use of a key "
+          "| revoked in the DB, refused after |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(
             f"| {row['tenants']:,} | {row['keys']:,} | {row['start_to_first_200_s']:.2f} s "
             f"| {row['rss_at_start_mib']:.1f} MiB | {row['rss_after_load_mib']:.1f} MiB "
-            f"| {row['idle_cpu_ms_per_s']:.1f} ms/s | {row['first_use_of_a_key_ms']:.1f} ms "
-            f"| {row['revoked_in_db_refused_after_s']:.2f} s | {row['rps_c64']:,.0f} "
-            f"({row['rps_c64'] / base['rps_c64']:.2f}x) | {row['p99_ms']:.1f} ms "
-            f"| {row['cpu_us_per_request']:.0f} µs ({row['cpu_us_per_request'] / base['cpu_us_per_request']:.2f}x) "
-            f"| {row['cpu_us_per_request_all']:.0f} µs "
-            f"({row['cpu_us_per_request_all'] / base['cpu_us_per_request_all']:.2f}x) |"
+            f"| {row['idle_cpu_ms_per_s']:.0f} ms/s | {row['first_use_of_a_key_ms']:.1f} ms "
+            f"| {row['revoked_in_db_refused_after_s']:.2f} s |"
         )
+    print()
+    print("| tenants | keys | keys in the load | req/s c=64 | p99 | CPU per request | with its rollups |")
+    print("|---|---|---|---|---|---|---|")
+    base = rows[0]["loads"]
+    for row in rows:
+        for active, result in row["loads"].items():
+            first = base.get(active) or next(iter(base.values()))
+            print(
+                f"| {row['tenants']:,} | {row['keys']:,} | {active} | {result['rps_c64']:,.0f} "
+                f"({result['rps_c64'] / first['rps_c64']:.2f}x) | {result['p99_ms']:.1f} ms "
+                f"| {result['cpu_us_per_request']:.0f} µs "
+                f"({result['cpu_us_per_request'] / first['cpu_us_per_request']:.2f}x) "
+                f"| {result['cpu_us_per_request_all']:.0f} µs "
+                f"({result['cpu_us_per_request_all'] / first['cpu_us_per_request_all']:.2f}x) |"
+            )
     print(f"\ncommand: python {' '.join(sys.argv)}")
 
 
