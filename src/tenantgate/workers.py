@@ -30,6 +30,7 @@ FAILED_TO_START = 3  # a worker's exit code when it could not start (as uvicorn'
 RESTART_PAUSE_S = 1.0  # a worker that dies sooner after its start is started again only after this
 KILL_MARGIN_S = 5  # after the grace, what a worker gets to finish closing before SIGKILL
 PR_SET_PDEATHSIG = 1
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)  # the supervisor's own handlers
 
 
 def shared_socket(host: str, port: int) -> socket.socket:
@@ -115,16 +116,23 @@ class Supervisor:
 
     def _fork(self, number: int) -> None:
         self.started_at[number] = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(self._child(number))
+        # Held back until the child has let go of the supervisor's handlers: a SIGTERM forwarded to it
+        # in its first instants would otherwise run the supervisor's, in the child, and be lost.
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os._exit(self._child(number))
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
         self.workers[pid] = number
 
     def _child(self, number: int) -> int:
         code = 1
         try:
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+            for signum in HANDLED:
                 signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
             _die_with_parent()
             code = self.work(number)
         except SystemExit as exc:

@@ -227,9 +227,13 @@ def _serve_workers(settings: Settings, access_log: bool) -> None:
     logging.config.dictConfig(log_config(settings.log_format, settings.log_level))
 
     def work(number: int) -> int:
-        sockets = [shared_socket(settings.host, settings.port)]
-        if own_ports:  # this worker alone: for scraping its /metrics
-            sockets.append(own_socket(settings.host, own_ports[number]))
+        try:
+            sockets = [shared_socket(settings.host, settings.port)]
+            if own_ports:  # this worker alone: for scraping its /metrics
+                sockets.append(own_socket(settings.host, own_ports[number]))
+        except OSError as exc:  # taken since the check: starting it again would not help
+            logging.getLogger("tenantgate.workers").error("worker %d cannot listen: %s", number, exc.strerror)
+            return FAILED_TO_START
         return serve_gateway(settings, access_log, number, sockets)
 
     gc.freeze()  # what is imported is shared with the workers: their collections leave those pages alone
