@@ -47,8 +47,11 @@ def _write_ahead_log(database_url: str) -> None:
     to itself, and several workers opening it together would find it locked."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        with closing(sqlite3.connect(url.database, timeout=5)) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
+        try:
+            with closing(sqlite3.connect(url.database, timeout=5)) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error:
+            pass  # e.g. a read-only file: the gateway's own connections try again, and report what fails
 
 
 def _is_sqlite_file_missing(database_url: str) -> bool:
