@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tenantgate.cli import admin_commands
-from tenantgate.cli.options import setting_help
+from tenantgate.cli.options import refuse, setting_help, settings_or_refuse
 from tenantgate.cli.serve_command import serve
 from tenantgate.fairbench.command import bench_app
 from tenantgate.settings import load_settings
@@ -39,8 +39,7 @@ def proxy_keygen(
     from tenantgate.proxy.identity import new_signing_key
 
     if out.exists():
-        typer.echo(f"tenantgate: {out} exists; not overwriting a key", err=True)
-        raise typer.Exit(2)
+        refuse(f"{out} exists; not overwriting a key")
     private, public = new_signing_key()
     out.touch(mode=0o600)
     out.write_text(json.dumps(private))
@@ -65,27 +64,17 @@ def seal_secret(
     memory only."""
     from tenantgate.access.secret_box import SecretBox
     from tenantgate.errors import ConfigurationError
-    from tenantgate.startup import configuration_problem
 
-    try:
-        settings = load_settings(data_dir=data_dir)
-    except Exception as exc:
-        message = configuration_problem(exc, None)
-        if message is None:
-            raise
-        typer.echo(f"tenantgate: {message}", err=True)
-        raise typer.Exit(2) from None
+    settings = settings_or_refuse(data_dir=data_dir)
     secret = typer.prompt("Secret", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
     secret = secret.strip()
     if not secret:
-        typer.echo("tenantgate: nothing to seal; give the secret on standard input", err=True)
-        raise typer.Exit(2)
+        refuse("nothing to seal; give the secret on standard input")
     key = None if settings.secret_key is None else settings.secret_key.get_secret_value()
     try:
         box = SecretBox.from_settings(key, settings.data_dir)
     except ConfigurationError as exc:
-        typer.echo(f"tenantgate: {exc}", err=True)
-        raise typer.Exit(2) from None
+        refuse(str(exc))
     typer.echo(box.seal_for_config(secret))
 
 

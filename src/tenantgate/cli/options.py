@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from tenantgate.settings import Settings
+from tenantgate.settings import Settings, load_settings
 
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 Rpm = Annotated[int | None, typer.Option("--rpm", help="Requests per minute (0 clears)")]
@@ -40,3 +41,22 @@ def setting_help(text: str, field: str) -> str:
     default = Settings.model_fields[field].default
     shown = "" if default in (None, (), False) else f", default {default}"
     return f"{text} (env TENANTGATE_{field.upper()}{shown})"
+
+
+def refuse(problem: str) -> NoReturn:
+    """Exit 2 with the problem in one line."""
+    typer.echo(f"tenantgate: {problem}", err=True)
+    raise typer.Exit(2)
+
+
+def settings_or_refuse(config: Path | None = None, **overrides: Any) -> Settings:
+    """The settings, or exit 2 with one line naming the file, field or variable that is wrong."""
+    from tenantgate.startup import configuration_problem
+
+    try:
+        return load_settings(config=config, **overrides)
+    except Exception as exc:
+        message = configuration_problem(exc, config)
+        if message is None:
+            raise
+        refuse(message)

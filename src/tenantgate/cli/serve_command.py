@@ -20,9 +20,9 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr
 
-from tenantgate.cli.options import setting_help
+from tenantgate.cli.options import refuse, setting_help, settings_or_refuse
 from tenantgate.kept_secrets import kept_secret
-from tenantgate.settings import Settings, load_settings
+from tenantgate.settings import Settings
 from tenantgate.workers import FAILED_TO_START
 
 
@@ -104,28 +104,14 @@ def serve(
     with collection_paused():  # what serving needs, imported before anything runs
         for module in ("uvicorn", "tenantgate.app", "tenantgate.serving"):
             importlib.import_module(module)
-        from tenantgate.startup import (
-            configuration_problem,
-            credentials_problem,
-            database_problem,
-            row_security_problem,
-            workers_problem,
-        )
+        from tenantgate.startup import credentials_problem, database_problem, row_security_problem, workers_problem
         from tenantgate.storage.migrate import ensure_schema
 
-    try:
-        settings = load_settings(
-            host=host, port=port, workers=workers, config=config, upstreams=tuple(upstream or ()),
-            database_url=database_url, demo=demo, mode=mode, shared_url=shared_url, service_key=service_key,
-            proxy_tenant=proxy_tenant, oidc_issuer=oidc_issuer, oidc_audience=oidc_audience,
-            assertion_key=assertion_key,
-        )  # fmt: skip
-    except Exception as exc:
-        message = configuration_problem(exc, config)
-        if message is None:
-            raise
-        typer.echo(f"tenantgate: {message}", err=True)
-        raise typer.Exit(2) from None
+    settings = settings_or_refuse(
+        config, host=host, port=port, workers=workers, upstreams=tuple(upstream or ()), database_url=database_url,
+        demo=demo, mode=mode, shared_url=shared_url, service_key=service_key, proxy_tenant=proxy_tenant,
+        oidc_issuer=oidc_issuer, oidc_audience=oidc_audience, assertion_key=assertion_key,
+    )  # fmt: skip
     _refuse(workers_problem(settings))
     if settings.mode == "tenant-proxy":
         _serve_proxy(settings, access_log)
@@ -138,8 +124,7 @@ def serve(
         message = database_problem(exc, settings.database_url)
         if message is None:
             raise
-        typer.echo(f"tenantgate: {message}", err=True)
-        raise typer.Exit(2) from None
+        refuse(message)
     if settings.row_security:
         _refuse(asyncio.run(row_security_problem(settings.database_url)))
     _refuse(journal_problem(settings) or credentials_problem(settings))
@@ -157,8 +142,7 @@ def serve(
 def _refuse(problem: str | None) -> None:
     """Exit 2 with the problem in one line, if there is one."""
     if problem is not None:
-        typer.echo(f"tenantgate: {problem}", err=True)
-        raise typer.Exit(2)
+        refuse(problem)
 
 
 def journal_problem(settings: Settings) -> str | None:
@@ -222,7 +206,7 @@ def _serve_workers(settings: Settings, access_log: bool) -> None:
         for port in (settings.port, *own_ports):
             check_port(settings.host, port)
     except ConfigurationError as exc:
-        _refuse(str(exc))
+        refuse(str(exc))
     session_secret(_secret_text(settings.session_secret), settings.data_dir)  # made once, not by each worker
     logging.config.dictConfig(log_config(settings.log_format, settings.log_level))
 
@@ -273,8 +257,7 @@ def _serve_proxy(settings: Settings, access_log: bool) -> None:
     try:
         proxy = create_proxy_app(settings)
     except ConfigurationError as exc:
-        typer.echo(f"tenantgate: {exc}", err=True)
-        raise typer.Exit(2) from None
+        refuse(str(exc))
     where = f"http://{settings.host}:{settings.port}"
     typer.echo(f"tenantgate tenant-proxy on {where} for tenant {settings.proxy_tenant} at {settings.shared_url}; "
                f"users sign in with {settings.oidc_issuer}", err=True)  # fmt: skip
