@@ -163,3 +163,11 @@ def test_workers_on_a_port_in_use_are_refused_in_one_line(tmp_path: Path, monkey
     assert done.exit_code == 2
     [line] = done.output.strip().splitlines()
     assert line == f"tenantgate: cannot listen on 127.0.0.1:{port}: it is in use"
+
+
+def test_migrate_with_a_mistaken_variable_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENANTGATE_CATALOG", "{not json")
+    done = CliRunner().invoke(app, ["migrate"])
+    assert done.exit_code == 2
+    [line] = done.output.strip().splitlines()
+    assert line.startswith("tenantgate: settings: ") and 'error parsing value for field "catalog"' in line

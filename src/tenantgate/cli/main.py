@@ -12,7 +12,6 @@ from tenantgate.cli import admin_commands
 from tenantgate.cli.options import refuse, setting_help, settings_or_refuse
 from tenantgate.cli.serve_command import serve
 from tenantgate.fairbench.command import bench_app
-from tenantgate.settings import load_settings
 from tenantgate.sim.command import sim_engine_command
 
 # Server-side modules are imported inside the commands that need them: the admin commands stay fast.
@@ -83,7 +82,7 @@ def migrate(database_url: Annotated[str | None, typer.Option(help="SQLAlchemy UR
     """Bring the database schema up to date."""
     from tenantgate.storage.migrate import upgrade
 
-    settings = load_settings(database_url=database_url)
+    settings = settings_or_refuse(database_url=database_url)
     upgrade(settings.database_url)
     typer.echo("database is up to date")
 
