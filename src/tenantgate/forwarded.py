@@ -8,7 +8,7 @@ client. Anything to its left was written by the client itself and may be forged.
 from __future__ import annotations
 
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 MAX_HOPS = 32  # a longer chain is read only as far as its last 32 entries
 
@@ -20,9 +20,11 @@ class TrustedProxies:
 
     def _trusts(self, host: str) -> bool:
         try:
-            address = ip_address(host)
+            return self._within(ip_address(host))
         except ValueError:
             return False
+
+    def _within(self, address: IPv4Address | IPv6Address) -> bool:
         return any(address in network for network in self._networks)
 
     def client(self, peer: str, forwarded_for: list[bytes]) -> str:
@@ -39,6 +41,6 @@ class TrustedProxies:
             except ValueError:  # garbage or "unknown": the last trusted hop is all that is known
                 return client
             client = hop
-            if not any(address in network for network in self._networks):
+            if not self._within(address):
                 return hop
         return client
