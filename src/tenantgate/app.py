@@ -14,7 +14,6 @@ import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry, Gauge
-from pydantic import SecretStr
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
@@ -53,6 +52,7 @@ from tenantgate.declarative import Applier
 from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
 from tenantgate.incidents import StatusBoard
+from tenantgate.kept_secrets import revealed
 from tenantgate.metering.health_metrics import watch_health
 from tenantgate.metering.journal import UsageJournal, journal_directory
 from tenantgate.metering.recorder import UsageRecorder
@@ -118,15 +118,11 @@ def journal(settings: Settings, worker: int) -> UsageJournal | None:
     return UsageJournal(journal_directory(settings.data_dir, worker), strict=settings.usage_journal == "strict")
 
 
-def _secret(value: SecretStr | None) -> str | None:
-    return None if value is None else value.get_secret_value()
-
-
 def people(
     api: FastAPI, settings: Settings, store: SqlStore, audit: AuditLog, idp_http: httpx.AsyncClient, box: SecretBox
 ) -> None:
     """Who calls the management API: tokens, passwords and sessions, single sign-on."""
-    secret = session_secret(_secret(settings.session_secret), settings.data_dir)
+    secret = session_secret(revealed(settings.session_secret), settings.data_dir)
     sessions = SessionCodec(secret, settings.session_ttl_s)
     api.state.access = AccessService(store, store, audit, settings.admin_token, sessions)
     api.state.login = LoginService(store, Passwords(store), sessions, audit)
@@ -195,7 +191,7 @@ def create_app(
             )
             stack.push_async_callback(provider.aclose)
             engine_url = await stack.enter_async_context(builtin_engine(settings))
-            box = SecretBox.from_settings(_secret(settings.secret_key), settings.data_dir)
+            box = SecretBox.from_settings(revealed(settings.secret_key), settings.data_dir)
             catalog = await build_catalog(settings, provider, engine_url, box)
             announce(summary(settings, catalog))
             fair_prices = Prices(settings.fair_prompt_weight, settings.fair_output_weight)

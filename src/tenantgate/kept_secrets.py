@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import SecretStr
+
 
 def kept_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
     """The secret in `data_dir/name`, made by `make` and written there the first time."""
@@ -17,3 +19,8 @@ def kept_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
     path.touch(mode=0o600)
     path.write_text(secret)
     return secret
+
+
+def revealed(configured: SecretStr | None) -> str | None:
+    """A configured secret's text (None when it is not set), for the part that uses it."""
+    return None if configured is None else configured.get_secret_value()

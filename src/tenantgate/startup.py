@@ -99,10 +99,12 @@ def credentials_problem(settings: Settings) -> str | None:
     from tenantgate.access.secret_box import SecretBox
     from tenantgate.discovery import with_credentials_opened
     from tenantgate.errors import ConfigurationError
+    from tenantgate.kept_secrets import revealed
 
-    secret = None if settings.secret_key is None else settings.secret_key.get_secret_value()
     try:
-        with_credentials_opened(settings.catalog, SecretBox.from_settings(secret, settings.data_dir))
+        with_credentials_opened(
+            settings.catalog, SecretBox.from_settings(revealed(settings.secret_key), settings.data_dir)
+        )
     except ConfigurationError as exc:
         return str(exc)
     return None

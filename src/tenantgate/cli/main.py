@@ -12,6 +12,7 @@ from tenantgate.cli import admin_commands
 from tenantgate.cli.options import refuse, setting_help, settings_or_refuse
 from tenantgate.cli.serve_command import serve
 from tenantgate.fairbench.command import bench_app
+from tenantgate.kept_secrets import revealed
 from tenantgate.sim.command import sim_engine_command
 
 # Server-side modules are imported inside the commands that need them: the admin commands stay fast.
@@ -69,9 +70,8 @@ def seal_secret(
     secret = secret.strip()
     if not secret:
         refuse("nothing to seal; give the secret on standard input")
-    key = None if settings.secret_key is None else settings.secret_key.get_secret_value()
     try:
-        box = SecretBox.from_settings(key, settings.data_dir)
+        box = SecretBox.from_settings(revealed(settings.secret_key), settings.data_dir)
     except ConfigurationError as exc:
         refuse(str(exc))
     typer.echo(box.seal_for_config(secret))

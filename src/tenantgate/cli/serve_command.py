@@ -21,7 +21,7 @@ import typer
 from pydantic import SecretStr
 
 from tenantgate.cli.options import refuse, setting_help, settings_or_refuse
-from tenantgate.kept_secrets import kept_secret
+from tenantgate.kept_secrets import kept_secret, revealed
 from tenantgate.settings import Settings
 from tenantgate.workers import FAILED_TO_START
 
@@ -44,8 +44,9 @@ async def _seed(settings: Settings, command: str) -> str:
         audit = AuditLog(store)
         tenancy = TenancyService(store, None, plans, audit)
         keys = await seed_demo(tenancy, load_saved_keys(settings.data_dir))
-        configured = None if settings.session_secret is None else settings.session_secret.get_secret_value()
-        sessions = SessionCodec(session_secret(configured, settings.data_dir), settings.session_ttl_s)
+        sessions = SessionCodec(
+            session_secret(revealed(settings.session_secret), settings.data_dir), settings.session_ttl_s
+        )
         await seed_people(tenancy, LoginService(store, Passwords(store), sessions, audit), password)
     finally:
         await store.close()
@@ -207,7 +208,7 @@ def _serve_workers(settings: Settings, access_log: bool) -> None:
             check_port(settings.host, port)
     except ConfigurationError as exc:
         refuse(str(exc))
-    session_secret(_secret_text(settings.session_secret), settings.data_dir)  # made once, not by each worker
+    session_secret(revealed(settings.session_secret), settings.data_dir)  # made once, not by each worker
     logging.config.dictConfig(log_config(settings.log_format, settings.log_level))
 
     def work(number: int) -> int:
@@ -222,10 +223,6 @@ def _serve_workers(settings: Settings, access_log: bool) -> None:
 
     gc.freeze()  # what is imported is shared with the workers: their collections leave those pages alone
     raise typer.Exit(Supervisor(settings.workers, work, settings.shutdown_grace_s).run())
-
-
-def _secret_text(value: SecretStr | None) -> str | None:
-    return None if value is None else value.get_secret_value()
 
 
 @contextmanager
