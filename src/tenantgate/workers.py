@@ -46,10 +46,14 @@ def own_socket(host: str, port: int) -> socket.socket:
 def _bound(host: str, port: int, shared: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if shared:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     sock.set_inheritable(False)
     return sock
 
@@ -57,14 +61,11 @@ def _bound(host: str, port: int, shared: bool) -> socket.socket:
 def check_port(host: str, port: int) -> None:
     """ConfigurationError (one line) if anything holds the port. Binding without SO_REUSEPORT fails
     even against another gateway's workers, so two installations never share a port by mistake."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            reason = "it is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            raise ConfigurationError(f"cannot listen on {host}:{port}: {reason}") from None
+    try:
+        _bound(host, port, shared=False).close()
+    except OSError as exc:
+        reason = "it is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 @dataclass
