@@ -18,7 +18,7 @@ from tenantgate.clock import utcnow
 from tenantgate.domain import Notification, RequestFilter, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.metering.codec import event_from_dict
-from tenantgate.storage.sql_lists import fixed_chunks
+from tenantgate.storage.sql_lists import among
 from tenantgate.storage.sql_scope import ALL, Scoped
 from tenantgate.storage.sql_usage import aware
 from tenantgate.storage.tables import (
@@ -160,10 +160,8 @@ class SqlBilling(Scoped):
 
     async def _merge(self, conn: AsyncConnection, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> None:
         r, u = usage_rollups.c, usage_events.c
-        at, marked = utcnow(), 0
-        for ids in fixed_chunks(rolled):
-            pending = u.request_id.in_(ids) & u.rolled_at.is_(None)
-            marked += (await conn.execute(usage_events.update().where(pending).values(rolled_at=at))).rowcount
+        pending = among(u.request_id, rolled, self._engine.dialect.name) & u.rolled_at.is_(None)
+        marked = (await conn.execute(usage_events.update().where(pending).values(rolled_at=utcnow()))).rowcount
         if marked != len(set(rolled)):
             raise _RolledElsewhere  # another instance rolled some of them meanwhile: undo, retry next round
         for granularity, bucket in {(granularity, row.key.bucket) for granularity, row in rows}:
@@ -361,9 +359,9 @@ class SqlBilling(Scoped):
 
     async def mark_exported(self, request_ids: Sequence[str], at: datetime) -> None:
         u = usage_events.c
+        listed = among(u.request_id, request_ids, self._engine.dialect.name)
         async with self._begin(ALL) as conn:
-            for ids in fixed_chunks(request_ids):
-                await conn.execute(usage_events.update().where(u.request_id.in_(ids)).values(exported_at=at))
+            await conn.execute(usage_events.update().where(listed).values(exported_at=at))
 
     async def set_retention(self, tenant_id: str, days: int | None) -> None:
         async with self._begin(tenant_id) as conn:
