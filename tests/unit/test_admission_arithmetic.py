@@ -87,3 +87,40 @@ def test_an_instance_alone_still_passes_one_request_of_a_window_smaller_than_the
     rpm = alone(Check(LimitKind.REQUESTS, "rpm", 2, 1, "window"), 3)
     outcomes = [asyncio.run(store.reserve(str(n), [rpm])) for n in range(2)]
     assert isinstance(outcomes[0], Granted) and not isinstance(outcomes[1], Granted)
+
+
+lease_steps = st.lists(
+    st.tuples(st.sampled_from(["take", "release", "renew"]), st.integers(0, 5), st.floats(0, 8, allow_nan=False)),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(steps=lease_steps, ttl=st.sampled_from([1.0, 5.0, 10.0]))
+def test_leases_held_are_exactly_those_taken_not_released_and_not_expired(
+    steps: list[tuple[str, int, float]], ttl: float
+) -> None:
+    """Leases taken, released, renewed and left to expire in any order: the store counts exactly the
+    ones a plain model counts (its search for expired leases is skipped until one can be due)."""
+    now = [0.0]
+    store = MemoryCounterStore(clock=lambda: now[0])
+    lease = Check(LimitKind.CONCURRENCY, "c", 100, 1, "lease", ttl_s=ttl)
+    expiries: dict[str, float] = {}  # the model: request -> when its lease expires
+    for action, who, gap in steps:
+        now[0] += gap
+        request = f"r{who}"
+        if action == "take":  # reserving first drops the expired leases; a renewal finds them still there
+            expiries = {r: at for r, at in expiries.items() if at > now[0]}
+        if action == "take" and request not in expiries:
+            assert isinstance(asyncio.run(store.reserve(request, [lease])), Granted)
+            expiries[request] = now[0] + ttl
+        elif action == "release":
+            store.settle_now(request, [lease], [1])
+            expiries.pop(request, None)
+        elif action == "renew":
+            asyncio.run(store.renew(request, [lease]))
+            if request in expiries:
+                expiries[request] = now[0] + ttl
+        expiries = {r: at for r, at in expiries.items() if at > now[0]}
+        assert asyncio.run(store.peek([lease])) == (len(expiries),)

@@ -20,6 +20,8 @@ from typing import Protocol
 
 from tenantgate.admission.limits import Check
 
+INF = float("inf")
+
 
 @dataclass(frozen=True, slots=True)
 class Granted:
@@ -79,6 +81,9 @@ class MemoryCounterStore:
         self._windows: dict[str, dict[str, tuple[float, int]]] = {}  # insertion order = time order
         self._sums: dict[str, int] = {}
         self._leases: dict[str, dict[str, float]] = {}
+        # No lease in the set expires before this (renewal only pushes expiries later), so a set is
+        # searched for expired leases once per lease lifetime rather than at every request.
+        self._lease_due: dict[str, float] = {}
         self._totals: dict[str, int] = {}
 
     async def reserve(self, request_id: str, checks: Sequence[Check]) -> Outcome:
@@ -98,6 +103,7 @@ class MemoryCounterStore:
                 self._sums[check.counter] = self._sums.get(check.counter, 0) + check.amount
             elif check.shape == "lease":
                 self._leases.setdefault(check.counter, {})[request_id] = now + check.ttl_s
+                self._lease_due[check.counter] = min(self._lease_due.get(check.counter, INF), now + check.ttl_s)
             else:
                 self._totals[check.counter] = self._totals.get(check.counter, 0) + check.amount
         return Granted(tuple(c.limit - u - c.amount for c, u in zip(checks, used, strict=True)))
@@ -115,8 +121,10 @@ class MemoryCounterStore:
             return self._sums.get(check.counter, 0)
         if check.shape == "lease":
             leases = self._leases.get(check.counter, {})
-            for member in [m for m, expiry in leases.items() if expiry <= now]:
-                del leases[member]
+            if now >= self._lease_due.get(check.counter, INF):
+                for member in [m for m, expiry in leases.items() if expiry <= now]:
+                    del leases[member]
+                self._lease_due[check.counter] = min(leases.values(), default=INF)
             return len(leases)
         return self._totals.get(check.counter, 0)
 

@@ -13,7 +13,6 @@ unlimited, and a hung store costs the requests in flight one timeout, not every 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 from collections.abc import Callable, Coroutine, Sequence
@@ -255,7 +254,7 @@ class Admission:
         cost = self._pricing(reservation.model, reservation.prompt_estimate, output_tokens)
         metered = [c for c in reservation.checks if c.kind in _METERED]
         totals = [(cost if c.kind is LimitKind.BUDGET else tokens) * reservation.share for c in metered]
-        raised = {c.counter: dataclasses.replace(c, amount=t) for c, t in zip(metered, totals, strict=True)}
+        raised = {c.counter: c._replace(amount=t) for c, t in zip(metered, totals, strict=True)}
         reservation.checks = tuple(raised.get(c.counter, c) for c in reservation.checks)
         reservation.output_reserved = output_tokens
         if isinstance(reservation.store, MemoryCounterStore):
@@ -367,7 +366,7 @@ class Admission:
         now = utcnow()
         checks = checks_for(f"tenant:{tenant_id}", limits, 0, 0, now, self._lease_ttl_s)
         if included is not None:
-            checks.append(dataclasses.replace(included_check(tenant_id, 0, now), limit=included))
+            checks.append(included_check(tenant_id, 0, now)._replace(limit=included))
         try:
             if self._breaker.open:
                 raise StoreUnavailable("the counter store is not answering")
