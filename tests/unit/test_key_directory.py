@@ -11,7 +11,7 @@ from tenantgate.access.callers import SYSTEM
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.auth.key_ids import FreshLookups, KeyIds
 from tenantgate.clock import utcnow
-from tenantgate.domain import ApiKey, TenantStatus
+from tenantgate.domain import ApiKey, Tenant, TenantStatus
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
 from tenantgate.storage.memory import MemoryStore
 from tenantgate.tenancy import TenancyService
@@ -25,6 +25,7 @@ class CountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.key_lookups = 0
+        self.tenant_lookups = 0
         self.down = False
 
     async def get_key(self, key_id: str) -> ApiKey | None:
@@ -32,6 +33,10 @@ class CountingStore(MemoryStore):
         if self.down:
             raise ConnectionRefusedError("store is down")
         return await super().get_key(key_id)
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        self.tenant_lookups += 1
+        return await super().get_tenant(tenant_id)
 
 
 @pytest.fixture
@@ -54,6 +59,22 @@ async def test_valid_key_resolves_once_then_comes_from_cache(store: CountingStor
     assert principal.key_id == key_id and principal.tenant_slug == "acme" and principal.plan == "growth"
     assert principal.allowed_models == frozenset({"sim-small"})  # tenant ∩ key
     assert store.key_lookups == 1
+
+
+async def test_a_cold_key_of_a_known_tenant_is_one_lookup(store: CountingStore) -> None:
+    """The tenant held for its first key (and kept current by the poll) serves its other keys too."""
+    service, _, first = await make_key(store)
+    second = (await service.create_key(SYSTEM, "acme")).plaintext
+    directory = KeyDirectory(store)
+    await directory.authenticate(f"Bearer {first}", None)
+    assert (store.key_lookups, store.tenant_lookups) == (1, 1)
+    principal = await directory.authenticate(f"Bearer {second}", None)
+    assert (store.key_lookups, store.tenant_lookups) == (2, 1) and principal.tenant_slug == "acme"
+    await service.update_tenant(SYSTEM, "acme", status=TenantStatus.SUSPENDED)  # elsewhere: no directory here
+    third = (await service.create_key(SYSTEM, "acme")).plaintext
+    await directory.refresh()  # the poll brings the suspension; a new key of the tenant sees it
+    with pytest.raises(PermissionDenied):
+        await directory.authenticate(f"Bearer {third}", None)
 
 
 @pytest.mark.parametrize(

@@ -188,10 +188,16 @@ class KeyDirectory:
         return key
 
     async def _fetch(self, key_id: str) -> ApiKey | None:
+        """The key, and its tenant and user unless already held (the poll keeps those current): a cold
+        key of a known tenant is one query, not three."""
         try:
             key = await self._store.get_key(key_id)
-            tenant = None if key is None else await self._store.get_tenant(key.tenant_id)
-            user = None if key is None or key.user_id is None else await self._store.get_user(key.user_id)
+            tenant = None if key is None else self._tenants.get(key.tenant_id)
+            if key is not None and tenant is None:
+                tenant = await self._store.get_tenant(key.tenant_id)
+            user = None if key is None or key.user_id is None else self._users.get(key.user_id)
+            if key is not None and key.user_id is not None and user is None:
+                user = await self._store.get_user(key.user_id)
         except Exception as exc:
             raise StoreUnavailable("The key store is unreachable; retry in a few seconds.") from exc
         if key is None or tenant is None:
@@ -199,9 +205,9 @@ class KeyDirectory:
             if len(self._unknown) > 100_000:
                 self._unknown.clear()
             return None
-        self._tenants[tenant.id] = tenant
+        self._tenants.setdefault(tenant.id, tenant)
         if user is not None:
-            self._users[user.id] = user
+            self._users.setdefault(user.id, user)
         self._take_key(key)
         return key
 
