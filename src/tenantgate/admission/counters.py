@@ -87,16 +87,17 @@ class MemoryCounterStore:
         self._totals: dict[str, int] = {}
 
     async def reserve(self, request_id: str, checks: Sequence[Check]) -> Outcome:
-        missing = tuple(i for i, c in enumerate(checks) if c.shape == "total" and c.counter not in self._totals)
+        missing = [i for i, c in enumerate(checks) if c.shape == "total" and c.counter not in self._totals]
         if missing:
-            return Unseeded(missing)
+            return Unseeded(tuple(missing))
         now = self._clock()
-        used = []
+        remaining = []
         for index, check in enumerate(checks):
             current = self._used(check, now)
-            if current + check.amount > check.limit:
+            left = check.limit - current - check.amount
+            if left < 0:
                 return Denied(index, self._retry_after(check, current, now))
-            used.append(current)
+            remaining.append(left)
         for check in checks:
             if check.shape == "window":
                 self._windows.setdefault(check.counter, {})[request_id] = (now, check.amount)
@@ -106,7 +107,7 @@ class MemoryCounterStore:
                 self._lease_due[check.counter] = min(self._lease_due.get(check.counter, INF), now + check.ttl_s)
             else:
                 self._totals[check.counter] = self._totals.get(check.counter, 0) + check.amount
-        return Granted(tuple(c.limit - u - c.amount for c, u in zip(checks, used, strict=True)))
+        return Granted(tuple(remaining))
 
     def _used(self, check: Check, now: float) -> int:
         if check.shape == "window":
