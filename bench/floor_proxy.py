@@ -1,48 +1,95 @@
 """The floor: a minimal pass-through proxy on the gateway's own stack (uvicorn + uvloop + httptools + aiohttp).
 
-No auth, no parsing, no metering: what any proxy on this stack costs. Usage: floor_proxy.py PORT UPSTREAM_URL
+No auth, no parsing, no metering: what any proxy on this stack costs. The options swap one part of the
+stack at a time, for bench/libraries.py: the upstream client (httpx), the event loop (asyncio), the
+HTTP parser (h11).
+Usage: floor_proxy.py PORT UPSTREAM_URL [--client aiohttp|httpx] [--loop uvloop|asyncio] [--http httptools|h11]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
+import httpx
 import uvicorn
 
-UPSTREAM = sys.argv[2].rstrip("/")
-session: aiohttp.ClientSession | None = None
+parser = argparse.ArgumentParser()
+parser.add_argument("port", type=int)
+parser.add_argument("upstream")
+parser.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp")
+parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+parser.add_argument("--http", choices=("httptools", "h11"), default="httptools")
+OPTIONS = parser.parse_args()
+UPSTREAM = OPTIONS.upstream.rstrip("/")
+JSON = {"Content-Type": "application/json"}
+
+
+class AiohttpUpstream:
+    def __init__(self) -> None:
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+
+    async def relay(self, method: str, path: str, body: bytes, send: Any) -> None:
+        async with self.session.request(method, UPSTREAM + path, data=body, headers=JSON) as upstream:
+            await start(send, upstream.status, upstream.headers.get("Content-Type", "application/json"))
+            await relay_chunks(send, upstream.content.iter_any())
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class HttpxUpstream:
+    def __init__(self) -> None:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        self.client = httpx.AsyncClient(limits=limits, timeout=60)
+
+    async def relay(self, method: str, path: str, body: bytes, send: Any) -> None:
+        async with self.client.stream(method, UPSTREAM + path, content=body, headers=JSON) as upstream:
+            await start(send, upstream.status_code, upstream.headers.get("Content-Type", "application/json"))
+            await relay_chunks(send, upstream.aiter_raw())
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+async def start(send: Any, status: int, content_type: str) -> None:
+    headers = [(b"content-type", content_type.encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+
+
+async def relay_chunks(send: Any, chunks: AsyncIterator[bytes]) -> None:
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+upstream: AiohttpUpstream | HttpxUpstream | None = None
 
 
 async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-    global session
+    global upstream
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if session is not None:
-                    await session.close()
+                if upstream is not None:
+                    await upstream.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    if session is None:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+    if upstream is None:
+        upstream = HttpxUpstream() if OPTIONS.client == "httpx" else AiohttpUpstream()
     body = b""
     more = True
     while more:
         message = await receive()
         body += message.get("body", b"")
         more = message.get("more_body", False)
-    async with session.request(
-        scope["method"], UPSTREAM + scope["path"], data=body, headers={"Content-Type": "application/json"}
-    ) as upstream:
-        headers = [(b"content-type", upstream.headers.get("Content-Type", "application/json").encode())]
-        await send({"type": "http.response.start", "status": upstream.status, "headers": headers})
-        async for chunk in upstream.content.iter_any():
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    await upstream.relay(scope["method"], scope["path"], body, send)
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools", log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=OPTIONS.port, loop=OPTIONS.loop, http=OPTIONS.http, log_level="warning")
