@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from tenantgate.api.errors import error_body
 from tenantgate.auth.guessers import KeyGuessers
+from tenantgate.error_responses import error_body
 from tenantgate.errors import (
     AddressBlocked,
     GatewayError,

@@ -1,47 +1,20 @@
-"""Render any GatewayError as the OpenAI error shape; nothing else ever reaches a client."""
+"""The management API's exception handlers: whatever a route raises reaches the client in the OpenAI
+error shape (error_responses.py), with no traceback."""
 
 from __future__ import annotations
 
 import logging
 
-import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from tenantgate.error_responses import error_body, error_response, internal_error_response
 from tenantgate.errors import GatewayError
 from tenantgate.storage.failures import as_gateway_error
 
 log = logging.getLogger(__name__)
-
-
-def error_body(
-    message: str, type_: str, code: str | None, param: str | None = None, extra: dict[str, str] | None = None
-) -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": type_, "code": code, "param": param, **(extra or {})}})
-
-
-def error_response(error: GatewayError, request_id: str | None = None) -> Response:
-    response = Response(
-        error_body(error.message, error.type, error.code, error.param, error.extra),
-        status_code=error.status,
-        media_type="application/json",
-        headers=error.headers,
-    )
-    if request_id:
-        response.headers["x-request-id"] = request_id
-    return response
-
-
-def internal_error(request_id: str | None = None) -> GatewayError:
-    message = "The gateway failed to handle this request; it has been logged"
-    message += f" as {request_id}." if request_id else "."
-    return GatewayError(message)
-
-
-def internal_error_response(request_id: str | None = None) -> Response:
-    return error_response(internal_error(request_id), request_id)
 
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:

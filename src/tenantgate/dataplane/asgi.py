@@ -16,7 +16,6 @@ import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tenantgate.api.errors import error_response, internal_error
 from tenantgate.dataplane.deps import DataPlaneDeps
 from tenantgate.dataplane.messages_api import COUNT_TOKENS, MESSAGES, MessagesAnswer, parse_messages
 from tenantgate.dataplane.messages_api import error_response as messages_error_response
@@ -24,6 +23,7 @@ from tenantgate.dataplane.pipeline import InferenceCall, check_namespace, handle
 from tenantgate.dataplane.queued_stream import QueuedStream
 from tenantgate.dataplane.relay import StreamRelay
 from tenantgate.dataplane.request import Endpoint, parse_request
+from tenantgate.error_responses import error_response, internal_error
 from tenantgate.errors import BodyTooLarge, ClientGone, GatewayError, InvalidRequest, NotFound
 from tenantgate.providers.anthropic_inbound import chat_request
 from tenantgate.routing.policy import resolve_route, visible_models

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from tenantgate import __version__
 from tenantgate.access.sso import IssuerMetadata
-from tenantgate.api.errors import error_response, internal_error_response
+from tenantgate.error_responses import error_response, internal_error_response
 from tenantgate.errors import GatewayError, UpstreamError
 from tenantgate.proxy.identity import Asserter, UserTokens, load_signing_key
 from tenantgate.settings import Settings

@@ -1,0 +1,16 @@
+"""What each part of the code may import: the request path stays free of the management plane's
+frameworks, so that it can run in a process of its own that does not pay their memory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def loaded_after_import(module: str, candidates: tuple[str, ...]) -> list[str]:
+    probe = f"import sys, {module}; print(' '.join(m for m in {candidates!r} if m in sys.modules))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_the_data_plane_imports_neither_fastapi_nor_the_sql_layer() -> None:
+    assert loaded_after_import("tenantgate.dataplane.asgi", ("fastapi", "sqlalchemy", "jinja2", "authlib")) == []
