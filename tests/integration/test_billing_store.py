@@ -150,6 +150,24 @@ async def test_marking_any_number_of_events_is_one_statement_whatever_the_count(
         assert len(set(statements)) == 2 and len(statements) == len(taken) + 3
 
 
+async def test_merging_rows_of_any_number_of_tenants_reads_them_with_one_statement(store: Store) -> None:
+    """The stored rows a round adds into are read with the tenants as one parameter: a statement per
+    number of tenants would fill the drivers' statement caches."""
+    statements: set[str] = set()
+    if isinstance(store, SqlStore):
+        listen = sa.event.listens_for(store._engine.sync_engine, "before_cursor_execute")
+        reads = ("SELECT", "FROM usage_rollups")
+        listen(lambda _c, _k, statement, *_: statements.add(statement) if all(w in statement for w in reads) else None)
+    for count in (1, 3, 7, 3):
+        one = rollup(0, "m", 1)
+        rows = [replace(one, key=replace(one.key, tenant_id=f"t-{n}")) for n in range(count)]
+        assert await store.merge_rollups([("hour", row) for row in rows], [])
+    merging = len(statements)
+    tenants = {row.key.tenant_id: row.requests for row in await store.list_rollups("hour", T0, T0 + timedelta(hours=1))}
+    assert tenants == {"t-0": 4, "t-1": 3, "t-2": 3, "t-3": 1, "t-4": 1, "t-5": 1, "t-6": 1}
+    assert merging == (1 if isinstance(store, SqlStore) else 0)
+
+
 async def test_month_rows_sum_the_days_incrementally_and_when_rebuilt(store: Store) -> None:
     november, december = T0.replace(day=1, hour=0), T0.replace(month=12, day=1, hour=0)
     events = [

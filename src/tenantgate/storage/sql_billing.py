@@ -166,8 +166,9 @@ class SqlBilling(Scoped):
             raise _RolledElsewhere  # another instance rolled some of them meanwhile: undo, retry next round
         for granularity, bucket in {(granularity, row.key.bucket) for granularity, row in rows}:
             mine = {row.key: row for g, row in rows if g == granularity and row.key.bucket == bucket}
-            tenants = {key.tenant_id for key in mine}
-            where = (r.granularity == granularity) & (r.bucket == bucket) & r.tenant_id.in_(tenants)
+            tenants = sorted({key.tenant_id for key in mine})
+            theirs = among(r.tenant_id, tenants, self._engine.dialect.name)  # one statement for any number
+            where = (r.granularity == granularity) & (r.bucket == bucket) & theirs
             replaced = []
             for existing in (await conn.execute(usage_rollups.select().where(where))).all():
                 old = _rollup(existing)
