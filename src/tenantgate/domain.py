@@ -50,7 +50,10 @@ class Limits:
 
     @property
     def unlimited(self) -> bool:
-        return all(getattr(self, spec.name) is None for spec in fields(self))
+        return all(getattr(self, name) is None for name in LIMIT_NAMES)
+
+
+LIMIT_NAMES = tuple(spec.name for spec in fields(Limits))  # read once: `fields()` is slow, and asked per request
 
 
 @dataclass(frozen=True, slots=True)

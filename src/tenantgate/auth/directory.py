@@ -141,11 +141,12 @@ class KeyDirectory:
         key = self._keys.get(key_id)
         if key is None:
             key = await self._load(key_id)
-        if key is None or not key.accepts(lambda stored: secret_matches(secret, stored), utcnow()):
+        now = utcnow()
+        if key is None or not key.accepts(lambda stored: secret_matches(secret, stored), now):
             raise AuthenticationFailed("Incorrect API key provided.")
         if key.revoked_at is not None:
             raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
-        if key.expires_at is not None and key.expires_at <= utcnow():
+        if key.expires_at is not None and key.expires_at <= now:
             raise AuthenticationFailed(f"This API key expired at {key.expires_at.isoformat()}.", code="expired_api_key")
         principal = self._principals.get(key_id) or self._new_principal(key)
         if key.user_id is not None and (user := self._users.get(key.user_id)) is not None and not user.active:
