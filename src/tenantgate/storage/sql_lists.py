@@ -22,6 +22,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 def among(column: sa.ColumnElement[str], ids: Sequence[str], dialect: str) -> sa.ColumnElement[bool]:
     """`column IN ids` for the `dialect` ('postgresql' or 'sqlite'), with the ids as one parameter."""
     if dialect == "postgresql":
-        return column == sa.any_(sa.bindparam("ids", list(ids), type_=ARRAY(sa.String)))
-    listed = sa.func.json_each(sa.bindparam("ids", orjson.dumps(list(ids)).decode(), type_=sa.String))
+        return column == sa.any_(sa.bindparam("ids", list(ids), type_=ARRAY(sa.String), unique=True))
+    listed = sa.func.json_each(sa.bindparam("ids", orjson.dumps(list(ids)).decode(), type_=sa.String, unique=True))
     return column.in_(sa.select(sa.column("value", sa.String)).select_from(listed))
