@@ -5,9 +5,9 @@ which both drivers prepare and keep (sqlite3 up to 128 per connection, asyncpg 1
 grew for as long as new lengths came. Chunks of one fixed length fixed that, but cost a statement
 per 200 ids, and on PostgreSQL each of them intersected the ids with the whole partial index of
 unmarked events (the planner's estimate of it is stale while a round marks thousands): marking a
-round of 20,000 events took 7 s there, 10 to 18 times what one statement takes.
-One parameter holds the whole list: an array on PostgreSQL, a JSON array read by `json_each` on
-SQLite. Either way the rows are found by the column's index.
+round of 20,000 events took 7-8 s there, 25 to 30 times what one statement takes
+(bench/rollup_round.py). One parameter holds the whole list: an array on PostgreSQL, a JSON array
+read by `json_each` on SQLite. Either way the rows are found by the column's index.
 """
 
 from __future__ import annotations
