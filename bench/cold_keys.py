@@ -11,17 +11,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import time
-
-import asyncpg
-from sqlalchemy.engine import make_url
+from pathlib import Path
 
 from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import SYSTEM
 from tenantgate.auth.directory import KeyDirectory
-from tenantgate.storage.migrate import ensure_schema
 from tenantgate.storage.sql import SqlStore
 from tenantgate.tenancy import TenancyService
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from scratch_db import scratch_database
 
 SCRATCH = "tenantgate_cold_keys"
 
@@ -44,30 +46,13 @@ async def first_uses(url: str, keys: int) -> list[float]:
         await store.close()
 
 
-async def scratch_database(server: str, create: bool) -> None:
-    connection = await asyncpg.connect(server)
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-        if create:
-            await connection.execute(f"CREATE DATABASE {SCRATCH}")
-    finally:
-        await connection.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keys", type=int, default=40)
     options = parser.parse_args()
-    server = make_url(options.database_url).set(drivername="postgresql")
-    plain = server.render_as_string(hide_password=False)
-    asyncio.run(scratch_database(plain, create=True))
-    url = server.set(drivername="postgresql+asyncpg", database=SCRATCH).render_as_string(hide_password=False)
-    try:
-        ensure_schema(url)
+    with scratch_database(options.database_url, SCRATCH) as url:
         times = sorted(asyncio.run(first_uses(url, options.keys)))
-    finally:
-        asyncio.run(scratch_database(plain, create=False))
     p90 = times[int(len(times) * 0.9)]
     print(f"first use of a new key of a tenant in use: median {statistics.median(times):.2f} ms, "
           f"p90 {p90:.2f} ms (n={len(times)})")  # fmt: skip

@@ -22,11 +22,9 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
 sys.path.insert(0, str(Path(__file__).parent))
 
+from scratch_db import scratch_database
 from usage_writer import events
 
 from tenantgate.billing.rollups import ROUND, roll_events
@@ -66,16 +64,6 @@ async def rounds(url: str) -> None:
         await store.close()
 
 
-async def scratch_database(server: str, action: str) -> None:
-    connection = await asyncpg.connect(server)
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-        if action == "create":
-            await connection.execute(f"CREATE DATABASE {SCRATCH}")
-    finally:
-        await connection.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url", help="a PostgreSQL server (default: a SQLite file)")
@@ -85,14 +73,8 @@ def main() -> None:
         ensure_schema(url)
         asyncio.run(rounds(url))
         return
-    server = make_url(options.database_url).set(drivername="postgresql")
-    asyncio.run(scratch_database(server.render_as_string(hide_password=False), "create"))
-    url = server.set(drivername="postgresql+asyncpg", database=SCRATCH).render_as_string(hide_password=False)
-    try:
-        ensure_schema(url)
+    with scratch_database(options.database_url, SCRATCH) as url:
         asyncio.run(rounds(url))
-    finally:
-        asyncio.run(scratch_database(server.render_as_string(hide_password=False), "drop"))
 
 
 if __name__ == "__main__":
