@@ -193,12 +193,11 @@ class KeyDirectory:
         key of a known tenant is one query, not three."""
         try:
             key = await self._store.get_key(key_id)
-            tenant = None if key is None else self._tenants.get(key.tenant_id)
-            if key is not None and tenant is None:
-                tenant = await self._store.get_tenant(key.tenant_id)
-            user = None if key is None or key.user_id is None else self._users.get(key.user_id)
-            if key is not None and key.user_id is not None and user is None:
-                user = await self._store.get_user(key.user_id)
+            tenant = user = None
+            if key is not None:
+                tenant = self._tenants.get(key.tenant_id) or await self._store.get_tenant(key.tenant_id)
+                if key.user_id is not None:
+                    user = self._users.get(key.user_id) or await self._store.get_user(key.user_id)
         except Exception as exc:
             raise StoreUnavailable("The key store is unreachable; retry in a few seconds.") from exc
         if key is None or tenant is None:
