@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from scratch_db import scratch_database
 from usage_writer import events
 
-from tenantgate.billing.rollups import ROUND, roll_events
+from tenantgate.billing.rollups import ROUND, SLICE, roll_events
+from tenantgate.domain import UsageEvent
 from tenantgate.storage.migrate import ensure_schema
 from tenantgate.storage.sql import SqlStore
 
@@ -44,6 +45,10 @@ async def timed(step: str, count: int, work: Callable[[], Awaitable[T]]) -> T:
     return result
 
 
+async def read_back(store: SqlStore) -> list[UsageEvent]:
+    return [event async for events in store.unrolled_usage(ROUND, SLICE) for event in events]
+
+
 async def rounds(url: str) -> None:
     store = SqlStore.from_url(url)
     try:
@@ -52,7 +57,7 @@ async def rounds(url: str) -> None:
             now = datetime.now(UTC)
             batch = [replace(e, created_at=now, key_id=f"k{i % 8}") for i, e in enumerate(events(ROUND))]
             await timed("insert (the usage writer)", ROUND, partial(store.insert_usage, batch))
-            read = await timed("read back (unrolled_usage)", ROUND, partial(store.unrolled_usage, ROUND))
+            read = await timed("read back (unrolled_usage)", ROUND, partial(read_back, store))
             started = time.perf_counter()
             rows = roll_events(read, lambda deployment: 0, {})
             print(f"  {'sum into hour rows':<34} {(time.perf_counter() - started) / ROUND * 1e6:7.1f} µs")

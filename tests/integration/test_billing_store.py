@@ -11,11 +11,15 @@ import sqlalchemy as sa
 
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, Webhook
 from tenantgate.billing.rollups import RollupJob
-from tenantgate.domain import Notification, RequestContent
+from tenantgate.domain import Notification, RequestContent, RequestFilter, Usage, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import Store
 from tenantgate.storage.sql import SqlStore
 from tests.integration.test_store_suite import T0, event, tenant
+
+
+async def unrolled(store: Store, limit: int, page: int = 1000) -> list[str]:
+    return [e.request_id async for events in store.unrolled_usage(limit, page) for e in events]
 
 
 def rollup(bucket_hours: int, model: str, requests: int) -> Rollup:
@@ -119,14 +123,38 @@ async def test_each_tenant_keeps_its_own_retention_in_a_few_statements(store: St
 
 async def test_merging_adds_into_stored_rows_and_counts_each_event_once(store: Store) -> None:
     await store.insert_usage([event("r1", "t-a", "m", 1, 1), event("r2", "t-a", "m", 1, 1)])
-    assert [e.request_id for e in await store.unrolled_usage(10)] == ["r1", "r2"]
+    assert await unrolled(store, 10) == ["r1", "r2"]
     assert await store.merge_rollups([("hour", rollup(0, "m", 3)), ("day", rollup(0, "m", 3))], ["r1"])
     assert not await store.merge_rollups([("hour", rollup(0, "m", 100))], ["r1", "r2"])  # r1 is taken: nothing changes
     assert await store.merge_rollups([("hour", rollup(0, "m", 4))], ["r2"])
     [hour] = await store.list_rollups("hour", T0, T0 + timedelta(hours=1))
     assert hour.requests == 7 and hour.errors == {"upstream_error": 2} and hour.latency_ms.count == 6
     assert [r.requests for r in await store.list_rollups("day", T0, T0 + timedelta(days=1))] == [3]
-    assert await store.unrolled_usage(10) == []
+    assert await unrolled(store, 10) == []
+
+
+async def test_every_field_of_an_event_reads_back_as_written_by_every_read(store: Store) -> None:
+    full = UsageEvent(
+        "r-full", "t-a", "k-9", "u-3", "sim-large", "dep-2", "embeddings", 429, "rate_limited", Usage(11, 22, 5, True),
+        33.5, 44.25, T0 + timedelta(minutes=7), 6.5, "pool-x", 0.75, 1234, "v7", True, True, 567,
+    )  # fmt: skip
+    bare = replace(event("r-bare", "t-a", "m", 1, 1), user_id=None, deployment=None, ttft_ms=None, queue_wait_ms=None)
+    await store.insert_usage([full, bare])
+    around = (T0 - timedelta(days=1), T0 + timedelta(days=1))
+    assert sorted(await store.usage_between(*around), key=lambda e: e.request_id) == [bare, full]
+    assert await store.request_log("t-a", *around, RequestFilter(), 10) == [full, bare]
+    assert [e async for events in store.unrolled_usage(10, 1) for e in events] == [bare, full]
+    assert await store.unexported_usage(10) == [bare, full]
+
+
+async def test_unrolled_events_come_oldest_first_a_page_at_a_time(store: Store) -> None:
+    """A round of thousands is made into events a page at a time: requests run between the pages."""
+    ids = [f"r{i}" for i in range(7)]
+    await store.insert_usage([replace(event(i, "t-a", "m", 1, 1), created_at=T0 + timedelta(seconds=n))
+                              for n, i in reversed(list(enumerate(ids)))])  # fmt: skip
+    pages = [[e.request_id for e in events] async for events in store.unrolled_usage(5, 2)]
+    assert pages == [["r0", "r1"], ["r2", "r3"], ["r4"]]
+    assert await unrolled(store, 100, 3) == ids
 
 
 async def test_marking_any_number_of_events_is_one_statement_whatever_the_count(store: Store) -> None:
@@ -144,7 +172,7 @@ async def test_marking_any_number_of_events_is_one_statement_whatever_the_count(
     await store.mark_exported(ids[:1], T0)
     await store.mark_exported(ids[1:454], T0)
     assert not await store.merge_rollups([("hour", rollup(0, "m", 1))], ids[450:])  # 450-453 are taken
-    assert [e.request_id for e in await store.unrolled_usage(100)] == ids[454:]
+    assert await unrolled(store, 100) == ids[454:]
     assert [e.request_id for e in await store.unexported_usage(100)] == ids[454:]
     if isinstance(store, SqlStore):  # one text marks rolled, one exported; one execution per call
         assert len(set(statements)) == 2 and len(statements) == len(taken) + 3

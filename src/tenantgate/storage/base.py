@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -186,8 +186,9 @@ class BillingStore(Protocol):
         """Replace every row of that granularity in [since, until) by `rows`, atomically; for hours, the
         events in the range count as rolled up."""
 
-    async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
-        """The oldest events not yet in the rollups."""
+    def unrolled_usage(self, limit: int, page: int) -> AsyncGenerator[list[UsageEvent], None]:
+        """The oldest events not yet in the rollups, at most `limit`, in pages of at most `page`: made
+        into events a page at a time, so requests wait between pages rather than behind the whole round."""
 
     async def tenant_totals(self, granularity: str, since: datetime, until: datetime) -> list[UsageTotals]:
         """Every tenant's rollups in [since, until) summed per tenant and model by the database (no

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime, timedelta
 
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, UsageTotals, Webhook
@@ -82,9 +82,11 @@ class MemoryBilling:
         found = [e for e in await self.usage_between(since, until, tenant_id) if matching.matches(e)]
         return sorted(found, key=lambda e: (e.created_at, e.request_id), reverse=True)[:limit]
 
-    async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
+    async def unrolled_usage(self, limit: int, page: int) -> AsyncGenerator[list[UsageEvent], None]:
         waiting = [e for e in self._usage.values() if e.request_id not in self._rolled]
-        return sorted(waiting, key=lambda e: e.created_at)[:limit]
+        oldest = sorted(waiting, key=lambda e: e.created_at)[:limit]
+        for start in range(0, len(oldest), page):
+            yield oldest[start : start + page]
 
     async def merge_rollups(self, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> bool:
         if any(request_id in self._rolled for request_id in rolled):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, UsageTotals, Webhook
 from tenantgate.billing.sketches import sketch_from_bytes, sketch_to_bytes
 from tenantgate.clock import utcnow
-from tenantgate.domain import Notification, RequestFilter, UsageEvent
+from tenantgate.domain import Notification, RequestFilter, Usage, UsageEvent
 from tenantgate.errors import Conflict
-from tenantgate.metering.codec import event_from_dict
 from tenantgate.storage.sql_lists import among
 from tenantgate.storage.sql_scope import ALL, Scoped
 from tenantgate.storage.sql_usage import aware
@@ -34,11 +33,26 @@ from tenantgate.storage.tables import (
     usage_rollups,
 )
 
+_u = usage_events.c
+# An event's columns in the order _event reads them: by position, a row costs a quarter of reading it by name.
+EVENTS = sa.select(
+    _u.request_id, _u.tenant_id, _u.key_id, _u.user_id, _u.model, _u.deployment, _u.endpoint, _u.status,
+    _u.error_type, _u.prompt_tokens, _u.completion_tokens, _u.cached_tokens, _u.usage_estimated, _u.ttft_ms,
+    _u.latency_ms, _u.created_at, _u.queue_wait_ms, _u.pool, _u.gpu_seconds, _u.cost_micros, _u.price_version,
+    _u.ttft_slo_met, _u.cache_hit, _u.saved_micros,
+)  # fmt: skip
+
 
 def _event(row: Any) -> UsageEvent:
-    values = dict(row._mapping)
-    values["created_at"] = aware(values["created_at"])
-    return event_from_dict(values)
+    (request_id, tenant_id, key_id, user_id, model, deployment, endpoint, status, error_type, prompt_tokens,
+     completion_tokens, cached_tokens, estimated, ttft_ms, latency_ms, created_at, queue_wait_ms, pool, gpu_seconds,
+     cost_micros, price_version, ttft_slo_met, cache_hit, saved_micros) = row  # fmt: skip
+    return UsageEvent(
+        request_id, tenant_id, key_id, user_id, model, deployment, endpoint, status, error_type,
+        Usage(prompt_tokens, completion_tokens, cached_tokens, bool(estimated)), ttft_ms, latency_ms,
+        aware(created_at) or created_at, queue_wait_ms, pool, gpu_seconds or 0.0, cost_micros or 0, price_version,
+        ttft_slo_met, bool(cache_hit), saved_micros or 0,
+    )  # fmt: skip
 
 
 def rollup_values(granularity: str, row: Rollup) -> dict[str, Any]:
@@ -103,7 +117,7 @@ class SqlBilling(Scoped):
 
     async def usage_between(self, since: datetime, until: datetime, tenant_id: str | None = None) -> list[UsageEvent]:
         u = usage_events.c
-        query = usage_events.select().where(u.created_at >= since, u.created_at < until)
+        query = EVENTS.where(u.created_at >= since, u.created_at < until)
         if tenant_id is not None:
             query = query.where(u.tenant_id == tenant_id).order_by(u.created_at, u.request_id)
         async with self._connect(tenant_id) as conn:
@@ -127,7 +141,7 @@ class SqlBilling(Scoped):
         self, tenant_id: str, since: datetime, until: datetime, matching: RequestFilter, limit: int
     ) -> list[UsageEvent]:
         u = usage_events.c
-        query = usage_events.select().where(u.tenant_id == tenant_id, u.created_at >= since, u.created_at < until)
+        query = EVENTS.where(u.tenant_id == tenant_id, u.created_at >= since, u.created_at < until)
         for column, value in ((u.model, matching.model), (u.key_id, matching.key_id), (u.user_id, matching.user_id),
                               (u.request_id, matching.request_id)):  # fmt: skip
             if value is not None:
@@ -142,12 +156,13 @@ class SqlBilling(Scoped):
             rows = (await conn.execute(query)).all()
         return [_event(r) for r in rows]
 
-    async def unrolled_usage(self, limit: int) -> list[UsageEvent]:
+    async def unrolled_usage(self, limit: int, page: int) -> AsyncGenerator[list[UsageEvent], None]:
         u = usage_events.c
-        query = usage_events.select().where(u.rolled_at.is_(None)).order_by(u.created_at).limit(limit)
+        query = EVENTS.where(u.rolled_at.is_(None)).order_by(u.created_at).limit(limit)
         async with self._connect(ALL) as conn:
-            rows = (await conn.execute(query)).all()
-        return [_event(r) for r in rows]
+            result = await conn.stream(query)  # fetched a page at a time (a server-side cursor)
+            async for rows in result.partitions(page):
+                yield [_event(r) for r in rows]
 
     async def merge_rollups(self, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> bool:
         try:
@@ -353,7 +368,7 @@ class SqlBilling(Scoped):
 
     async def unexported_usage(self, limit: int) -> list[UsageEvent]:
         u = usage_events.c
-        query = usage_events.select().where(u.exported_at.is_(None)).order_by(u.created_at).limit(limit)
+        query = EVENTS.where(u.exported_at.is_(None)).order_by(u.created_at).limit(limit)
         async with self._connect(ALL) as conn:
             rows = (await conn.execute(query)).all()
         return [_event(r) for r in rows]

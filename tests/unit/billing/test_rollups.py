@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tenantgate.billing.invoices import MonthUsage, parse_month
 from tenantgate.billing.reports import grouped, margins, report_row
-from tenantgate.billing.rollups import RollupJob, roll_events
+from tenantgate.billing.rollups import SLICE, RollupJob, roll_events
 from tenantgate.domain import Usage
 from tenantgate.settings import PlanConfig
 from tenantgate.storage.memory import MemoryStore
@@ -94,6 +94,41 @@ def test_a_busy_round_writes_each_row_once_not_once_per_slice() -> None:
             (f"k{k}", 1500, 3000, 750_000) for k in range(3)
         ]
         assert all(r.latency_ms.count == 1500 for r in hours)
+
+    asyncio.run(check())
+
+
+def test_a_round_lets_requests_run_between_its_pages() -> None:
+    """A round of thousands held the event loop while it read them all (a stall of a quarter second
+    at 9,000 events here): each page of events is read and summed in a turn of its own."""
+
+    async def check() -> None:
+        store = MemoryStore()
+        at = datetime(2026, 11, 5, 10, 30, tzinfo=UTC)
+        await store.insert_usage(
+            [replace(event(f"r{i}", "t1", "m", 2, 1), created_at=at) for i in range(2 * SLICE + 1)]
+        )
+        turns = 0
+        seen: list[int] = []  # the other task's turns so far, as each page arrives
+        pages = store.unrolled_usage
+
+        async def watched(limit, page):  # type: ignore[no-untyped-def]
+            async for events in pages(limit, page):
+                seen.append(turns)
+                yield events
+
+        async def other_task() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        store.unrolled_usage = watched  # type: ignore[method-assign]
+        ticking = asyncio.create_task(other_task())
+        await asyncio.sleep(0)
+        assert await RollupJob(store, lambda _: 0, {}).roll_pending() == 2 * SLICE + 1
+        ticking.cancel()
+        assert len(seen) == 3 and seen[0] < seen[1] < seen[2]
 
     asyncio.run(check())
 
