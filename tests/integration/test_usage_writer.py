@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
 from tenantgate.domain import Price, Usage
 from tenantgate.errors import Conflict
@@ -20,6 +21,7 @@ from tenantgate.metering.journal import UsageJournal
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.storage.base import Store
 from tenantgate.storage.sql import SqlStore
+from tenantgate.storage.sql_usage import WRITE_PAGE
 from tests.integration.test_store_suite import T0, event
 
 
@@ -102,6 +104,22 @@ async def sql_store(request: pytest.FixtureRequest) -> AsyncIterator[SqlStore]:
     store = SqlStore.from_url(request.getfixturevalue(f"{request.param}_url"))
     yield store
     await store.close()
+
+
+async def test_a_large_batch_is_written_a_page_at_a_time(sql_store: SqlStore) -> None:
+    """A batch of thousands had all its rows made ready in one turn of the event loop (requests
+    waited behind it): each page of rows is sent before the next is made ready."""
+    inserts: list[int] = []
+    listen = sa.event.listens_for(sql_store._engine.sync_engine, "before_cursor_execute")
+
+    @listen
+    def counted(_conn: Any, _cursor: Any, statement: str, rows: Any, _context: Any, many: bool) -> None:
+        if "INTO usage_events" in statement:
+            inserts.append(len(rows) if many else 1)
+
+    await sql_store.insert_usage([event(f"r{i}", "t-a", "m", 1, 1) for i in range(2 * WRITE_PAGE + 1)])
+    assert inserts == [WRITE_PAGE, WRITE_PAGE, 1]
+    assert await sql_store.period_usage("tenant", "t-a", T0) == (2 * (2 * WRITE_PAGE + 1), 0)
 
 
 async def test_a_refused_event_is_dead_lettered_and_the_rest_are_written(sql_store: SqlStore) -> None:

@@ -18,6 +18,8 @@ from tenantgate.metering.codec import event_to_dict
 from tenantgate.storage.sql_scope import ALL, Scoped
 from tenantgate.storage.tables import prices, request_contents, usage_dead_letters, usage_events
 
+WRITE_PAGE = 250  # events whose rows one turn of the event loop makes ready (about 7 ms on a slow machine)
+
 
 def aware(value: datetime | None) -> datetime | None:
     """SQLite returns naive datetimes; everything we store is UTC."""
@@ -56,9 +58,11 @@ class SqlUsage(Scoped):
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         if not events:
             return
-        # executemany over one cached statement: compiling a multi-row VALUES per batch costs more than the insert
+        # executemany over one cached statement: compiling a multi-row VALUES per batch costs more than the
+        # insert. A page at a time: each page's rows are made ready in one turn of the event loop.
         async with self._begin(ALL) as conn:
-            await conn.execute(self._insert_usage, [event_to_dict(e) for e in events])
+            for start in range(0, len(events), WRITE_PAGE):
+                await conn.execute(self._insert_usage, [event_to_dict(e) for e in events[start : start + WRITE_PAGE]])
 
     async def insert_contents(self, contents: Sequence[RequestContent]) -> None:
         if not contents:
