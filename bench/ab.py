@@ -8,7 +8,8 @@ small shared machine the gateway's CPU time per request (at c=64) and per stream
 than req/s, which also depends on what the load generator and the upstream get of the cores.
 With two or more cores the gateway under test runs alone on core 1.
 With `--redis URL` both use Redis counters (TENANTGATE_REDIS_URL) instead.
-Usage: python bench/ab.py --before REF [--after REF] [--rounds 5] [--seconds 5] [--redis URL]
+With `--also N`, each turn first also measures req/s and p99 at N connections.
+Usage: python bench/ab.py --before REF [--after REF] [--rounds 5] [--seconds 5] [--redis URL] [--also 4]
 """
 
 from __future__ import annotations
@@ -54,7 +55,15 @@ def start_gateway(
     return process, url
 
 
-def one_turn(url: str, key: str, pid: int, seconds: int, stream_total: int) -> dict[str, float]:
+def one_turn(
+    url: str, key: str, pid: int, seconds: int, stream_total: int, also: int | None = None
+) -> dict[str, float]:
+    extra = {}
+    if also:  # a steady load below saturation: its tail shows what holds the event loop up
+        at = wrk(url, key, also, seconds)
+        extra = {f"rps_c{also}": at["rps"], f"p99_ms_c{also}": at["p99_ms"]}
+        if at["errors"]:
+            raise SystemExit(f"{url} answered with errors; its numbers would be meaningless")
     c1 = wrk(url, key, 1, seconds)
     before = cpu_seconds(pid)
     c64 = wrk(url, key, 64, seconds)
@@ -70,6 +79,7 @@ def one_turn(url: str, key: str, pid: int, seconds: int, stream_total: int) -> d
         "p99_ms_c64": c64["p99_ms"],
         "cpu_us_per_request": cpu_per_request,
         "cpu_us_per_chunk": (cpu_seconds(pid) - before) / max(1, stream["chunks"]) * 1e6,
+        **extra,
     }
 
 
@@ -81,6 +91,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--streams", type=int, default=1000, help="50-token streams per turn")
     parser.add_argument("--redis", help="Redis counters for both gateways (default: in-process)")
+    parser.add_argument("--also", type=int, help="also req/s and p99 at this many connections, first in each turn")
     options = parser.parse_args()
     if GATEWAY_CORE:
         os.sched_setaffinity(0, {0} | set(range(2, os.cpu_count() or 2)))
@@ -107,7 +118,7 @@ def main() -> None:
             order = ("before", "after") if round_ % 2 == 0 else ("after", "before")
             for name in order:
                 process, url, key = gateways[name]
-                turn = one_turn(url, key, process.pid, options.seconds, options.streams)
+                turn = one_turn(url, key, process.pid, options.seconds, options.streams, options.also)
                 samples[name].append(turn)
                 print(f"round {round_ + 1} {name}: {turn}", flush=True)
     finally:

@@ -6,7 +6,7 @@ gateway at 900 req/s records between two rollups, 10 s apart) and rolls them up,
 stands in for the requests asks for a turn of the loop every millisecond and notes how late each
 turn came. Prints, per round and step, its wall time and its three latest turns. SQLite by default;
 `--database-url` names a PostgreSQL server where this script may create and drop a scratch database.
-Usage: python bench/usage_stalls.py [--events 9000] [--rounds 3] [--database-url postgresql://...]
+Usage: python bench/usage_stalls.py [--events 9000] [--rounds 3] [--tenants 1] [--database-url postgresql://...]
 """
 
 from __future__ import annotations
@@ -57,13 +57,16 @@ async def watched(step: str, work: Awaitable[T]) -> T:
     return result
 
 
-async def rounds(url: str, count: int, rounds: int) -> None:
+async def rounds(url: str, count: int, rounds: int, tenants: int) -> None:
     store = SqlStore.from_url(url)
     try:
         for number in range(1, rounds + 1):
             print(f"round {number}: {count} events", flush=True)
             now = datetime.now(UTC)
-            batch = [replace(e, created_at=now, key_id=f"k{i % 8}") for i, e in enumerate(events(count))]
+            batch = [
+                replace(e, created_at=now, tenant_id=f"t{i % tenants}", key_id=f"k{i % (8 * tenants)}")
+                for i, e in enumerate(events(count))
+            ]
             await watched("write", store.insert_usage(batch))
             rolled = await watched("roll up", RollupJob(store, lambda deployment: 0, {}).roll_pending())
             assert rolled == count, f"rolled up {rolled} of {count} events"
@@ -75,15 +78,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=9000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tenants", type=int, default=1, help="the events spread over this many (8 keys each)")
     parser.add_argument("--database-url", help="a PostgreSQL server (default: a SQLite file)")
     options = parser.parse_args()
     if options.database_url is None:
         url = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/rollup.db"
         ensure_schema(url)
-        asyncio.run(rounds(url, options.events, options.rounds))
+        asyncio.run(rounds(url, options.events, options.rounds, options.tenants))
         return
     with scratch_database(options.database_url, SCRATCH) as url:
-        asyncio.run(rounds(url, options.events, options.rounds))
+        asyncio.run(rounds(url, options.events, options.rounds, options.tenants))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenantgate.billing.records import CreditGrant, CreditNote, FinalInvoice, Rollup, RollupKey, UsageTotals, Webhook
 from tenantgate.billing.sketches import sketch_from_bytes, sketch_to_bytes
 from tenantgate.clock import utcnow
-from tenantgate.domain import Notification, RequestFilter, Usage, UsageEvent
+from tenantgate.domain import Notification, RequestFilter, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.storage.sql_lists import among
 from tenantgate.storage.sql_scope import ALL, Scoped
-from tenantgate.storage.sql_usage import aware
+from tenantgate.storage.sql_usage import EVENTS, aware, event_of
 from tenantgate.storage.tables import (
     credit_applications,
     credit_grants,
@@ -32,27 +32,6 @@ from tenantgate.storage.tables import (
     usage_events,
     usage_rollups,
 )
-
-_u = usage_events.c
-# An event's columns in the order _event reads them: by position, a row costs a quarter of reading it by name.
-EVENTS = sa.select(
-    _u.request_id, _u.tenant_id, _u.key_id, _u.user_id, _u.model, _u.deployment, _u.endpoint, _u.status,
-    _u.error_type, _u.prompt_tokens, _u.completion_tokens, _u.cached_tokens, _u.usage_estimated, _u.ttft_ms,
-    _u.latency_ms, _u.created_at, _u.queue_wait_ms, _u.pool, _u.gpu_seconds, _u.cost_micros, _u.price_version,
-    _u.ttft_slo_met, _u.cache_hit, _u.saved_micros,
-)  # fmt: skip
-
-
-def _event(row: Any) -> UsageEvent:
-    (request_id, tenant_id, key_id, user_id, model, deployment, endpoint, status, error_type, prompt_tokens,
-     completion_tokens, cached_tokens, estimated, ttft_ms, latency_ms, created_at, queue_wait_ms, pool, gpu_seconds,
-     cost_micros, price_version, ttft_slo_met, cache_hit, saved_micros) = row  # fmt: skip
-    return UsageEvent(
-        request_id, tenant_id, key_id, user_id, model, deployment, endpoint, status, error_type,
-        Usage(prompt_tokens, completion_tokens, cached_tokens, bool(estimated)), ttft_ms, latency_ms,
-        aware(created_at) or created_at, queue_wait_ms, pool, gpu_seconds or 0.0, cost_micros or 0, price_version,
-        ttft_slo_met, bool(cache_hit), saved_micros or 0,
-    )  # fmt: skip
 
 
 def rollup_values(granularity: str, row: Rollup) -> dict[str, Any]:
@@ -122,7 +101,7 @@ class SqlBilling(Scoped):
             query = query.where(u.tenant_id == tenant_id).order_by(u.created_at, u.request_id)
         async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query)).all()
-        return [_event(r) for r in rows]
+        return [event_of(r) for r in rows]
 
     async def replace_rollups(self, granularity: str, since: datetime, until: datetime, rows: Sequence[Rollup]) -> None:
         r, u = usage_rollups.c, usage_events.c
@@ -154,7 +133,7 @@ class SqlBilling(Scoped):
         query = query.order_by(u.created_at.desc(), u.request_id.desc()).limit(limit)
         async with self._connect(tenant_id) as conn:
             rows = (await conn.execute(query)).all()
-        return [_event(r) for r in rows]
+        return [event_of(r) for r in rows]
 
     async def unrolled_usage(self, limit: int, page: int) -> AsyncGenerator[list[UsageEvent], None]:
         u = usage_events.c
@@ -162,7 +141,7 @@ class SqlBilling(Scoped):
         async with self._connect(ALL) as conn:
             result = await conn.stream(query)  # fetched a page at a time (a server-side cursor)
             async for rows in result.partitions(page):
-                yield [_event(r) for r in rows]
+                yield [event_of(r) for r in rows]
 
     async def merge_rollups(self, rows: Sequence[tuple[str, Rollup]], rolled: Sequence[str]) -> bool:
         try:
@@ -371,7 +350,7 @@ class SqlBilling(Scoped):
         query = EVENTS.where(u.exported_at.is_(None)).order_by(u.created_at).limit(limit)
         async with self._connect(ALL) as conn:
             rows = (await conn.execute(query)).all()
-        return [_event(r) for r in rows]
+        return [event_of(r) for r in rows]
 
     async def mark_exported(self, request_ids: Sequence[str], at: datetime) -> None:
         u = usage_events.c

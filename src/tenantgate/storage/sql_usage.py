@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenantgate.domain import DeadLetter, Price, RequestContent, UsageEvent
+from tenantgate.domain import DeadLetter, Price, RequestContent, Usage, UsageEvent
 from tenantgate.errors import Conflict
 from tenantgate.metering.codec import event_to_dict
 from tenantgate.storage.sql_scope import ALL, Scoped
@@ -26,6 +26,29 @@ def aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+_u = usage_events.c
+# An event's columns in the order event_of reads them: by position, a row costs a quarter of reading it by name.
+EVENTS = sa.select(
+    _u.request_id, _u.tenant_id, _u.key_id, _u.user_id, _u.model, _u.deployment, _u.endpoint, _u.status,
+    _u.error_type, _u.prompt_tokens, _u.completion_tokens, _u.cached_tokens, _u.usage_estimated, _u.ttft_ms,
+    _u.latency_ms, _u.created_at, _u.queue_wait_ms, _u.pool, _u.gpu_seconds, _u.cost_micros, _u.price_version,
+    _u.ttft_slo_met, _u.cache_hit, _u.saved_micros,
+)  # fmt: skip
+
+
+def event_of(row: Any) -> UsageEvent:
+    """The event of a row of EVENTS."""
+    (request_id, tenant_id, key_id, user_id, model, deployment, endpoint, status, error_type, prompt_tokens,
+     completion_tokens, cached_tokens, estimated, ttft_ms, latency_ms, created_at, queue_wait_ms, pool, gpu_seconds,
+     cost_micros, price_version, ttft_slo_met, cache_hit, saved_micros) = row  # fmt: skip
+    return UsageEvent(
+        request_id, tenant_id, key_id, user_id, model, deployment, endpoint, status, error_type,
+        Usage(prompt_tokens, completion_tokens, cached_tokens, bool(estimated)), ttft_ms, latency_ms,
+        aware(created_at) or created_at, queue_wait_ms, pool, gpu_seconds or 0.0, cost_micros or 0, price_version,
+        ttft_slo_met, bool(cache_hit), saved_micros or 0,
+    )  # fmt: skip
 
 
 def _price(row: Any) -> Price:
