@@ -12,7 +12,9 @@ from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.pb.proto import DDSketchProto, KeyMappingProto
 from ddsketch.store import DenseStore
 
-from tenantgate.billing.records import new_sketch
+from tenantgate.billing.records import SKETCH_MAPPING, new_sketch
+
+OWN_MAPPING = KeyMappingProto.to_proto(SKETCH_MAPPING)  # type: ignore[no-untyped-call]
 
 
 def sketch_to_bytes(sketch: BaseDDSketch) -> bytes:
@@ -37,7 +39,9 @@ def sketch_from_bytes(data: bytes | None) -> BaseDDSketch:
         return new_sketch()
     proto = pb.DDSketch()
     proto.ParseFromString(data)
-    mapping = KeyMappingProto.from_proto(proto.mapping)  # type: ignore[no-untyped-call]
+    mapping = SKETCH_MAPPING
+    if proto.mapping != OWN_MAPPING:  # written with another accuracy: its own mapping
+        mapping = KeyMappingProto.from_proto(proto.mapping)  # type: ignore[no-untyped-call]
     return BaseDDSketch(mapping, _store(proto.positiveValues), _store(proto.negativeValues), proto.zeroCount)
 
 

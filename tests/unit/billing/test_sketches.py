@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ddsketch.pb.ddsketch_pb2 as pb
+from ddsketch import DDSketch
 from ddsketch.pb.proto import DDSketchProto
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tenantgate.billing.records import new_sketch
+from tenantgate.billing.records import SKETCH_MAPPING, new_sketch
 from tenantgate.billing.sketches import quantile, sketch_from_bytes, sketch_to_bytes
 
 
@@ -27,3 +28,15 @@ def test_fast_decoding_agrees_with_the_library(values: list[float], q: float) ->
     mine.add(5.0)
     assert mine.count == 2 * len(values) + 1
     assert quantile(sketch_from_bytes(b""), 0.5) is None
+
+
+@given(st.lists(st.floats(min_value=0.001, max_value=1e6, allow_nan=False), min_size=1, max_size=100), st.floats(0, 1))
+def test_a_sketch_of_another_accuracy_decodes_with_its_own_mapping(values: list[float], q: float) -> None:
+    """Every sketch of ours shares one mapping; one written with another accuracy keeps its own."""
+    coarse = DDSketch(0.05)
+    for value in values:
+        coarse.add(value)
+    decoded = sketch_from_bytes(sketch_to_bytes(coarse))
+    assert decoded._mapping.gamma == coarse._mapping.gamma != SKETCH_MAPPING.gamma
+    assert quantile(decoded, q) == quantile(coarse, q)
+    assert sketch_from_bytes(sketch_to_bytes(new_sketch()))._mapping is SKETCH_MAPPING
