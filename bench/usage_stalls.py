@@ -4,7 +4,8 @@ meanwhile waits at worst.
 Each round writes `--events` events in one batch (the usage writer's insert; 9,000 is about what a
 gateway at 900 req/s records between two rollups, 10 s apart) and rolls them up, while a task that
 stands in for the requests asks for a turn of the loop every millisecond and notes how late each
-turn came. Prints, per round and step, its wall time and its three latest turns. SQLite by default;
+turn came. Prints, per round and step, its wall time, its three latest turns and its collections of
+the oldest generation of garbage (what made the longest waits at thousands of keys). SQLite by default;
 `--database-url` names a PostgreSQL server where this script may create and drop a scratch database.
 Usage: python bench/usage_stalls.py [--events 9000] [--rounds 3] [--tenants 1] [--database-url postgresql://...]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import tempfile
 import time
@@ -47,18 +49,37 @@ async def late_turns(lateness: list[float]) -> None:
 async def watched(step: str, work: Awaitable[T]) -> T:
     """`work`'s result, after printing its wall time and the latest turns of the loop meanwhile."""
     lateness: list[float] = []
+    collections: list[float] = []  # how long each collection of the oldest generation took
+    began = 0.0
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        nonlocal began
+        if info["generation"] == 2:
+            if phase == "start":
+                began = time.perf_counter()
+            else:
+                collections.append(time.perf_counter() - began)
+
+    gc.callbacks.append(timed)
     watcher = asyncio.create_task(late_turns(lateness))
     started = time.perf_counter()
-    result = await work
+    try:
+        result = await work
+    finally:
+        gc.callbacks.remove(timed)
     wall_ms = (time.perf_counter() - started) * 1e3
     watcher.cancel()
     worst = ", ".join(f"{late * 1e3:.1f}" for late in sorted(lateness)[-3:])
-    print(f"  {step:<10} {wall_ms:5.0f} ms; latest turns {worst} ms", flush=True)
+    longest = max(collections, default=0.0) * 1e3
+    print(f"  {step:<10} {wall_ms:5.0f} ms; latest turns {worst} ms; {len(collections)} full garbage "
+          f"collections, the longest {longest:.1f} ms", flush=True)  # fmt: skip
     return result
 
 
 async def rounds(url: str, count: int, rounds: int, tenants: int) -> None:
     store = SqlStore.from_url(url)
+    gc.collect()
+    gc.freeze()  # as `serve` does once started: what is loaded by then is never collected
     try:
         for number in range(1, rounds + 1):
             print(f"round {number}: {count} events", flush=True)

@@ -15,6 +15,7 @@ from tenantgate.domain import Notification, RequestContent, RequestFilter, Usage
 from tenantgate.errors import Conflict
 from tenantgate.storage.base import Store
 from tenantgate.storage.sql import SqlStore
+from tenantgate.storage.sql_billing import MERGE_PAGE
 from tests.integration.test_store_suite import T0, event, tenant
 
 
@@ -194,6 +195,27 @@ async def test_merging_rows_of_any_number_of_tenants_reads_them_with_one_stateme
     tenants = {row.key.tenant_id: row.requests for row in await store.list_rollups("hour", T0, T0 + timedelta(hours=1))}
     assert tenants == {"t-0": 4, "t-1": 3, "t-2": 3, "t-3": 1, "t-4": 1, "t-5": 1, "t-6": 1}
     assert merging == (1 if isinstance(store, SqlStore) else 0)
+
+
+async def test_a_round_of_many_keys_merges_into_stored_rows_a_page_at_a_time(store: Store) -> None:
+    """Thousands of keys' rows were decoded, merged and encoded in one turn of the event loop; a page
+    of rows at a time, each page adding into its own stored rows, counts the same."""
+    one = rollup(0, "m", 1)
+    rows = [
+        replace(one, key=replace(one.key, tenant_id=f"t-{n % 3}", key_id=f"k-{n}")) for n in range(2 * MERGE_PAGE + 1)
+    ]
+    reads: list[str] = []
+    if isinstance(store, SqlStore):
+        listen = sa.event.listens_for(store._engine.sync_engine, "before_cursor_execute")
+        reading = ("SELECT", "FROM usage_rollups")
+        listen(lambda _c, _k, statement, *_: reads.append(statement) if all(w in statement for w in reading) else None)
+    for _ in range(2):
+        assert await store.merge_rollups([("hour", row) for row in rows], [])
+    merging = len(reads)
+    stored = await store.list_rollups("hour", T0, T0 + timedelta(hours=1))
+    assert len(stored) == len(rows) and {row.requests for row in stored} == {2}
+    assert {row.latency_ms.count for row in stored} == {6}
+    assert merging == (2 * 3 if isinstance(store, SqlStore) else 0)  # 3 pages a merge
 
 
 async def test_month_rows_sum_the_days_incrementally_and_when_rebuilt(store: Store) -> None:

@@ -98,7 +98,8 @@ class Rollup:
     def rejected_count(self) -> int:
         return sum(self.rejected.values())
 
-    def merge(self, other: Rollup) -> None:
+    def merge(self, other: Rollup, sketches: bool = True) -> None:
+        """Add `other` into this row (its latency sketches too, unless `sketches` is false)."""
         self.requests += other.requests
         for kind, count in other.errors.items():
             self.errors[kind] = self.errors.get(kind, 0) + count
@@ -115,6 +116,8 @@ class Rollup:
         self.slo_met += other.slo_met
         self.queue_waits += other.queue_waits
         self.queue_wait_ms_sum += other.queue_wait_ms_sum
+        if not sketches:
+            return
         for mine, theirs in (
             (self.ttft_ms, other.ttft_ms),
             (self.queue_wait_ms, other.queue_wait_ms),

@@ -104,6 +104,14 @@ def roll_up(rows: Iterable[Rollup], bucket: Callable[[RollupKey], RollupKey]) ->
     return list(merged.values())
 
 
+def fold(totals: dict[RollupKey, Rollup], key: RollupKey, row: Rollup, sketches: bool = True) -> None:
+    """Add `row` into the total of `key` (without its latency sketches: a month row keeps none)."""
+    total = totals.get(key)
+    if total is None:
+        total = totals[key] = Rollup(key)
+    total.merge(row, sketches)
+
+
 class RollupJob:
     def __init__(self, store: Store, gpu_price: GpuPrice, pools: dict[str, str]) -> None:
         self._store = store
@@ -116,24 +124,26 @@ class RollupJob:
         done = 0
         async with self._lock:
             while True:
-                hours: list[Rollup] = []
+                hours: dict[RollupKey, Rollup] = {}
+                days: dict[RollupKey, Rollup] = {}
+                months: dict[RollupKey, Rollup] = {}
                 rolled: list[str] = []
                 async with aclosing(self._store.unrolled_usage(ROUND, SLICE)) as pages:
-                    async for events in pages:
-                        hours += roll_events(events, self._gpu_price, self._pools)
+                    async for events in pages:  # each page summed into the round's rows in a turn of its own
+                        for row in roll_events(events, self._gpu_price, self._pools):
+                            fold(hours, row.key, row)
+                            fold(days, replace(row.key, bucket=day_start(row.key.bucket)), row)
+                            fold(months, replace(row.key, bucket=month_start(row.key.bucket)), row, sketches=False)
                         rolled += [e.request_id for e in events]
                         await asyncio.sleep(0)  # let requests run between pages
                 if not rolled:
                     break
-                hours = roll_up(hours, lambda key: key)  # an hour's row from each page, as one
-                days = roll_up(hours, lambda key: replace(key, bucket=day_start(key.bucket)))
-                months = roll_up(days, lambda key: replace(key, bucket=month_start(key.bucket)))
-                rows = [("hour", row) for row in hours] + [("day", row) for row in days]
-                rows += [("month", row.counts_only()) for row in months]
+                rows = [("hour", row) for row in hours.values()] + [("day", row) for row in days.values()]
+                rows += [("month", row) for row in months.values()]
                 if not await self._store.merge_rollups(rows, rolled):
                     break  # another instance took some of these first; the rest wait for the next round
                 done += len(rolled)
-                await asyncio.sleep(0)  # let requests run between slices
+                await asyncio.sleep(0)  # let requests run between rounds
         return done
 
     async def roll_hour(self, hour: datetime) -> int:

@@ -51,6 +51,7 @@ def rollup_values(granularity: str, row: Rollup) -> dict[str, Any]:
 
 
 SKETCHES = ("ttft_sketch", "queue_wait_sketch", "latency_sketch")
+MERGE_PAGE = 100  # stored rows a round adds into per statement: decoded and encoded in one turn of the loop
 WITHOUT_SKETCHES = [column for column in usage_rollups.c if column.name not in SKETCHES]
 
 
@@ -158,21 +159,27 @@ class SqlBilling(Scoped):
         marked = (await conn.execute(usage_events.update().where(pending).values(rolled_at=utcnow()))).rowcount
         if marked != len(set(rolled)):
             raise _RolledElsewhere  # another instance rolled some of them meanwhile: undo, retry next round
-        for granularity, bucket in {(granularity, row.key.bucket) for granularity, row in rows}:
-            mine = {row.key: row for g, row in rows if g == granularity and row.key.bucket == bucket}
-            tenants = sorted({key.tenant_id for key in mine})
-            theirs = among(r.tenant_id, tenants, self._engine.dialect.name)  # one statement for any number
-            where = (r.granularity == granularity) & (r.bucket == bucket) & theirs
-            replaced = []
-            for existing in (await conn.execute(usage_rollups.select().where(where))).all():
-                old = _rollup(existing)
-                if old.key in mine:
-                    old.merge(mine[old.key])
-                    mine[old.key] = old
-                    replaced.append(_row_key(granularity, old.key))
-            if replaced:
-                await conn.execute(_ROLLUP_ROW, replaced)
-            await conn.execute(usage_rollups.insert(), [rollup_values(granularity, row) for row in mine.values()])
+        dialect = self._engine.dialect.name
+        groups: dict[tuple[str, datetime], list[Rollup]] = {}
+        for granularity, row in rows:
+            groups.setdefault((granularity, row.key.bucket), []).append(row)
+        for (granularity, bucket), group in groups.items():
+            group.sort(key=lambda row: (row.key.tenant_id, row.key.key_id))
+            for start in range(0, len(group), MERGE_PAGE):  # a page's rows are decoded and encoded in one turn
+                mine = {row.key: row for row in group[start : start + MERGE_PAGE]}
+                tenants, keys = sorted({key.tenant_id for key in mine}), sorted({key.key_id for key in mine})
+                theirs = among(r.tenant_id, tenants, dialect) & among(r.key_id, keys, dialect)  # one text for any
+                replaced = []
+                where = (r.granularity == granularity) & (r.bucket == bucket) & theirs
+                for existing in (await conn.execute(usage_rollups.select().where(where))).all():
+                    old = _rollup(existing)
+                    if old.key in mine:
+                        old.merge(mine[old.key])
+                        mine[old.key] = old
+                        replaced.append(_row_key(granularity, old.key))
+                if replaced:
+                    await conn.execute(_ROLLUP_ROW, replaced)
+                await conn.execute(usage_rollups.insert(), [rollup_values(granularity, row) for row in mine.values()])
 
     async def list_rollups(
         self, granularity: str, since: datetime, until: datetime, tenant_id: str | None = None,
