@@ -8,7 +8,8 @@ small shared machine the gateway's CPU time per request (at c=64) and per stream
 than req/s, which also depends on what the load generator and the upstream get of the cores.
 With two or more cores the gateway under test runs alone on core 1.
 With `--redis URL` both use Redis counters (TENANTGATE_REDIS_URL) instead.
-With `--also N`, each turn first also measures req/s and p99 at N connections.
+With `--also N`, each turn first also measures req/s and p99 at N connections. The garbage collector's
+runs and time per request at c=64 come from the gateway's /metrics.
 Usage: python bench/ab.py --before REF [--after REF] [--rounds 5] [--seconds 5] [--redis URL] [--also 4]
 """
 
@@ -23,6 +24,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -55,6 +59,19 @@ def start_gateway(
     return process, url
 
 
+def collector(url: str) -> tuple[float, float]:
+    """The garbage collector's runs and seconds so far, from the gateway's /metrics."""
+    text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"}).text
+    runs = seconds = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "python_gc_collections_total":
+                runs += sample.value
+            elif sample.name == "tenantgate_gc_seconds_total":
+                seconds += sample.value
+    return runs, seconds
+
+
 def one_turn(
     url: str, key: str, pid: int, seconds: int, stream_total: int, also: int | None = None
 ) -> dict[str, float]:
@@ -65,9 +82,11 @@ def one_turn(
         if at["errors"]:
             raise SystemExit(f"{url} answered with errors; its numbers would be meaningless")
     c1 = wrk(url, key, 1, seconds)
-    before = cpu_seconds(pid)
+    before, collector_before = cpu_seconds(pid), collector(url)
     c64 = wrk(url, key, 64, seconds)
-    cpu_per_request = (cpu_seconds(pid) - before) / max(1.0, c64["rps"] * seconds) * 1e6
+    requests = max(1.0, c64["rps"] * seconds)
+    cpu_per_request = (cpu_seconds(pid) - before) / requests * 1e6
+    runs, spent = (after - was for after, was in zip(collector(url), collector_before, strict=True))
     before = cpu_seconds(pid)
     stream = streams(url, key, concurrency=16, total=stream_total, tokens=STREAM_TOKENS)
     if c1["errors"] or c64["errors"] or stream["failures"]:
@@ -79,6 +98,8 @@ def one_turn(
         "p99_ms_c64": c64["p99_ms"],
         "cpu_us_per_request": cpu_per_request,
         "cpu_us_per_chunk": (cpu_seconds(pid) - before) / max(1, stream["chunks"]) * 1e6,
+        "gc_runs_per_1k_c64": runs / requests * 1000,
+        "gc_us_per_request": spent / requests * 1e6,  # 0 for a build that does not time its collections
         **extra,
     }
 
@@ -134,7 +155,8 @@ def main() -> None:
     for metric in samples["before"][0]:
         old = statistics.median(s[metric] for s in samples["before"])
         new = statistics.median(s[metric] for s in samples["after"])
-        print(f"{metric:<20}{old:>10.2f}{new:>10.2f}{new / old:>14.3f}")
+        ratio = f"{new / old:>14.3f}" if old else f"{'':>14}"  # a metric the earlier build does not report
+        print(f"{metric:<20}{old:>10.2f}{new:>10.2f}{ratio}")
     print(f"({time.strftime('%Y-%m-%d %H:%M')}, {workdir})")
 
 

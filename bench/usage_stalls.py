@@ -30,6 +30,7 @@ from scratch_db import scratch_database
 from usage_writer import events
 
 from tenantgate.billing.rollups import RollupJob
+from tenantgate.metering.garbage import settle_collector
 from tenantgate.storage.migrate import ensure_schema
 from tenantgate.storage.sql import SqlStore
 
@@ -78,8 +79,7 @@ async def watched(step: str, work: Awaitable[T]) -> T:
 
 async def rounds(url: str, count: int, rounds: int, tenants: int) -> None:
     store = SqlStore.from_url(url)
-    gc.collect()
-    gc.freeze()  # as `serve` does once started: what is loaded by then is never collected
+    settle_collector()  # as the gateway does once started
     try:
         for number in range(1, rounds + 1):
             print(f"round {number}: {count} events", flush=True)

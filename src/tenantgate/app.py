@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import socket
@@ -53,6 +52,7 @@ from tenantgate.discovery import build_catalog
 from tenantgate.errors import GatewayError
 from tenantgate.incidents import StatusBoard
 from tenantgate.kept_secrets import revealed
+from tenantgate.metering.garbage import settle_collector
 from tenantgate.metering.health_metrics import watch_health
 from tenantgate.metering.journal import UsageJournal, journal_directory
 from tenantgate.metering.recorder import UsageRecorder
@@ -260,7 +260,7 @@ def create_app(
                 None if settings.otel_endpoint is None
                 else Tracing(settings.otel_endpoint, settings.otel_service_name, __version__), fair_sync,
             )  # fmt: skip
-            watch_health(registry, recorder, admission)
+            stack.callback(watch_health(registry, recorder, admission))
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
             api.state.gateway = gw
@@ -294,9 +294,7 @@ def create_app(
             stack.push_async_callback(answers.close)
             app.data_plane = DataPlane(data_plane_deps(gw, answers, guessers))
             await build_routes(api)
-            # What start-up built lives as long as the process: keep it out of every GC pass.
-            gc.collect()
-            gc.freeze()
+            settle_collector()
             try:
                 yield
             finally:

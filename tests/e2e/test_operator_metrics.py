@@ -29,6 +29,7 @@ def test_the_process_reports_its_memory_and_descriptors_once(gw: Gateway) -> Non
     assert process[("process_resident_memory_bytes", frozenset())] > 10 * 2**20
     assert process[("process_open_fds", frozenset())] > 0
     assert ("python_gc_collections_total", frozenset({("generation", "0")})) in process
+    assert process[("tenantgate_gc_seconds_total", frozenset({("generation", "2")}))] > 0  # start-up's own
 
 
 def test_requests_tokens_and_the_gateway_overhead_are_counted(gw: Gateway) -> None:

@@ -1,12 +1,14 @@
 """What an operator alerts on besides requests, read when Prometheus scrapes: the usage writer's
 backlog, lag, losses and dead letters; how limits are enforced (shared in Redis, or per instance
 while it fails) and by how many instances; the event loop's tasks; and the process itself (RSS,
-open descriptors, CPU, from prometheus_client's process collector)."""
+open descriptors, CPU, from prometheus_client's process collector; the garbage collector's runs and
+time)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import gc
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -14,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from tenantgate.admission.service import Admission
 from tenantgate.clock import utcnow
+from tenantgate.metering.garbage import CollectionTimes
 from tenantgate.metering.recorder import UsageRecorder
 
 
@@ -54,7 +57,12 @@ class HealthCollector(Collector):
         yield GaugeMetricFamily("tenantgate_event_loop_tasks", "Tasks alive on the event loop", value=tasks)
 
 
-def watch_health(registry: CollectorRegistry, recorder: UsageRecorder, admission: Admission) -> None:
+def watch_health(registry: CollectorRegistry, recorder: UsageRecorder, admission: Admission) -> Callable[[], None]:
+    """Registers the health metrics; returns what stops timing the garbage collector."""
     registry.register(HealthCollector(recorder, admission))
     ProcessCollector(registry=registry)
     GCCollector(registry=registry)  # python_gc_*: collections run (serve pauses them only while it imports)
+    times = CollectionTimes()
+    registry.register(times)
+    gc.callbacks.append(times)
+    return lambda: gc.callbacks.remove(times)
