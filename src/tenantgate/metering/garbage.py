@@ -1,10 +1,10 @@
 """The garbage collector in a gateway: set once start-up is done, and its pauses counted.
 
 A collection holds the event loop, so every request in flight waits for it. With the default
-thresholds, 64 requests in flight crossed the young generation's 700 new objects about every dozen
-requests: 9 % of a gateway's CPU at c=64 went to collections, and a usage rollup over thousands of
-keys set off a full collection of up to 228 ms several times a round. After 5,000 the collections
-took 2 % and the rollup's full collections all but stopped (docs/benchmarks.md)."""
+thresholds, 64 requests in flight crossed the young generation's 700 new objects about every ten
+requests: about 10 % of a gateway's CPU at c=64 went to collections, and a usage rollup over
+thousands of keys set off a full collection of up to 228 ms several times a round. After 5,000 the
+collections took about 1 % and the rollup's full collections all but stopped (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
