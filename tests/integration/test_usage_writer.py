@@ -4,6 +4,7 @@ an unreachable database keeps everything; a journal replay after a crash never d
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -15,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tenantgate.domain import Price, Usage
-from tenantgate.errors import Conflict
+from tenantgate.errors import Conflict, StoreUnavailable
 from tenantgate.metering.codec import decode
 from tenantgate.metering.journal import UsageJournal
 from tenantgate.metering.recorder import UsageRecorder
@@ -172,6 +173,47 @@ async def test_an_unreachable_database_keeps_every_event_for_retry(sqlite_url: s
     assert writer.pending == 0 and writer.written == 30
     assert await writer._store.period_usage("tenant", "t-a", T0) == (60, 0)
     await writer._store.close()
+
+
+async def test_sqlite_busy_behind_another_writer_is_unavailable_not_a_refusal(sqlite_url: str) -> None:
+    """SQLite's busy timeout (5 s) runs out while another writer holds the file: the store says so,
+    rather than an error the usage writer would take for events the database refuses."""
+    store = SqlStore.from_url(sqlite_url)
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite+aiosqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long rollup transaction holds it
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.insert_usage([event("r1", "t-a", "m", 1, 1)])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    await store.insert_usage([event("r1", "t-a", "m", 1, 1)])
+    assert await store.period_usage("tenant", "t-a", T0) == (2, 0)
+    await store.close()
+
+
+async def test_a_busy_database_keeps_the_batch_whole_and_dead_letters_nothing(store: Store) -> None:
+    """Split into single events while the database was busy, a batch's events were dead-lettered
+    (never billed) as soon as the lock went away between an event's insert and its dead letter."""
+    writer = recorder(store)
+    for i in range(4):
+        writer.record(event(f"r{i}", "t-a", "m", 1, 1))
+    insert = store.insert_usage
+    calls = 0
+
+    async def busy_once(events):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise StoreUnavailable("The database is busy; the events are kept for retry.")
+        return await insert(events)
+
+    store.insert_usage = busy_once  # type: ignore[method-assign]
+    await writer.flush()
+    assert writer.pending == 4 and writer.written == 0 and writer.dead_lettered == 0
+    await writer.flush()
+    assert writer.pending == 0 and writer.written == 4 and writer.dead_lettered == 0
+    assert await store.period_usage("tenant", "t-a", T0) == (8, 0)
 
 
 async def test_a_replayed_journal_counts_each_event_once(store: Store, tmp_path: Path) -> None:

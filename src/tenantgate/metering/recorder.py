@@ -20,6 +20,7 @@ from datetime import datetime
 
 from tenantgate.clock import utcnow
 from tenantgate.domain import DeadLetter, RequestContent, UsageEvent
+from tenantgate.errors import StoreUnavailable
 from tenantgate.metering.codec import encode
 from tenantgate.metering.journal import UsageJournal
 from tenantgate.storage.base import Store
@@ -137,6 +138,8 @@ class UsageRecorder:
         """Store the events, dead-lettering any the database refuses; False when it is unreachable."""
         try:
             await self._store.insert_usage(events)
+        except StoreUnavailable:  # busy behind another writer: nothing is wrong with these events
+            return False
         except Exception as exc:  # noqa: BLE001 - told apart below: unreachable, or this data refused
             if not await self._answers():
                 return False

@@ -148,7 +148,8 @@ class NotificationStore(Protocol):
 
 class UsageStore(Protocol):
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
-        """Idempotent by request id: a batch written twice counts once."""
+        """Idempotent by request id: a batch written twice counts once. StoreUnavailable when the database
+        is busy behind another writer (nothing is wrong with the events: write them again later)."""
 
     async def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         """Keep events the database refused, with the reason; idempotent by request id."""

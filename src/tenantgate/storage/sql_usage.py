@@ -9,11 +9,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenantgate.domain import DeadLetter, Price, RequestContent, Usage, UsageEvent
-from tenantgate.errors import Conflict
+from tenantgate.errors import Conflict, StoreUnavailable
 from tenantgate.metering.codec import event_to_dict
 from tenantgate.storage.sql_scope import ALL, Scoped
 from tenantgate.storage.tables import prices, request_contents, usage_dead_letters, usage_events
@@ -83,9 +83,15 @@ class SqlUsage(Scoped):
             return
         # executemany over one cached statement: compiling a multi-row VALUES per batch costs more than the
         # insert. A page at a time: each page's rows are made ready in one turn of the event loop.
-        async with self._begin(ALL) as conn:
-            for start in range(0, len(events), WRITE_PAGE):
-                await conn.execute(self._insert_usage, [event_to_dict(e) for e in events[start : start + WRITE_PAGE]])
+        try:
+            async with self._begin(ALL) as conn:
+                for start in range(0, len(events), WRITE_PAGE):
+                    rows = [event_to_dict(e) for e in events[start : start + WRITE_PAGE]]
+                    await conn.execute(self._insert_usage, rows)
+        except OperationalError as exc:
+            if "database is locked" in str(exc.orig):  # SQLite's busy timeout ran out behind another writer
+                raise StoreUnavailable("The database is busy; the events are kept for retry.") from exc
+            raise
 
     async def insert_contents(self, contents: Sequence[RequestContent]) -> None:
         if not contents:
