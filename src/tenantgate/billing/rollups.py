@@ -96,11 +96,7 @@ def roll_up(rows: Iterable[Rollup], bucket: Callable[[RollupKey], RollupKey]) ->
     """Merge rows whose keys map to the same coarser key (a day, or fewer dimensions)."""
     merged: dict[RollupKey, Rollup] = {}
     for row in rows:
-        key = bucket(row.key)
-        total = merged.get(key)
-        if total is None:
-            total = merged[key] = Rollup(key)
-        total.merge(row)
+        fold(merged, bucket(row.key), row)
     return list(merged.values())
 
 
