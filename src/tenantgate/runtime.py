@@ -83,6 +83,30 @@ async def every(seconds: float, refresh: Callable[[], Awaitable[None]], what: st
 
 
 PRICES_REFRESH_S = 5.0  # price versions added on other instances reach this one within this
+BACKGROUND_STOP_S = 5.0  # at shutdown, how long the background tasks get to end after their cancel
+CANCEL_AGAIN_S = 0.05
+
+
+async def stop_background(tasks: list[asyncio.Task[None]], within_s: float) -> None:
+    """Cancel the tasks and wait for them, at most `within_s`. The cancel is delivered again until a
+    task ends: a library may swallow one that lands as its own wait finishes (redis-py's writes go
+    through Python 3.11's `asyncio.wait_for`, which does), and the loop around it would go on. One still
+    running at the end is named in the log, with the line it waits at, and left behind so the stores
+    can still be closed."""
+    pending = set(tasks)
+    deadline = asyncio.get_running_loop().time() + within_s
+    while pending and (left_s := deadline - asyncio.get_running_loop().time()) > 0:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(CANCEL_AGAIN_S, left_s))
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("background task %s had failed", task.get_name(), exc_info=task.exception())
+    for task in pending:
+        frames = task.get_stack()
+        at = f"{frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else "an unknown line"
+        log.error("background task %s did not end within %.0f s of its cancel (at %s); stopping without it",
+                  task.get_name(), within_s, at)  # fmt: skip
 
 
 async def reload_prices(gw: Gateway) -> None:
@@ -94,7 +118,8 @@ async def probe_deployments(gw: Gateway) -> None:
     while True:
         for deployment in gw.catalog.deployments:
             try:
-                await asyncio.wait_for(gw.provider.probe(deployment), gw.settings.health_probe_s)
+                async with asyncio.timeout(gw.settings.health_probe_s):
+                    await gw.provider.probe(deployment)
             except Exception:  # noqa: BLE001 - any failure to answer is a failed probe
                 if deployment.health.probe_ok:
                     log.warning("deployment %s failed its health probe; no new work goes there", deployment.name)
@@ -209,9 +234,7 @@ async def running(gw: Gateway, rollups: RollupJob) -> AsyncIterator[Gateway]:
     try:
         yield gw
     finally:
-        for task in gw.background:
-            task.cancel()
-        await asyncio.gather(*gw.background, return_exceptions=True)
+        await stop_background(gw.background, BACKGROUND_STOP_S)
         gw.background.clear()
         await gw.admission.drain()
         await gw.admission.leave()

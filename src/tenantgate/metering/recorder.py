@@ -90,7 +90,8 @@ class UsageRecorder:
         """Flush forever; cancelled at shutdown, after which `flush()` drains the rest."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._flush_s)
+                async with asyncio.timeout(self._flush_s):
+                    await self._wake.wait()
             self._wake.clear()
             await self.flush()
 

@@ -221,7 +221,8 @@ class Scheduler:
                         "longest its plan allows; the deployments serving this model are busy, retry later."
                     )
                 try:
-                    await asyncio.wait_for(asyncio.shield(waiter.future), min(remaining, every_s))
+                    async with asyncio.timeout(min(remaining, every_s)):
+                        await asyncio.shield(waiter.future)
                 except TimeoutError:
                     if on_update is not None and not waiter.future.done():
                         forecast = waiter.lane.forecast(waiter.ticket, self.clock())
