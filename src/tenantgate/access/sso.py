@@ -10,11 +10,9 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -29,6 +27,9 @@ from tenantgate.clock import utcnow
 from tenantgate.domain import Role, SsoConfig, Tenant, TenantStatus, User
 from tenantgate.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied, UpstreamError
 from tenantgate.storage.base import AccessStore, TenancyStore
+
+if TYPE_CHECKING:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 FLOW_TTL_S = 600
 METADATA_TTL_S = 300.0  # discovery documents and keys are fetched again after this long
@@ -46,7 +47,17 @@ class Started:
 
 def s256(verifier: str) -> str:
     """RFC 7636's S256 code challenge of the verifier."""
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
     return str(create_s256_code_challenge(verifier))  # type: ignore[no-untyped-call]
+
+
+def oauth_client(client_id: str, client_secret: str | None = None, **options: Any) -> AsyncOAuth2Client:
+    """authlib's OAuth 2 client. Imported at the first sign-on, not at start: with what it brings it
+    holds about 10 MiB that an instance nobody signs on to through never needs."""
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+    return AsyncOAuth2Client(client_id, client_secret, **options)
 
 
 def mapped_role(config: SsoConfig, claims: dict[str, Any]) -> Role | None:
@@ -152,7 +163,7 @@ class OidcSignOn:
         discovery = await self.metadata.discovery(config.issuer)
         state, nonce, verifier = (secrets.token_urlsafe(24) for _ in range(3))
         verifier += secrets.token_urlsafe(24)  # RFC 7636: 43 to 128 characters
-        client = AsyncOAuth2Client(config.client_id, redirect_uri=redirect_uri, scope="openid email profile")
+        client = oauth_client(config.client_id, redirect_uri=redirect_uri, scope="openid email profile")
         url, _ = client.create_authorization_url(
             discovery["authorization_endpoint"], state=state, nonce=nonce,
             code_challenge=s256(verifier), code_challenge_method="S256",
@@ -172,7 +183,7 @@ class OidcSignOn:
             raise InvalidRequest("The sign-in's state does not match; start again.", code="sso_flow_invalid")
         config = await self.config(tenant)
         discovery = await self.metadata.discovery(config.issuer)
-        client = AsyncOAuth2Client(
+        client = oauth_client(
             config.client_id, self._box.open(config.client_secret_sealed), redirect_uri=redirect_uri, timeout=10
         )
         try:

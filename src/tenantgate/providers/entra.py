@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
 from tenantgate.deployment_settings import EntraConfig
 from tenantgate.errors import UpstreamError
@@ -57,6 +56,8 @@ class EntraTokens:
 
 async def fetch_token(deployment: str, entra: EntraConfig, started: float) -> Held:
     """A token from the directory, with when to renew it and when it expires (on the clock of `started`)."""
+    from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError  # at the first token, not at start
+
     client = AsyncOAuth2Client(
         client_id=entra.client_id, client_secret=entra.client_secret.get_secret_value(), scope=entra.scope,
         token_endpoint_auth_method="client_secret_post", timeout=FETCH_TIMEOUT_S,  # noqa: S106 - a method's name
