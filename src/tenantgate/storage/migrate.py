@@ -1,7 +1,10 @@
 """Run Alembic migrations programmatically (`tenantgate migrate`, and at `serve` start-up).
 
 `serve` first asks the database for its revision and imports Alembic only when the schema is
-behind: Alembic costs ~11 MiB of resident memory for the life of the process otherwise.
+behind: Alembic costs ~11 MiB of resident memory for the life of the process otherwise. A new
+SQLite file is made at the head revision straight from the table definitions (a test holds them
+equal to what the migrations build), without Alembic: replaying every migration took ~0.3 s of the
+first start.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from tenantgate.storage.tables import metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -37,9 +42,30 @@ async def _current_revision(database_url: str) -> str | None:
 
 def ensure_schema(database_url: str) -> None:
     """Upgrade to head unless the database is already there; a SQLite file is left in WAL mode."""
-    if _is_sqlite_file_missing(database_url) or asyncio.run(_current_revision(database_url)) != HEAD_REVISION:
+    if _is_sqlite_file_missing(database_url):
+        _create_at_head(database_url)
+    elif asyncio.run(_current_revision(database_url)) != HEAD_REVISION:
         upgrade(database_url)
     _write_ahead_log(database_url)
+
+
+def _create_at_head(database_url: str) -> None:
+    """A new SQLite file with every table, stamped with the head revision as Alembic stamps it."""
+    url = make_url(database_url)
+    Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+    version = sa.Table(
+        "alembic_version", sa.MetaData(),
+        sa.Column("version_num", sa.String(32), nullable=False),
+        sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+    )  # fmt: skip
+    engine = sa.create_engine(url.set(drivername="sqlite"))  # blocking: there is no event loop yet
+    try:
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            version.create(conn)
+            conn.execute(version.insert().values(version_num=HEAD_REVISION))
+    finally:
+        engine.dispose()
 
 
 def _write_ahead_log(database_url: str) -> None:
