@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from procs import spawn
+from procs import free_port, spawn
 
 HERE = Path(__file__).parent
 LITELLM_PIN = "litellm[proxy]==1.106.2"
@@ -57,7 +57,7 @@ def start_litellm(port: int, upstream: str, workdir: Path) -> Started:
 def start_vllm_router(port: int, upstream: str, workdir: Path) -> Started:
     bin_dir = _venv(ROUTER_VENV, VLLM_ROUTER_PIN)
     args = [str(bin_dir / "vllm-router"), "--worker-urls", upstream, "--host", "127.0.0.1", "--port", str(port),
-            "--policy", "round_robin", "--prometheus-port", str(port + 1)]  # fmt: skip
+            "--policy", "round_robin", "--prometheus-port", str(free_port())]  # fmt: skip
     started = time.monotonic()
     return spawn(args), started, f"http://127.0.0.1:{port}", {}
 

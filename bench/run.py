@@ -166,7 +166,14 @@ def main() -> None:
         for name, start in peers:
             peer, peer_started, peer_url, headers = start(free_port(), upstream, workdir)
             processes.append(peer)
-            extra[f"{name}_start_s"] = first_200(peer_url, "", peer_started, deadline_s=120, headers=headers)
+            try:
+                extra[f"{name}_start_s"] = first_200(peer_url, "", peer_started, deadline_s=120, headers=headers)
+            except RuntimeError:  # reported, and the run goes on to the next peer
+                code = peer.poll()
+                state = "still running" if code is None else f"exited {code}"
+                extra[f"{name}_error"] = f"no 200 within 120 s; {state}"
+                stop(peer)
+                continue
             extra[f"{name}_idle_rss_mib"] = rss_mib(peer.pid)
             results[name] = measure(name, peer_url, "", peer.pid, seconds, stream_total, headers, peer=True)
             stop(peer)  # one at a time: a peer left running would take CPU from the next
