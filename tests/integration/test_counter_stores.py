@@ -63,7 +63,8 @@ async def test_window_slides(counters: Clocked) -> None:
     assert isinstance(await counters.store.reserve("b", [check]), Granted)
     assert isinstance(await counters.store.reserve("c", [check]), Denied)
     await counters.advance(0.25)  # "a" has left the window, "b" has not
-    assert isinstance(await counters.store.reserve("d", [check]), Granted)
+    slid = await counters.store.reserve("d", [check])
+    assert isinstance(slid, Granted) and slid.remaining == (0,)  # "b" still counts where "a" left
     assert isinstance(await counters.store.reserve("e", [check]), Denied)
 
 
@@ -167,5 +168,33 @@ async def test_scripts_lost_by_a_restarted_redis_are_loaded_again(redis_url: str
         first = store.reserve("e", [window(name("rpm"), 5)])
         await asyncio.gather(first, store.reserve("d", [check]), store.settle("c", [check], [1]))
         assert await store.peek([check]) == (2,)  # "d" reserved once
+    finally:
+        await store.close()
+
+
+async def test_every_key_a_reservation_makes_expires_after_its_entries(redis_url: str) -> None:
+    """No counter key stays in Redis for ever, and none goes while an entry in it still counts: a
+    window's three keys expire twice the window after the newest reservation, a lease set twice the
+    lease's lifetime after it, a period total a day after its period."""
+    store = RedisCounterStore.from_url(redis_url)
+    rpm, held, day = name("rpm"), name("conc"), name("day")
+    quota = Check(LimitKind.QUOTA, day, 1000, 5, "total", reset_at=datetime(2030, 1, 1, tzinfo=UTC))
+    checks = [window(rpm, 100, ttl=2.0), Check(LimitKind.CONCURRENCY, held, 10, 1, "lease", ttl_s=30), quota]
+    window_keys = [rpm, rpm + ":amt", rpm + ":sum"]
+
+    async def expiries_ms() -> dict[str, int]:
+        return {key: int(await store._redis.pttl(key)) for key in [*window_keys, held, day]}
+
+    try:
+        await store.seed([quota], [0])
+        assert isinstance(await store.reserve("a", checks), Granted)
+        first = await expiries_ms()
+        assert all(3_000 < first[key] <= 4_000 for key in window_keys), first
+        assert 59_000 < first[held] <= 60_000 and first[day] > 86_400_000, first
+        await asyncio.sleep(0.5)  # Redis keeps its own clock: real time has to pass
+        assert isinstance(await store.reserve("b", checks), Granted)
+        renewed = await expiries_ms()
+        # renewed by "b", which counts until its own end (not renewed, they would have 500 ms less)
+        assert all(renewed[key] > first[key] - 400 for key in window_keys), (first, renewed)
     finally:
         await store.close()
