@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from tenantgate.access.callers import SYSTEM
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.auth.key_ids import FreshLookups, KeyIds
 from tenantgate.clock import utcnow
-from tenantgate.domain import ApiKey, Tenant, TenantStatus
+from tenantgate.domain import ApiKey, KeyChanges, Role, Tenant, TenantStatus
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
 from tenantgate.storage.memory import MemoryStore
 from tenantgate.tenancy import TenancyService
@@ -27,6 +27,7 @@ class CountingStore(MemoryStore):
         self.key_lookups = 0
         self.tenant_lookups = 0
         self.down = False
+        self.poll_reads: KeyChanges | None = None  # what a poll reads, if not what is stored now
 
     async def get_key(self, key_id: str) -> ApiKey | None:
         self.key_lookups += 1
@@ -37,6 +38,9 @@ class CountingStore(MemoryStore):
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
         self.tenant_lookups += 1
         return await super().get_tenant(tenant_id)
+
+    async def changes_since(self, since: datetime) -> KeyChanges:
+        return self.poll_reads or await super().changes_since(since)
 
 
 @pytest.fixture
@@ -142,6 +146,36 @@ async def test_a_copy_read_before_a_rotation_does_not_bring_the_old_secret_back(
     with pytest.raises(AuthenticationFailed):
         await directory.authenticate(f"Bearer {plaintext}", None)
     await directory.authenticate(f"Bearer {rotated.plaintext}", None)
+
+
+async def test_a_poll_that_read_the_tenant_before_a_change_here_does_not_undo_it(store: CountingStore) -> None:
+    _, _, plaintext = await make_key(store)
+    directory = KeyDirectory(store)
+    admin = TenancyService(store, directory, PLANS, AuditLog(store))
+    await directory.authenticate(f"Bearer {plaintext}", None)
+    await admin.update_tenant(SYSTEM, "acme", allowed_models=("sim-small",))
+    in_flight = await store.changes_since(utcnow() - timedelta(seconds=5))  # a poll read the narrowed tenant...
+    await admin.update_tenant(SYSTEM, "acme", all_models=True)
+    store.poll_reads = in_flight
+    await directory.refresh()  # ...and applies it after the tenant was opened again here
+    assert (await directory.authenticate(f"Bearer {plaintext}", None)).allowed_models is None
+
+
+async def test_a_poll_that_read_a_user_before_its_deactivation_does_not_bring_it_back(store: CountingStore) -> None:
+    service = TenancyService(store, None, PLANS, AuditLog(store))
+    await service.create_tenant(SYSTEM, "acme")
+    user = await service.add_user(SYSTEM, "acme", "ann@acme.example", "Ann", Role.DEVELOPER)
+    plaintext = (await service.create_key(SYSTEM, "acme", user_id=user.id)).plaintext
+    directory = KeyDirectory(store)
+    admin = TenancyService(store, directory, PLANS, AuditLog(store))
+    await directory.authenticate(f"Bearer {plaintext}", None)
+    in_flight = await store.changes_since(utcnow() - timedelta(seconds=5))
+    await admin.update_user(SYSTEM, "acme", user.id, active=False)
+    store.poll_reads = in_flight
+    await directory.refresh()
+    with pytest.raises(AuthenticationFailed) as caught:
+        await directory.authenticate(f"Bearer {plaintext}", None)
+    assert caught.value.code == "user_deactivated"
 
 
 async def test_revocation_elsewhere_arrives_with_the_next_poll(store: CountingStore) -> None:

@@ -234,7 +234,10 @@ class KeyDirectory:
         self._on_change()
 
     def _take_tenant(self, tenant: Tenant) -> None:
-        if tenant.id not in self._tenants:
+        """As with keys, a copy read before the one held never replaces it: a poll that read the
+        tenant before a change made here must not undo that change until the next poll."""
+        held = self._tenants.get(tenant.id)
+        if held is None or tenant.updated_at < held.updated_at:
             return
         self._tenants[tenant.id] = tenant
         self.forget_principals(tenant.id)
@@ -261,8 +264,9 @@ class KeyDirectory:
         self._on_change()
 
     def _take_user(self, user: User) -> None:
-        if user.id not in self._users:
-            return
+        held = self._users.get(user.id)
+        if held is None or _older(user.updated_at, held.updated_at):
+            return  # not kept here, or a copy read before the one held
         self._users[user.id] = user
         for key_id in [k for k, p in self._principals.items() if p.user_id == user.id]:
             del self._principals[key_id]
@@ -284,6 +288,11 @@ class KeyDirectory:
 
     def last_refresh(self) -> datetime:
         return self._watermark
+
+
+def _older(copy: datetime | None, held: datetime | None) -> bool:
+    """Whether `copy` was written before `held` (a user made before versions were kept has none)."""
+    return held is not None and (copy is None or copy < held)
 
 
 def kept_for(tenant_choice: float | None, plan_choice: float | None) -> float | None:
