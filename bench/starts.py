@@ -1,4 +1,5 @@
-"""Start to first 200 and idle RSS of two checkouts, alternating, median of N starts each.
+"""Start to first 200 (a chat completion), start to the management API's first answer, and idle RSS
+of two checkouts, alternating, median of N starts each.
 
 Usage: python bench/starts.py --base /path/to/other/checkout/src [--rounds 7]
 (`git worktree add /tmp/base HEAD~1` makes one to compare against.)
@@ -26,6 +27,7 @@ def main() -> None:
     sources = {"base": options.base, "this": str(Path(__file__).resolve().parents[1] / "src")}
     engine, upstream = sim_engine("--instant")
     starts: dict[str, list[float]] = {name: [] for name in sources}
+    managed: dict[str, list[float]] = {name: [] for name in sources}
     rss: dict[str, list[float]] = {name: [] for name in sources}
     try:
         workdirs = {name: Path(tempfile.mkdtemp(prefix=f"tg-starts-{name}-")) for name in sources}
@@ -41,6 +43,8 @@ def main() -> None:
                 port = free_port()
                 gateway, started = start_tenantgate(port, upstream, workdirs[name], source=source)
                 starts[name].append(first_200(f"http://127.0.0.1:{port}", keys[name], started))
+                wait_http(f"http://127.0.0.1:{port}/version")
+                managed[name].append(time.monotonic() - started)
                 time.sleep(IDLE_S)
                 rss[name].append(rss_mib(gateway.pid))
                 stop(gateway)
@@ -49,6 +53,7 @@ def main() -> None:
     for name in sources:
         runs = ", ".join(f"{s:.3f}" for s in starts[name])
         print(f"{name}: start to first 200 median {statistics.median(starts[name]):.3f} s ({runs}); "
+              f"to the management API's first answer {statistics.median(managed[name]):.3f} s; "
               f"idle RSS median {statistics.median(rss[name]):.1f} MiB")  # fmt: skip
 
 

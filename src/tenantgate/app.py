@@ -2,43 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry, Gauge
 from redis.asyncio import Redis
-from starlette.exceptions import HTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Router
+from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 
 from tenantgate import __version__
 from tenantgate.access.audit import AuditLog
-from tenantgate.access.login import LoginService, Passwords, SessionCodec, session_secret
 from tenantgate.access.secret_box import SecretBox
-from tenantgate.access.sso import OidcSignOn
-from tenantgate.access.tokens import AccessService
 from tenantgate.access.upstream_keys import TenantUpstreamKeys
 from tenantgate.admission.counters import CounterStore, MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
-from tenantgate.api import public, session
-from tenantgate.api.deps import ERRORS
-from tenantgate.api.errors import on_gateway_error, on_http_exception, on_unexpected, on_validation_error
-from tenantgate.api.platform import billing, declarative, incidents, operators, pools, tenants
-from tenantgate.api.tenant import keys, members, templates, upstream_keys, usage
-from tenantgate.api.tenant import settings as tenant_settings
+from tenantgate.api import API
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.auth.guessers import KeyGuessers
 from tenantgate.auth.key_ids import FreshLookups
 from tenantgate.auth.replay import MemorySeenOnce, RedisSeenOnce
-from tenantgate.billing.invoicing import Billing
 from tenantgate.billing.prepaid import PrepaidGate
 from tenantgate.billing.prices import PriceBook, config_prices, to_micros
 from tenantgate.billing.rollups import RollupJob
@@ -46,12 +37,13 @@ from tenantgate.builtin_engine import builtin_engine
 from tenantgate.change_bus import ChangeBus
 from tenantgate.dataplane.asgi import DataPlane
 from tenantgate.dataplane.deps import DataPlaneDeps, KeyAuthenticator, Placement
+from tenantgate.dataplane.health import PATHS as HEALTH_PATHS
+from tenantgate.dataplane.health import Health
 from tenantgate.dataplane.response_cache import MemoryResponseCache, RedisResponseCache, ResponseCache
-from tenantgate.declarative import Applier
 from tenantgate.discovery import build_catalog
-from tenantgate.errors import GatewayError
-from tenantgate.incidents import StatusBoard
-from tenantgate.kept_secrets import revealed
+from tenantgate.error_responses import error_response
+from tenantgate.errors import ManagementStarting
+from tenantgate.kept_secrets import revealed, session_secret
 from tenantgate.metering.garbage import settle_collector
 from tenantgate.metering.health_metrics import watch_health
 from tenantgate.metering.journal import UsageJournal, journal_directory
@@ -59,13 +51,12 @@ from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
 from tenantgate.metering.velocity import VelocityWatch
 from tenantgate.notifications import Notifier
-from tenantgate.operations import Operations
 from tenantgate.plans import rules_by_plan
 from tenantgate.prompt_templates import TemplateBook
 from tenantgate.providers.registry import ProviderRegistry
 from tenantgate.routing.catalog import Catalog
 from tenantgate.routing.health import TenantCircuits
-from tenantgate.runtime import Gateway, running
+from tenantgate.runtime import BACKGROUND_STOP_S, Gateway, ManagementParts, running, stop_background
 from tenantgate.scheduling.lanes import Scheduler
 from tenantgate.scheduling.metrics import QueueMetrics
 from tenantgate.scheduling.shared_counters import FairCounterSync
@@ -73,37 +64,82 @@ from tenantgate.scheduling.tickets import Prices
 from tenantgate.settings import Settings
 from tenantgate.startup import summary
 from tenantgate.storage.sql import SqlStore
-from tenantgate.tenancy import TenancyService
 from tenantgate.tracing import Tracing
-from tenantgate.ui import assets, bulk, pages, request_log
-from tenantgate.ui.views import MonthTotals, PublicStatus
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
 
-API, OLD_API = "/api/v1", "/admin"  # the management API under its version and under its first name
+OLD_API = "/admin"  # the management API's first name: the same routes as under API
+MANAGEMENT_WAIT_S = 30.0  # a management request that comes while the API is assembled waits at most this
 
 
 class GatewayApp:
-    """Top-level ASGI app: data-plane paths go straight to the lean handler, the rest to FastAPI."""
+    """Top-level ASGI app: data-plane paths go straight to the lean handler, health probes to theirs,
+    the rest to the management API and UI (FastAPI). That one is assembled after the data plane
+    serves, off the event loop: its imports and routes are most of a start's CPU, and none of it is
+    needed to answer the first request."""
 
-    def __init__(self, admin_app: FastAPI) -> None:
-        self.admin_app = admin_app
+    def __init__(self, lifespan: Lifespan[Any]) -> None:
         self.data_plane: DataPlane | None = None
+        self.health: Health | None = None
+        self.management: ASGIApp | None = None
+        self.management_tried = asyncio.Event()  # set once it is assembled, or failed to be
+        self._lifespan = Router(lifespan=lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan.lifespan(scope, receive, send)
+            return
         if scope["type"] == "http":
             path: str = scope["path"]
             if self.data_plane is not None and path.startswith(("/v1/", "/tenants/")):
                 await self.data_plane(scope, receive, send)
                 return
+            if self.health is not None and path in HEALTH_PATHS:
+                await self.health(scope, receive, send)
+                return
             if path.startswith(OLD_API + "/"):
-                # The same routes, not a second copy of them: FastAPI builds each route's models on
-                # first use (start-up does it, build_routes), and a copy under /admin doubled that
-                # work and its memory.
+                # The same routes, not a second copy of them (each route's models cost start-up time
+                # and memory).
                 raw = scope.get("raw_path") or path.encode()
                 scope = {**scope, "path": API + path[len(OLD_API) :], "raw_path": API.encode() + raw[len(OLD_API) :]}
-        await self.admin_app(scope, receive, send)
+        await self._manage(scope, receive, send)
+
+    async def _manage(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.management is None:
+            try:
+                async with asyncio.timeout(MANAGEMENT_WAIT_S):
+                    await self.management_tried.wait()
+            except TimeoutError:
+                pass
+        if self.management is not None:
+            await self.management(scope, receive, send)
+            return
+        state = "failed to start (the gateway's log says why)" if self.management_tried.is_set() else "is starting"
+        error = ManagementStarting(f"The management API {state}; the data plane (/v1) serves.")
+        await error_response(error)(scope, receive, send)
+
+    async def open_management(self, parts: ManagementParts) -> None:
+        """Assemble the management API in a worker thread, then give it its services here."""
+        try:
+            api, furnish = await asyncio.to_thread(_assembled)
+            furnish(api, parts)
+            self.management = api
+        except Exception:
+            log.exception("the management API could not be assembled; the data plane serves without it")
+        finally:
+            self.management_tried.set()
+        settle_collector()
+
+
+def _assembled() -> tuple[FastAPI, Callable[[FastAPI, ManagementParts], None]]:
+    """Runs in a worker thread: the imports are part of what is kept off the event loop."""
+    from tenantgate.api import assembly
+
+    return assembly.assembled(), assembly.furnish
 
 
 def gpu_prices(catalog: Catalog) -> Callable[[str], int]:
@@ -116,17 +152,6 @@ def journal(settings: Settings, worker: int) -> UsageJournal | None:
     if settings.usage_journal == "off":
         return None
     return UsageJournal(journal_directory(settings.data_dir, worker), strict=settings.usage_journal == "strict")
-
-
-def people(
-    api: FastAPI, settings: Settings, store: SqlStore, audit: AuditLog, idp_http: httpx.AsyncClient, box: SecretBox
-) -> None:
-    """Who calls the management API: tokens, passwords and sessions, single sign-on."""
-    secret = session_secret(revealed(settings.session_secret), settings.data_dir)
-    sessions = SessionCodec(secret, settings.session_ttl_s)
-    api.state.access = AccessService(store, store, audit, settings.admin_token, sessions)
-    api.state.login = LoginService(store, Passwords(store), sessions, audit)
-    api.state.sso = OidcSignOn(store, box, sessions, audit, secret, idp_http)
 
 
 def data_plane_deps(gw: Gateway, response_cache: ResponseCache, guessers: KeyGuessers) -> DataPlaneDeps:
@@ -156,15 +181,6 @@ def response_cache(settings: Settings) -> ResponseCache:
     return MemoryResponseCache(settings.response_cache_entries, settings.response_cache_bytes)
 
 
-async def build_routes(api: FastAPI) -> None:
-    """FastAPI assembles an included router's routes on the first request that reaches it, holding the
-    event loop meanwhile (half a second for the management API here: every stream in flight stalls,
-    and they all resume in step). A request for a path no route serves reaches every router, so start-up
-    pays for it instead."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://start-up") as client:
-        await client.get("/.start-up")
-
-
 def key_guessers(settings: Settings) -> KeyGuessers:
     return KeyGuessers(settings.key_guess_failures, settings.key_guess_window_s, settings.key_guess_block_s)
 
@@ -181,7 +197,7 @@ def create_app(
     guessers = guessers or key_guessers(settings)
 
     @asynccontextmanager
-    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_: object) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             store = SqlStore.from_url(settings.database_url, row_security=settings.row_security)
             stack.push_async_callback(store.close)
@@ -263,63 +279,20 @@ def create_app(
             stack.callback(watch_health(registry, recorder, admission))
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
-            api.state.gateway = gw
-            audit = api.state.audit = AuditLog(store)
-            targets = frozenset(d.name for d in catalog.deployments) | frozenset(d.pool for d in catalog.deployments)
-            tenancy = TenancyService(
-                store, keys, frozenset(plans), audit, frozenset(catalog.model_names()), pin_targets=targets
-            )
-            api.state.tenancy = tenancy
-            api.state.status_board = StatusBoard(store, audit)
-            api.state.month_totals = MonthTotals(store, settings.rollup_every_s)
-            api.state.public_status = PublicStatus()
-            api.state.applier = Applier(tenancy, store, catalog.models_of_provider)
-            idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
-            people(api, settings, store, audit, idp_http, box)
-            api.state.rollups = rollups
-            api.state.operations = Operations(
-                store, gw.prices, gw.scheduler, audit, settings.usage_retention_days, gw.bus
-            )
-            api.state.billing = Billing(
-                store,
-                plans.get,
-                rollups,
-                audit=audit,
-                currency=settings.currency,
-                credit_changed=gw.refresh_prepaid,
-                notifier=notifier,
-                thresholds=settings.alert_thresholds,
-            )
-            answers = api.state.response_cache = response_cache(settings)
+            answers = response_cache(settings)
             stack.push_async_callback(answers.close)
             app.data_plane = DataPlane(data_plane_deps(gw, answers, guessers))
-            await build_routes(api)
-            settle_collector()
+            app.health = Health(store, catalog, admission)
+            secret = session_secret(revealed(settings.session_secret), settings.data_dir)
+            idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
+            parts = ManagementParts(gw, rollups, notifier, box, secret, answers, idp_http)
+            settle_collector()  # before the first request; again once the management API is assembled
+            opening = asyncio.get_running_loop().create_task(app.open_management(parts), name="management-assembly")
             try:
                 yield
             finally:
-                app.data_plane = None
+                app.data_plane = app.health = None
+                await stop_background([opening], BACKGROUND_STOP_S)
 
-    api = FastAPI(title="tenantgate", version=__version__, lifespan=lifespan)
-    api.include_router(public.router)
-    api.include_router(pools.metrics_router)
-    api.include_router(pages.router)
-    api.include_router(assets.router)
-    api.include_router(request_log.router)
-    api.include_router(bulk.router)
-    # The management API is versioned under /api/v1; /admin is the same API under its first name
-    # (GatewayApp rewrites it).
-    routers = (
-        session.router,
-        *(tenants.router, operators.router, pools.router, billing.router, declarative.router, incidents.router),
-        *(tenant_settings.router, members.router, keys.router, usage.router, upstream_keys.router),
-        templates.router,
-    )
-    for router in routers:
-        api.include_router(router, prefix=API, responses=ERRORS)
-    api.add_exception_handler(GatewayError, on_gateway_error)
-    api.add_exception_handler(HTTPException, on_http_exception)
-    api.add_exception_handler(RequestValidationError, on_validation_error)
-    api.add_exception_handler(Exception, on_unexpected)
-    app = GatewayApp(api)
+    app = GatewayApp(lifespan)
     return app

@@ -62,6 +62,11 @@ class HeadersTooLarge(InvalidRequest):
     code = "headers_too_large"
 
 
+class MethodNotAllowed(InvalidRequest):
+    status = 405
+    code = "method_not_allowed"
+
+
 class AuthenticationFailed(GatewayError):
     status = 401
     type = "invalid_request_error"
@@ -141,6 +146,18 @@ class ShuttingDown(GatewayError):
     status = 503
     type = "service_unavailable"
     code = "shutting_down"
+
+
+class ManagementStarting(GatewayError):
+    """The management API is still being assembled after a start (app.py); the data plane serves."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "management_starting"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = "1"
 
 
 class StoreUnavailable(GatewayError):

@@ -3,6 +3,7 @@ the demo's admin token and password, the session secret, the key that seals stor
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,13 @@ def kept_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
     path.touch(mode=0o600)
     path.write_text(secret)
     return secret
+
+
+def session_secret(configured: str | None, data_dir: Path) -> str:
+    """The configured secret, or one kept in the data directory (instances sharing sessions must share it)."""
+    if configured:
+        return configured
+    return kept_secret(data_dir, "session-secret", lambda: secrets.token_urlsafe(32))
 
 
 def revealed(configured: SecretStr | None) -> str | None:

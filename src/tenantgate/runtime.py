@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from prometheus_client import CollectorRegistry
 
+from tenantgate.access.secret_box import SecretBox
 from tenantgate.access.upstream_keys import REFRESH_S as UPSTREAM_KEYS_REFRESH_S
 from tenantgate.access.upstream_keys import TenantUpstreamKeys
 from tenantgate.admission.service import Admission
@@ -24,9 +26,11 @@ from tenantgate.billing.rollups import RollupJob
 from tenantgate.billing.webhooks import WebhookDelivery
 from tenantgate.change_bus import KEYS as KEYS_CHANGED
 from tenantgate.change_bus import ChangeBus
+from tenantgate.dataplane.response_cache import ResponseCache
 from tenantgate.errors import UpstreamError, UpstreamTimeout
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.metering.request_metrics import RequestMetrics
+from tenantgate.notifications import Notifier
 from tenantgate.prompt_templates import REFRESH_S as TEMPLATES_REFRESH_S
 from tenantgate.prompt_templates import TemplateBook
 from tenantgate.providers.registry import ProviderRegistry
@@ -70,6 +74,19 @@ class Gateway:
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """The only way to start a background task: tracked, and cancelled at shutdown."""
         self.background.append(asyncio.get_running_loop().create_task(coro, name=name))
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementParts:
+    """What the management API is given beside the gateway (api/assembly.py)."""
+
+    gw: Gateway
+    rollups: RollupJob
+    notifier: Notifier
+    box: SecretBox
+    session_secret: str
+    answers: ResponseCache
+    idp_http: httpx.AsyncClient  # single sign-on's calls to identity providers
 
 
 async def every(seconds: float, refresh: Callable[[], Awaitable[None]], what: str) -> None:

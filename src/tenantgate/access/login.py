@@ -8,7 +8,6 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Protocol
 
 from argon2 import PasswordHasher
@@ -21,7 +20,6 @@ from tenantgate.access.roles import Action, PlatformRole
 from tenantgate.clock import utcnow
 from tenantgate.domain import Credential, Operator, Tenant, TenantStatus, User
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, RateLimited
-from tenantgate.kept_secrets import kept_secret
 from tenantgate.storage.base import AccessStore, TenancyStore
 
 MAX_FAILURES = 5  # in a row, then the account is locked for LOCKOUT
@@ -58,13 +56,6 @@ class SessionCodec:
         except (BadSignature, ValueError, TypeError):
             return None
         return Session(str(kind), str(subject_id), str(csrf))
-
-
-def session_secret(configured: str | None, data_dir: Path) -> str:
-    """The configured secret, or one kept in the data directory (instances sharing sessions must share it)."""
-    if configured:
-        return configured
-    return kept_secret(data_dir, "session-secret", lambda: secrets.token_urlsafe(32))
 
 
 class AttemptLimiter:

@@ -1,43 +1,16 @@
-"""Health, readiness, version, and for the caller's tenant: its model settings and its waiting requests."""
+"""Version, and for the caller's tenant: its model settings and its waiting requests."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
 
 from tenantgate import __version__
 from tenantgate.api.deps import client_address, gateway
 from tenantgate.routing.policy import eligible, visible_models
 
 router = APIRouter(tags=["public"])
-
-
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
-
-
-@router.get("/readyz", response_model=None)
-async def readyz(request: Request) -> dict[str, Any] | JSONResponse:
-    """Readiness: the store answers and at least one deployment is registered. Limits enforced per
-    instance because the shared counter store does not answer is a degradation, reported, not a reason
-    to take the instance out of service (every instance would be)."""
-    gw = gateway(request)
-    checks: dict[str, Any] = {"store": "ok", "deployments": len(gw.catalog.deployments)}
-    try:
-        await gw.store.ping()
-    except Exception:  # noqa: BLE001 - any driver error means not ready
-        checks["store"] = "unreachable"
-    checks["limits"] = await gw.admission.counters_state()
-    if checks["limits"] != "in_process":
-        checks["instances"] = gw.admission.instances  # as Redis last counted them: limits' share when it fails
-    ready = checks["store"] == "ok" and len(gw.catalog.deployments) > 0
-    status = "degraded" if ready and checks["limits"] == "per_instance" else "ready" if ready else "not_ready"
-    body = {"status": status, "checks": checks}
-    return body if ready else JSONResponse(body, status_code=503)
 
 
 @router.get("/version")

@@ -21,7 +21,7 @@ import typer
 from pydantic import SecretStr
 
 from tenantgate.cli.options import refuse, setting_help, settings_or_refuse
-from tenantgate.kept_secrets import kept_secret, revealed
+from tenantgate.kept_secrets import kept_secret, revealed, session_secret
 from tenantgate.settings import Settings
 from tenantgate.workers import FAILED_TO_START
 
@@ -32,7 +32,7 @@ def _demo_admin_token(data_dir: Path) -> str:
 
 async def _seed(settings: Settings, command: str) -> str:
     from tenantgate.access.audit import AuditLog
-    from tenantgate.access.login import LoginService, Passwords, SessionCodec, session_secret
+    from tenantgate.access.login import LoginService, Passwords, SessionCodec
     from tenantgate.seed import banner, demo_password, load_saved_keys, save_keys, seed_demo, seed_people
     from tenantgate.storage.sql import SqlStore
     from tenantgate.tenancy import TenancyService
@@ -196,7 +196,6 @@ def serve_gateway(settings: Settings, access_log: bool, worker: int, sockets: li
 
 def _serve_workers(settings: Settings, access_log: bool) -> None:
     """`--workers N`: a supervisor forks N gateways on one port (workers.py)."""
-    from tenantgate.access.login import session_secret
     from tenantgate.errors import ConfigurationError
     from tenantgate.logs import log_config
     from tenantgate.workers import Supervisor, check_port, own_socket, shared_socket
