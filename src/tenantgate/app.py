@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Gauge
-from redis.asyncio import Redis
 from starlette.routing import Router
 from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 
@@ -21,15 +20,12 @@ from tenantgate import __version__
 from tenantgate.access.audit import AuditLog
 from tenantgate.access.secret_box import SecretBox
 from tenantgate.access.upstream_keys import TenantUpstreamKeys
-from tenantgate.admission.counters import CounterStore, MemoryCounterStore
-from tenantgate.admission.redis_counters import RedisCounterStore
 from tenantgate.admission.service import Admission
 from tenantgate.api import API
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
 from tenantgate.auth.guessers import KeyGuessers
 from tenantgate.auth.key_ids import FreshLookups
-from tenantgate.auth.replay import MemorySeenOnce, RedisSeenOnce
 from tenantgate.billing.prepaid import PrepaidGate
 from tenantgate.billing.prices import PriceBook, config_prices, to_micros
 from tenantgate.billing.rollups import RollupJob
@@ -39,7 +35,7 @@ from tenantgate.dataplane.asgi import DataPlane
 from tenantgate.dataplane.deps import DataPlaneDeps, KeyAuthenticator, Placement
 from tenantgate.dataplane.health import PATHS as HEALTH_PATHS
 from tenantgate.dataplane.health import Health
-from tenantgate.dataplane.response_cache import MemoryResponseCache, RedisResponseCache, ResponseCache
+from tenantgate.dataplane.response_cache import ResponseCache
 from tenantgate.discovery import build_catalog
 from tenantgate.error_responses import error_response
 from tenantgate.errors import ManagementStarting
@@ -59,9 +55,9 @@ from tenantgate.routing.health import TenantCircuits
 from tenantgate.runtime import BACKGROUND_STOP_S, Gateway, ManagementParts, running, stop_background
 from tenantgate.scheduling.lanes import Scheduler
 from tenantgate.scheduling.metrics import QueueMetrics
-from tenantgate.scheduling.shared_counters import FairCounterSync
 from tenantgate.scheduling.tickets import Prices
 from tenantgate.settings import Settings
+from tenantgate.sharing import shared
 from tenantgate.startup import summary
 from tenantgate.storage.sql import SqlStore
 from tenantgate.tracing import Tracing
@@ -174,13 +170,6 @@ def velocity(settings: Settings, notifier: Notifier, registry: CollectorRegistry
     )  # fmt: skip
 
 
-def response_cache(settings: Settings) -> ResponseCache:
-    """Shared by every instance through Redis when there is one; else this process's own."""
-    if settings.redis_url:
-        return RedisResponseCache.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_probe_s)
-    return MemoryResponseCache(settings.response_cache_entries, settings.response_cache_bytes)
-
-
 def key_guessers(settings: Settings) -> KeyGuessers:
     return KeyGuessers(settings.key_guess_failures, settings.key_guess_window_s, settings.key_guess_block_s)
 
@@ -217,12 +206,10 @@ def create_app(
                 "tenantgate_blocked_addresses", "Addresses refused for sending API keys that do not exist",
                 registry=registry,
             ).set_function(lambda: len(guessers.blocked))  # fmt: skip
-            fair_sync = None
-            if settings.redis_url:  # the fair queue's counters shared by every instance
-                timeout = settings.redis_timeout_s
-                fair_sync = FairCounterSync(
-                    Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-                )
+            among = shared(settings)  # with the other instances, through Redis, or this process's own
+            stack.push_async_callback(among.seen.close)
+            stack.push_async_callback(among.answers.close)
+            fair_sync = among.fair_sync
             counters_for = None if fair_sync is None else fair_sync.for_deployment
             scheduler = Scheduler(catalog.deployments, fair_prices, observer=queue_metrics, counters_for=counters_for)
             slo_targets = [plan.ttft_slo_ms / 1000 for plan in settings.catalog.plans if plan.ttft_slo_ms]
@@ -239,13 +226,10 @@ def create_app(
                 unlisted_lookups=lookups,
                 on_change=bus.keys_changed,
             )
-            counters: CounterStore = MemoryCounterStore()
-            if settings.redis_url:
-                counters = RedisCounterStore.from_url(settings.redis_url, settings.redis_timeout_s)
             notifier = Notifier(store)
             prices = PriceBook(settings.catalog.aliases, config_prices(settings.catalog))
             admission = Admission(
-                counters,
+                among.counters,
                 prices.estimate,
                 lease_ttl_s=settings.lease_ttl_s,
                 output_estimate=settings.output_estimate_tokens,
@@ -263,15 +247,12 @@ def create_app(
                 buffer_limit=settings.usage_buffer_limit,
                 journal=journal(settings, worker),
             )
-            # Each end-user assertion is accepted once: across instances when they share Redis.
-            seen = RedisSeenOnce.from_url(settings.redis_url) if settings.redis_url else MemorySeenOnce()
-            stack.push_async_callback(seen.close)
             deployments = frozenset(d.name for d in catalog.deployments)
             own_keys = TenantUpstreamKeys(store, box, AuditLog(store), deployments)
             gw = Gateway(
                 settings, store, keys, catalog, provider, recorder, admission, scheduler, registry, prices, prepaid,
                 RequestMetrics(registry, velocity(settings, notifier, registry)),
-                EndUserAssertions(store, keys, AuditLog(store), seen), own_keys,
+                EndUserAssertions(store, keys, AuditLog(store), among.seen), own_keys,
                 TemplateBook(store, AuditLog(store)), bus,
                 None if settings.otel_endpoint is None
                 else Tracing(settings.otel_endpoint, settings.otel_service_name, __version__), fair_sync,
@@ -279,13 +260,11 @@ def create_app(
             stack.callback(watch_health(registry, recorder, admission))
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
-            answers = response_cache(settings)
-            stack.push_async_callback(answers.close)
-            app.data_plane = DataPlane(data_plane_deps(gw, answers, guessers))
+            app.data_plane = DataPlane(data_plane_deps(gw, among.answers, guessers))
             app.health = Health(store, catalog, admission)
             secret = session_secret(revealed(settings.session_secret), settings.data_dir)
             idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
-            parts = ManagementParts(gw, rollups, notifier, box, secret, answers, idp_http)
+            parts = ManagementParts(gw, rollups, notifier, box, secret, among.answers, idp_http)
             settle_collector()  # before the first request; again once the management API is assembled
             opening = asyncio.get_running_loop().create_task(app.open_management(parts), name="management-assembly")
             try:

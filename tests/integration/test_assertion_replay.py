@@ -14,7 +14,8 @@ from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import SYSTEM
 from tenantgate.auth.assertions import EndUserAssertions
 from tenantgate.auth.directory import KeyDirectory
-from tenantgate.auth.replay import MemorySeenOnce, RedisSeenOnce
+from tenantgate.auth.redis_replay import RedisSeenOnce
+from tenantgate.auth.replay import MemorySeenOnce
 from tenantgate.domain import Principal
 from tenantgate.errors import AuthenticationFailed, StoreUnavailable
 from tenantgate.storage.memory import MemoryStore

@@ -11,14 +11,9 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 from redis.asyncio import Redis
 
+from tenantgate.dataplane.redis_response_cache import RedisResponseCache
 from tenantgate.dataplane.request import Endpoint, parse_request
-from tenantgate.dataplane.response_cache import (
-    MemoryResponseCache,
-    RedisResponseCache,
-    ResponseCache,
-    as_stream,
-    cache_key,
-)
+from tenantgate.dataplane.response_cache import MemoryResponseCache, ResponseCache, as_stream, cache_key
 
 
 @pytest.fixture(params=["memory", "redis"])

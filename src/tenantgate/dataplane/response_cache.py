@@ -5,34 +5,27 @@ keys sorted and without what does not change the answer (`stream`, `stream_optio
 tenants never share an entry: identical prompts of two tenants are two entries. Whole answers
 (status 200) are kept; a streaming request is served from a kept answer as a stream. Kept in
 process (least recently used go first, bounded by entries and bytes) or, when the gateway has
-Redis, in Redis, so every instance answers from one cache; a Redis that fails is a miss, never an
-error.
+Redis, in Redis (redis_response_cache.py), so every instance answers from one cache; a Redis that
+fails is a miss, never an error.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import orjson
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from tenantgate.breaker import StoreBreaker
 from tenantgate.dataplane.request import Endpoint, InferenceRequest
-from tenantgate.redis_batches import RedisBatches
 
 log = logging.getLogger(__name__)
 
 CACHEABLE = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 IGNORED = ("stream", "stream_options", "user", "model")  # what does not change the answer
-_ANSWER = b"tg:answer:"
 
 
 class ResponseCache(Protocol):
@@ -53,10 +46,10 @@ def cache_key(tenant_id: str, request: InferenceRequest, served_model: str) -> b
     for part in (tenant_id.encode(), request.endpoint.value.encode(), served_model.encode()):
         digest.update(part + b"\0")
     digest.update(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
-    return _tenant_prefix(tenant_id) + digest.digest()
+    return tenant_prefix(tenant_id) + digest.digest()
 
 
-def _tenant_prefix(tenant_id: str) -> bytes:
+def tenant_prefix(tenant_id: str) -> bytes:
     return tenant_id.encode() + b":"
 
 
@@ -94,7 +87,7 @@ class MemoryResponseCache:
         self._bytes -= len(answer)
 
     async def purge(self, tenant_id: str) -> int:
-        prefix = _tenant_prefix(tenant_id)
+        prefix = tenant_prefix(tenant_id)
         keys = [key for key in self._kept if key.startswith(prefix)]
         for key in keys:
             self._drop(key)
@@ -103,68 +96,6 @@ class MemoryResponseCache:
     async def close(self) -> None:
         self._kept.clear()
         self._bytes = 0
-
-
-class RedisResponseCache:
-    """A Redis that fails is a miss: a breaker opens, requests stop asking it, and it is pinged in the
-    background (at most once per `probe_s`) until it answers."""
-
-    def __init__(self, redis: Redis, timeout_s: float = 0.5, probe_s: float = 1.0) -> None:
-        self._redis = redis
-        self._batches = RedisBatches(redis)  # a GET per request: concurrent ones share round trips
-        self._timeout_s = timeout_s
-        self._probe_s = probe_s
-        self._breaker = StoreBreaker("the response cache (Redis)", "requests go to the engines")
-        self._next_probe = 0.0
-        self._probing: asyncio.Task[bool] | None = None
-
-    @classmethod
-    def from_url(cls, url: str, timeout_s: float = 0.5, probe_s: float = 1.0) -> RedisResponseCache:
-        redis = Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        return cls(redis, timeout_s, probe_s)
-
-    async def get(self, key: bytes) -> bytes | None:
-        if self._skipped():
-            return None
-        try:
-            found = await self._batches.command("GET", _ANSWER + key)
-        except (RedisError, OSError) as exc:
-            self._breaker.failed(exc)
-            return None
-        return found if isinstance(found, bytes) else None
-
-    async def put(self, key: bytes, answer: bytes, ttl_s: float) -> None:
-        if self._skipped():
-            return
-        try:
-            await self._batches.command("SET", _ANSWER + key, answer, "PX", max(1, int(ttl_s * 1000)))
-        except (RedisError, OSError) as exc:
-            self._breaker.failed(exc)
-
-    def _skipped(self) -> bool:
-        """True while the breaker is open; then, now and again, a ping that nobody waits for."""
-        if not self._breaker.open:
-            return False
-        now = time.monotonic()
-        if now >= self._next_probe and (self._probing is None or self._probing.done()):
-            self._next_probe = now + self._probe_s
-            self._probing = asyncio.get_running_loop().create_task(
-                self._breaker.probe(self._redis.ping, self._timeout_s)
-            )
-        return True
-
-    async def purge(self, tenant_id: str) -> int:
-        """Unlike get and put, a failure here is the caller's error: the answers may still be kept."""
-        pattern = _ANSWER + re.sub(rb"([*?\[\]\\])", rb"\\\1", _tenant_prefix(tenant_id)) + b"*"
-        forgotten = 0
-        async for batch in _batches(self._redis.scan_iter(match=pattern, count=500), 500):
-            forgotten += int(await self._redis.unlink(*batch))
-        return forgotten
-
-    async def close(self) -> None:
-        if self._probing is not None:
-            self._probing.cancel()
-        await self._redis.aclose()
 
 
 def answer_usage(answer: bytes) -> dict[str, Any]:
@@ -194,14 +125,3 @@ def as_stream(answer: bytes, wants_usage: bool) -> bytes:
     if wants_usage:
         events.append({**head, "choices": [], "usage": completion.get("usage")})
     return b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in events) + b"data: [DONE]\n\n"
-
-
-async def _batches(keys: AsyncIterator[bytes], size: int) -> AsyncIterator[list[bytes]]:
-    batch: list[bytes] = []
-    async for key in keys:
-        batch.append(key)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
