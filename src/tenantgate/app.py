@@ -265,7 +265,7 @@ def create_app(
             secret = session_secret(revealed(settings.session_secret), settings.data_dir)
             idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
             parts = ManagementParts(gw, rollups, notifier, box, secret, among.answers, idp_http)
-            settle_collector()  # before the first request; again once the management API is assembled
+            settle_collector(collect=False)  # not before the first request; after the management API's
             opening = asyncio.get_running_loop().create_task(app.open_management(parts), name="management-assembly")
             try:
                 yield

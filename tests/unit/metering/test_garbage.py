@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from tenantgate.metering.garbage import YOUNG_OBJECTS, CollectionTimes, settle_collector
@@ -23,12 +25,24 @@ def test_each_collection_adds_its_time_to_its_generation() -> None:
     assert registry.get_sample_value("tenantgate_gc_seconds_total", {"generation": "2"}) == times.seconds[2]
 
 
-def test_start_up_freezes_what_it_built_and_collects_the_young_less_often() -> None:
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only a collection frees it
+
+
+@pytest.mark.parametrize("collect", [True, False])
+def test_start_up_freezes_what_it_built_and_collects_the_young_less_often(collect: bool) -> None:
     before = gc.get_threshold()
+    gc.disable()  # no automatic collection in between: the one asked for, or none
+    node = Node()
+    garbage = weakref.ref(node)
+    del node
     try:
-        settle_collector()
+        settle_collector(collect=collect)
         assert gc.get_threshold() == (YOUNG_OBJECTS, *before[1:])
         assert gc.get_freeze_count() > 0
+        assert (garbage() is None) is collect  # collected, or frozen with everything else
     finally:
+        gc.enable()
         gc.unfreeze()
         gc.set_threshold(*before)
