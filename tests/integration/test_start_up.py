@@ -3,6 +3,8 @@ off the event loop once the data plane serves, with its routes built before its 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,3 +90,15 @@ def test_a_management_api_that_fails_to_assemble_is_reported_and_the_data_plane_
     assert failed.status_code == 503
     assert "failed to start (the gateway's log says why)" in failed.json()["error"]["message"]
     assert "a route that cannot be built" in caplog.text
+
+
+def test_what_serving_imports_before_the_first_request_leaves_out_the_management_api_and_redis() -> None:
+    # What a start imports before it serves is most of its time; the management API comes later, off
+    # the event loop, and Redis's client (with the OpenTelemetry SDK it loads) only when configured.
+    serving = "import sys, tenantgate.cli, tenantgate.app, tenantgate.serving, uvicorn; print(*sorted(sys.modules))"
+    loaded = set(
+        subprocess.run([sys.executable, "-c", serving], capture_output=True, check=True, text=True).stdout.split()
+    )
+    assert {"tenantgate.app", "tenantgate.dataplane.asgi", "tenantgate.dataplane.health"} <= loaded
+    left_out = {"fastapi", "tenantgate.api.assembly", "tenantgate.ui.pages", "redis", "opentelemetry", "aiohttp.web"}
+    assert loaded & left_out == set()
