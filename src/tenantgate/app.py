@@ -114,9 +114,16 @@ class GatewayApp:
         if self.management is not None:
             await self.management(scope, receive, send)
             return
-        state = "failed to start (the gateway's log says why)" if self.management_tried.is_set() else "is starting"
+        state = (
+            "is starting" if self.management_state() == "starting" else "failed to start (the gateway's log says why)"
+        )
         error = ManagementStarting(f"The management API {state}; the data plane (/v1) serves.")
         await error_response(error)(scope, receive, send)
+
+    def management_state(self) -> str:
+        if self.management is not None:
+            return "ok"
+        return "failed" if self.management_tried.is_set() else "starting"
 
     async def open_management(self, parts: ManagementParts) -> None:
         """Assemble the management API in a worker thread, then give it its services here."""
@@ -261,7 +268,7 @@ def create_app(
             rollups = RollupJob(store, gpu_prices(catalog), {d.name: d.pool for d in catalog.deployments})
             await stack.enter_async_context(running(gw, rollups))
             app.data_plane = DataPlane(data_plane_deps(gw, among.answers, guessers))
-            app.health = Health(store, catalog, admission)
+            app.health = Health(store, catalog, admission, app.management_state)
             secret = session_secret(revealed(settings.session_secret), settings.data_dir)
             idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
             parts = ManagementParts(gw, rollups, notifier, box, secret, among.answers, idp_http)

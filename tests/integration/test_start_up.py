@@ -58,13 +58,15 @@ def test_probes_and_the_data_plane_answer_while_the_management_api_is_assembled(
     with held, TestClient(create_app(settings)) as client, ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(client.get, "/api/v1/tenants", headers=ADMIN)
         assert client.get("/healthz").json() == {"status": "ok"}
-        assert client.get("/readyz").json()["status"] == "ready"
+        assert client.get("/readyz").json() | {"checks": None} == {"status": "ready", "checks": None}
+        assert client.get("/readyz").json()["checks"]["management"] == "starting"
         refused = client.get("/v1/models", headers={"Authorization": "Bearer tg-nope"})
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
         assert client.post("/readyz").status_code == 405
         assert not waiting.done()
         release.set()
         assert waiting.result(timeout=HELD_FOR_S).status_code == 200
+        assert client.get("/readyz").json()["checks"]["management"] == "ok"
 
 
 def test_a_management_call_waits_a_bounded_time_for_the_assembly(settings: Settings) -> None:
@@ -86,7 +88,8 @@ def test_a_management_api_that_fails_to_assemble_is_reported_and_the_data_plane_
 
     with patch.object(assembly, "assembled", broken), TestClient(create_app(settings)) as client:
         failed = client.get("/api/v1/tenants", headers=ADMIN)
-        assert client.get("/readyz").json()["status"] == "ready"
+        ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["checks"]["management"] == "failed"
     assert failed.status_code == 503
     assert "failed to start (the gateway's log says why)" in failed.json()["error"]["message"]
     assert "a route that cannot be built" in caplog.text

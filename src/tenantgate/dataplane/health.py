@@ -3,6 +3,7 @@ not once the management API behind them is assembled (app.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,10 +20,11 @@ PATHS = ("/healthz", "/readyz")
 
 
 class Health:
-    def __init__(self, store: Store, catalog: Catalog, admission: Admission) -> None:
+    def __init__(self, store: Store, catalog: Catalog, admission: Admission, management: Callable[[], str]) -> None:
         self._store = store
         self._catalog = catalog
         self._admission = admission
+        self._management = management  # "starting", "ok" or "failed": told, not a condition of readiness
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
@@ -37,7 +39,8 @@ class Health:
     async def readiness(self) -> tuple[dict[str, Any], int]:
         """The store answers and at least one deployment is registered. Limits enforced per instance
         because the shared counter store does not answer is a degradation, reported, not a reason to
-        take the instance out of service (every instance would be)."""
+        take the instance out of service (every instance would be); nor is a management API still
+        being assembled, or one that failed to be (the data plane serves without it)."""
         deployments = len(self._catalog.deployments)
         checks: dict[str, Any] = {"store": "ok", "deployments": deployments}
         try:
@@ -47,6 +50,7 @@ class Health:
         checks["limits"] = await self._admission.counters_state()
         if checks["limits"] != "in_process":
             checks["instances"] = self._admission.instances  # as Redis last counted them: limits' share when it fails
+        checks["management"] = self._management()
         ready = checks["store"] == "ok" and deployments > 0
         status = "degraded" if ready and checks["limits"] == "per_instance" else "ready" if ready else "not_ready"
         return {"status": status, "checks": checks}, 200 if ready else 503
