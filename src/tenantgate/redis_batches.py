@@ -38,7 +38,7 @@ class RedisBatches:
         self._timer: asyncio.TimerHandle | None = None  # sends deferred calls nothing else took along
 
     async def script(
-        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int], defer: bool = False
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | bytes], defer: bool = False
     ) -> Any:
         """`defer`: nobody waits on it in a hurry (a settlement): it goes with the next call, or
         within `defer_s` if none comes, so that at low load it does not cost a round trip of its own."""
