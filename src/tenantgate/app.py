@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from prometheus_client import CollectorRegistry, Gauge
 from starlette.routing import Router
 from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
@@ -63,6 +62,7 @@ from tenantgate.storage.sql import SqlStore
 from tenantgate.tracing import Tracing
 
 if TYPE_CHECKING:
+    import httpx
     from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class GatewayApp:
         self.health: Health | None = None
         self.management: ASGIApp | None = None
         self.management_tried = asyncio.Event()  # set once it is assembled, or failed to be
+        self._idp_http: httpx.AsyncClient | None = None  # single sign-on's calls to identity providers
         self._lifespan = Router(lifespan=lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,7 +130,10 @@ class GatewayApp:
         """Assemble the management API in a worker thread, then give it its services here."""
         try:
             api, furnish = await asyncio.to_thread(_assembled)
-            furnish(api, parts)
+            import httpx  # loaded by the assembly, off the event loop
+
+            self._idp_http = httpx.AsyncClient(timeout=10, follow_redirects=False)
+            furnish(api, parts, self._idp_http)
             self.management = api
         except Exception:
             log.exception("the management API could not be assembled; the data plane serves without it")
@@ -137,8 +141,13 @@ class GatewayApp:
             self.management_tried.set()
         settle_collector()
 
+    async def close_management(self) -> None:
+        if self._idp_http is not None:
+            await self._idp_http.aclose()
+            self._idp_http = None
 
-def _assembled() -> tuple[FastAPI, Callable[[FastAPI, ManagementParts], None]]:
+
+def _assembled() -> tuple[FastAPI, Callable[[FastAPI, ManagementParts, httpx.AsyncClient], None]]:
     """Runs in a worker thread: the imports are part of what is kept off the event loop."""
     from tenantgate.api import assembly
 
@@ -270,8 +279,7 @@ def create_app(
             app.data_plane = DataPlane(data_plane_deps(gw, among.answers, guessers))
             app.health = Health(store, catalog, admission, app.management_state)
             secret = session_secret(revealed(settings.session_secret), settings.data_dir)
-            idp_http = await stack.enter_async_context(httpx.AsyncClient(timeout=10, follow_redirects=False))
-            parts = ManagementParts(gw, rollups, notifier, box, secret, among.answers, idp_http)
+            parts = ManagementParts(gw, rollups, notifier, box, secret, among.answers)
             settle_collector(collect=False)  # not before the first request; after the management API's
             opening = asyncio.get_running_loop().create_task(app.open_management(parts), name="management-assembly")
             try:
@@ -279,6 +287,7 @@ def create_app(
             finally:
                 app.data_plane = app.health = None
                 await stop_background([opening], BACKGROUND_STOP_S)
+                await app.close_management()
 
     app = GatewayApp(lifespan)
     return app

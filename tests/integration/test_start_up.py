@@ -103,5 +103,13 @@ def test_what_serving_imports_before_the_first_request_leaves_out_the_management
         subprocess.run([sys.executable, "-c", serving], capture_output=True, check=True, text=True).stdout.split()
     )
     assert {"tenantgate.app", "tenantgate.dataplane.asgi", "tenantgate.dataplane.health"} <= loaded
-    left_out = {"fastapi", "tenantgate.api.assembly", "tenantgate.ui.pages", "redis", "opentelemetry", "aiohttp.web"}
+    left_out = {
+        "fastapi",
+        "tenantgate.api.assembly",
+        "tenantgate.ui.pages",
+        "redis",
+        "opentelemetry",
+        "aiohttp.web",
+        "httpx",
+    }
     assert loaded & left_out == set()

@@ -64,8 +64,9 @@ async def _visit_every_router(api: FastAPI) -> None:
         await client.get("/.start-up")
 
 
-def furnish(api: FastAPI, parts: ManagementParts) -> None:
-    """Give the handlers the services they call (api/deps.py reads them from `api.state`)."""
+def furnish(api: FastAPI, parts: ManagementParts, idp_http: httpx.AsyncClient) -> None:
+    """Give the handlers the services they call (api/deps.py reads them from `api.state`);
+    `idp_http` carries single sign-on's calls to identity providers."""
     gw = parts.gw
     settings, store, catalog = gw.settings, gw.store, gw.catalog
     plans = {p.name: p for p in settings.catalog.plans}
@@ -83,7 +84,7 @@ def furnish(api: FastAPI, parts: ManagementParts) -> None:
     sessions = SessionCodec(parts.session_secret, settings.session_ttl_s)
     api.state.access = AccessService(store, store, audit, settings.admin_token, sessions)
     api.state.login = LoginService(store, Passwords(store), sessions, audit)
-    api.state.sso = OidcSignOn(store, parts.box, sessions, audit, parts.session_secret, parts.idp_http)
+    api.state.sso = OidcSignOn(store, parts.box, sessions, audit, parts.session_secret, idp_http)
     api.state.rollups = parts.rollups
     api.state.operations = Operations(store, gw.prices, gw.scheduler, audit, settings.usage_retention_days, gw.bus)
     api.state.billing = Billing(

@@ -10,8 +10,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import httpx
-
 from tenantgate.deployment_settings import EntraConfig
 from tenantgate.errors import UpstreamError
 
@@ -56,7 +54,8 @@ class EntraTokens:
 
 async def fetch_token(deployment: str, entra: EntraConfig, started: float) -> Held:
     """A token from the directory, with when to renew it and when it expires (on the clock of `started`)."""
-    from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError  # at the first token, not at start
+    import httpx  # as authlib: at the first token, not at start
+    from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
     client = AsyncOAuth2Client(
         client_id=entra.client_id, client_secret=entra.client_secret.get_secret_value(), scope=entra.scope,
