@@ -21,6 +21,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tenantgate.auth.guessers import KeyGuessers
+from tenantgate.dataplane.client_watch import CLIENT_WATCH, ClientWatch, watch_of
 from tenantgate.error_responses import error_body
 from tenantgate.errors import (
     AddressBlocked,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 429: b"Too Many Requests",
             431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}  # fmt: skip
 _HEAD = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n"
+_TIMEOUT_CODES = {"headers": "header_timeout", "body": "body_timeout"}
 FD_RESERVE = 256  # descriptors kept for the database, Redis, engines and logs
 
 
@@ -102,7 +104,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: float | None = None  # loop time by which the current phase must be done
-        self._late: GatewayError | None = None  # what the client is told when it is not
+        self._phase = "headers"  # what the deadline is for: "headers" or "body"
         self._reading_headers = False
         self._raw_bytes = 0  # received while reading headers: all of them are header bytes
         self._header_bytes = 0  # the request line and fields, as parsed
@@ -124,16 +126,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _expect_headers(self) -> None:
         self._deadline = self.loop.time() + self.limits.header_timeout_s
-        self._late = RequestTimeout(
-            f"The request's headers did not arrive within {self.limits.header_timeout_s:g} s.", code="header_timeout"
-        )
+        self._phase = "headers"
         self._reading_headers = True
         self._raw_bytes = self._header_bytes = self._header_count = 0
 
     def _expire(self) -> None:
-        assert self._late is not None
-        log.info("closed a connection from %s: %s", self.client[0] if self.client else "?", self._late.code)
-        self._refuse(self._late)
+        # The error is made here, not with each deadline: two exceptions a request were a visible cost.
+        timeout = self.limits.header_timeout_s if self._phase == "headers" else self.limits.body_timeout_s
+        late = RequestTimeout(
+            f"The request's {self._phase} did not arrive within {timeout:g} s.", code=_TIMEOUT_CODES[self._phase]
+        )
+        log.info("closed a connection from %s: %s", self.client[0] if self.client else "?", late.code)
+        self._refuse(late)
 
     def _refuse(self, error: GatewayError) -> None:
         """Answer `error` and close, unless a response has begun (then only close)."""
@@ -233,10 +237,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._deadline = None  # pipelined behind a request still answering: its body is not read yet
         else:
             self._deadline = self.loop.time() + self.limits.body_timeout_s
-            self._late = RequestTimeout(
-                f"The request's body did not arrive within {self.limits.body_timeout_s:g} s.", code="body_timeout"
-            )
+            self._phase = "body"
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[CLIENT_WATCH] = ClientWatch()
         super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
+        super().connection_lost(exc)
+        if cycle is not None and cycle.disconnected:  # gone before its response was complete
+            watch = watch_of(cycle.scope)
+            if watch is not None:
+                watch.lost()
 
     def on_body(self, body: bytes) -> None:
         if self._blocked_answer is None:

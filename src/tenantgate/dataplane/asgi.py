@@ -16,6 +16,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tenantgate.dataplane.client_watch import watch_of
 from tenantgate.dataplane.deps import DataPlaneDeps
 from tenantgate.dataplane.messages_api import COUNT_TOKENS, MESSAGES, MessagesAnswer, parse_messages
 from tenantgate.dataplane.messages_api import error_response as messages_error_response
@@ -128,7 +129,7 @@ class DataPlane:
             authorization, client_request_id, assertion = caller_headers(scope)
             call = InferenceCall(
                 endpoint, body, authorization, namespace, request_id, receive, client_request_id, assertion,
-                client=client_of(scope),
+                client=client_of(scope), watch=watch_of(scope),
             )  # fmt: skip
             return await handle_inference(self.deps, call)
         if path in (MESSAGES, COUNT_TOKENS):
@@ -165,6 +166,7 @@ class DataPlane:
             assertion,
             origin,
             client_of(scope),
+            watch_of(scope),
         )
         return MessagesAnswer(await handle_inference(self.deps, call), origin, bool(chat.get("stream")))
 

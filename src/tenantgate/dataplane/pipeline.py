@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive
 
 from tenantgate.admission.service import Reservation
 from tenantgate.clock import utcnow
+from tenantgate.dataplane.client_watch import ClientWatch
 from tenantgate.dataplane.deps import DataPlaneDeps
 from tenantgate.dataplane.placement import Dispatch, check_native
 from tenantgate.dataplane.queued_stream import QueuedStream
@@ -62,6 +63,7 @@ class InferenceCall:
     assertion: str | None = None  # a tenant proxy's end-user assertion (auth/assertions.py)
     origin: MessagesOrigin | None = None  # the Messages API request this chat request was translated from
     client: str | None = None  # the address the request came from
+    watch: ClientWatch | None = None  # the server's word of a client that left, if it gives it
 
 
 async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
@@ -106,13 +108,13 @@ async def handle_inference(deps: DataPlaneDeps, call: InferenceCall) -> ASGIApp:
             started,
         )
         if not request.stream:  # waits silently; a client that leaves cancels the wait or the engine call
-            upstream, body = await unless_client_leaves(fetch(dispatch), call.receive)
+            upstream, body = await unless_client_leaves(fetch(dispatch), call.receive, call.watch)
             if key is not None and upstream is not None and upstream.status == 200 and not _native(request):
                 await deps.response_cache.put(key, body, principal.response_cache_ttl_s or 0.0)
         elif not dispatch.waiting:  # a waiting stream opens first and waits in QueuedStream
             upstream = await dispatch.send()
             if upstream.status != 200:  # an error answer instead of a stream: the client gets what it said
-                body = await unless_client_leaves(read_answer(dispatch, upstream), call.receive)
+                body = await unless_client_leaves(read_answer(dispatch, upstream), call.receive, call.watch)
     except GatewayError as exc:
         deps.admission.settle_soon(reservation, None, _gpu(dispatch))
         meter.finish(exc.status, exc.code, served=_served(dispatch))
@@ -230,12 +232,24 @@ def answer_kept(
     return response
 
 
-async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T:
-    """Await `work` (a silent wait in the queue, reading an answer); ClientGone if the client disconnects first."""
+async def unless_client_leaves(work: Awaitable[T], receive: Receive, watch: ClientWatch | None = None) -> T:
+    """Await `work` (a silent wait in the queue, reading an answer); ClientGone if the client disconnects first.
+
+    The server's watch says so when there is one; otherwise a task waits on `receive` for it."""
     current = asyncio.current_task()
     assert current is not None
     gone = asyncio.Event()
-    watcher = asyncio.get_running_loop().create_task(cancel_on_disconnect(receive, current, gone))
+
+    def leave() -> None:
+        gone.set()
+        current.cancel()
+
+    stop: Callable[[], object]
+    if watch is not None:
+        stop = watch.on_gone(leave)
+    else:
+        watcher = asyncio.get_running_loop().create_task(cancel_on_disconnect(receive, current, gone))
+        stop = watcher.cancel
     try:
         return await work
     except asyncio.CancelledError:
@@ -244,7 +258,7 @@ async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T:
             raise ClientGone from None
         raise
     finally:
-        watcher.cancel()
+        stop()
 
 
 def check_namespace(principal: Principal, namespace: str | None) -> None:
