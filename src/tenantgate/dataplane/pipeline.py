@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import orjson
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive
 
 from tenantgate.admission.service import Reservation
@@ -31,6 +30,7 @@ from tenantgate.dataplane.relay import (
 )
 from tenantgate.dataplane.request import Endpoint, InferenceRequest, MessagesOrigin, parse_request
 from tenantgate.dataplane.response_cache import CACHEABLE, answer_usage, as_stream, cache_key
+from tenantgate.dataplane.whole_answer import WholeAnswer
 from tenantgate.domain import CLIENT_CLOSED, Principal, Usage
 from tenantgate.errors import ClientGone, GatewayError, PermissionDenied
 from tenantgate.logs import bind_request
@@ -225,11 +225,8 @@ def answer_kept(
     if reservation is not None:
         headers += reservation.headers
     if request.stream:
-        response = Response(as_stream(kept, request.wants_usage), media_type="text/event-stream")
-    else:
-        response = Response(kept, media_type="application/json")
-    response.raw_headers.extend(headers)
-    return response
+        return WholeAnswer(as_stream(kept, request.wants_usage), 200, "text/event-stream", headers)
+    return WholeAnswer(kept, 200, "application/json", headers)
 
 
 async def unless_client_leaves(work: Awaitable[T], receive: Receive, watch: ClientWatch | None = None) -> T:
@@ -292,7 +289,7 @@ def openai_usage(body: bytes) -> Usage | None:
 def complete(
     upstream: UpstreamResponse, body: bytes, headers: list[tuple[bytes, bytes]], settle: Outcome,
     read_usage: Callable[[bytes], Usage | None] = openai_usage,
-) -> Response:  # fmt: skip
+) -> WholeAnswer:  # fmt: skip
     usage = None
     error = None
     if upstream.status < 300:
@@ -303,9 +300,7 @@ def complete(
     media_type = upstream.content_type
     if error is not None and not _is_openai_error(body):
         body, media_type = upstream_error_body(upstream.status, body), "application/json"
-    response = Response(body, status_code=upstream.status, media_type=media_type)
-    response.raw_headers.extend(headers)
-    return response
+    return WholeAnswer(body, upstream.status, media_type, headers)
 
 
 def _is_openai_error(body: bytes) -> bool:
