@@ -1,9 +1,13 @@
 """The libraries of the request path, each against its alternative, measured (issue: performance).
 
 The stack: the floor proxy (bench/floor_proxy.py) as the gateway runs it (uvicorn, uvloop, httptools,
-aiohttp) and with one part swapped at a time: httpx as the upstream client, asyncio's own event loop,
-h11 as the HTTP parser. All run at once, each pinned to core 1, against one instant simulated engine,
-and take turns under load: req/s at c=1 and c=64, and the proxy's CPU per request at c=64. Medians
+aiohttp) and with one part swapped at a time: httpx, rnet or pyreqwest as the upstream client (the
+last two are Rust's reqwest/hyper under Python, on a tokio runtime of their own; installed into
+bench/.clients on first use; each also reading answers whole, as the gateway does with non-streamed
+ones, with aiohttp beside them), asyncio's own event loop, h11 as the HTTP parser. All run at once, each
+pinned to core 1 (a Rust client's threads too), against one instant simulated engine, and take turns
+under load: req/s at c=1 and c=64, the proxy's CPU per request at c=64 (all its threads) and, for the
+stacks that relay chunk by chunk, its CPU per chunk of 300 50-token streams at concurrency 16. Medians
 of the turns, and each variant against the gateway's own stack.
 
 JSON: the request path's two JSON jobs, parsing a chat request (a short one and one with a 32 KB
@@ -29,15 +33,22 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from loads import wrk
+from loads import streams, wrk
 from procs import PYTHON, TENANTGATE, cpu_seconds, free_port, spawn, stop, wait_http
 
 HERE = Path(__file__).parent
 MSGSPEC_DIR, MSGSPEC_PIN = HERE / ".msgspec", "msgspec==0.22.0"
+STREAMS = 300  # per turn, for the CPU per streamed chunk
+CLIENTS_DIR, CLIENT_PINS = HERE / ".clients", ("rnet==2.4.2", "pyreqwest==0.15.1")
 CORE = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 else []
 STACKS = {
     "uvicorn+uvloop+httptools+aiohttp (the gateway's)": [],
     "httpx as the upstream client": ["--client", "httpx"],
+    "rnet 2.4.2 as the upstream client": ["--client", "rnet"],
+    "pyreqwest 0.15.1 as the upstream client": ["--client", "pyreqwest"],
+    "aiohttp, each answer read whole": ["--whole"],
+    "rnet, each answer read whole": ["--client", "rnet", "--whole"],
+    "pyreqwest, each answer read whole": ["--client", "pyreqwest", "--whole"],
     "asyncio's event loop": ["--loop", "asyncio"],
     "h11 as the HTTP parser": ["--http", "h11"],
 }
@@ -56,17 +67,32 @@ EVENT = {
 }  # fmt: skip
 
 
-def stack_turn(url: str, pid: int, seconds: int) -> dict[str, float]:
+def stack_turn(url: str, pid: int, seconds: int, streamed: bool) -> dict[str, float]:
     c1 = wrk(url, "unused", 1, seconds)
     before = cpu_seconds(pid)
     c64 = wrk(url, "unused", 64, seconds)
     cpu_us = (cpu_seconds(pid) - before) / max(1.0, c64["rps"] * seconds) * 1e6
     if c1["errors"] or c64["errors"]:
         raise SystemExit(f"{url} answered with errors; its numbers would be meaningless")
-    return {"rps_c1": c1["rps"], "rps_c64": c64["rps"], "cpu_us_per_request": cpu_us}
+    turn = {"rps_c1": c1["rps"], "rps_c64": c64["rps"], "cpu_us_per_request": cpu_us}
+    if streamed:  # 50-token streams relayed chunk by chunk: the proxy's CPU per chunk
+        before = cpu_seconds(pid)
+        relayed = streams(url, "unused", concurrency=16, total=STREAMS, tokens=50)
+        if relayed["failures"]:
+            raise SystemExit(f"{url} failed streams; its numbers would be meaningless")
+        turn["cpu_us_per_chunk"] = (cpu_seconds(pid) - before) / max(1, relayed["chunks"]) * 1e6
+    return turn
+
+
+def install(target: Path, pins: tuple[str, ...]) -> None:
+    if not (target / ".installed").exists():
+        print(f"installing {' '.join(pins)} into {target} (first run only)", flush=True)
+        subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--target", str(target), *pins], check=True)
+        (target / ".installed").touch()
 
 
 def compare_stacks(rounds: int, seconds: int) -> None:
+    install(CLIENTS_DIR, CLIENT_PINS)
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     core0 = ["taskset", "-c", "0"] if CORE else []
@@ -76,7 +102,8 @@ def compare_stacks(rounds: int, seconds: int) -> None:
         proxies = {}
         for name, options in STACKS.items():
             port = free_port()
-            processes.append(spawn([*CORE, PYTHON, str(HERE / "floor_proxy.py"), str(port), upstream, *options]))
+            proxy = [*CORE, PYTHON, str(HERE / "floor_proxy.py"), str(port), upstream, *options]
+            processes.append(spawn(proxy, {"PYTHONPATH": str(CLIENTS_DIR)}))
             proxies[name] = (f"http://127.0.0.1:{port}", processes[-1].pid)
         for url, _ in proxies.values():
             wait_http(url + "/v1/models")
@@ -86,28 +113,24 @@ def compare_stacks(rounds: int, seconds: int) -> None:
         for round_ in range(rounds):
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:  # each starts a round in turn
                 url, pid = proxies[name]
-                turns[name].append(stack_turn(url, pid, seconds))
+                turns[name].append(stack_turn(url, pid, seconds, "--whole" not in STACKS[name]))
                 print(f"round {round_ + 1} {name}: {turns[name][-1]}", flush=True)
     finally:
         for process in processes:
             stop(process)
     base = {metric: statistics.median(t[metric] for t in turns[names[0]]) for metric in turns[names[0]][0]}
     print(f"\nmedians of {rounds} turns; ratios against the gateway's stack")
-    print("| stack | req/s c=1 | req/s c=64 | CPU µs per request c=64 |")
-    print("|---|---|---|---|")
+    print("| stack | req/s c=1 | req/s c=64 | CPU µs per request c=64 | CPU µs per streamed chunk |")
+    print("|---|---|---|---|---|")
     for name in names:
-        median = {metric: statistics.median(t[metric] for t in turns[name]) for metric in base}
-        cells = [f"{median[m]:,.0f} ({median[m] / base[m]:.2f}x)" for m in ("rps_c1", "rps_c64", "cpu_us_per_request")]
+        median = {metric: statistics.median(t[metric] for t in turns[name]) for metric in turns[name][0]}
+        metrics = ("rps_c1", "rps_c64", "cpu_us_per_request", "cpu_us_per_chunk")
+        cells = [f"{median[m]:,.1f} ({median[m] / base[m]:.2f}x)" if m in median else "—" for m in metrics]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def msgspec_json() -> object:
-    if not (MSGSPEC_DIR / ".installed").exists():
-        print(f"installing {MSGSPEC_PIN} into {MSGSPEC_DIR} (first run only)", flush=True)
-        subprocess.run(
-            [PYTHON, "-m", "pip", "install", "--quiet", "--target", str(MSGSPEC_DIR), MSGSPEC_PIN], check=True
-        )
-        (MSGSPEC_DIR / ".installed").touch()
+    install(MSGSPEC_DIR, (MSGSPEC_PIN,))
     sys.path.insert(0, str(MSGSPEC_DIR))
     import msgspec
 
