@@ -134,7 +134,12 @@ def test_stream_cut_mid_way_reports_an_error_event(gw: Gateway, acme_key: str) -
 
 
 def test_unknown_paths_and_methods(gw: Gateway, acme_key: str) -> None:
-    assert_error(httpx.get(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {acme_key}"}), 400)
+    wrong_method = httpx.get(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {acme_key}"})
+    assert_error(wrong_method, 405, "method_not_allowed")
+    assert wrong_method.headers["allow"] == "POST"
+    messages = httpx.get(gw.url + "/v1/messages", headers={"x-api-key": acme_key})
+    assert messages.status_code == 405 and messages.json()["type"] == "error"  # the Messages API's shape
+    assert messages.headers["allow"] == "POST"
     assert_error(httpx.post(gw.url + "/v1/nope", headers={"Authorization": f"Bearer {acme_key}"}), 404)
     assert_error(httpx.get(gw.url + "/admin/tenants"), 401)
     assert_error(httpx.get(gw.url + "/no-such-page"), 404)

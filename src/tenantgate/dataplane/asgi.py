@@ -25,7 +25,7 @@ from tenantgate.dataplane.queued_stream import QueuedStream
 from tenantgate.dataplane.relay import StreamRelay
 from tenantgate.dataplane.request import Endpoint, parse_request
 from tenantgate.error_responses import error_response, internal_error
-from tenantgate.errors import BodyTooLarge, ClientGone, GatewayError, InvalidRequest, NotFound
+from tenantgate.errors import BodyTooLarge, ClientGone, GatewayError, InvalidRequest, MethodNotAllowed, NotFound
 from tenantgate.providers.anthropic_inbound import chat_request
 from tenantgate.routing.policy import resolve_route, visible_models
 
@@ -60,6 +60,12 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def post_only(path: str) -> MethodNotAllowed:
+    error = MethodNotAllowed(f"Use POST for {path}.")
+    error.headers["Allow"] = "POST"
+    return error
 
 
 def client_of(scope: Scope) -> str | None:
@@ -124,7 +130,7 @@ class DataPlane:
         endpoint = _POST_ROUTES.get(path)
         if endpoint is not None:
             if method != "POST":
-                raise InvalidRequest(f"Use POST for {path}.", code="method_not_allowed")
+                raise post_only(path)
             body = await read_body(scope, receive, self.deps.max_body_bytes)
             authorization, client_request_id, assertion = caller_headers(scope)
             call = InferenceCall(
@@ -143,7 +149,7 @@ class DataPlane:
     ) -> ASGIApp:  # fmt: skip
         """The Anthropic Messages API: translated to a chat request, run, and its answer translated back."""
         if scope["method"] != "POST":
-            raise InvalidRequest(f"Use POST for {path}.", code="method_not_allowed")
+            raise post_only(path)
         origin = parse_messages(await read_body(scope, receive, self.deps.max_body_bytes))
         chat = chat_request(origin.payload, counting=path == COUNT_TOKENS)
         authorization, client_request_id, assertion = caller_headers(scope)
