@@ -107,8 +107,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._phase = "headers"  # what the deadline is for: "headers" or "body"
         self._reading_headers = False
         self._raw_bytes = 0  # received while reading headers: all of them are header bytes
-        self._header_bytes = 0  # the request line and fields, as parsed
-        self._header_count = 0
         self._refusal: GatewayError | None = None
         self._blocked_answer: GatewayError | None = None  # this request's peer is blocked: the answer it gets
 
@@ -128,7 +126,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._deadline = self.loop.time() + self.limits.header_timeout_s
         self._phase = "headers"
         self._reading_headers = True
-        self._raw_bytes = self._header_bytes = self._header_count = 0
+        self._raw_bytes = 0
 
     def _expire(self) -> None:
         # The error is made here, not with each deadline: two exceptions a request were a visible cost.
@@ -206,22 +204,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._deadline is None:  # a kept-alive connection's next request: its headers are timed too
             self._expect_headers()
 
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._count(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._header_count += 1
-        self._count(len(name) + len(value))
-
-    def _count(self, size: int) -> None:
-        self._header_bytes += size
-        if self._header_bytes > self.limits.max_header_bytes or self._header_count > self.limits.max_headers:
-            self._refusal = self._too_large()
-            raise self._refusal  # stops the parser; data_received answers it
-
     def on_headers_complete(self) -> None:
+        # The fields are measured once they are all in, not one callback each: what the parser can
+        # hold before this is bounded by the raw bytes counted in data_received.
+        size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
+        if size > self.limits.max_header_bytes or len(self.headers) > self.limits.max_headers:
+            self._refusal = self._too_large()
+            raise self._refusal  # stops the parser before the request starts; data_received answers it
         self._reading_headers = False
         self._refusal = None
         if self.proxies is not None and self.client is not None:
