@@ -28,7 +28,8 @@ def chunks_of(sse: bytes) -> list[dict[str, Any]]:
 
 
 def translate(parts: list[bytes]) -> bytes:
-    translator = AnthropicStreamTranslator("claude-1")
+    # One timestamp for every translation: two of the same stream compare equal across a second's turn.
+    translator = AnthropicStreamTranslator("claude-1", created=1_790_000_000)
     out = b"".join(translator.feed(part) for part in parts)
     translator.finish()
     return out

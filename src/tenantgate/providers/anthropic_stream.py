@@ -21,7 +21,7 @@ from tenantgate.providers.sse import EventSplitter
 
 
 class AnthropicStreamTranslator:
-    def __init__(self, deployment: str, json_answer: bool = False) -> None:
+    def __init__(self, deployment: str, json_answer: bool = False, created: int | None = None) -> None:
         self._deployment = deployment
         self._json_answer = json_answer  # the forced JSON tool's input is the answer's content
         self._json_block: int | None = None
@@ -29,7 +29,7 @@ class AnthropicStreamTranslator:
         self._head: dict[str, Any] = {
             "id": "",
             "object": "chat.completion.chunk",
-            "created": int(time.time()),
+            "created": int(time.time()) if created is None else created,  # the chunks' timestamp, now by default
             "model": "",
         }
         self._usage: dict[str, Any] = {}
