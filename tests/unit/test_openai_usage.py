@@ -48,3 +48,21 @@ def test_usage_from_ignores_missing_or_null() -> None:
     assert usage_from({"usage": None}) is None
     assert usage_from([]) is None
     assert usage_from({"usage": {"prompt_tokens": 1, "completion_tokens": 2}}) == Usage(1, 2)
+
+
+def test_usage_is_found_among_null_usage_chunks_however_it_is_spaced() -> None:
+    said = '"usage": {"prompt_tokens": 99}'  # in a string, escaped: not a key
+    null_usage = event({"choices": [{"index": 0, "delta": {"content": said}}], "usage": None})
+    spaced = b'data: {"choices": [], "usage" :\n {"prompt_tokens": 5, "completion_tokens": 1}}\n\n'
+    stream = null_usage + null_usage + spaced + DONE
+    for size in (1, 9, len(stream)):
+        sniffer = SseUsageSniffer(strip_usage_chunk=True)
+        assert feed_in_pieces(sniffer, stream, size) == null_usage + null_usage + DONE
+        assert sniffer.usage == Usage(5, 1)
+
+
+def test_a_content_chunk_that_only_says_usage_is_forwarded_untouched() -> None:
+    chunk = event({"choices": [{"index": 0, "delta": {"content": "usage"}}], "usage": None})
+    said = event({"choices": [{"index": 0, "delta": {"content": "usage"}}]})
+    sniffer = SseUsageSniffer(strip_usage_chunk=True)
+    assert sniffer.feed(chunk + said) == chunk + said and sniffer.usage is None

@@ -1,11 +1,14 @@
 """Find `usage` in OpenAI-dialect SSE without parsing every chunk, and strip the usage chunk we added.
 
 Upstream bytes are forwarded as they arrive, cut at event boundaries. Only events whose bytes
-contain `"usage"` are parsed; with engines that omit usage until the end that is one parse per stream.
+hold a `"usage"` key with a value other than null are parsed: one parse per stream, whether the
+engine leaves usage out until the end or, as OpenAI does when a stream is asked for its usage,
+sends `"usage":null` on every chunk.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -13,7 +16,9 @@ import orjson
 from tenantgate.domain import Usage
 
 _EVENT_END = b"\n\n"
-_USAGE = b'"usage"'
+# `"usage"` as a key whose value is not null; in the bytes of a JSON event it can only be a key or a
+# whole string value, and a string inside a string is escaped. A false hit costs one parse, no more.
+_USAGE_VALUE = re.compile(rb'"usage"\s*:\s*(?!null)')
 _DATA = b"data:"
 
 
@@ -55,11 +60,11 @@ class SseUsageSniffer:
             return b""
         cut = end + len(_EVENT_END)
         ready, self._pending = buffer[:cut], buffer[cut:]
-        found = ready.find(_USAGE)
-        if found < 0:
+        found = _USAGE_VALUE.search(ready)
+        if found is None:
             return ready
-        # Events before the first mention of usage pass through untouched.
-        previous_end = ready.rfind(_EVENT_END, 0, found)
+        # Events before the first usage value pass through untouched.
+        previous_end = ready.rfind(_EVENT_END, 0, found.start())
         start = 0 if previous_end < 0 else previous_end + len(_EVENT_END)
         inspected = b"".join(self._inspect(event) for event in ready[start:].split(_EVENT_END)[:-1])
         return ready[:start] + inspected
@@ -71,7 +76,7 @@ class SseUsageSniffer:
     def _inspect(self, event: bytes) -> bytes:
         whole = event + _EVENT_END
         start = event.find(_DATA)
-        if _USAGE not in event or start < 0:
+        if start < 0 or _USAGE_VALUE.search(event) is None:
             return whole
         try:
             payload = orjson.loads(event[start + len(_DATA) :])
