@@ -242,3 +242,19 @@ async def test_a_replayed_journal_counts_each_event_once(store: Store, tmp_path:
     assert await store.period_usage("tenant", "t-a", T0) == (30, 0)
     assert list(left.glob("usage-*")) == [left / f"usage-{4:012d}.ndjson"]  # only the fresh, empty segment
     await journal.close()
+
+
+async def test_a_flush_writes_what_was_recorded_before_it_began_and_leaves_the_rest(store: Store) -> None:
+    held = HeldStore(store)
+    writer = recorder(held)  # type: ignore[arg-type]
+    writer.record(event("r1", "t-a", "m", 1, 1))
+    flush = asyncio.create_task(writer.flush())
+    while not held.gates:  # the flush is inside its write
+        await asyncio.sleep(0)
+    writer.record(event("r2", "t-a", "m", 1, 1))  # served while the write was in flight
+    held.let_all_go()
+    await flush
+    assert len(held.gates) == 1 and writer.pending == 1  # one write: it did not chase r2 with a second
+    await writer.flush()
+    stored = await store.usage_between(T0 - timedelta(days=1), T0 + timedelta(days=1), "t-a")
+    assert sorted(e.request_id for e in stored) == ["r1", "r2"]

@@ -109,13 +109,17 @@ class UsageRecorder:
     async def _flush(self) -> None:
         if self._journal is not None and self._events:
             await self._journal.rotate()  # what follows goes to a fresh segment, so this one can go
-        while self._events:
-            batch = self._events[: self._batch_size]
+        # Only what was there when the flush began: chasing what arrives during the writes would turn
+        # a steady load into one small transaction after another, each a round trip to the database.
+        left = len(self._events)
+        while left > 0:
+            batch = self._events[: min(left, self._batch_size)]
             if not await self._write([event for _, event in batch]):
                 log.warning("usage write failed; %d events kept for retry", len(self._events))
                 self._trim()
                 break
             del self._events[: len(batch)]
+            left -= len(batch)
         if self._journal is not None:
             oldest = self._events[0][0] if self._events else self._journal.segment
             if self._dropped_from is not None:  # dropped events stay in the journal for the next start
