@@ -4,14 +4,17 @@ watch (serving.py), or, under another server, by a task waiting on `receive`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
 
-from tenantgate.dataplane.client_watch import ClientWatch
+from tenantgate.dataplane.client_watch import CLIENT_WATCH, ClientWatch
 from tenantgate.dataplane.pipeline import unless_client_leaves
+from tenantgate.dataplane.relay import RelayHooks, StreamRelay
+from tenantgate.domain import CLIENT_CLOSED, Usage
 from tenantgate.errors import ClientGone
+from tenantgate.providers.openai_usage import SseUsageSniffer
 
 
 class Waiting:
@@ -88,3 +91,51 @@ async def test_a_client_that_leaves_after_its_answer_cancels_nothing() -> None:
     watch.lost()  # the request's task goes on to send the answer
     await asyncio.sleep(0)  # a cancel left behind would land here
     assert not work.cancelled
+
+
+class HangingStream:
+    """An engine's stream that sends one event and then nothing more."""
+
+    status = 200
+    content_type = "text/event-stream"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def read(self) -> bytes:
+        raise AssertionError("a stream is relayed, not read whole")
+
+    async def first_bytes(self) -> None:
+        return None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
+        await asyncio.Event().wait()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("told_by", ["watch", "receive"])
+async def test_a_stream_whose_client_leaves_stops_and_is_charged_for_what_it_delivered(told_by: str) -> None:
+    upstream, watch, disconnect = HangingStream(), ClientWatch(), asyncio.Event()
+    outcomes: list[tuple[int, str | None, Usage | None]] = []
+    hooks = RelayHooks(lambda: None, lambda status, error, usage: outcomes.append((status, error, usage)))
+    relay = StreamRelay(upstream, SseUsageSniffer(strip_usage_chunk=True), [], hooks, prompt_estimate=3)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"extensions": {CLIENT_WATCH: watch}} if told_by == "watch" else {}
+    relaying = asyncio.create_task(relay(scope, receive_until(disconnect), send))
+    while len(sent) < 2:  # the head and the first event are out; the engine says nothing more
+        await asyncio.sleep(0)
+    if told_by == "watch":
+        watch.lost()
+    else:
+        disconnect.set()
+    async with asyncio.timeout(5):
+        await relaying
+    assert outcomes == [(CLIENT_CLOSED, "client_disconnected", Usage(3, 1, estimated=True))]
+    assert upstream.closed  # the engine's connection dropped: it stops generating

@@ -26,7 +26,7 @@ from tenantgate.dataplane.relay import (
     RelayHooks,
     StreamRelay,
     UsageSniffer,
-    cancel_on_disconnect,
+    when_client_leaves,
 )
 from tenantgate.dataplane.request import Endpoint, InferenceRequest, MessagesOrigin, parse_request
 from tenantgate.dataplane.response_cache import CACHEABLE, answer_usage, as_stream, cache_key
@@ -241,12 +241,7 @@ async def unless_client_leaves(work: Awaitable[T], receive: Receive, watch: Clie
         gone.set()
         current.cancel()
 
-    stop: Callable[[], object]
-    if watch is not None:
-        stop = watch.on_gone(leave)
-    else:
-        watcher = asyncio.get_running_loop().create_task(cancel_on_disconnect(receive, current, gone))
-        stop = watcher.cancel
+    stop = when_client_leaves(receive, watch, leave)
     try:
         return await work
     except asyncio.CancelledError:

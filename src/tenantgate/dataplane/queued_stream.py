@@ -15,13 +15,14 @@ from collections.abc import Callable
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from tenantgate.dataplane.client_watch import watch_of
 from tenantgate.dataplane.placement import Dispatch
 from tenantgate.dataplane.relay import (
     Durable,
     Outcome,
     StreamRelay,
-    cancel_on_disconnect,
     sse_error_event,
+    when_client_leaves,
 )
 from tenantgate.domain import CLIENT_CLOSED
 from tenantgate.errors import GatewayError, ShuttingDown, UpstreamError
@@ -69,7 +70,12 @@ class QueuedStream:
         waiting = asyncio.current_task()
         assert waiting is not None
         gone = asyncio.Event()
-        watcher = asyncio.get_running_loop().create_task(cancel_on_disconnect(receive, waiting, gone))
+
+        def leave() -> None:
+            gone.set()
+            waiting.cancel()
+
+        stop_watching = when_client_leaves(receive, watch_of(scope), leave)
         try:
             upstream = await dispatch.send(update)
         except GatewayError as exc:
@@ -92,7 +98,7 @@ class QueuedStream:
             self._on_failure(CLIENT_CLOSED, "client_disconnected", None)
             return
         finally:
-            watcher.cancel()
+            stop_watching()
         if upstream.status != 200:  # a 4xx from the engine: the status is sent already, so say it in-band
             body = await upstream.read()
             upstream.close()

@@ -1,7 +1,8 @@
 """Relay an upstream SSE stream to the client as it arrives.
 
-A watcher task waits for the client's disconnect: when the client leaves, the pump is
-cancelled and the upstream connection dropped, which stops generation on the engine. The
+When the client leaves (the server's ClientWatch says so, or a task waiting on `receive` under
+another server), the pump is cancelled and the upstream connection dropped, which stops
+generation on the engine. The
 outcome callback is synchronous, so cancellation cannot skip settlement or metering, and a cut
 stream is charged for what it delivered.
 """
@@ -12,11 +13,12 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from tenantgate.dataplane.client_watch import ClientWatch, watch_of
 from tenantgate.domain import CLIENT_CLOSED, Usage
 from tenantgate.errors import GatewayError, ShuttingDown
 from tenantgate.providers.base import UpstreamResponse
@@ -43,12 +45,18 @@ def sse_error_event(error: GatewayError) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
-async def cancel_on_disconnect(receive: Receive, task: asyncio.Task[Any], gone: asyncio.Event) -> None:
-    """Cancel `task` when the client disconnects, after setting `gone` so the task can tell why."""
+def when_client_leaves(receive: Receive, watch: ClientWatch | None, leave: Callable[[], None]) -> Callable[[], object]:
+    """Call `leave` when the client disconnects; returns what stops watching. The server's watch
+    says so when there is one; otherwise a task waits on `receive` for it."""
+    if watch is not None:
+        return watch.on_gone(leave)
+    return asyncio.get_running_loop().create_task(_on_disconnect(receive, leave)).cancel
+
+
+async def _on_disconnect(receive: Receive, leave: Callable[[], None]) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    gone.set()
-    task.cancel()
+    leave()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +96,13 @@ class StreamRelay:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         pump = asyncio.current_task()
         assert pump is not None
-        watcher = asyncio.get_running_loop().create_task(self._watch_client(receive, pump))
+
+        def client_left() -> None:
+            if not self._complete:
+                self._client_gone = True
+                pump.cancel()
+
+        stop_watching = when_client_leaves(receive, watch_of(scope), client_left)
         try:
             if not self._started:
                 await send({"type": "http.response.start", "status": 200, "headers": self._headers})
@@ -101,7 +115,7 @@ class StreamRelay:
         except OSError:
             self._client_gone = True
         finally:
-            watcher.cancel()
+            stop_watching()
             self._upstream.close()
             # a no-op when the stream ended normally; else the client left, or the server is stopping
             self._report(CLIENT_CLOSED, "client_disconnected" if self._client_gone else "cancelled")
@@ -126,13 +140,6 @@ class StreamRelay:
         if not self._reported:
             self._reported = True
             self._hooks.on_outcome(status, error, self.usage())
-
-    async def _watch_client(self, receive: Receive, pump: asyncio.Task[object]) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        if not self._complete:
-            self._client_gone = True
-            pump.cancel()
 
     async def _pump(self, send: Send) -> None:
         sniffer = self._sniffer
