@@ -22,7 +22,7 @@ from tenantgate.metering.journal import UsageJournal
 from tenantgate.metering.recorder import UsageRecorder
 from tenantgate.storage.base import Store
 from tenantgate.storage.sql import SqlStore
-from tenantgate.storage.sql_usage import EVENT_COLUMNS, EVENTS_PER_STATEMENT, WRITE_PAGE
+from tenantgate.storage.sql_usage import EVENT_COLUMNS, EVENTS_PER_STATEMENT, WRITE_PAGE, EventInsert
 from tests.integration.test_store_suite import T0, event
 
 
@@ -107,24 +107,39 @@ async def sql_store(request: pytest.FixtureRequest) -> AsyncIterator[SqlStore]:
     await store.close()
 
 
-async def test_a_large_batch_is_written_a_page_at_a_time(sql_store: SqlStore) -> None:
+async def test_a_large_batch_is_written_a_page_at_a_time_on_postgres(postgres_url: str) -> None:
     """A batch of thousands had all its rows made ready in one turn of the event loop (requests
-    waited behind it): each page of rows is sent before the next is made ready. On SQLite many
-    events go in one statement: one per event starved its writer of the interpreter's lock."""
-    calls: list[tuple[int, int]] = []  # (events, statements run) of each call to the driver
+    waited behind it): each page of rows is sent before the next is made ready."""
+    store = SqlStore.from_url(postgres_url)
+    inserts: list[int] = []
 
-    @sa.event.listens_for(sql_store._engine.sync_engine, "before_cursor_execute")
-    def counted(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+    @sa.event.listens_for(store._engine.sync_engine, "before_cursor_execute")
+    def counted(_conn: Any, _cursor: Any, statement: str, rows: Any, _context: Any, many: bool) -> None:
         if "INTO usage_events" in statement:
-            runs = parameters if many else [parameters]
-            calls.append((sum(len(run) for run in runs) // len(EVENT_COLUMNS), len(runs)))
+            inserts.append(len(rows) if many else 1)
 
-    total = 2 * WRITE_PAGE + 1
-    await sql_store.insert_usage([event(f"r{i}", "t-a", "m", 1, 1) for i in range(total)])
-    assert sum(events for events, _ in calls) == total and max(events for events, _ in calls) <= WRITE_PAGE
-    if sql_store._engine.dialect.name == "sqlite":
-        assert sum(runs for _, runs in calls) <= total // EVENTS_PER_STATEMENT + 3  # a part-filled one a page
-    assert await sql_store.period_usage("tenant", "t-a", T0) == (2 * total, 0)
+    try:
+        await store.insert_usage([event(f"r{i}", "t-a", "m", 1, 1) for i in range(2 * WRITE_PAGE + 1)])
+        assert inserts == [WRITE_PAGE, WRITE_PAGE, 1]
+        assert await store.period_usage("tenant", "t-a", T0) == (2 * (2 * WRITE_PAGE + 1), 0)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_takes_many_events_a_statement_and_makes_their_rows_in_its_own_thread(sqlite_url: str) -> None:
+    """SQLite's driver gives up the interpreter's lock at every statement it runs and each call to its
+    thread waits for a turn of the event loop: under load, one statement per event fell behind."""
+    store = SqlStore.from_url(sqlite_url)
+    total = 2 * EVENTS_PER_STATEMENT + 5
+    events = [event(f"r{i}", "t-a", "m", 1, 1) for i in range(total)]
+    try:
+        statements = EventInsert(store._engine.dialect).statements(events)
+        runs = [(sql.count("?") // len(EVENT_COLUMNS), len(list(made))) for sql, made in statements]
+        assert runs == [(EVENTS_PER_STATEMENT, 2), (5, 1)]  # two full statements, then the rest in one
+        await store.insert_usage(events + events[:3])  # a replayed event is counted once
+        assert await store.period_usage("tenant", "t-a", T0) == (2 * total, 0)
+    finally:
+        await store.close()
 
 
 async def test_a_refused_event_is_dead_lettered_and_the_rest_are_written(sql_store: SqlStore) -> None:
@@ -186,13 +201,18 @@ async def test_sqlite_busy_behind_another_writer_is_unavailable_not_a_refusal(sq
     holder = sqlite3.connect(sqlite_url.removeprefix("sqlite+aiosqlite:///"), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long rollup transaction holds it
     try:
-        with pytest.raises(StoreUnavailable):
+        with pytest.raises(StoreUnavailable):  # a new connection: locked out as it is set up
+            await store.insert_usage([event("r1", "t-a", "m", 1, 1)])
+        holder.execute("ROLLBACK")
+        await store.insert_usage([event("r0", "t-a", "m", 1, 1)])
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable):  # a connection in use: locked out at the insert itself
             await store.insert_usage([event("r1", "t-a", "m", 1, 1)])
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     await store.insert_usage([event("r1", "t-a", "m", 1, 1)])
-    assert await store.period_usage("tenant", "t-a", T0) == (2, 0)
+    assert await store.period_usage("tenant", "t-a", T0) == (4, 0)
     await store.close()
 
 

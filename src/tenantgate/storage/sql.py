@@ -152,7 +152,9 @@ class SqlStore(SqlUsage, SqlBilling, SqlAccess, SqlStatus):
     def from_url(cls, url: str, row_security: bool = False) -> SqlStore:
         """With `row_security`, PostgreSQL connections act as the role `tenantgate_app`, which
         row-level security binds (migration 0015); the owner and superusers are not bound by it."""
-        engine = create_async_engine(url, pool_pre_ping=True)
+        # A server's connections can drop while pooled; a file's cannot, and the ping would cost each
+        # transaction on SQLite three more calls to its driver's thread.
+        engine = create_async_engine(url, pool_pre_ping=sa.make_url(url).get_backend_name() != "sqlite")
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         elif row_security:

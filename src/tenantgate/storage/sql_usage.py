@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,18 +116,25 @@ class EventInsert:
             if self.sql.count(self._one_row) != 1:
                 raise RuntimeError(f"the usage insert has not one row of placeholders: {self.sql}")
 
-    def statements(self, events: Sequence[UsageEvent]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        """The events as (statement, the parameters of each run of it), for the driver's executemany."""
-        rows = self.rows(events)
-        if not self._one_row:
-            return [(self.sql, rows)]
-        whole = len(rows) - len(rows) % EVENTS_PER_STATEMENT
-        runs = []
-        for chosen, size in ((rows[:whole], EVENTS_PER_STATEMENT), (rows[whole:], len(rows) - whole)):
+    @property
+    def grouped(self) -> bool:
+        """Many events to a statement (SQLite), their rows made by the driver's thread as it goes."""
+        return bool(self._one_row)
+
+    def statements(self, events: Sequence[UsageEvent]) -> list[tuple[str, Iterator[tuple[Any, ...]]]]:
+        """SQLite: the events as (statement, the parameters of each run of it) for the driver's
+        executemany, the parameters made as the driver asks for them."""
+        whole = len(events) - len(events) % EVENTS_PER_STATEMENT
+        runs: list[tuple[str, Iterator[tuple[Any, ...]]]] = []
+        for chosen, size in ((events[:whole], EVENTS_PER_STATEMENT), (events[whole:], len(events) - whole)):
             if chosen:
                 sql = self.sql.replace(self._one_row, ", ".join([self._one_row] * size))
-                runs.append((sql, [_flat(chosen[i : i + size]) for i in range(0, len(chosen), size)]))
+                runs.append((sql, self._runs(chosen, size)))
         return runs
+
+    def _runs(self, events: Sequence[UsageEvent], size: int) -> Iterator[tuple[Any, ...]]:
+        for start in range(0, len(events), size):
+            yield tuple(itertools.chain.from_iterable(self.rows(events[start : start + size])))
 
     def rows(self, events: Sequence[UsageEvent]) -> list[tuple[Any, ...]]:
         if not self._processed:
@@ -138,10 +146,6 @@ class EventInsert:
                 row[i] = process(row[i])
             rows.append(tuple(row))
         return rows
-
-
-def _flat(rows: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
-    return tuple(itertools.chain.from_iterable(rows))
 
 
 def _owner(scope: str) -> sa.Column[str]:
@@ -161,15 +165,21 @@ class SqlUsage(Scoped):
     async def insert_usage(self, events: Sequence[UsageEvent]) -> None:
         if not events:
             return
-        # The driver's executemany over one compiled statement (EventInsert). A page at a time: each page's
-        # rows are made ready in one turn of the event loop.
+        # The driver's executemany over one compiled statement (EventInsert). On PostgreSQL a page at a
+        # time: each page's rows are made ready in one turn of the event loop. On SQLite the driver's
+        # thread makes them as it inserts, in one call there: each call waits a turn of the busy loop.
         try:
             async with self._begin(ALL) as conn:
-                for start in range(0, len(events), WRITE_PAGE):
-                    for sql, runs in self._insert_usage.statements(events[start : start + WRITE_PAGE]):
-                        await conn.exec_driver_sql(sql, runs)
-        except OperationalError as exc:
-            if "database is locked" in str(exc.orig):  # SQLite's busy timeout ran out behind another writer
+                if self._insert_usage.grouped:
+                    driver = (await conn.get_raw_connection()).driver_connection
+                    for sql, runs in self._insert_usage.statements(events):
+                        await driver.executemany(sql, runs)  # type: ignore[union-attr]
+                else:
+                    for start in range(0, len(events), WRITE_PAGE):
+                        rows = self._insert_usage.rows(events[start : start + WRITE_PAGE])
+                        await conn.exec_driver_sql(self._insert_usage.sql, rows)
+        except (OperationalError, sqlite3.OperationalError) as exc:  # the driver's own, on SQLite
+            if "database is locked" in str(getattr(exc, "orig", exc)):  # SQLite's busy timeout ran out
                 raise StoreUnavailable("The database is busy; the events are kept for retry.") from exc
             raise
 
