@@ -9,7 +9,8 @@ than req/s, which also depends on what the load generator and the upstream get o
 With two or more cores the gateway under test runs alone on core 1.
 With `--redis URL` both use Redis counters (TENANTGATE_REDIS_URL) instead.
 With `--also N`, each turn first also measures req/s and p99 at N connections. The garbage collector's
-runs and time per request at c=64 come from the gateway's /metrics.
+runs and time per request at c=64, and the usage events written meanwhile per request served (below 1
+when the usage writer falls behind), come from the gateway's /metrics.
 Usage: python bench/ab.py --before REF [--after REF] [--rounds 5] [--seconds 5] [--redis URL] [--also 4]
 """
 
@@ -59,17 +60,18 @@ def start_gateway(
     return process, url
 
 
-def collector(url: str) -> tuple[float, float]:
-    """The garbage collector's runs and seconds so far, from the gateway's /metrics."""
+WATCHED = ("python_gc_collections_total", "tenantgate_gc_seconds_total", "tenantgate_usage_written_total")
+
+
+def watched(url: str) -> dict[str, float]:
+    """The garbage collector's runs and seconds and the usage events written so far, from /metrics."""
     text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"}).text
-    runs = seconds = 0.0
+    totals = dict.fromkeys(WATCHED, 0.0)
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "python_gc_collections_total":
-                runs += sample.value
-            elif sample.name == "tenantgate_gc_seconds_total":
-                seconds += sample.value
-    return runs, seconds
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals
 
 
 def one_turn(
@@ -82,11 +84,11 @@ def one_turn(
         if at["errors"]:
             raise SystemExit(f"{url} answered with errors; its numbers would be meaningless")
     c1 = wrk(url, key, 1, seconds)
-    before, collector_before = cpu_seconds(pid), collector(url)
+    before, watched_before = cpu_seconds(pid), watched(url)
     c64 = wrk(url, key, 64, seconds)
     requests = max(1.0, c64["rps"] * seconds)
     cpu_per_request = (cpu_seconds(pid) - before) / requests * 1e6
-    runs, spent = (after - was for after, was in zip(collector(url), collector_before, strict=True))
+    runs, spent, written = (after - watched_before[name] for name, after in watched(url).items())
     before = cpu_seconds(pid)
     stream = streams(url, key, concurrency=16, total=stream_total, tokens=STREAM_TOKENS)
     if c1["errors"] or c64["errors"] or stream["failures"]:
@@ -100,6 +102,8 @@ def one_turn(
         "cpu_us_per_chunk": (cpu_seconds(pid) - before) / max(1, stream["chunks"]) * 1e6,
         "gc_runs_per_1k_c64": runs / requests * 1000,
         "gc_us_per_request": spent / requests * 1e6,  # 0 for a build that does not time its collections
+        # below 1: the usage writer fell behind, and the CPU it owes is missing from cpu_us_per_request
+        "usage_written_per_request_c64": written / requests,
         **extra,
     }
 
