@@ -2,9 +2,8 @@
 
 When the client leaves (the server's ClientWatch says so, or a task waiting on `receive` under
 another server), the pump is cancelled and the upstream connection dropped, which stops
-generation on the engine. The
-outcome callback is synchronous, so cancellation cannot skip settlement or metering, and a cut
-stream is charged for what it delivered.
+generation on the engine. The outcome callback is synchronous, so cancellation cannot skip
+settlement or metering, and a cut stream is charged for what it delivered.
 """
 
 from __future__ import annotations
