@@ -1,7 +1,7 @@
 import orjson
 
 from tenantgate.domain import Usage
-from tenantgate.providers.openai_usage import SseUsageSniffer, usage_from
+from tenantgate.providers.openai_usage import _USAGE_VALUE, SseUsageSniffer, usage_from
 
 
 def event(payload: object) -> bytes:
@@ -66,3 +66,10 @@ def test_a_content_chunk_that_only_says_usage_is_forwarded_untouched() -> None:
     said = event({"choices": [{"index": 0, "delta": {"content": "usage"}}]})
     sniffer = SseUsageSniffer(strip_usage_chunk=True)
     assert sniffer.feed(chunk + said) == chunk + said and sniffer.usage is None
+
+
+def test_a_null_usage_is_not_taken_for_a_value_however_it_is_spaced() -> None:
+    """Such events are forwarded unparsed: a stream asked for its usage carries one on every chunk."""
+    for null in (b'"usage":null', b'"usage": null', b'"usage" :\n  null'):
+        assert _USAGE_VALUE.search(null) is None, null
+    assert _USAGE_VALUE.search(b'"usage": {"prompt_tokens": 1}') is not None

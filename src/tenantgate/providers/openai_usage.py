@@ -18,7 +18,8 @@ from tenantgate.domain import Usage
 _EVENT_END = b"\n\n"
 # `"usage"` as a key whose value is not null; in the bytes of a JSON event it can only be a key or a
 # whole string value, and a string inside a string is escaped. A false hit costs one parse, no more.
-_USAGE_VALUE = re.compile(rb'"usage"\s*:\s*(?!null)')
+# The spaces are taken possessively: given back, `"usage": null` would pass as a value.
+_USAGE_VALUE = re.compile(rb'"usage"\s*+:\s*+(?!null)')
 _DATA = b"data:"
 
 
