@@ -17,9 +17,7 @@ Usage: python bench/ab.py --before REF [--after REF] [--rounds 5] [--seconds 5] 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,11 +29,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from builds import add_refs, checkouts, medians, serve_args
 from loads import streams, wrk
 from procs import TENANTGATE, cpu_seconds, free_port, spawn, stop, wait_http
-from run import ADMIN, STREAM_TOKENS, make_key, tenantgate_config
+from run import ADMIN, STREAM_TOKENS, make_key
 
-ROOT = Path(__file__).resolve().parent.parent
 # The gateway under test gets a core of its own; this script, the load and the upstream share the
 # rest, so the two builds never compete with the load generator for the same core.
 GATEWAY_CORE = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 else []
@@ -45,17 +43,10 @@ def start_gateway(
     name: str, upstream: str, workdir: Path, source: Path, redis: str | None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """A gateway whose package comes from `source` (a checkout's src directory)."""
-    home = workdir / f"{name}-gateway"
-    home.mkdir()
-    config = home / "tenantgate.yaml"
-    config.write_text(json.dumps(tenantgate_config(upstream)))  # JSON is YAML
-    port = free_port()
-    env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(home / "data"), "PYTHONPATH": str(source)}
+    args, env, url = serve_args(name, upstream, workdir, source)
     if redis:
         env["TENANTGATE_REDIS_URL"] = redis
-    args = [*TENANTGATE, "serve", "--port", str(port), "--config", str(config)]
-    process = spawn([*GATEWAY_CORE, *args, "--database-url", f"sqlite:///{home / 'bench.db'}"], env)
-    url = f"http://127.0.0.1:{port}"
+    process = spawn([*GATEWAY_CORE, *args], env)
     wait_http(url + "/readyz")
     return process, url
 
@@ -110,8 +101,7 @@ def one_turn(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--before", required=True, help="git ref of the earlier code")
-    parser.add_argument("--after", default=None, help="git ref of the later code (default: this checkout)")
+    add_refs(parser)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--streams", type=int, default=1000, help="50-token streams per turn")
@@ -121,46 +111,32 @@ def main() -> None:
     if GATEWAY_CORE:
         os.sched_setaffinity(0, {0} | set(range(2, os.cpu_count() or 2)))
     workdir = Path(tempfile.mkdtemp(prefix="tg-ab-"))
-    trees = {"before": workdir / "before", "after": ROOT}
-    if options.after:
-        trees["after"] = workdir / "after"
-    for name, ref in (("before", options.before), ("after", options.after)):
-        if ref:
-            add = ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(trees[name]), ref]
-            subprocess.run(add, check=True)
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     processes = [spawn([*TENANTGATE, "sim-engine", "--instant", "--port", str(up_port)])]
     samples: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
-    try:
-        wait_http(upstream + "/health")
-        gateways = {}
-        for name, tree in trees.items():
-            process, url = start_gateway(name, upstream, workdir, tree / "src", options.redis)
-            processes.append(process)
-            gateways[name] = (process, url, make_key(url))
-        for round_ in range(options.rounds):
-            order = ("before", "after") if round_ % 2 == 0 else ("after", "before")
-            for name in order:
-                process, url, key = gateways[name]
-                turn = one_turn(url, key, process.pid, options.seconds, options.streams, options.also)
-                samples[name].append(turn)
-                print(f"round {round_ + 1} {name}: {turn}", flush=True)
-    finally:
-        for process in reversed(processes):
-            stop(process)
-        for tree in trees.values():
-            if tree != ROOT:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    with checkouts(options.before, options.after, workdir) as trees:
+        try:
+            wait_http(upstream + "/health")
+            gateways = {}
+            for name, tree in trees.items():
+                process, url = start_gateway(name, upstream, workdir, tree / "src", options.redis)
+                processes.append(process)
+                gateways[name] = (process, url, make_key(url))
+            for round_ in range(options.rounds):
+                order = ("before", "after") if round_ % 2 == 0 else ("after", "before")
+                for name in order:
+                    process, url, key = gateways[name]
+                    turn = one_turn(url, key, process.pid, options.seconds, options.streams, options.also)
+                    samples[name].append(turn)
+                    print(f"round {round_ + 1} {name}: {turn}", flush=True)
+        finally:
+            for process in reversed(processes):
+                stop(process)
     after = options.after or "this checkout"
     counters = f"Redis counters at {options.redis}" if options.redis else "in-process counters"
     print(f"\nmedian of {options.rounds} alternating turns; before = {options.before}, after = {after}; {counters}")
-    print(f"{'metric':<20}{'before':>10}{'after':>10}{'after/before':>14}")
-    for metric in samples["before"][0]:
-        old = statistics.median(s[metric] for s in samples["before"])
-        new = statistics.median(s[metric] for s in samples["after"])
-        ratio = f"{new / old:>14.3f}" if old else f"{'':>14}"  # a metric the earlier build does not report
-        print(f"{metric:<20}{old:>10.2f}{new:>10.2f}{ratio}")
+    medians(samples)
     print(f"({time.strftime('%Y-%m-%d %H:%M')}, {workdir})")
 
 

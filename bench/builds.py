@@ -1,0 +1,63 @@
+"""The two builds a before-and-after compares: git refs checked out as temporary worktrees, or this
+checkout itself; and the table of their medians."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from procs import TENANTGATE, free_port
+from run import ADMIN, tenantgate_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def add_refs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--before", required=True, help="git ref of the earlier code")
+    parser.add_argument("--after", default=None, help="git ref of the later code (default: this checkout)")
+
+
+@contextmanager
+def checkouts(before: str, after: str | None, workdir: Path) -> Iterator[dict[str, Path]]:
+    """{"before": tree, "after": tree}; worktrees made under `workdir` are removed at the end."""
+    trees = {"before": workdir / "before", "after": workdir / "after" if after else ROOT}
+    made = []
+    try:
+        for name, ref in (("before", before), ("after", after)):
+            if ref:
+                add = ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(trees[name]), ref]
+                subprocess.run(add, check=True)
+                made.append(trees[name])
+        yield trees
+    finally:
+        for tree in made:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+
+
+def medians(samples: Mapping[str, Sequence[Mapping[str, float]]], number: str = "{:>10.2f}") -> None:
+    """Print each metric's median for both builds and after/before (blank where before reported 0)."""
+    width = len(number.format(0.0))
+    print(f"{'metric':<20}{'before':>{width}}{'after':>{width}}{'after/before':>14}")
+    for metric in samples["before"][0]:
+        old = statistics.median(s[metric] for s in samples["before"])
+        new = statistics.median(s[metric] for s in samples["after"])
+        ratio = f"{new / old:>14.3f}" if old else f"{'':>14}"  # a metric the earlier build does not report
+        print(f"{metric:<20}{number.format(old)}{number.format(new)}{ratio}")
+
+
+def serve_args(name: str, upstream: str, workdir: Path, source: Path) -> tuple[list[str], dict[str, str], str]:
+    """A gateway of the build at `source` (its src directory) with bench/run.py's configuration, in a
+    home of its own under `workdir`: (its command, its environment, its URL)."""
+    home = workdir / f"{name}-gateway"
+    home.mkdir()
+    config = home / "tenantgate.yaml"
+    config.write_text(json.dumps(tenantgate_config(upstream)))  # JSON is YAML
+    env = {"TENANTGATE_ADMIN_TOKEN": ADMIN, "TENANTGATE_DATA_DIR": str(home / "data"), "PYTHONPATH": str(source)}
+    port = free_port()
+    args = [*TENANTGATE, "serve", "--port", str(port), "--config", str(config)]
+    return [*args, "--database-url", f"sqlite:///{home / 'bench.db'}"], env, f"http://127.0.0.1:{port}"
