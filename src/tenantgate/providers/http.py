@@ -99,9 +99,12 @@ class Sessions:
         session = self._sessions.get(deployment.name)
         if session is None:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300)
+            # No cookie jar: the session is every tenant's, so a cookie an upstream sets on one tenant's
+            # answer (hosted APIs' CDNs do) would ride on the next tenant's request.
             session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=False, skip_auto_headers=("User-Agent",)
-            )
+                connector=connector, timeout=self._timeout, auto_decompress=False, skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )  # fmt: skip
             self._sessions[deployment.name] = session
         return session
 
