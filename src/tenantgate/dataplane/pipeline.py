@@ -187,7 +187,8 @@ def respond(
         return StreamRelay(upstream, sniffer_for(request, capture), _SSE_HEADERS + headers, hooks, prompt_estimate)
     if capture is not None:
         capture.tee(body)
-    return complete(upstream, body, headers, settle, native_answer_usage if _native(request) else openai_usage)
+    read_usage = native_answer_usage if _native(request) else openai_usage
+    return complete(upstream, body, headers, settle, read_usage, settle_first=durable is not None)
 
 
 def _native(request: InferenceRequest) -> bool:
@@ -283,19 +284,27 @@ def openai_usage(body: bytes) -> Usage | None:
 
 def complete(
     upstream: UpstreamResponse, body: bytes, headers: list[tuple[bytes, bytes]], settle: Outcome,
-    read_usage: Callable[[bytes], Usage | None] = openai_usage,
+    read_usage: Callable[[bytes], Usage | None] = openai_usage, *, settle_first: bool = False,
 ) -> WholeAnswer:  # fmt: skip
-    usage = None
-    error = None
-    if upstream.status < 300:
-        usage = read_usage(body)
-    else:
-        error = "upstream_client_error"
-    settle(upstream.status, error, usage)
+    """The answer as it goes to the client. Its usage is read and the request settled once the answer
+    is on its way, so the client waits for neither; `settle_first` where the usage event must be on
+    disk before the answer goes out (the strict journal)."""
+    status = upstream.status
+
+    def settled() -> None:
+        if status < 300:
+            settle(status, None, read_usage(body))
+        else:
+            settle(status, "upstream_client_error", None)
+
     media_type = upstream.content_type
-    if error is not None and not _is_openai_error(body):
-        body, media_type = upstream_error_body(upstream.status, body), "application/json"
-    return WholeAnswer(body, upstream.status, media_type, headers)
+    sent = body
+    if status >= 300 and not _is_openai_error(body):
+        sent, media_type = upstream_error_body(status, body), "application/json"
+    if settle_first:
+        settled()
+        return WholeAnswer(sent, status, media_type, headers)
+    return WholeAnswer(sent, status, media_type, headers, then=settled)
 
 
 def _is_openai_error(body: bytes) -> bool:
