@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install bytecode run test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# Bytecode for the sources (an editable install has none, and PYTHONDONTWRITEBYTECODE may keep Python
+# from caching it): without it every start compiles them again, about 0.5 s of a 1.4 s start.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q src > /dev/null
+
+run: bytecode
 	$(BIN)/tenantgate serve --demo
 
 lint: $(STAMP)
@@ -26,7 +31,7 @@ test: lint
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: bytecode
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

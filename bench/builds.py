@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from procs import TENANTGATE, free_port
+from procs import TENANTGATE, bytecode, free_port
 from run import ADMIN, tenantgate_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,8 @@ def checkouts(before: str, after: str | None, workdir: Path) -> Iterator[dict[st
                 add = ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(trees[name]), ref]
                 subprocess.run(add, check=True)
                 made.append(trees[name])
+        for tree in trees.values():
+            bytecode(tree / "src")
         yield trees
     finally:
         for tree in made:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from loads import streams, wrk
 from peers import start_litellm, start_portkey, start_vllm_router
-from procs import PYTHON, TENANTGATE, cpu_seconds, first_200, free_port, rss_mib, spawn, stop, wait_http
+from procs import PYTHON, TENANTGATE, bytecode, cpu_seconds, first_200, free_port, rss_mib, spawn, stop, wait_http
 
 ADMIN = "bench-admin-token"
 STREAM_TOKENS = 50
@@ -120,6 +120,7 @@ def main() -> None:
         "(bench/cluster.py; that Redis database is emptied first)",
     )  # fmt: skip
     options = parser.parse_args()
+    bytecode(Path(__file__).resolve().parent.parent / "src")
     seconds, stream_total = (3, 200) if options.quick else (10, 1000)
     workdir = Path(tempfile.mkdtemp(prefix="tg-bench-"))
     up_port, floor_port, tg_port = free_port(), free_port(), free_port()

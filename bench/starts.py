@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from procs import first_200, free_port, rss_mib, sim_engine, stop, wait_http
+from procs import bytecode, first_200, free_port, rss_mib, sim_engine, stop, wait_http
 from run import make_key, start_tenantgate
 
 IDLE_S = 1.0  # after the first 200, before RSS is read: the start's last tasks finish
@@ -25,6 +25,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     options = parser.parse_args()
     sources = {"base": options.base, "this": str(Path(__file__).resolve().parents[1] / "src")}
+    for source in sources.values():
+        bytecode(Path(source))
     engine, upstream = sim_engine("--instant")
     starts: dict[str, list[float]] = {name: [] for name in sources}
     managed: dict[str, list[float]] = {name: [] for name in sources}

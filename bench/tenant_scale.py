@@ -26,7 +26,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from loads import wrk
-from procs import cpu_seconds, first_200, free_port, rss_mib, sim_engine, stop, wait_http
+from procs import bytecode, cpu_seconds, first_200, free_port, rss_mib, sim_engine, stop, wait_http
 from run import HIGH, make_key, start_tenantgate
 
 SECRET = "scale-bench-secret"
@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--seconds", type=int, default=10)
     options = parser.parse_args()
+    bytecode(Path(__file__).resolve().parent.parent / "src")
     engine, upstream = sim_engine("--instant")
     rows = []
     try:
