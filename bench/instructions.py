@@ -7,9 +7,10 @@ Both gateways (the earlier one from a temporary git worktree) run at once agains
 simulated engine, with `bench/run.py`'s configuration (every limit kind active, metering on,
 in-process counters). Each turn counts, for one build and then the other (alternating which goes
 first): an idle stretch, then N non-streamed requests one at a time, then M 50-token streams one at
-a time. What the gateway does by the clock (the key poll, the usage flush's timer, the metrics of
-the queues) runs about 50 times as often per request under callgrind as at full speed, so the idle
-rate, measured in the same turn, is subtracted in proportion to each load's wall time.
+a time. What the gateway does by the clock runs about 50 times as often per request under callgrind
+as at full speed: the key poll, health probes and rollups are slowed to hourly for the run (SLOWED),
+and the rest (the usage flush's timer, lease renewal) is measured as an idle rate in the same turn
+and subtracted in proportion to each load's wall time.
 Counts include the interpreter, the C libraries (uvloop, httptools, orjson, SQLite) and the usage
 writer's thread; the kernel's work is not counted.
 Needs valgrind (Debian's package). Usage:
