@@ -1,4 +1,5 @@
-"""A whole answer's head: its type, its length unless its status carries no body, then the gateway's headers."""
+"""A whole answer's head: its type, its length unless its status carries no body, then the gateway's headers;
+and what is left of the request's work runs once the answer is handed over, or could not be."""
 
 from __future__ import annotations
 
