@@ -29,14 +29,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from builds import add_refs, checkouts, medians, serve_args
+from builds import GATEWAY_CORE, add_refs, checkouts, medians, serve_args
 from loads import streams, wrk
 from procs import TENANTGATE, cpu_seconds, free_port, spawn, stop, wait_http
 from run import ADMIN, STREAM_TOKENS, make_key
-
-# The gateway under test gets a core of its own; this script, the load and the upstream share the
-# rest, so the two builds never compete with the load generator for the same core.
-GATEWAY_CORE = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 else []
 
 
 def start_gateway(

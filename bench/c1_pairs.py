@@ -21,13 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from builds import add_refs, checkouts, serve_args
+from builds import GATEWAY_CORE, add_refs, checkouts, serve_args
 from procs import TENANTGATE, free_port, spawn, stop, wait_http
 from run import make_key
 
 BODY = json.dumps({"model": "sim-small", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 16})
 WARM_UP = 300
-GATEWAY_CORE = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 else []
 
 
 def timed(connection: http.client.HTTPConnection, headers: dict[str, str]) -> float:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from builds import add_refs, checkouts, medians, serve_args
 from procs import PYTHON, free_port, spawn, stop, wait_http
-from run import ADMIN, HIGH, STREAM_TOKENS
+from run import STREAM_TOKENS, make_key
 
 BODY = {"model": "sim-small", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 16}
 SLOW_S = 600.0  # everything takes about 50 times as long under callgrind
@@ -82,11 +82,7 @@ def start(name: str, upstream: str, workdir: Path, source: Path) -> Gateway:
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
     process = spawn([*valgrind, *args], env | SLOWED)
     wait_http(url + "/readyz", SLOW_S)
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=SLOW_S) as admin:
-        admin.post("/admin/tenants", json={"slug": "bench", "plan": "bench"}).raise_for_status()
-        created = admin.post("/admin/tenants/bench/keys", json={"name": "bench", "limits": HIGH})
-        created.raise_for_status()
-    return Gateway(process, url, str(created.json()["key"]), out)
+    return Gateway(process, url, make_key(url, SLOW_S), out)
 
 
 def requests(client: httpx.Client, count: int) -> None:

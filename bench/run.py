@@ -64,10 +64,12 @@ def start_tenantgate(
     return spawn(args, env), started
 
 
-def make_key(url: str) -> str:
-    admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"})
+def make_key(url: str, timeout_s: float = 5.0) -> str:
+    """A key of tenant "bench" (made if missing); `timeout_s` per call (a gateway under valgrind is slow)."""
+    admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=timeout_s)
     admin.post("/admin/tenants", json={"slug": "bench", "plan": "bench"})
-    return str(admin.post("/admin/tenants/bench/keys", json={"name": "bench", "limits": HIGH}).json()["key"])
+    created = admin.post("/admin/tenants/bench/keys", json={"name": "bench", "limits": HIGH})
+    return str(created.raise_for_status().json()["key"])
 
 
 def measure(
