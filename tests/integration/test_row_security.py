@@ -4,15 +4,19 @@ none. (The store suite runs on PostgreSQL under the same role, so every store me
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tenantgate.domain import Role, User
+from tenantgate.storage.migrate import upgrade
 from tenantgate.storage.sql import SqlStore
+from tests.e2e.private_postgres import private_postgres
 from tests.integration.test_store_suite import T0, key, tenant
 
 
@@ -66,3 +70,52 @@ async def test_a_database_user_that_may_not_act_as_the_role_is_one_clear_line(po
         assert await row_security_problem(postgres_url) is None  # the owner may
     finally:
         await _admin_async(f"DROP ROLE {user}")
+
+
+WAITING_ON_A_LOCK = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+CREATE_ROLE = "CREATE ROLE tenantgate_app NOLOGIN"
+
+
+WAITING_ON_A_LOCK = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+CREATE_ROLE = "CREATE ROLE tenantgate_app NOLOGIN"
+
+
+@pytest.mark.parametrize(
+    ("made", "making"),
+    [((), CREATE_ROLE), ((CREATE_ROLE,), "GRANT tenantgate_app TO postgres")],
+    ids=["the role", "the membership"],
+)
+async def test_databases_migrated_at_the_same_moment_make_the_servers_role_once(
+    made: tuple[str, ...], making: str
+) -> None:
+    """The role and its grant to the database user belong to the whole server, so two gateways
+    migrating new databases at once both make them: the one that loses the race hears
+    unique_violation, not duplicate_object, and takes them as made. Made deterministic by holding
+    the other one's work open until the migration waits on it."""
+    with private_postgres() as server:  # a server without the role
+        other = await asyncpg.connect(server.url, timeout=10)
+        watcher = await asyncpg.connect(server.url, timeout=10)
+        try:
+            await other.execute("CREATE DATABASE tg_racing")
+            for statement in made:
+                await other.execute(statement)
+            racing = other.transaction()
+            await racing.start()
+            await other.execute(making)
+            url = server.url.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + "/tg_racing"
+            migrating = asyncio.create_task(asyncio.to_thread(upgrade, url))
+            async with asyncio.timeout(60):
+                while not await watcher.fetchval(WAITING_ON_A_LOCK):
+                    assert not migrating.done(), migrating.exception()
+                    await asyncio.sleep(0.05)  # polling the server's own report of the wait
+            await racing.commit()
+            async with asyncio.timeout(60):
+                await migrating
+        finally:
+            await other.close()
+            await watcher.close()
+        grants = await asyncpg.connect(server.url.rsplit("/", 1)[0] + "/tg_racing", timeout=10)
+        try:
+            assert await grants.fetchval("SELECT has_table_privilege('tenantgate_app', 'usage_events', 'INSERT')")
+        finally:
+            await grants.close()

@@ -23,13 +23,14 @@ ROLE = "tenantgate_app"
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    # Roles belong to the whole server: another database may have made it already. A database user
-    # that may not create roles leaves it to its administrator (start-up then says what to do).
+    # Roles and their members belong to the whole server: another database's migration may have made
+    # them already, or be making them at this moment (the loser of that race hears unique_violation).
+    # A database user that may not create roles leaves it to its administrator (start-up says what to do).
     op.execute(f"""DO $$ BEGIN
         BEGIN CREATE ROLE {ROLE} NOLOGIN;
-        EXCEPTION WHEN duplicate_object THEN NULL; WHEN insufficient_privilege THEN RETURN; END;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; WHEN insufficient_privilege THEN RETURN; END;
         BEGIN EXECUTE format('GRANT {ROLE} TO %I', current_user);
-        EXCEPTION WHEN insufficient_privilege OR invalid_grant_operation THEN NULL; END;
+        EXCEPTION WHEN insufficient_privilege OR invalid_grant_operation OR unique_violation THEN NULL; END;
         GRANT USAGE ON SCHEMA public TO {ROLE};
         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {ROLE};
         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {ROLE};
