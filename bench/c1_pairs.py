@@ -4,7 +4,8 @@ so whatever the machine does meanwhile falls on both alike. Non-streamed chat re
 simulated engine, with bench/run.py's configuration; the gateways on core 1, the client and the
 engine on core 0. On a small noisy machine a change of a tenth of a millisecond at c=1 shows here
 where `bench/ab.py`'s alternating wrk runs cannot separate it from the drift between runs.
-Usage: python bench/c1_pairs.py --before REF [--after REF] [--pairs 10000]
+`--stream`: 16-token streams instead, timed to their last byte.
+Usage: python bench/c1_pairs.py --before REF [--after REF] [--pairs 10000] [--stream]
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ from builds import GATEWAY_CORE, add_refs, checkouts, serve_args
 from procs import TENANTGATE, free_port, spawn, stop, wait_http
 from run import make_key
 
-BODY = json.dumps({"model": "sim-small", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 16})
+CHAT = {"model": "sim-small", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 16}
+BODY = json.dumps(CHAT)
+STREAM_BODY = json.dumps({**CHAT, "stream": True})
 WARM_UP = 300
 
 
-def timed(connection: http.client.HTTPConnection, headers: dict[str, str]) -> float:
-    """Seconds from sending one request to having its whole answer."""
+def timed(connection: http.client.HTTPConnection, headers: dict[str, str], body: str = BODY) -> float:
+    """Seconds from sending one request to having its whole answer (a stream: its last byte)."""
     began = time.perf_counter()
-    connection.request("POST", "/v1/chat/completions", BODY, headers)
+    connection.request("POST", "/v1/chat/completions", body, headers)
     response = connection.getresponse()
     response.read()
     took = time.perf_counter() - began
@@ -51,7 +54,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     add_refs(parser)
     parser.add_argument("--pairs", type=int, default=10_000)
+    parser.add_argument("--stream", action="store_true", help="16-token streams, timed to their last byte")
     options = parser.parse_args()
+    body = STREAM_BODY if options.stream else BODY
     workdir = Path(tempfile.mkdtemp(prefix="tg-c1-pairs-"))
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
@@ -71,16 +76,17 @@ def main() -> None:
                 os.sched_setaffinity(0, {0})
             for connection, headers in clients.values():
                 for _ in range(WARM_UP):
-                    timed(connection, headers)
+                    timed(connection, headers, body)
             latencies: dict[str, list[float]] = {name: [] for name in clients}
             for pair in range(options.pairs):
                 for name in ("before", "after") if pair % 2 == 0 else ("after", "before"):
-                    latencies[name].append(timed(*clients[name]))
+                    latencies[name].append(timed(*clients[name], body))
         finally:
             for process in reversed(processes):
                 stop(process)
     after = options.after or "this checkout"
-    print(f"{options.pairs} pairs at one connection; before = {options.before}, after = {after}")
+    what = "16-token streams" if options.stream else "whole answers"
+    print(f"{options.pairs} pairs of {what} at one connection; before = {options.before}, after = {after}")
     for name, measured in latencies.items():
         print(f"{name}: {summary(measured)}")
     old, new = statistics.median(latencies["before"]), statistics.median(latencies["after"])

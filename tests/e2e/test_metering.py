@@ -179,18 +179,23 @@ def test_sigkill_under_load_loses_no_answered_request(
         assert total["requests"] + total["rejected"] == len(request_ids(revived.database_url))
 
 
-def test_in_strict_mode_an_answer_is_on_disk_before_its_client_has_it(engines: Engines, tmp_path: Path) -> None:
-    """One request and nothing after it to flush the journal: killed as soon as the answer is in."""
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_in_strict_mode_an_answer_is_on_disk_before_its_client_has_it(
+    engines: Engines, tmp_path: Path, stream: bool
+) -> None:
+    """One request and nothing after it to flush the journal: killed as soon as the answer is in
+    (a stream: as soon as it has ended)."""
     env = {"TENANTGATE_USAGE_JOURNAL": "strict", "TENANTGATE_USAGE_FLUSH_S": "3600"}  # only the journal has it
     data = tmp_path / "data"
     upstream = ("--upstream", engines.healthy.url + "/v1")
     with gateway(tmp_path, *upstream, env=env, data_dir=data) as doomed:
         key = doomed.tenant_with_key("strict")
-        chat = {"model": "sim-small", "messages": MESSAGES, "max_tokens": 4}
+        chat = {"model": "sim-small", "messages": MESSAGES, "max_tokens": 4, "stream": stream}
         answer = httpx.post(doomed.url + "/v1/chat/completions", json=chat, headers={"Authorization": f"Bearer {key}"})
         doomed.process.send_signal(signal.SIGKILL)
         doomed.process.wait()
     assert answer.status_code == 200, answer.text
+    assert answer.text.endswith("data: [DONE]\n\n") if stream else answer.json()["choices"], answer.text
     with gateway(tmp_path, *upstream, data_dir=data, database_url=doomed.database_url) as revived:
         assert recorded(revived, answer.headers["x-request-id"])["status"] == 200
 

@@ -73,9 +73,10 @@ class StreamRelay:
 
     The stream's usage is the engine's own when its usage chunk came through; when the stream was
     cut first (the client left, the engine failed or timed out) it is what was delivered: the
-    relayed events (one token each) and the prompt estimate, marked estimated. Either way the
-    outcome is reported before the last bytes go out, so a client that saw its stream end has
-    its usage recorded."""
+    relayed events (one token each) and the prompt estimate, marked estimated. A stream that ran
+    to its end is reported once its last bytes are handed to the server, in the same turn of the
+    event loop, so the client waits for none of the bookkeeping and its next request finds its
+    limits settled; with the strict journal it is reported, and on disk, before they go out."""
 
     def __init__(
         self, upstream: UpstreamResponse, sniffer: UsageSniffer, headers: list[tuple[bytes, bytes]],
@@ -166,8 +167,11 @@ class StreamRelay:
             outcome = (exc.status, exc.code)
         rest = sniffer.flush()
         self.delivered += rest.count(_EVENT)
-        self._report(*outcome)
-        if hooks.durable is not None:
+        if hooks.durable is not None:  # strict journal: the stream may end only once its event is on disk
+            self._report(*outcome)
             await hooks.durable()
         self._complete = True
-        await send({"type": "http.response.body", "body": rest + tail, "more_body": False})
+        try:
+            await send({"type": "http.response.body", "body": rest + tail, "more_body": False})
+        finally:
+            self._report(*outcome)  # a no-op after the strict journal's; sent or not, every event was delivered
