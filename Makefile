@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes: each takes whole test files (their module-scoped gateways start once). Most of a
+# test's time is gateways starting and answering, so two halve the suite's run even on two cores.
+TEST_WORKERS ?= 2
 
 .PHONY: install bytecode run test lint typecheck bench clean
 
@@ -29,7 +32,7 @@ lint: $(STAMP)
 
 test: lint bytecode  # the tests start gateways by the hundred: each would compile the sources again
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: bytecode
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
