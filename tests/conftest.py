@@ -18,7 +18,20 @@ from tenantgate.storage.memory import MemoryStore
 from tenantgate.storage.migrate import upgrade
 from tenantgate.storage.sql import SqlStore
 
-REDIS_URL = os.environ.get("TENANTGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+def _redis_url() -> str:
+    """A Redis database of this test process's own (`make test` runs several, pytest-xdist's gw0,
+    gw1, ...): the instances of one installation count each other and share counters in Redis under
+    fixed names, so two tests' installations running at once must not meet in one database (as
+    docs/operations.md asks of installations). Databases 1-15; 0 for a run in one process."""
+    base = os.environ.get("TENANTGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return base
+    return f"{base.rsplit('/', 1)[0]}/{int(worker.removeprefix('gw')) % 15 + 1}"
+
+
+REDIS_URL = _redis_url()
 POSTGRES_ADMIN_URL = os.environ.get("TENANTGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
