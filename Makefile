@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
+	$(if $(wildcard bench/*.py),$(BIN)/mypy $(wildcard bench/*.py))
 
 test: lint bytecode  # the tests start gateways by the hundred: each would compile the sources again
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

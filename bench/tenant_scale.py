@@ -22,6 +22,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import httpx
@@ -222,9 +223,9 @@ def main() -> None:
     print()
     print("| tenants | keys | keys in the load | req/s c=64 | p99 | CPU per request | with its rollups |")
     print("|---|---|---|---|---|---|---|")
-    base = rows[0]["loads"]
+    base = cast("dict[str, dict[str, float]]", rows[0]["loads"])
     for row in rows:
-        for active, result in row["loads"].items():
+        for active, result in cast("dict[str, dict[str, float]]", row["loads"]).items():
             first = base.get(active) or next(iter(base.values()))
             print(
                 f"| {row['tenants']:,} | {row['keys']:,} | {active} | {result['rps_c64']:,.0f} "

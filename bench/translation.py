@@ -7,12 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Mapping
 
 from tenantgate.providers.anthropic_stream import AnthropicStreamTranslator
 from tenantgate.providers.openai_usage import SseUsageSniffer
 
 
-def sse(name: str, data: dict[str, object]) -> bytes:
+def sse(name: str, data: Mapping[str, object]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
