@@ -5,15 +5,23 @@ A counter store that restarted (Redis without persistence) or a gateway process 
 anything it is set to what the usage events of its period add up to, so a tenant's remaining
 quota survives the restart. Events still in some instance's buffer (written within a second)
 and reservations in flight at the moment of the loss are not in that sum.
+
+A total is read once however many requests find it missing at the same moment: after a restart,
+or as a day or month begins, every request in flight finds it so, and each reading the same sums
+queued them on the database while those requests waited (128 connections' first requests waited
+up to 4 s for 640 identical queries).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
+from tenantgate.admission.counters import CounterStore
 from tenantgate.admission.limits import Check
+from tenantgate.errors import StoreUnavailable
 
 
 class RecordedUsage(Protocol):
@@ -41,3 +49,47 @@ async def recorded_totals(usage: RecordedUsage, checks: Sequence[Check]) -> list
         tokens, cost = await usage.period_usage(scope, scope_id, start)
         values.append(cost if kind == "budget" else tokens)
     return values
+
+
+class TotalsSeeder:
+    """Seeds the totals a counter store lacks, each counter by one reading at a time."""
+
+    def __init__(self, recorded: RecordedUsage | None) -> None:
+        self._recorded = recorded  # None: nothing is recorded, every total starts at 0
+        self._reading: dict[tuple[int, str], asyncio.Task[None]] = {}  # (store, counter): its seeding
+
+    async def seed(self, store: CounterStore, missing: Sequence[Check]) -> None:
+        """Seed `missing` in `store`, or wait for the seeding already under way. The seeding is a task
+        of its own, so a request that is cancelled while it waits does not cancel it for the others."""
+        fresh = [check for check in missing if (id(store), check.counter) not in self._reading]
+        if fresh:
+            seeding = asyncio.get_running_loop().create_task(self._seed(store, fresh))
+            seeding.add_done_callback(_retrieved)
+            for check in fresh:
+                self._reading[(id(store), check.counter)] = seeding
+        for seeding in {self._reading[(id(store), check.counter)] for check in missing}:
+            await asyncio.shield(seeding)
+
+    async def _seed(self, store: CounterStore, checks: Sequence[Check]) -> None:
+        try:
+            if self._recorded is None:
+                values = [0] * len(checks)
+            else:
+                try:
+                    values = await recorded_totals(self._recorded, checks)
+                except Exception as exc:
+                    raise StoreUnavailable(
+                        "Quota usage cannot be verified right now (its counters are being rebuilt from the usage "
+                        "records, which are unreachable). Retry shortly.",
+                        code="quota_unverifiable",
+                    ) from exc
+            await store.seed(checks, values)
+        finally:
+            for check in checks:
+                del self._reading[(id(store), check.counter)]
+
+
+def _retrieved(seeding: asyncio.Task[None]) -> None:
+    """Every waiter may have left: the failure is theirs to report, not the loop's to log."""
+    if not seeding.cancelled():
+        seeding.exception()

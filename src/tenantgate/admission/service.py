@@ -23,7 +23,7 @@ from typing import Any
 from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore, Unseeded
 from tenantgate.admission.limits import Check, LimitKind, alone, checks_for
 from tenantgate.admission.periods import calendar
-from tenantgate.admission.seeding import RecordedUsage, recorded_totals
+from tenantgate.admission.seeding import RecordedUsage, TotalsSeeder
 from tenantgate.breaker import StoreBreaker
 from tenantgate.clock import utcnow
 from tenantgate.dataplane.request import Endpoint, InferenceRequest
@@ -123,7 +123,7 @@ class Admission:
         self._store_timeout_s = store_timeout_s
         self.instances = 1  # alive, as the shared store last counted them
         self._thresholds = thresholds
-        self._recorded = recorded
+        self._seeder = TotalsSeeder(recorded)
         self._notifier = notifier
         self._fallback = store if isinstance(store, MemoryCounterStore) else MemoryCounterStore()
         self._pricing = pricing
@@ -221,19 +221,7 @@ class Admission:
         for _ in range(3):  # another instance may seed meanwhile; seeding never overwrites
             if not isinstance(outcome, Unseeded):
                 return outcome
-            missing = [checks[i] for i in outcome.indexes]
-            if self._recorded is None:
-                values = [0] * len(missing)
-            else:
-                try:
-                    values = await recorded_totals(self._recorded, missing)
-                except Exception as exc:
-                    raise StoreUnavailable(
-                        "Quota usage cannot be verified right now (its counters are being rebuilt from the usage "
-                        "records, which are unreachable). Retry shortly.",
-                        code="quota_unverifiable",
-                    ) from exc
-            await store.seed(missing, values)
+            await self._seeder.seed(store, [checks[i] for i in outcome.indexes])
             outcome = await store.reserve(request_id, checks)
         raise StoreUnavailable("Quota counters could not be rebuilt; retry shortly.", code="quota_unverifiable")
 
