@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
@@ -28,9 +29,12 @@ class CountingStore(MemoryStore):
         self.tenant_lookups = 0
         self.down = False
         self.poll_reads: KeyChanges | None = None  # what a poll reads, if not what is stored now
+        self.answering: asyncio.Event | None = None  # when set: key lookups wait for it
 
     async def get_key(self, key_id: str) -> ApiKey | None:
         self.key_lookups += 1
+        if self.answering is not None:
+            await self.answering.wait()
         if self.down:
             raise ConnectionRefusedError("store is down")
         return await super().get_key(key_id)
@@ -79,6 +83,24 @@ async def test_a_cold_key_of_a_known_tenant_is_one_lookup(store: CountingStore) 
     await directory.refresh()  # the poll brings the suspension; a new key of the tenant sees it
     with pytest.raises(PermissionDenied):
         await directory.authenticate(f"Bearer {third}", None)
+
+
+async def test_a_cold_key_is_read_once_for_every_request_waiting_and_one_that_leaves_stops_none(
+    store: CountingStore,
+) -> None:
+    _, key_id, plaintext = await make_key(store)
+    directory = KeyDirectory(store)
+    store.answering = asyncio.Event()
+    waiting = [asyncio.create_task(directory.authenticate(f"Bearer {plaintext}", None)) for _ in range(10)]
+    for _ in range(3):
+        await asyncio.sleep(0)  # each runs to its wait for the lookup: nothing else is awaited before it
+    waiting[0].cancel()  # the request whose lookup it is leaves
+    store.answering.set()
+    async with asyncio.timeout(5):
+        done = await asyncio.gather(*waiting, return_exceptions=True)
+    assert isinstance(done[0], asyncio.CancelledError)
+    assert [principal.key_id for principal in done[1:]] == [key_id] * 9  # type: ignore[union-attr]
+    assert store.key_lookups == 1
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 from tenantgate.admission.counters import CounterStore
 from tenantgate.admission.limits import Check
 from tenantgate.errors import StoreUnavailable
+from tenantgate.single_flight import SingleFlight
 
 
 class RecordedUsage(Protocol):
@@ -56,40 +58,26 @@ class TotalsSeeder:
 
     def __init__(self, recorded: RecordedUsage | None) -> None:
         self._recorded = recorded  # None: nothing is recorded, every total starts at 0
-        self._reading: dict[tuple[int, str], asyncio.Task[None]] = {}  # (store, counter): its seeding
+        self._readings: SingleFlight[tuple[int, str], None] = SingleFlight()  # by (store, counter)
 
     async def seed(self, store: CounterStore, missing: Sequence[Check]) -> None:
-        """Seed `missing` in `store`, or wait for the seeding already under way. The seeding is a task
-        of its own, so a request that is cancelled while it waits does not cancel it for the others."""
-        fresh = [check for check in missing if (id(store), check.counter) not in self._reading]
-        if fresh:
-            seeding = asyncio.get_running_loop().create_task(self._seed(store, fresh))
-            seeding.add_done_callback(_retrieved)
-            for check in fresh:
-                self._reading[(id(store), check.counter)] = seeding
-        for seeding in {self._reading[(id(store), check.counter)] for check in missing}:
-            await asyncio.shield(seeding)
+        """Seed `missing` in `store`, or wait for the seedings already under way."""
+        seedings = (self._readings.run((id(store), check.counter), partial(self._seed, store, check))
+                    for check in missing)  # fmt: skip
+        for outcome in await asyncio.gather(*seedings, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
-    async def _seed(self, store: CounterStore, checks: Sequence[Check]) -> None:
-        try:
-            if self._recorded is None:
-                values = [0] * len(checks)
-            else:
-                try:
-                    values = await recorded_totals(self._recorded, checks)
-                except Exception as exc:
-                    raise StoreUnavailable(
-                        "Quota usage cannot be verified right now (its counters are being rebuilt from the usage "
-                        "records, which are unreachable). Retry shortly.",
-                        code="quota_unverifiable",
-                    ) from exc
-            await store.seed(checks, values)
-        finally:
-            for check in checks:
-                del self._reading[(id(store), check.counter)]
-
-
-def _retrieved(seeding: asyncio.Task[None]) -> None:
-    """Every waiter may have left: the failure is theirs to report, not the loop's to log."""
-    if not seeding.cancelled():
-        seeding.exception()
+    async def _seed(self, store: CounterStore, check: Check) -> None:
+        if self._recorded is None:
+            values = [0]
+        else:
+            try:
+                values = await recorded_totals(self._recorded, [check])
+            except Exception as exc:
+                raise StoreUnavailable(
+                    "Quota usage cannot be verified right now (its counters are being rebuilt from the usage "
+                    "records, which are unreachable). Retry shortly.",
+                    code="quota_unverifiable",
+                ) from exc
+        await store.seed([check], values)

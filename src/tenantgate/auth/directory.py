@@ -11,13 +11,13 @@ cold miss answers 503, never 401.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from tenantgate import heap
@@ -27,6 +27,7 @@ from tenantgate.clock import utcnow
 from tenantgate.domain import ApiKey, Limits, Principal, Tenant, TenantStatus, User
 from tenantgate.errors import AuthenticationFailed, PermissionDenied, StoreUnavailable
 from tenantgate.plans import PlanRules
+from tenantgate.single_flight import SingleFlight
 from tenantgate.storage.base import TenancyStore
 
 # Rows written by another instance with a slightly slower clock must not be missed by the poll.
@@ -112,7 +113,7 @@ class KeyDirectory:
         self._users: dict[str, User] = {}
         self._principals: dict[str, Principal] = {}
         self._unknown: dict[str, float] = {}
-        self._loading: dict[str, asyncio.Future[ApiKey | None]] = {}
+        self._loading: SingleFlight[str, ApiKey | None] = SingleFlight()  # one read per cold key at a time
         self._watermark = utcnow()
 
     async def load_ids(self) -> None:
@@ -172,21 +173,7 @@ class KeyDirectory:
             return None
         if self._ids is not None and not self._ids.holds(key_id) and not self._unlisted.take():
             return None  # not in the store as of the last poll, and the lookups for new ids are spent
-        pending = self._loading.get(key_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[ApiKey | None] = asyncio.get_running_loop().create_future()
-        self._loading[key_id] = future
-        try:
-            key = await self._fetch(key_id)
-        except StoreUnavailable as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters may be none
-            raise
-        finally:
-            del self._loading[key_id]
-        future.set_result(key)
-        return key
+        return await self._loading.run(key_id, partial(self._fetch, key_id))
 
     async def _fetch(self, key_id: str) -> ApiKey | None:
         """The key, and its tenant and user unless already held (the poll keeps those current): a cold
