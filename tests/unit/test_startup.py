@@ -11,6 +11,7 @@ from tenantgate.access.login import AttemptLimiter
 from tenantgate.cli.main import app, hoisted
 from tenantgate.errors import RateLimited
 from tenantgate.settings import Settings
+from tests.e2e.procs import free_port
 
 
 @pytest.mark.parametrize(
@@ -124,7 +125,8 @@ def test_garbage_collection_pauses_while_serve_imports_and_is_on_when_it_serves(
 
     monkeypatch.setattr(uvicorn.Server, "run", run)
     monkeypatch.setenv("TENANTGATE_DATA_DIR", str(tmp_path / "data"))
-    done = CliRunner().invoke(app, ["serve", "--database-url", f"sqlite:///{tmp_path}/db"])
+    port = str(free_port())
+    done = CliRunner().invoke(app, ["serve", "--database-url", f"sqlite:///{tmp_path}/db", "--port", port])
     assert done.exit_code == 0 and seen == [True]
 
 
@@ -147,7 +149,8 @@ def test_workers_without_what_they_need_are_refused_in_one_line(
     assert line.startswith("tenantgate: ") and expected in line
 
 
-def test_workers_on_a_port_in_use_are_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str) -> None:
     import socket
 
     monkeypatch.setenv("TENANTGATE_DATA_DIR", str(tmp_path / "data"))
@@ -157,7 +160,7 @@ def test_workers_on_a_port_in_use_are_refused_in_one_line(tmp_path: Path, monkey
         taken.listen()
         port = str(taken.getsockname()[1])
         done = CliRunner().invoke(app, [
-            "serve", "--workers", "2", "--port", port, "--upstream", "http://127.0.0.1:9/v1",
+            "serve", "--workers", workers, "--port", port, "--upstream", "http://127.0.0.1:9/v1",
             "--database-url", f"sqlite:///{tmp_path}/db",
         ])  # fmt: skip
     assert done.exit_code == 2

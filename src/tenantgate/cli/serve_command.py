@@ -134,10 +134,24 @@ def serve(
         command = sys.argv[0] if sys.argv[0].endswith("tenantgate") else "tenantgate"
         typer.echo(asyncio.run(_seed(settings, os.path.relpath(command) if "/" in command else command)))
     if settings.workers == 1:
-        if code := serve_gateway(settings, access_log, worker=0):
+        if code := serve_gateway(settings, access_log, worker=0, sockets=[_listening(settings)]):
             raise typer.Exit(code)
         return
     _serve_workers(settings, access_log)
+
+
+def _listening(settings: Settings) -> socket:
+    """The gateway's socket, bound (the server listens on it); one line and exit 2 if it cannot be."""
+    from tenantgate.errors import ConfigurationError
+    from tenantgate.workers import check_port, own_socket
+
+    try:
+        check_port(settings.host, settings.port)
+        return own_socket(settings.host, settings.port)
+    except ConfigurationError as exc:
+        refuse(str(exc))
+    except OSError as exc:  # taken since the check
+        refuse(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
 
 
 def _refuse(problem: str | None) -> None:
@@ -167,6 +181,7 @@ def serve_gateway(settings: Settings, access_log: bool, worker: int, sockets: li
     """Run one gateway process until it is stopped: 0, or FAILED_TO_START."""
     import uvicorn
 
+    from tenantgate.accepting import Server
     from tenantgate.app import create_app, key_guessers
     from tenantgate.logs import log_config
     from tenantgate.serving import guarded_protocol, server_limits, trusted_proxies
@@ -189,8 +204,12 @@ def serve_gateway(settings: Settings, access_log: bool, worker: int, sockets: li
         proxy_headers=False,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
-    server = uvicorn.Server(config)
-    server.run(sockets=sockets)
+    server = Server(config)
+    try:
+        server.run(sockets=sockets)
+    finally:  # uvicorn closes them as it shuts down, but not if it never started
+        for sock in sockets or ():
+            sock.close()
     return 0 if server.started else FAILED_TO_START
 
 
