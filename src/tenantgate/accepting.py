@@ -67,6 +67,11 @@ class Acceptor:
             self._closed = True
             self._loop.remove_reader(self._sock.fileno())
 
+    async def wait_closed(self) -> None:
+        """Until the connections accepted before closing are opened (uvicorn has waited for the rest)."""
+        if self._opening:
+            await asyncio.gather(*self._opening, return_exceptions=True)
+
 
 class Server(uvicorn.Server):
     """uvicorn's server, its listening sockets served by Acceptors instead of the event loop's own."""
