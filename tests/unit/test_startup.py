@@ -111,6 +111,7 @@ def test_garbage_collection_pauses_while_serve_imports_and_is_on_when_it_serves(
 
     import uvicorn
 
+    from tenantgate import accepting
     from tenantgate.cli.serve_command import collection_paused
 
     with pytest.raises(RuntimeError), collection_paused():
@@ -118,9 +119,11 @@ def test_garbage_collection_pauses_while_serve_imports_and_is_on_when_it_serves(
         raise RuntimeError("a start-up that fails")
     assert gc.isenabled()
     seen: list[bool] = []
+    servers: list[type] = []
 
     def run(server: uvicorn.Server, sockets: object = None) -> None:
         seen.append(gc.isenabled())
+        servers.append(type(server))
         server.started = True
 
     monkeypatch.setattr(uvicorn.Server, "run", run)
@@ -128,6 +131,7 @@ def test_garbage_collection_pauses_while_serve_imports_and_is_on_when_it_serves(
     port = str(free_port())
     done = CliRunner().invoke(app, ["serve", "--database-url", f"sqlite:///{tmp_path}/db", "--port", port])
     assert done.exit_code == 0 and seen == [True]
+    assert servers == [accepting.Server]  # connections are taken in bursts, not one per turn of the loop
 
 
 @pytest.mark.parametrize(
