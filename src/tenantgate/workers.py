@@ -61,8 +61,14 @@ def _bound(host: str, port: int, shared: bool) -> socket.socket:
 def check_port(host: str, port: int) -> None:
     """ConfigurationError (one line) if anything holds the port. Binding without SO_REUSEPORT fails
     even against another gateway's workers, so two installations never share a port by mistake."""
+    sole_socket(host, port).close()
+
+
+def sole_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to the port by this process alone (not yet listening); ConfigurationError
+    (one line) if anything holds the port."""
     try:
-        _bound(host, port, shared=False).close()
+        return _bound(host, port, shared=False)
     except OSError as exc:
         reason = "it is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
         raise ConfigurationError(f"cannot listen on {host}:{port}: {reason}") from None

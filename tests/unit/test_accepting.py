@@ -38,30 +38,31 @@ async def turns_until(made: list[asyncio.BaseTransport], count: int, most: int) 
     return most + 1
 
 
-async def test_every_waiting_connection_is_accepted_in_one_turn() -> None:
+@contextmanager
+def accepting() -> Iterator[tuple[Acceptor, tuple[str, int], list[asyncio.BaseTransport]]]:
+    """An acceptor on a socket of its own: (it, its address, the transports it has made so far)."""
     made: list[asyncio.BaseTransport] = []
-    protocol = type("Protocol", (Noting,), {"made": made})
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
-        acceptor = Acceptor(listening, protocol, backlog=128)
+        acceptor = Acceptor(listening, type("Protocol", (Noting,), {"made": made}), backlog=128)
         try:
-            with clients(listening.getsockname(), WAITING):
-                # accepted in one turn, opened in the next ones: a few turns, not one per connection
-                assert await turns_until(made, WAITING, most=5) <= 5, len(made)
+            yield acceptor, listening.getsockname(), made
         finally:
             acceptor.close()
             for transport in made:
                 transport.close()
+
+
+async def test_every_waiting_connection_is_accepted_in_one_turn() -> None:
+    with accepting() as (_, address, made), clients(address, WAITING):
+        # accepted in one turn, opened in the next ones: a few turns, not one per connection
+        assert await turns_until(made, WAITING, most=5) <= 5, len(made)
     assert len(made) == WAITING
 
 
 async def test_a_closed_acceptor_takes_no_more_connections() -> None:
-    made: list[asyncio.BaseTransport] = []
-    protocol = type("Protocol", (Noting,), {"made": made})
-    with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
-        acceptor = Acceptor(listening, protocol, backlog=128)
+    with accepting() as (acceptor, address, made):
         acceptor.close()
-        with clients(listening.getsockname(), 3):
+        with clients(address, 3):
             assert await turns_until(made, 1, most=5) == 6  # none made in five turns
     assert made == []

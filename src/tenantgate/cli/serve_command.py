@@ -143,15 +143,12 @@ def serve(
 def _listening(settings: Settings) -> socket:
     """The gateway's socket, bound (the server listens on it); one line and exit 2 if it cannot be."""
     from tenantgate.errors import ConfigurationError
-    from tenantgate.workers import check_port, own_socket
+    from tenantgate.workers import sole_socket
 
     try:
-        check_port(settings.host, settings.port)
-        return own_socket(settings.host, settings.port)
+        return sole_socket(settings.host, settings.port)
     except ConfigurationError as exc:
         refuse(str(exc))
-    except OSError as exc:  # taken since the check
-        refuse(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
 
 
 def _refuse(problem: str | None) -> None:
