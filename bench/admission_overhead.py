@@ -1,8 +1,11 @@
 """Cost of admission per request: reserve + settle with every limit active, in-process and over Redis.
 
 Each figure is the best of 5 runs of n/5 requests (a shared machine's stolen time only adds). With
-`--held 64`, that many requests hold their reservations meanwhile, as at 64 connections.
-Usage: python bench/admission_overhead.py [--redis redis://127.0.0.1:6379/0] [--n 20000] [--held 0]
+`--held 64`, that many requests hold their reservations meanwhile, as at 64 connections. With
+`--rate R` (in-process counters), the counters' clock moves 1/R s per request, after a minute of
+requests at that rate first, so that the sliding windows hold a minute of traffic and every request
+also expires the oldest entries, as in a gateway serving R requests a second.
+Usage: python bench/admission_overhead.py [--redis redis://127.0.0.1:6379/0] [--n 20000] [--held 0] [--rate 0]
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 
 from tenantgate.admission.counters import CounterStore, MemoryCounterStore
 from tenantgate.admission.redis_counters import RedisCounterStore
@@ -26,15 +30,18 @@ PLAN = Limits(rpm=10**9, tpm=10**12, concurrency=10**6, daily_tokens=10**15)  # 
 
 
 async def measure(
-    store: CounterStore, n: int, key_limits: Limits = ALL, tenant_limits: Limits = ALL, held: int = 0
-) -> dict[str, float]:
+    store: CounterStore, n: int, key_limits: Limits = ALL, tenant_limits: Limits = ALL, held: int = 0,
+    history: int = 0, tick: Callable[[], None] = lambda: None,
+) -> dict[str, float]:  # fmt: skip
+    """`history`: requests made first (not measured); `tick`: called once per request."""
     admission = Admission(store, lambda m, p, c: p + c, lease_ttl_s=30, output_estimate=256, output_cap=4096)
     principal = Principal(
         "t1", "bench", "k1", None, "scale", None, None, tenant_limits=tenant_limits, key_limits=key_limits
     )
     request = parse_request(Endpoint.CHAT, BODY)
     usage = Usage(10, 16)
-    for i in range(min(n, 500)):  # warm up
+    for i in range(max(history, min(n, 500))):  # warm up
+        tick()
         reservation = await admission.reserve(principal, request, f"w{i}")
         assert reservation is not None
         await admission.settle(reservation, usage)
@@ -44,12 +51,13 @@ async def measure(
     for run in range(5):
         started = time.perf_counter()
         for i in range(n // 5):
+            tick()
             reservation = await admission.reserve(principal, request, f"r{run}-{i}")
             assert reservation is not None
             await admission.settle(reservation, usage)
         runs.append((time.perf_counter() - started) / (n // 5) * 1e6)
     await store.close()
-    return {"requests": n, "held": held, "reserve_plus_settle_us": round(min(runs), 1)}
+    return {"requests": n, "held": held, "history": history, "reserve_plus_settle_us": round(min(runs), 1)}
 
 
 def main() -> None:
@@ -57,15 +65,30 @@ def main() -> None:
     parser.add_argument("--redis", default=None)
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--held", type=int, default=0, help="reservations held meanwhile (requests in flight)")
+    parser.add_argument("--rate", type=float, default=0, help="requests a second on a simulated clock (0: real)")
     options = parser.parse_args()
+    if options.rate and options.redis:
+        parser.error("--rate simulates the in-process counters' clock; Redis keeps its own time")
+    now = [0.0]
+
+    def tick() -> None:
+        now[0] += 1 / options.rate
 
     def store() -> CounterStore:
-        return RedisCounterStore.from_url(options.redis) if options.redis else MemoryCounterStore()
+        if options.redis:
+            return RedisCounterStore.from_url(options.redis)
+        return MemoryCounterStore(clock=lambda: now[0]) if options.rate else MemoryCounterStore()
 
     name = "redis" if options.redis else "memory"
-    every = asyncio.run(measure(store(), options.n, held=options.held))
+    history = int(60 * options.rate)
+
+    def run(key_limits: Limits, tenant_limits: Limits) -> dict[str, float]:
+        ticking = tick if options.rate else lambda: None
+        return asyncio.run(measure(store(), options.n, key_limits, tenant_limits, options.held, history, ticking))
+
+    every = run(ALL, ALL)
     print(json.dumps({"store": name, "limits": "all 6 kinds on tenant and key (12 checks)", **every}))
-    plan = asyncio.run(measure(store(), options.n, key_limits=Limits(), tenant_limits=PLAN, held=options.held))
+    plan = run(Limits(), PLAN)
     print(json.dumps({"store": name, "limits": "rpm, tpm, concurrency, daily on the tenant (4 checks)", **plan}))
 
 
