@@ -10,7 +10,9 @@ With two or more cores the gateway under test runs alone on core 1.
 With `--redis URL` both use Redis counters (TENANTGATE_REDIS_URL) instead.
 With `--also N`, each turn first also measures req/s and p99 at N connections. The garbage collector's
 runs and time per request at c=64, and the usage events written meanwhile per request served (below 1
-when the usage writer falls behind), come from the gateway's /metrics.
+when the usage writer falls behind), come from the gateway's /metrics. The CPU of a load (c=64, the
+streams) is counted from its start until the gateway rests again: what it deferred (usage writes,
+rollups) is its own, and what the load before it deferred is not.
 Usage: python bench/ab.py --before REF [--after REF] [--rounds 5] [--seconds 5] [--redis URL] [--also 4]
 """
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from builds import GATEWAY_CORE, add_refs, checkouts, medians, serve_args
 from loads import streams, wrk
-from procs import TENANTGATE, cpu_seconds, free_port, spawn, stop, wait_http
+from procs import TENANTGATE, cpu_seconds, free_port, quiet, spawn, stop, wait_http
 from run import ADMIN, STREAM_TOKENS, make_key
 
 
@@ -71,13 +73,16 @@ def one_turn(
         if at["errors"]:
             raise SystemExit(f"{url} answered with errors; its numbers would be meaningless")
     c1 = wrk(url, key, 1, seconds)
+    quiet(pid)  # each load's CPU is counted until what it left behind (usage writes, rollups) is done
     before, watched_before = cpu_seconds(pid), watched(url)
     c64 = wrk(url, key, 64, seconds)
     requests = max(1.0, c64["rps"] * seconds)
-    cpu_per_request = (cpu_seconds(pid) - before) / requests * 1e6
     runs, spent, written = (after - watched_before[name] for name, after in watched(url).items())
+    quiet(pid)
+    cpu_per_request = (cpu_seconds(pid) - before) / requests * 1e6
     before = cpu_seconds(pid)
     stream = streams(url, key, concurrency=16, total=stream_total, tokens=STREAM_TOKENS)
+    quiet(pid)
     if c1["errors"] or c64["errors"] or stream["failures"]:
         raise SystemExit(f"{url} answered with errors; its numbers would be meaningless")
     return {
@@ -89,7 +94,7 @@ def one_turn(
         "cpu_us_per_chunk": (cpu_seconds(pid) - before) / max(1, stream["chunks"]) * 1e6,
         "gc_runs_per_1k_c64": runs / requests * 1000,
         "gc_us_per_request": spent / requests * 1e6,  # 0 for a build that does not time its collections
-        # below 1: the usage writer fell behind, and the CPU it owes is missing from cpu_us_per_request
+        # below 1: the usage writer fell behind during the load (the CPU it owed is counted: see `quiet`)
         "usage_written_per_request_c64": written / requests,
         **extra,
     }

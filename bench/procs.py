@@ -110,3 +110,16 @@ def rss_mib(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
     return total / 1024
+
+
+def quiet(pid: int, window_s: float = 0.5, busy_share: float = 0.02, deadline_s: float = 20.0) -> float:
+    """Wait until the process and its children use under `busy_share` of a core over `window_s`: the
+    work a load left behind (usage writes, rollups) is done, so the CPU counted for the next load is
+    its own. The seconds waited (`deadline_s` at most: a process that never rests is not waited for)."""
+    started = time.monotonic()
+    while time.monotonic() - started < deadline_s:
+        before = cpu_seconds(pid)
+        time.sleep(window_s)
+        if cpu_seconds(pid) - before <= busy_share * window_s:
+            break
+    return time.monotonic() - started

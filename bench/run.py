@@ -29,7 +29,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from loads import streams, wrk
 from peers import start_litellm, start_portkey, start_vllm_router
-from procs import PYTHON, TENANTGATE, bytecode, cpu_seconds, first_200, free_port, rss_mib, spawn, stop, wait_http
+from procs import (
+    PYTHON,
+    TENANTGATE,
+    bytecode,
+    cpu_seconds,
+    first_200,
+    free_port,
+    quiet,
+    rss_mib,
+    spawn,
+    stop,
+    wait_http,
+)
 
 ADMIN = "bench-admin-token"
 STREAM_TOKENS = 50
@@ -81,9 +93,12 @@ def measure(
     for connections in (1, 16, 64):
         result[f"c{connections}"] = wrk(url, key, connections, seconds, headers)
         print(f"  {name} c={connections}: {result[f'c{connections}']}", flush=True)
+    if pid:  # the wrk runs' deferred work is theirs; the streams' own is counted until it is done too
+        quiet(pid)
     before = cpu_seconds(pid) if pid else 0.0
     stream = streams(url, key, concurrency=16, total=stream_total, tokens=STREAM_TOKENS, headers=headers)
     if pid:
+        quiet(pid)
         stream["cpu_us_per_chunk"] = (cpu_seconds(pid) - before) / max(1, stream["chunks"]) * 1e6
         stream["rss_mib"] = rss_mib(pid)
     result["stream"] = stream
