@@ -174,27 +174,34 @@ async def test_scripts_lost_by_a_restarted_redis_are_loaded_again(redis_url: str
 
 async def test_every_key_a_reservation_makes_expires_after_its_entries(redis_url: str) -> None:
     """No counter key stays in Redis for ever, and none goes while an entry in it still counts: a
-    window's three keys expire twice the window after the newest reservation, a lease set twice the
-    lease's lifetime after it, a period total a day after its period."""
+    window's three keys and a lease set live twice their TTL, pushed forward when a reservation
+    finds less than one TTL left; a period total expires a day after its period, from its seeding."""
     store = RedisCounterStore.from_url(redis_url)
     rpm, held, day = name("rpm"), name("conc"), name("day")
     quota = Check(LimitKind.QUOTA, day, 1000, 5, "total", reset_at=datetime(2030, 1, 1, tzinfo=UTC))
-    checks = [window(rpm, 100, ttl=2.0), Check(LimitKind.CONCURRENCY, held, 10, 1, "lease", ttl_s=30), quota]
-    window_keys = [rpm, rpm + ":amt", rpm + ":sum"]
+    lease = Check(LimitKind.CONCURRENCY, held, 10, 1, "lease", ttl_s=0.4)
+    checks = [window(rpm, 100, ttl=0.4), lease, quota]
+    expiring = [rpm, rpm + ":amt", rpm + ":sum", held]
 
     async def expiries_ms() -> dict[str, int]:
-        return {key: int(await store._redis.pttl(key)) for key in [*window_keys, held, day]}
+        return {key: int(await store._redis.pttl(key)) for key in [*expiring, day]}
 
     try:
         await store.seed([quota], [0])
         assert isinstance(await store.reserve("a", checks), Granted)
         first = await expiries_ms()
-        assert all(3_000 < first[key] <= 4_000 for key in window_keys), first
-        assert 59_000 < first[held] <= 60_000 and first[day] > 86_400_000, first
-        await asyncio.sleep(0.5)  # Redis keeps its own clock: real time has to pass
+        assert all(700 < first[key] <= 800 for key in expiring), first
+        assert first[day] > 86_400_000, first
+        # Redis keeps its own clock: real time has to pass. 200 ms on, more than a TTL is left.
+        await asyncio.sleep(0.2)
         assert isinstance(await store.reserve("b", checks), Granted)
+        kept = await expiries_ms()
+        assert all(400 < kept[key] <= 800 for key in expiring), (first, kept)
+        # 500 ms on, "a" has ended and "b" still counts, in keys with less than a TTL left
+        await asyncio.sleep(0.3)
+        assert isinstance(await store.reserve("c", checks), Granted)
         renewed = await expiries_ms()
-        # renewed by "b", which counts until its own end (not renewed, they would have 500 ms less)
-        assert all(renewed[key] > first[key] - 400 for key in window_keys), (first, renewed)
+        # pushed forward for "c", which counts 400 ms from now (not pushed, they would have < 300 ms)
+        assert all(400 < renewed[key] <= 800 for key in expiring), (kept, renewed)
     finally:
         await store.close()
