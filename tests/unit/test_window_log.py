@@ -11,9 +11,9 @@ def test_entries_expire_oldest_first_at_their_time() -> None:
     window.add("b", 2.0, 20)
     window.add("c", 3.0, 30)
     window.expire(1.5)
-    assert (window.total, window.amounts()) == (50, [(2.0, 20), (3.0, 30)])
+    assert (window.total, window.entries()) == (50, [(2.0, 20), (3.0, 30)])
     window.expire(3.0)  # at the moment itself: gone
-    assert (window.total, window.amounts(), len(window.order)) == (0, [], 0)
+    assert (window.total, window.entries(), len(window.times), len(window.requests)) == (0, [], 0, 0)
 
 
 def test_a_settled_entry_counts_its_actual_amount_until_it_expires() -> None:
@@ -21,7 +21,7 @@ def test_a_settled_entry_counts_its_actual_amount_until_it_expires() -> None:
     window.add("a", 1.0, 100)
     window.settle("a", 7)
     window.settle("unknown", 5)  # expired or never reserved: nothing to change
-    assert (window.total, window.amounts()) == (7, [(1.0, 7)])
+    assert (window.total, window.entries()) == (7, [(1.0, 7)])
     window.expire(1.0)
     assert window.total == 0
 
@@ -30,8 +30,8 @@ def test_an_id_reserved_again_counts_once_and_expires_at_its_later_time() -> Non
     window = WindowLog()
     window.add("a", 1.0, 10)
     window.add("a", 2.0, 4)
-    assert (window.total, window.amounts()) == (4, [(2.0, 4)])
+    assert (window.total, window.entries()) == (4, [(2.0, 4)])
     window.expire(1.5)  # the earlier reservation's time passes: the later one still counts
-    assert (window.total, window.amounts()) == (4, [(2.0, 4)])
+    assert (window.total, window.entries()) == (4, [(2.0, 4)])
     window.expire(2.0)
-    assert (window.total, window.entries) == (0, {})
+    assert (window.total, window.amounts, len(window.times)) == (0, {}, 0)

@@ -76,42 +76,44 @@ class CounterStore(Protocol):
 
 @dataclass(slots=True)
 class WindowLog:
-    """One sliding window's entries. The times are kept in a queue apart from the amounts (which
-    settlement looks up by request): taking the oldest from the front of a dict costs a scan over
-    every entry deleted before it, tens of microseconds per check once a window holds a minute of
-    a busy tenant's requests."""
+    """One sliding window's entries: their times and requests in two queues, oldest first, and
+    their amounts by request (settlement replaces them). Taking the oldest from the front of a dict
+    instead costs a scan over every entry deleted before it, tens of microseconds per check once a
+    window holds a minute of a busy tenant's requests. No tuple per entry: a window holds a minute
+    of traffic, and the time's float is the one object every window of the request shares."""
 
-    order: deque[tuple[float, str]] = field(default_factory=deque)  # (reserved at, request), oldest first
-    entries: dict[str, tuple[float, int]] = field(default_factory=dict)  # request -> (reserved at, amount)
+    times: deque[float] = field(default_factory=deque)
+    requests: deque[str] = field(default_factory=deque)
+    amounts: dict[str, int] = field(default_factory=dict)
     total: int = 0
 
     def add(self, request_id: str, at: float, amount: int) -> None:
-        replaced = self.entries.get(request_id)
-        if replaced is not None:
-            self.total -= replaced[1]
-        self.entries[request_id] = (at, amount)
-        self.order.append((at, request_id))
+        replaced = self.amounts.pop(request_id, None)
+        if replaced is not None:  # the same request again (never twice in practice): the later one counts
+            self.total -= replaced
+            index = self.requests.index(request_id)
+            del self.requests[index], self.times[index]
+        self.times.append(at)
+        self.requests.append(request_id)
+        self.amounts[request_id] = amount
         self.total += amount
 
     def expire(self, before: float) -> None:
         """Drop what was reserved at or before `before`."""
-        order, entries = self.order, self.entries
-        while order and order[0][0] <= before:
-            at, request_id = order.popleft()
-            entry = entries.get(request_id)
-            if entry is not None and entry[0] == at:  # not since reserved again under the same id
-                del entries[request_id]
-                self.total -= entry[1]
+        times, requests, amounts = self.times, self.requests, self.amounts
+        while times and times[0] <= before:
+            times.popleft()
+            self.total -= amounts.pop(requests.popleft())
 
     def settle(self, request_id: str, amount: int) -> None:
-        entry = self.entries.get(request_id)
-        if entry is not None:
-            self.entries[request_id] = (entry[0], amount)
-            self.total += amount - entry[1]
+        reserved = self.amounts.get(request_id)
+        if reserved is not None:
+            self.amounts[request_id] = amount
+            self.total += amount - reserved
 
-    def amounts(self) -> list[tuple[float, int]]:
+    def entries(self) -> list[tuple[float, int]]:
         """(reserved at, amount) of each entry, oldest first."""
-        return [entry for at, request_id in self.order if (entry := self.entries.get(request_id)) and entry[0] == at]
+        return [(at, self.amounts[request_id]) for at, request_id in zip(self.times, self.requests, strict=True)]
 
 
 class MemoryCounterStore:
@@ -173,7 +175,7 @@ class MemoryCounterStore:
                 return check.ttl_s
             freed = 0
             window = self._windows.get(check.counter)
-            for at, amount in window.amounts() if window is not None else ():
+            for at, amount in window.entries() if window is not None else ():
                 freed += amount
                 if used - freed + check.amount <= check.limit:
                     return max(0.0, at + check.ttl_s - now)
