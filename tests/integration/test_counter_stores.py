@@ -172,6 +172,50 @@ async def test_scripts_lost_by_a_restarted_redis_are_loaded_again(redis_url: str
         await store.close()
 
 
+async def test_a_window_that_ended_more_entries_than_lua_unpacks_at_once_is_purged(redis_url: str) -> None:
+    """A window that was quiet for a while: 20,000 entries have ended since its last request (Lua
+    unpacks at most ~8,000 values in one call), two still count."""
+    store = RedisCounterStore.from_url(redis_url)
+    rpm = name("tpm")
+    try:
+        seconds, micros = await store._redis.time()
+        now_ms = seconds * 1000 + micros // 1000
+        ended = {f"old-{i}": now_ms - 120_000 + i // 1000 for i in range(20_000)}
+        async with store._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(rpm, {**ended, "live-1": now_ms, "live-2": now_ms})
+            pipe.hset(rpm + ":amt", mapping={**dict.fromkeys(ended, 3), "live-1": 5, "live-2": 7})
+            pipe.set(rpm + ":sum", 3 * len(ended) + 12)
+            await pipe.execute()
+        assert isinstance(await store.reserve("new", [window(rpm, 100, amount=10)]), Granted)
+        assert await store.peek([window(rpm, 100)]) == (22,)  # 5 + 7 + 10: every ended entry freed
+        assert (await store._redis.zcard(rpm), await store._redis.hlen(rpm + ":amt")) == (3, 3)
+    finally:
+        await store.close()
+
+
+async def test_a_refusal_says_when_enough_of_the_oldest_entries_end(redis_url: str) -> None:
+    """The wait a refused request is told: until enough of the window's oldest entries have ended,
+    found reading the window a slice of 100 at a time (not all of it, for every refused request)."""
+    store = RedisCounterStore.from_url(redis_url)
+    tpm = name("tpm")
+    try:
+        seconds, micros = await store._redis.time()
+        now_ms = seconds * 1000 + micros // 1000
+        entries = {f"r{i}": now_ms - 50_000 + 10 * i for i in range(250)}  # one every 10 ms, 50 s ago on
+        async with store._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(tpm, entries)
+            pipe.hset(tpm + ":amt", mapping=dict.fromkeys(entries, 1))
+            pipe.set(tpm + ":sum", len(entries))
+            await pipe.execute()
+        one = await store.reserve("one", [window(tpm, 250, amount=1)])
+        many = await store.reserve("many", [window(tpm, 250, amount=150)])
+        # the oldest ends 10 s from now; 150 have ended when the 150th does, 1.49 s after it
+        assert isinstance(one, Denied) and 9.9 < one.retry_after_s <= 10.0, one
+        assert isinstance(many, Denied) and 11.39 < many.retry_after_s <= 11.49, many
+    finally:
+        await store.close()
+
+
 async def test_every_key_a_reservation_makes_expires_after_its_entries(redis_url: str) -> None:
     """No counter key stays in Redis for ever, and none goes while an entry in it still counts: a
     window's three keys and a lease set live twice their TTL, pushed forward when a reservation

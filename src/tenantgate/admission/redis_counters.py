@@ -26,15 +26,18 @@ _PRELUDE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function purge_window(key, ttl)
-  local old = redis.call('ZRANGEBYSCORE', key, '-inf', now - ttl)
-  if #old > 0 then
-    local amounts = redis.call('HMGET', key .. ':amt', unpack(old))
-    local freed = 0
-    for _, a in ipairs(amounts) do freed = freed + (tonumber(a) or 0) end
-    redis.call('DECRBY', key .. ':sum', freed)
-    redis.call('HDEL', key .. ':amt', unpack(old))
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - ttl)
-  end
+  -- in slices: Lua unpacks at most ~8,000 values, and a window that was quiet for a while can hold
+  -- more than that which has ended
+  local freed = 0
+  repeat
+    local old = redis.call('ZRANGEBYSCORE', key, '-inf', now - ttl, 'LIMIT', 0, 1000)
+    if #old > 0 then
+      for _, a in ipairs(redis.call('HMGET', key .. ':amt', unpack(old))) do freed = freed + (tonumber(a) or 0) end
+      redis.call('HDEL', key .. ':amt', unpack(old))
+      redis.call('ZREMRANGEBYRANK', key, 0, #old - 1)  -- the oldest, the ones just read
+    end
+  until #old < 1000
+  if freed > 0 then redis.call('DECRBY', key .. ':sum', freed) end
   return tonumber(redis.call('GET', key .. ':sum') or '0')
 end
 local function outlive(key, ttl, also)
@@ -71,13 +74,22 @@ for i, key in ipairs(KEYS) do
     local retry = 0
     if shape == 'window' then
       retry = ttl
-      if amount <= limit then
-        local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
-        local freed = 0
-        for j = 1, #entries, 2 do
-          freed = freed + tonumber(redis.call('HGET', key .. ':amt', entries[j]) or '0')
-          if current - freed + amount <= limit then retry = tonumber(entries[j + 1]) + ttl - now; break end
-        end
+      if amount <= limit then  -- when enough of the oldest entries end: read oldest first, a slice at a time
+        local freed, first, found = 0, 0, false
+        repeat
+          local entries = redis.call('ZRANGE', key, first, first + 99, 'WITHSCORES')
+          local members = {}
+          for j = 1, #entries, 2 do members[#members + 1] = entries[j] end
+          local amounts = #members > 0 and redis.call('HMGET', key .. ':amt', unpack(members)) or {}
+          for j, a in ipairs(amounts) do
+            freed = freed + (tonumber(a) or 0)
+            if current - freed + amount <= limit then
+              retry, found = tonumber(entries[2 * j]) + ttl - now, true
+              break
+            end
+          end
+          first = first + 100
+        until found or #members < 100
       end
     elseif shape == 'lease' then
       retry = 1000
