@@ -83,3 +83,20 @@ def test_changes_compose_as_applied_one_after_the_other() -> None:
     later = Changes(floors={"t": 30.0}, adds={"t": 2.0})
     for start in (0.0, 12.0, 40.0):
         assert first.then(later).apply("t", start) == later.apply("t", first.apply("t", start))
+
+
+async def test_more_tenants_than_lua_unpacks_at_once_are_read_back(
+    instances: tuple[FairCounterSync, FairCounterSync, str],
+) -> None:
+    """A deployment that served 9,000 tenants in the last minutes (Lua unpacks at most ~8,000 values
+    in one call): every one is sent and read back, and none is left out of the shared counters."""
+    one, other, deployment = instances
+    here, there = one.for_deployment(deployment), other.for_deployment(deployment)
+    tenants = [f"t{i}" for i in range(9_000)]
+    for number, tenant in enumerate(tenants):
+        here.add(tenant, float(number))
+        there.add(tenant, 1.0)
+    await one.sync()
+    await other.sync()
+    await one.sync()
+    assert [here.get(t) for t in tenants] == [there.get(t) for t in tenants] == [n + 1.0 for n in range(9_000)]

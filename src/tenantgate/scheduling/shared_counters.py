@@ -45,8 +45,12 @@ if n > 0 and redis.call('SET', KEYS[2], '1', 'NX', 'PX', 60000) then
   end
   redis.call('PEXPIRE', KEYS[1], KEEP)
 end
-if #ARGV < 2 + n * 3 then return {} end
-return redis.call('HMGET', KEYS[1], unpack(ARGV, 2 + n * 3))
+local values = {}
+for first = 2 + n * 3, #ARGV, 1000 do  -- in slices: Lua unpacks at most ~8,000 values in one call
+  local read = redis.call('HMGET', KEYS[1], unpack(ARGV, first, math.min(first + 999, #ARGV)))
+  for _, value in ipairs(read) do values[#values + 1] = value end
+end
+return values
 """.replace("KEEP", str(KEEP_MS))
 
 
@@ -123,8 +127,9 @@ class SharedCounters:
         try:
             keys = [self.key, f"{self.key}:batch:{self._batch}"]
             values = await script(keys=keys, args=[*args, *wanted])  # type: ignore[operator]
-        except Exception:  # noqa: BLE001 - kept, and sent again with the next sync
-            log.warning("fair-queue counters of %s could not be shared; kept for the next try", self.key)
+        except Exception as exc:  # noqa: BLE001 - kept, and sent again with the next sync
+            reason = type(exc).__name__
+            log.warning("fair-queue counters of %s could not be shared (%s); kept for the next try", self.key, reason)
             return
         self._base = {tenant: float(value) for tenant, value in zip(wanted, values, strict=True) if value is not None}
         self._sending = Changes()
