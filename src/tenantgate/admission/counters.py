@@ -14,7 +14,7 @@ adds (actual - reserved) to totals, so overruns are charged and unused reservati
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,6 +22,7 @@ from typing import Protocol
 from tenantgate.admission.limits import Check
 
 INF = float("inf")
+SWEEP_PER_CALL = 8  # idle windows and lease sets looked at per reservation: more than one can create
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,22 +77,29 @@ class CounterStore(Protocol):
 
 @dataclass(slots=True)
 class WindowLog:
-    """One sliding window's entries: their times and requests in two queues, oldest first, and
-    their amounts by request (settlement replaces them). Taking the oldest from the front of a dict
-    instead costs a scan over every entry deleted before it, tens of microseconds per check once a
-    window holds a minute of a busy tenant's requests. No tuple per entry: a window holds a minute
-    of traffic, and the time's float is the one object every window of the request shares."""
+    """One sliding window's entries: their times and requests in two lists, oldest first from
+    `head` on, and their amounts by request (settlement replaces them). Taking the oldest from the
+    front of a dict instead costs a scan over every entry deleted before it, tens of microseconds per
+    check once a window holds a minute of a busy tenant's requests. No tuple per entry (a window
+    holds a minute of traffic; the time's float is one object all the request's windows share), and
+    lists rather than deques, which take 760 bytes each even when empty."""
 
-    times: deque[float] = field(default_factory=deque)
-    requests: deque[str] = field(default_factory=deque)
+    ttl_s: float
+    times: list[float] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    head: int = 0  # entries before it have ended; dropped from the lists once they are half of them
     amounts: dict[str, int] = field(default_factory=dict)
     total: int = 0
+
+    @property
+    def newest(self) -> float:
+        return self.times[-1] if len(self.times) > self.head else -INF
 
     def add(self, request_id: str, at: float, amount: int) -> None:
         replaced = self.amounts.pop(request_id, None)
         if replaced is not None:  # the same request again (never twice in practice): the later one counts
             self.total -= replaced
-            index = self.requests.index(request_id)
+            index = self.requests.index(request_id, self.head)
             del self.requests[index], self.times[index]
         self.times.append(at)
         self.requests.append(request_id)
@@ -101,9 +109,18 @@ class WindowLog:
     def expire(self, before: float) -> None:
         """Drop what was reserved at or before `before`."""
         times, requests, amounts = self.times, self.requests, self.amounts
-        while times and times[0] <= before:
-            times.popleft()
-            self.total -= amounts.pop(requests.popleft())
+        index, end = self.head, len(times)
+        while index < end and times[index] <= before:
+            self.total -= amounts.pop(requests[index])
+            index += 1
+        if index == end:
+            times.clear()
+            requests.clear()
+            index = 0
+        elif index > 64 and index * 2 > end:
+            del times[:index], requests[:index]
+            index = 0
+        self.head = index
 
     def settle(self, request_id: str, amount: int) -> None:
         reserved = self.amounts.get(request_id)
@@ -113,7 +130,8 @@ class WindowLog:
 
     def entries(self) -> list[tuple[float, int]]:
         """(reserved at, amount) of each entry, oldest first."""
-        return [(at, self.amounts[request_id]) for at, request_id in zip(self.times, self.requests, strict=True)]
+        pairs = zip(self.times[self.head :], self.requests[self.head :], strict=True)
+        return [(at, self.amounts[request_id]) for at, request_id in pairs]
 
 
 class MemoryCounterStore:
@@ -121,8 +139,9 @@ class MemoryCounterStore:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._windows: dict[str, WindowLog] = {}
-        self._leases: dict[str, dict[str, float]] = {}
+        # least recently used first (see `_sweep`)
+        self._windows: OrderedDict[str, WindowLog] = OrderedDict()
+        self._leases: OrderedDict[str, dict[str, float]] = OrderedDict()
         # No lease in the set expires before this (renewal only pushes expiries later), so a set is
         # searched for expired leases once per lease lifetime rather than at every request.
         self._lease_due: dict[str, float] = {}
@@ -144,14 +163,45 @@ class MemoryCounterStore:
             if check.shape == "window":
                 window = self._windows.get(check.counter)
                 if window is None:
-                    window = self._windows[check.counter] = WindowLog()
+                    window = self._windows[check.counter] = WindowLog(check.ttl_s)
+                else:
+                    self._windows.move_to_end(check.counter)
                 window.add(request_id, now, check.amount)
             elif check.shape == "lease":
-                self._leases.setdefault(check.counter, {})[request_id] = now + check.ttl_s
+                leases = self._leases.get(check.counter)
+                if leases is None:
+                    leases = self._leases[check.counter] = {}
+                else:
+                    self._leases.move_to_end(check.counter)
+                leases[request_id] = now + check.ttl_s
                 self._lease_due[check.counter] = min(self._lease_due.get(check.counter, INF), now + check.ttl_s)
             else:
                 self._totals[check.counter] = self._totals.get(check.counter, 0) + check.amount
+        self._sweep(now)
         return Granted(tuple(remaining))
+
+    def _sweep(self, now: float) -> None:
+        """Drop a few of the windows and lease sets used least recently, if nothing in them counts
+        any more: a key that made one request does not keep its counters for ever."""
+        windows, leases = self._windows, self._leases
+        for _ in range(SWEEP_PER_CALL):
+            if not windows:
+                break
+            counter, window = next(iter(windows.items()))
+            if window.newest > now - window.ttl_s:
+                break  # the others were used since, so they hold something that counts too
+            del windows[counter]
+        for _ in range(SWEEP_PER_CALL):
+            if not leases:
+                break
+            counter, held = next(iter(leases.items()))
+            if now >= self._lease_due.get(counter, INF):
+                self._drop_ended_leases(counter, held, now)
+            if held:
+                leases.move_to_end(counter)  # a long request holds it: look at the next
+            else:
+                del leases[counter]
+                self._lease_due.pop(counter, None)
 
     def _used(self, check: Check, now: float) -> int:
         if check.shape == "window":
@@ -163,11 +213,14 @@ class MemoryCounterStore:
         if check.shape == "lease":
             leases = self._leases.get(check.counter, {})
             if now >= self._lease_due.get(check.counter, INF):
-                for member in [m for m, expiry in leases.items() if expiry <= now]:
-                    del leases[member]
-                self._lease_due[check.counter] = min(leases.values(), default=INF)
+                self._drop_ended_leases(check.counter, leases, now)
             return len(leases)
         return self._totals.get(check.counter, 0)
+
+    def _drop_ended_leases(self, counter: str, leases: dict[str, float], now: float) -> None:
+        for member in [m for m, expiry in leases.items() if expiry <= now]:
+            del leases[member]
+        self._lease_due[counter] = min(leases.values(), default=INF)
 
     def _retry_after(self, check: Check, used: int, now: float) -> float:
         if check.shape == "window":

@@ -1,0 +1,60 @@
+"""In-process counters that nothing counts in any more are dropped, a few at each reservation, and
+none is dropped while something in it still counts."""
+
+from __future__ import annotations
+
+from tenantgate.admission.counters import Granted, MemoryCounterStore
+from tenantgate.admission.limits import Check, LimitKind
+
+
+def window(counter: str) -> Check:
+    return Check(LimitKind.REQUESTS, counter, 1000, 1, "window", ttl_s=60.0)
+
+
+def lease(counter: str) -> Check:
+    return Check(LimitKind.CONCURRENCY, counter, 10, 1, "lease", ttl_s=30.0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_key_that_made_one_request_does_not_keep_its_counters() -> None:
+    clock = Clock()
+    store = MemoryCounterStore(clock)
+    once = [window("rpm:once"), lease("conc:once")]
+    assert isinstance(await store.reserve("r1", once), Granted)
+    await store.settle("r1", once, [1, 1])
+    clock.now = 61.0
+    assert isinstance(await store.reserve("r2", [window("rpm:busy"), lease("conc:busy")]), Granted)
+    assert (list(store._windows), list(store._leases)) == (["rpm:busy"], ["conc:busy"])
+
+
+async def test_a_window_that_still_counts_is_kept() -> None:
+    clock = Clock()
+    store = MemoryCounterStore(clock)
+    assert isinstance(await store.reserve("r1", [window("rpm:a")]), Granted)
+    clock.now = 59.0  # r1 still counts
+    assert isinstance(await store.reserve("r2", [window("rpm:b")]), Granted)
+    assert await store.peek([window("rpm:a")]) == (1,)
+    clock.now = 60.0  # r1 has ended: its window goes
+    assert isinstance(await store.reserve("r3", [window("rpm:b")]), Granted)
+    assert list(store._windows) == ["rpm:b"]
+
+
+async def test_a_lease_held_by_a_long_request_is_kept() -> None:
+    clock = Clock()
+    store = MemoryCounterStore(clock)
+    assert isinstance(await store.reserve("long", [lease("conc:a")]), Granted)
+    clock.now = 20.0
+    await store.renew("long", [lease("conc:a")])  # held until 50
+    clock.now = 40.0
+    assert isinstance(await store.reserve("other", [lease("conc:b")]), Granted)
+    assert await store.peek([lease("conc:a")]) == (1,)
+    clock.now = 51.0
+    assert isinstance(await store.reserve("again", [lease("conc:b")]), Granted)
+    assert "conc:a" not in store._leases
