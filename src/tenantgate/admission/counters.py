@@ -198,7 +198,8 @@ class MemoryCounterStore:
             if now >= self._lease_due.get(counter, INF):
                 self._drop_ended_leases(counter, held, now)
             if held:
-                leases.move_to_end(counter)  # a long request holds it: look at the next
+                leases.move_to_end(counter)  # a long request holds it: the next one next time
+                break
             else:
                 del leases[counter]
                 self._lease_due.pop(counter, None)
