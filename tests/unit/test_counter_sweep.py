@@ -25,7 +25,7 @@ class Clock:
 
 async def test_a_key_that_made_one_request_does_not_keep_its_counters() -> None:
     clock = Clock()
-    store = MemoryCounterStore(clock)
+    store = MemoryCounterStore(clock, sweep_every=1)
     once = [window("rpm:once"), lease("conc:once")]
     assert isinstance(await store.reserve("r1", once), Granted)
     await store.settle("r1", once, [1, 1])
@@ -34,9 +34,20 @@ async def test_a_key_that_made_one_request_does_not_keep_its_counters() -> None:
     assert (list(store._windows), list(store._leases)) == (["rpm:busy"], ["conc:busy"])
 
 
+async def test_the_look_for_idle_counters_comes_every_few_reservations() -> None:
+    clock = Clock()
+    store = MemoryCounterStore(clock, sweep_every=3)
+    assert isinstance(await store.reserve("r1", [window("rpm:once")]), Granted)
+    clock.now = 61.0
+    for number in range(2):  # the second and third reservations: the look comes with the third
+        assert "rpm:once" in store._windows
+        assert isinstance(await store.reserve(f"busy-{number}", [window("rpm:busy")]), Granted)
+    assert list(store._windows) == ["rpm:busy"]
+
+
 async def test_a_window_that_still_counts_is_kept() -> None:
     clock = Clock()
-    store = MemoryCounterStore(clock)
+    store = MemoryCounterStore(clock, sweep_every=1)
     assert isinstance(await store.reserve("r1", [window("rpm:a")]), Granted)
     clock.now = 59.0  # r1 still counts
     assert isinstance(await store.reserve("r2", [window("rpm:b")]), Granted)
@@ -48,7 +59,7 @@ async def test_a_window_that_still_counts_is_kept() -> None:
 
 async def test_a_lease_held_by_a_long_request_is_kept() -> None:
     clock = Clock()
-    store = MemoryCounterStore(clock)
+    store = MemoryCounterStore(clock, sweep_every=1)
     assert isinstance(await store.reserve("long", [lease("conc:a")]), Granted)
     clock.now = 20.0
     await store.renew("long", [lease("conc:a")])  # held until 50

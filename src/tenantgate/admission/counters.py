@@ -22,7 +22,8 @@ from typing import Protocol
 from tenantgate.admission.limits import Check
 
 INF = float("inf")
-SWEEP_PER_CALL = 8  # idle windows and lease sets looked at per reservation: more than one can create
+SWEEP_EVERY = 8  # reservations between two looks for idle windows and lease sets
+SWEEP_UP_TO = 64  # idle ones dropped at a look: more than 8 reservations can create
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +138,9 @@ class WindowLog:
 class MemoryCounterStore:
     """One process's counters. Calls never await, so each is atomic on the event loop."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sweep_every: int = SWEEP_EVERY) -> None:
         self._clock = clock
+        self._sweep_every = sweep_every
         # least recently used first (see `_sweep`)
         self._windows: OrderedDict[str, WindowLog] = OrderedDict()
         self._leases: OrderedDict[str, dict[str, float]] = OrderedDict()
@@ -146,6 +148,7 @@ class MemoryCounterStore:
         # searched for expired leases once per lease lifetime rather than at every request.
         self._lease_due: dict[str, float] = {}
         self._totals: dict[str, int] = {}
+        self._until_sweep = sweep_every
 
     async def reserve(self, request_id: str, checks: Sequence[Check]) -> Outcome:
         missing = [i for i, c in enumerate(checks) if c.shape == "total" and c.counter not in self._totals]
@@ -177,21 +180,25 @@ class MemoryCounterStore:
                 self._lease_due[check.counter] = min(self._lease_due.get(check.counter, INF), now + check.ttl_s)
             else:
                 self._totals[check.counter] = self._totals.get(check.counter, 0) + check.amount
-        self._sweep(now)
+        self._until_sweep -= 1
+        if self._until_sweep <= 0:
+            self._until_sweep = self._sweep_every
+            self._sweep(now)
         return Granted(tuple(remaining))
 
     def _sweep(self, now: float) -> None:
-        """Drop a few of the windows and lease sets used least recently, if nothing in them counts
-        any more: a key that made one request does not keep its counters for ever."""
+        """Drop the windows and lease sets used least recently that nothing in counts any more: a key
+        that made one request does not keep its counters for ever. Every few reservations, so that
+        its fixed cost is not every request's."""
         windows, leases = self._windows, self._leases
-        for _ in range(SWEEP_PER_CALL):
+        for _ in range(SWEEP_UP_TO):
             if not windows:
                 break
             counter, window = next(iter(windows.items()))
             if window.newest > now - window.ttl_s:
                 break  # the others were used since, so they hold something that counts too
             del windows[counter]
-        for _ in range(SWEEP_PER_CALL):
+        for _ in range(SWEEP_UP_TO):
             if not leases:
                 break
             counter, held = next(iter(leases.items()))
@@ -200,9 +207,8 @@ class MemoryCounterStore:
             if held:
                 leases.move_to_end(counter)  # a long request holds it: the next one next time
                 break
-            else:
-                del leases[counter]
-                self._lease_due.pop(counter, None)
+            del leases[counter]
+            self._lease_due.pop(counter, None)
 
     def _used(self, check: Check, now: float) -> int:
         if check.shape == "window":
