@@ -8,7 +8,7 @@ Keys (version `tg1`, never reuse a layout under the same prefix):
 Time comes from Redis (`TIME`), so instances with skewed clocks still share one window.
 A window's or lease set's keys live twice its TTL, pushed forward only when less than one TTL is
 left: an entry made now always ends before its key does, and a busy counter's expiry is written
-once a TTL rather than at every request (a reservation was a fifth PEXPIREs).
+once a TTL rather than at every request (a fifth of a reservation's calls were PEXPIREs).
 """
 
 from __future__ import annotations
