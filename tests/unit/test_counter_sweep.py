@@ -3,6 +3,8 @@ none is dropped while something in it still counts."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from tenantgate.admission.counters import Granted, MemoryCounterStore
 from tenantgate.admission.limits import Check, LimitKind
 
@@ -69,3 +71,18 @@ async def test_a_lease_held_by_a_long_request_is_kept() -> None:
     clock.now = 51.0
     assert isinstance(await store.reserve("again", [lease("conc:b")]), Granted)
     assert "conc:a" not in store._leases
+
+
+async def test_a_period_total_goes_a_day_after_its_period() -> None:
+    wall = Clock()
+    store = MemoryCounterStore(Clock(), sweep_every=1, wall=wall)
+    midnight = datetime(2026, 11, 29, tzinfo=UTC)
+    day = Check(LimitKind.QUOTA, "day:key:2026-11-28", 10**6, 5, "total", reset_at=midnight)
+    await store.seed([day], [40])
+    assert isinstance(await store.reserve("r1", [day]), Granted)
+    wall.now = midnight.timestamp() + 86_399  # a request of that day may still settle on it
+    assert isinstance(await store.reserve("r2", [window("rpm:key")]), Granted)
+    assert await store.peek([day]) == (45,)
+    wall.now = midnight.timestamp() + 86_400
+    assert isinstance(await store.reserve("r3", [window("rpm:key")]), Granted)
+    assert "day:key:2026-11-28" not in store._totals

@@ -13,6 +13,7 @@ adds (actual - reserved) to totals, so overruns are charged and unused reservati
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from tenantgate.admission.limits import Check
 INF = float("inf")
 SWEEP_EVERY = 8  # reservations between two looks for idle windows and lease sets
 SWEEP_UP_TO = 64  # idle ones dropped at a look: more than 8 reservations can create
+TOTAL_KEPT_S = 86_400.0  # a period total outlives its period by a day (as in Redis), then goes
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +140,13 @@ class WindowLog:
 class MemoryCounterStore:
     """One process's counters. Calls never await, so each is atomic on the event loop."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sweep_every: int = SWEEP_EVERY) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, sweep_every: int = SWEEP_EVERY,
+        wall: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
+        """`clock` times windows and leases; `wall` (seconds since the epoch) ends period totals."""
         self._clock = clock
+        self._wall = wall
         self._sweep_every = sweep_every
         # least recently used first (see `_sweep`)
         self._windows: OrderedDict[str, WindowLog] = OrderedDict()
@@ -148,6 +155,7 @@ class MemoryCounterStore:
         # searched for expired leases once per lease lifetime rather than at every request.
         self._lease_due: dict[str, float] = {}
         self._totals: dict[str, int] = {}
+        self._total_ends: list[tuple[float, str]] = []  # heap: (when a total may go, its counter)
         self._until_sweep = sweep_every
 
     async def reserve(self, request_id: str, checks: Sequence[Check]) -> Outcome:
@@ -187,9 +195,9 @@ class MemoryCounterStore:
         return Granted(tuple(remaining))
 
     def _sweep(self, now: float) -> None:
-        """Drop the windows and lease sets used least recently that nothing in counts any more: a key
-        that made one request does not keep its counters for ever. Every few reservations, so that
-        its fixed cost is not every request's."""
+        """Drop the windows and lease sets used least recently that nothing in counts any more, and
+        the period totals a day after their period: a key that made one request does not keep its
+        counters for ever. Every few reservations, so that its fixed cost is not every request's."""
         windows, leases = self._windows, self._leases
         for _ in range(SWEEP_UP_TO):
             if not windows:
@@ -209,6 +217,9 @@ class MemoryCounterStore:
                 break
             del leases[counter]
             self._lease_due.pop(counter, None)
+        ends, wall = self._total_ends, self._wall()
+        while ends and ends[0][0] <= wall:  # its period ended a day ago: no request counts on it now
+            self._totals.pop(heapq.heappop(ends)[1], None)
 
     def _used(self, check: Check, now: float) -> int:
         if check.shape == "window":
@@ -260,11 +271,15 @@ class MemoryCounterStore:
 
     async def seed(self, checks: Sequence[Check], values: Sequence[int]) -> None:
         for check, value in zip(checks, values, strict=True):
-            self._totals.setdefault(check.counter, value)
+            if check.counter not in self._totals:
+                self._totals[check.counter] = value
+                if check.reset_at is not None:
+                    heapq.heappush(self._total_ends, (check.reset_at.timestamp() + TOTAL_KEPT_S, check.counter))
 
     def forget_totals(self) -> None:
         """Lose every period total, as a restarted process does."""
         self._totals.clear()
+        self._total_ends.clear()
 
     async def renew(self, request_id: str, checks: Sequence[Check]) -> None:
         now = self._clock()
