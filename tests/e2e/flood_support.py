@@ -84,7 +84,11 @@ def flood_client() -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=300, limits=limits)
 
 
-async def ttft(client: httpx.AsyncClient, gw: Gateway, key: str, model: str, prompt: str) -> float:
+async def ttft(
+    client: httpx.AsyncClient, gw: Gateway, key: str, model: str, prompt: str, queued: list[bool] | None = None
+) -> float:
+    """Seconds to the first data line; `queued` gets whether the gateway held the stream in its queue
+    (a waiting stream hears `: queue` comments before its data)."""
     started = time.perf_counter()
     async with client.stream(
         "POST", gw.url + "/v1/chat/completions", json=chat(model, 4, stream=True, prompt=prompt),
@@ -92,10 +96,14 @@ async def ttft(client: httpx.AsyncClient, gw: Gateway, key: str, model: str, pro
     ) as response:  # fmt: skip
         assert response.status_code == 200
         first = None
+        waited = False
         async for line in response.aiter_lines():
+            waited = waited or (first is None and line.startswith(": queue "))
             if first is None and line.startswith("data: "):
                 first = time.perf_counter() - started
     assert first is not None
+    if queued is not None:
+        queued.append(waited)
     return first
 
 
@@ -107,13 +115,14 @@ async def b_under_flood(
     backlog: Callable[[], bool],
     samples: int,
     prompt: str,
+    queued: list[bool] | None = None,
 ) -> tuple[list[float], Flood]:
     flood = Flood(gw, a_key, model)
     async with flood_client() as client:
         workers = await flood.start(client)
         try:
             await asyncio.to_thread(until, backlog, 30, "tenant A's backlog")
-            waits = [await ttft(client, gw, b_key, model, prompt) for _ in range(samples)]
+            waits = [await ttft(client, gw, b_key, model, prompt, queued) for _ in range(samples)]
         finally:
             await stop(workers)
     return waits, flood
