@@ -9,6 +9,11 @@ one connection instead of holding N. (One connection per call exhausted the clie
 A settlement is deferred: it goes along with the next call (the next request's reservation), or
 within 5 ms, so a lone client's request costs one round trip, not two.
 
+An operation of a script that takes a list of them (the counters' reserve and settle) goes further:
+a batch's operations of that script are one call of it, so the client packs, sends and parses one
+command however many requests share the batch (redis-py's asyncio client spends about 30 µs of
+CPU on each command of a pipeline besides packing its arguments).
+
 Each script goes as EVALSHA; when Redis has lost scripts (a restart), they are loaded again and
 the calls that answered NOSCRIPT, which never ran, are sent once more (only those: the rest ran).
 """
@@ -25,7 +30,9 @@ from redis.exceptions import NoScriptError
 
 DEFER_S = 0.005  # the longest a deferred call waits for company
 
-_Call = tuple[tuple[Any, ...], AsyncScript | None, asyncio.Future[Any]]  # a command, its script, its answer
+# A command (and its script, if it calls one), or an operation (JSON) of a script that takes a list
+# of them; and the future its answer goes to.
+_Call = tuple[tuple[Any, ...] | bytes, AsyncScript | None, asyncio.Future[Any]]
 
 
 class RedisBatches:
@@ -44,11 +51,16 @@ class RedisBatches:
         within `defer_s` if none comes, so that at low load it does not cost a round trip of its own."""
         return await self._queue(("EVALSHA", script.sha, len(keys), *keys, *args), script, defer)
 
+    async def operation(self, script: AsyncScript, operation: bytes, defer: bool = False) -> Any:
+        """One operation (a JSON value) of `script`, whose ARGV[1] is a JSON list of operations and whose
+        answer is a list with the answer of each, or an error in the place of one that failed."""
+        return await self._queue(operation, script, defer)
+
     async def command(self, *command: Any) -> Any:
         """What `Redis.execute_command(*command)` answers, e.g. ("GET", key)."""
         return await self._queue(command, None, defer=False)
 
-    async def _queue(self, command: tuple[Any, ...], script: AsyncScript | None, defer: bool) -> Any:
+    async def _queue(self, command: tuple[Any, ...] | bytes, script: AsyncScript | None, defer: bool) -> Any:
         if not (self._busy or self._waiting or defer):  # nothing to take along: this call goes now, alone
             self._busy = True
             try:
@@ -64,13 +76,22 @@ class RedisBatches:
             self._timer = asyncio.get_running_loop().call_later(self._defer_s, self._send_waiting)
         return await answer
 
-    async def _alone(self, command: tuple[Any, ...], script: AsyncScript | None) -> Any:
+    async def _alone(self, command: tuple[Any, ...] | bytes, script: AsyncScript | None) -> Any:
+        sent = command
+        if isinstance(command, bytes):
+            assert script is not None
+            sent = ("EVALSHA", script.sha, 0, b"[" + command + b"]")
         try:
-            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+            reply = await self._redis.execute_command(*sent)  # type: ignore[no-untyped-call]
         except NoScriptError:
             assert script is not None
             await self._redis.script_load(script.script)
-            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+            reply = await self._redis.execute_command(*sent)  # type: ignore[no-untyped-call]
+        if not isinstance(command, bytes):
+            return reply
+        if isinstance(reply[0], Exception):
+            raise reply[0]
+        return reply[0]
 
     def _send_waiting(self) -> None:
         if self._timer is not None:
@@ -115,7 +136,27 @@ class RedisBatches:
                 answer.set_result(reply)
 
     async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+        """Each call's reply, or the exception that is its answer."""
         pipe = self._redis.pipeline(transaction=False)
-        for command, _, _ in batch:
-            pipe.execute_command(*command)  # queued, not sent
-        return await pipe.execute(raise_on_error=False)
+        answering: list[list[int]] = []  # per command in the pipeline, the calls its reply answers
+        operations: dict[str, list[int]] = {}  # per script, the calls that are operations of it
+        for i, (command, script, _) in enumerate(batch):
+            if isinstance(command, bytes):
+                assert script is not None
+                operations.setdefault(script.sha, []).append(i)
+            else:
+                pipe.execute_command(*command)  # queued, not sent
+                answering.append([i])
+        for sha, calls in operations.items():
+            listed = b"[" + b",".join(batch[i][0] for i in calls) + b"]"  # type: ignore[misc]
+            pipe.execute_command("EVALSHA", sha, 0, listed)
+            answering.append(calls)
+        replies: list[Any] = [None] * len(batch)
+        for calls, reply in zip(answering, await pipe.execute(raise_on_error=False), strict=True):
+            if not isinstance(batch[calls[0]][0], bytes) or isinstance(reply, Exception):
+                for i in calls:
+                    replies[i] = reply  # NOSCRIPT included: each of them is sent again
+            else:
+                for i, answer in zip(calls, reply, strict=True):
+                    replies[i] = answer
+        return replies

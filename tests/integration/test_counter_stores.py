@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from redis.exceptions import ResponseError
 
 from tenantgate.admission.counters import CounterStore, Denied, Granted, MemoryCounterStore, Unseeded
 from tenantgate.admission.limits import Check, LimitKind
-from tenantgate.admission.redis_counters import RESERVE, SETTLE, RedisCounterStore
+from tenantgate.admission.redis_counters import COUNTERS, PEEK, RedisCounterStore
 
 
 @dataclass
@@ -157,17 +158,38 @@ async def test_scripts_lost_by_a_restarted_redis_are_loaded_again(redis_url: str
         assert [isinstance(r, Granted) for r in results].count(True) == 4  # each ran once, not twice
         # Redis holds one script and not the other (another instance loaded it): a batch of both
         # sends again only the call that did not run.
-        await store._redis.script_flush()
-        await store._redis.script_load(RESERVE)
         check = window(name("rpm"), 5)
-        await store._redis.script_load(SETTLE)
         assert isinstance(await store.reserve("c", [check]), Granted)
         await store._redis.script_flush()
-        await store._redis.script_load(RESERVE)
-        # The first call goes alone; the other two, made while it is in flight, go in one batch.
-        first = store.reserve("e", [window(name("rpm"), 5)])
-        await asyncio.gather(first, store.reserve("d", [check]), store.settle("c", [check], [1]))
-        assert await store.peek([check]) == (2,)  # "d" reserved once
+        await store._redis.script_load(PEEK)
+        # The first call goes alone; the others, made while it is in flight, go in one batch: the
+        # reservation and the settlement as one call of the counters' script, which Redis lost.
+        first = store.peek([check])
+        answers = await asyncio.gather(first, store.reserve("d", [check]), store.settle("c", [check], [1]))
+        assert isinstance(answers[1], Granted) and await store.peek([check]) == (2,)  # "d" reserved once
+        await store._redis.script_flush()
+        await store._redis.script_load(COUNTERS)  # now the peek's script is the lost one
+        first = store.reserve("f", [check])
+        answers = await asyncio.gather(first, store.peek([check]), store.reserve("g", [check]))
+        assert answers[1][0] in (3, 4) and await store.peek([check]) == (4,)  # each reservation once
+    finally:
+        await store.close()
+
+
+async def test_a_reservation_that_fails_in_redis_fails_alone_in_its_batch(redis_url: str) -> None:
+    """Reservations made together go to Redis as one call of the counters' script: one that fails
+    there (its key holds something else) gets the error, the others their answers."""
+    store = RedisCounterStore.from_url(redis_url)
+    broken, fine = name("rpm"), name("rpm")
+    try:
+        await store._redis.set(broken, "not a window")
+        first = store.peek([window(fine, 5)])  # goes alone; the two below, made meanwhile, together
+        answers = await asyncio.gather(
+            first, store.reserve("a", [window(broken, 5)]), store.reserve("b", [window(fine, 5)]),
+            return_exceptions=True,
+        )  # fmt: skip
+        assert isinstance(answers[1], ResponseError) and "WRONGTYPE" in str(answers[1])
+        assert isinstance(answers[2], Granted) and await store.peek([window(fine, 5)]) == (1,)
     finally:
         await store.close()
 

@@ -280,24 +280,29 @@ class Admission:
             return
         if isinstance(reservation.store, MemoryCounterStore):  # nothing to wait for: settle right here
             self._leased.pop(reservation.request_id, None)
-            actual = self._actual(reservation, usage, gpu_seconds)
-            reservation.store.settle_now(reservation.request_id, reservation.checks, actual)
+            reservation.store.settle_now(reservation.request_id, *self._settled(reservation, usage, gpu_seconds))
             return
         _ = self._track(self.settle(reservation, usage, gpu_seconds))
 
-    def _actual(self, reservation: Reservation, usage: Usage | None, gpu_seconds: float) -> list[int]:
+    def _settled(
+        self, reservation: Reservation, usage: Usage | None, gpu_seconds: float
+    ) -> tuple[list[Check], list[int]]:
+        """The checks a settlement changes and what each comes to. A request window is left out: it
+        counts the request, as reserved, whatever the request used (a quarter of a settlement's work
+        in Redis was writing those windows' 1 over their 1)."""
         used = usage or Usage()
         cost = self._pricing(reservation.model, used.prompt_tokens, used.completion_tokens)
-        settled = {LimitKind.BUDGET: cost, LimitKind.REQUESTS: 1, LimitKind.GPU_TIME: round(gpu_seconds * 1000)}
-        return [settled.get(c.kind, used.total_tokens) * reservation.share for c in reservation.checks]
+        settled = {LimitKind.BUDGET: cost, LimitKind.GPU_TIME: round(gpu_seconds * 1000)}
+        changed = [c for c in reservation.checks if c.kind is not LimitKind.REQUESTS]
+        return changed, [settled.get(c.kind, used.total_tokens) * reservation.share for c in changed]
 
     async def settle(self, reservation: Reservation, usage: Usage | None, gpu_seconds: float = 0.0) -> None:
         self._leased.pop(reservation.request_id, None)
-        actual = self._actual(reservation, usage, gpu_seconds)
+        changed, actual = self._settled(reservation, usage, gpu_seconds)
         if reservation.pending is not None:
             await reservation.pending
         try:
-            await reservation.store.settle(reservation.request_id, reservation.checks, actual)
+            await reservation.store.settle(reservation.request_id, changed, actual)
         except Exception as exc:  # noqa: BLE001 - leases expire by themselves; windows forget in 60 s
             log.warning("settlement of %s failed; its leases will expire", reservation.request_id)
             self._breaker.failed(exc)
