@@ -4,6 +4,7 @@ measures its time to first token."""
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -85,25 +86,26 @@ def flood_client() -> httpx.AsyncClient:
 
 
 async def ttft(
-    client: httpx.AsyncClient, gw: Gateway, key: str, model: str, prompt: str, queued: list[bool] | None = None
+    client: httpx.AsyncClient, gw: Gateway, key: str, model: str, prompt: str, queued: list[int | None] | None = None
 ) -> float:
-    """Seconds to the first data line; `queued` gets whether the gateway held the stream in its queue
-    (a waiting stream hears `: queue` comments before its data)."""
+    """Seconds to the first data line; `queued` gets the stream's first place in the gateway's queue
+    (0: next), from the `: queue` comments a waiting stream hears before its data, or None if it did
+    not wait."""
     started = time.perf_counter()
     async with client.stream(
         "POST", gw.url + "/v1/chat/completions", json=chat(model, 4, stream=True, prompt=prompt),
         headers={"Authorization": f"Bearer {key}"},
     ) as response:  # fmt: skip
         assert response.status_code == 200
-        first = None
-        waited = False
+        first, place = None, None
         async for line in response.aiter_lines():
-            waited = waited or (first is None and line.startswith(": queue "))
+            if place is None and first is None and line.startswith(": queue "):
+                place = int(json.loads(line.removeprefix(": queue "))["position"])
             if first is None and line.startswith("data: "):
                 first = time.perf_counter() - started
     assert first is not None
     if queued is not None:
-        queued.append(waited)
+        queued.append(place)
     return first
 
 
@@ -115,7 +117,7 @@ async def b_under_flood(
     backlog: Callable[[], bool],
     samples: int,
     prompt: str,
-    queued: list[bool] | None = None,
+    queued: list[int | None] | None = None,
 ) -> tuple[list[float], Flood]:
     flood = Flood(gw, a_key, model)
     async with flood_client() as client:
