@@ -25,6 +25,7 @@ from tenantgate.admission.limits import Check
 INF = float("inf")
 SWEEP_EVERY = 8  # reservations between two looks for idle windows and lease sets
 SWEEP_UP_TO = 64  # idle ones dropped at a look: more than 8 reservations can create
+COMPACT_PAST = 64  # ended entries a window keeps at its head before it may drop them from its lists
 TOTAL_KEPT_S = 86_400.0  # a period total outlives its period by a day (as in Redis), then goes
 
 
@@ -120,7 +121,7 @@ class WindowLog:
             times.clear()
             requests.clear()
             index = 0
-        elif index > 64 and index * 2 > end:
+        elif index > COMPACT_PAST and index * 2 > end:
             del times[:index], requests[:index]
             index = 0
         self.head = index

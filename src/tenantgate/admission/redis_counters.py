@@ -57,6 +57,23 @@ end
 COUNTERS = (
     _PRELUDE
     + """
+local function window_retry(key, current, limit, amount, ttl)
+  -- when enough of the oldest entries end: read oldest first, a slice at a time
+  if amount > limit then return ttl end
+  local freed, first = 0, 0
+  repeat
+    local entries = redis.call('ZRANGE', key, first, first + 99, 'WITHSCORES')
+    local members = {}
+    for j = 1, #entries, 2 do members[#members + 1] = entries[j] end
+    local amounts = #members > 0 and redis.call('HMGET', key .. ':amt', unpack(members)) or {}
+    for j, a in ipairs(amounts) do
+      freed = freed + (tonumber(a) or 0)
+      if current - freed + amount <= limit then return tonumber(entries[2 * j]) + ttl - now end
+    end
+    first = first + 100
+  until #members < 100
+  return ttl
+end
 local function reserve(id, checks)
   local missing = {}
   for i, check in ipairs(checks) do
@@ -78,24 +95,7 @@ local function reserve(id, checks)
     if current + amount > limit then
       local retry = 0
       if shape == 'window' then
-        retry = ttl
-        if amount <= limit then  -- when enough of the oldest entries end: read oldest first, a slice at a time
-          local freed, first, found = 0, 0, false
-          repeat
-            local entries = redis.call('ZRANGE', key, first, first + 99, 'WITHSCORES')
-            local members = {}
-            for j = 1, #entries, 2 do members[#members + 1] = entries[j] end
-            local amounts = #members > 0 and redis.call('HMGET', key .. ':amt', unpack(members)) or {}
-            for j, a in ipairs(amounts) do
-              freed = freed + (tonumber(a) or 0)
-              if current - freed + amount <= limit then
-                retry, found = tonumber(entries[2 * j]) + ttl - now, true
-                break
-              end
-            end
-            first = first + 100
-          until found or #members < 100
-        end
+        retry = window_retry(key, current, limit, amount, ttl)
       elseif shape == 'lease' then
         retry = 1000
       end
