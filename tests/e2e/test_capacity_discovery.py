@@ -126,17 +126,15 @@ def test_an_engine_that_refuses_connections_when_full_costs_clients_nothing(metr
           f"connections; budget {state['max_in_flight']}: {state['capacity_reason']}")  # fmt: skip
     assert outcomes == ["ok"] * 36  # no client saw a refusal
     assert isinstance(refused, int)
-    if metrics == "--metrics" and refused == 0:
-        # The engine's queue showed in its metrics before the budget grew past its 4 connections,
-        # so nothing was ever refused (seen in one run of many): the budget must then have stayed
-        # within them. --no-metrics has only the refusals to learn from, and always sees them.
-        assert state["max_in_flight"] <= 4 and "queues" in str(state["capacity_reason"])
-        return
-    assert refused > 0  # the engine did refuse
-    # The budget ends within its 4 connections: set by a refusal, or one lower when a request sent
-    # with 4 in flight then came back late (on a loaded CI machine: "waited in the engine", at 3).
+    # --no-metrics has only the refusals to learn from, so the engine refused. With metrics its queue
+    # can show before the budget grows past its 4 connections, and nothing is refused (seen once).
+    assert refused > 0 or metrics == "--metrics"
+    # The budget ends within the 4 connections, set by what the engine showed: a refusal, a request
+    # sent with 4 in flight that came back late ("waited in the engine", at 3 on a loaded CI machine)
+    # or, with metrics, its queue ("queues 1 with 3 running", at 3 on a loaded CI machine).
+    causes = ("refused", "waited in the engine") + (("queues",) if metrics == "--metrics" else ())
     reason = str(state["capacity_reason"])
-    assert state["max_in_flight"] <= 4 and ("refused" in reason or "waited in the engine" in reason)
+    assert state["max_in_flight"] <= 4 and any(cause in reason for cause in causes), reason
 
 
 async def _streams(gw: Gateway, key: str, clients: int, each: int) -> list[str]:
