@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,7 +76,7 @@ def report(samples: dict[str, list[dict[str, float]]]) -> None:
     print(f"\nmedian of {len(samples[names[0]])} alternating turns; ratios against {names[0]}")
     print(f"{'metric':<32}" + "".join(f"{name:>16}" for name in names) + "".join(f"{'ratio':>8}" for _ in names[1:]))
     for metric in samples[names[0]][0]:
-        medians = [sorted(turn[metric] for turn in samples[name])[len(samples[name]) // 2] for name in names]
+        medians = [statistics.median(turn[metric] for turn in samples[name]) for name in names]
         ratios = [m / medians[0] if medians[0] else float("nan") for m in medians[1:]]
         print(f"{metric:<32}" + "".join(f"{m:>16.2f}" for m in medians) + "".join(f"{r:>8.3f}" for r in ratios))
 
