@@ -46,14 +46,19 @@ def checkouts(before: str, after: str | None, workdir: Path) -> Iterator[dict[st
 
 
 def medians(samples: Mapping[str, Sequence[Mapping[str, float]]], number: str = "{:>10.2f}") -> None:
-    """Print each metric's median for both builds and after/before (blank where before reported 0)."""
-    width = len(number.format(0.0))
-    print(f"{'metric':<20}{'before':>{width}}{'after':>{width}}{'after/before':>14}")
-    for metric in samples["before"][0]:
-        old = statistics.median(s[metric] for s in samples["before"])
-        new = statistics.median(s[metric] for s in samples["after"])
-        ratio = f"{new / old:>14.3f}" if old else f"{'':>14}"  # a metric the earlier build does not report
-        print(f"{metric:<20}{number.format(old)}{number.format(new)}{ratio}")
+    """Print each metric's median for every build and each later build's ratio to the first, e.g.
+    after/before (blank where the first reported 0)."""
+    names = list(samples)
+    width = max(len(number.format(0.0)), *(len(name) + 1 for name in names))
+    ratios = [f"{name}/{names[0]}" for name in names[1:]]
+    head = "".join(f"{name:>{width}}" for name in names) + "".join(f"{r:>{len(r) + 2}}" for r in ratios)
+    print(f"{'metric':<20}{head}")
+    for metric in samples[names[0]][0]:
+        values = [statistics.median(s[metric] for s in samples[name]) for name in names]
+        line = f"{metric:<20}" + "".join(f"{number.format(v):>{width}}" for v in values)
+        for ratio, value in zip(ratios, values[1:], strict=True):  # blank: a metric the first build does not report
+            line += f"{value / values[0]:>{len(ratio) + 2}.3f}" if values[0] else " " * (len(ratio) + 2)
+        print(line)
 
 
 def serve_args(name: str, upstream: str, workdir: Path, source: Path) -> tuple[list[str], dict[str, str], str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from ab import one_turn
-from builds import GATEWAY_CORE, serve_args
+from builds import GATEWAY_CORE, medians, serve_args
 from procs import TENANTGATE, free_port, spawn, stop, wait_http
 from run import make_key
 
@@ -68,17 +67,9 @@ def main() -> None:
     finally:
         for process in reversed(processes):
             stop(process)
-    report(samples)
-
-
-def report(samples: dict[str, list[dict[str, float]]]) -> None:
-    names = list(samples)
-    print(f"\nmedian of {len(samples[names[0]])} alternating turns; ratios against {names[0]}")
-    print(f"{'metric':<32}" + "".join(f"{name:>16}" for name in names) + "".join(f"{'ratio':>8}" for _ in names[1:]))
-    for metric in samples[names[0]][0]:
-        medians = [statistics.median(turn[metric] for turn in samples[name]) for name in names]
-        ratios = [m / medians[0] if medians[0] else float("nan") for m in medians[1:]]
-        print(f"{metric:<32}" + "".join(f"{m:>16.2f}" for m in medians) + "".join(f"{r:>8.3f}" for r in ratios))
+    first = next(iter(samples))
+    print(f"\nmedian of {options.rounds} alternating turns; ratios against {first}")
+    medians(samples)
 
 
 if __name__ == "__main__":
