@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from tenantgate.dataplane.redis_response_cache import RedisResponseCache
 from tenantgate.dataplane.request import Endpoint, parse_request
 from tenantgate.dataplane.response_cache import MemoryResponseCache, ResponseCache, as_stream, cache_key
+from tenantgate.errors import StoreUnavailable
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -85,6 +86,15 @@ async def test_a_redis_that_cannot_be_reached_is_a_miss() -> None:
     try:
         await cache.put(b"k", b"v", 60)
         assert await cache.get(b"k") is None
+    finally:
+        await cache.close()
+
+
+async def test_a_purge_that_cannot_reach_redis_says_so() -> None:
+    cache = RedisResponseCache.from_url("redis://127.0.0.1:1/0", timeout_s=0.2)
+    try:
+        with pytest.raises(StoreUnavailable, match="cannot be reached; 0 answers were purged"):
+            await cache.purge("tenant")
     finally:
         await cache.close()
 

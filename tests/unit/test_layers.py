@@ -14,3 +14,8 @@ def loaded_after_import(module: str, candidates: tuple[str, ...]) -> list[str]:
 
 def test_the_data_plane_imports_neither_fastapi_nor_the_sql_layer() -> None:
     assert loaded_after_import("tenantgate.dataplane.asgi", ("fastapi", "sqlalchemy", "jinja2", "authlib")) == []
+
+
+def test_the_management_api_leaves_redis_to_the_gateways_that_are_given_one() -> None:
+    # Redis's client is 8 MiB of a gateway's memory; without a Redis URL nothing needs it.
+    assert loaded_after_import("tenantgate.api.assembly", ("redis",)) == []

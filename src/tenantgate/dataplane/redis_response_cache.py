@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from tenantgate.breaker import StoreBreaker
 from tenantgate.dataplane.response_cache import tenant_prefix
+from tenantgate.errors import StoreUnavailable
 from tenantgate.redis_batches import RedisBatches
 
 _ANSWER = b"tg:answer:"
@@ -70,8 +71,14 @@ class RedisResponseCache:
         """Unlike get and put, a failure here is the caller's error: the answers may still be kept."""
         pattern = _ANSWER + re.sub(rb"([*?\[\]\\])", rb"\\\1", tenant_prefix(tenant_id)) + b"*"
         forgotten = 0
-        async for batch in _batches(self._redis.scan_iter(match=pattern, count=500), 500):
-            forgotten += int(await self._redis.unlink(*batch))
+        try:
+            async for batch in _batches(self._redis.scan_iter(match=pattern, count=500), 500):
+                forgotten += int(await self._redis.unlink(*batch))
+        except (RedisError, OSError):
+            left = "the rest may still be kept; purge again once Redis answers"
+            raise StoreUnavailable(
+                f"The response cache in Redis cannot be reached; {forgotten} answers were purged, {left}."
+            ) from None
         return forgotten
 
     async def close(self) -> None:

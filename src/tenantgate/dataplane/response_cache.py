@@ -34,7 +34,8 @@ class ResponseCache(Protocol):
     async def put(self, key: bytes, answer: bytes, ttl_s: float) -> None: ...
 
     async def purge(self, tenant_id: str) -> int:
-        """Forget every answer kept for the tenant; how many were forgotten."""
+        """Forget every answer kept for the tenant; how many were forgotten. StoreUnavailable if the
+        place they are kept in cannot be reached."""
 
     async def close(self) -> None: ...
 
