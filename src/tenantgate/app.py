@@ -62,8 +62,9 @@ from tenantgate.storage.sql import SqlStore
 from tenantgate.tracing import Tracing
 
 if TYPE_CHECKING:
-    import httpx
     from fastapi import FastAPI
+
+    from tenantgate.access.sso import IssuerClient
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class GatewayApp:
         self.health: Health | None = None
         self.management: ASGIApp | None = None
         self.management_tried = asyncio.Event()  # set once it is assembled, or failed to be
-        self._idp_http: httpx.AsyncClient | None = None  # single sign-on's calls to identity providers
+        self._idp_http: IssuerClient | None = None  # single sign-on's calls to identity providers
         self._lifespan = Router(lifespan=lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -130,9 +131,9 @@ class GatewayApp:
         """Assemble the management API in a worker thread, then give it its services here."""
         try:
             api, furnish = await asyncio.to_thread(_assembled)
-            import httpx  # loaded by the assembly, off the event loop
+            from tenantgate.access.sso import IssuerClient  # loaded by the assembly, off the event loop
 
-            self._idp_http = httpx.AsyncClient(timeout=10, follow_redirects=False)
+            self._idp_http = IssuerClient()
             furnish(api, parts, self._idp_http)
             self.management = api
         except Exception:
@@ -147,7 +148,7 @@ class GatewayApp:
             self._idp_http = None
 
 
-def _assembled() -> tuple[FastAPI, Callable[[FastAPI, ManagementParts, httpx.AsyncClient], None]]:
+def _assembled() -> tuple[FastAPI, Callable[[FastAPI, ManagementParts, IssuerClient], None]]:
     """Runs in a worker thread: the imports are part of what is kept off the event loop."""
     from tenantgate.api import assembly
 

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -29,9 +28,11 @@ from tenantgate.errors import AuthenticationFailed, InvalidRequest, NotFound, Pe
 from tenantgate.storage.base import AccessStore, TenancyStore
 
 if TYPE_CHECKING:
+    import httpx
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 FLOW_TTL_S = 600
+IDP_TIMEOUT_S = 10.0  # an identity provider's answer, at most
 METADATA_TTL_S = 300.0  # discovery documents and keys are fetched again after this long
 RANK = (Role.OWNER, Role.DEVELOPER, Role.ANALYST, Role.READ_ONLY)  # a person with several mapped roles gets the first
 
@@ -68,10 +69,39 @@ def mapped_role(config: SsoConfig, claims: dict[str, Any]) -> Role | None:
     return found or (None if config.default_role is None else Role(config.default_role))
 
 
+class IssuerClient:
+    """The HTTP client for identity providers' documents, made at the first call: httpx, with what it
+    imports, is 6 MiB that an instance nobody signs on to through never needs."""
+
+    def __init__(self, client: httpx.AsyncClient | None = None, timeout_s: float = IDP_TIMEOUT_S) -> None:
+        """`client`: one the caller owns and closes (a tenant proxy's), instead of one made here."""
+        self._timeout_s = timeout_s
+        self._client = client
+        self._owned = client is None
+
+    async def document(self, url: str) -> dict[str, Any]:
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout_s, follow_redirects=False)
+        try:
+            response = await self._client.get(url)
+            response.raise_for_status()
+            document: dict[str, Any] = response.json()
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            raise UpstreamError(f"The sign-on issuer did not answer at {url} ({type(exc).__name__}).") from None
+        return document
+
+    async def aclose(self) -> None:
+        if self._client is not None and self._owned:
+            await self._client.aclose()
+            self._client = None
+
+
 class IssuerMetadata:
     """Each issuer's discovery document and signing keys, cached for a few minutes."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: IssuerClient) -> None:
         self._http = http
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
@@ -79,12 +109,7 @@ class IssuerMetadata:
         cached = self._cache.get(url)
         if cached is not None and not fresh and time.monotonic() - cached[0] < METADATA_TTL_S:
             return cached[1]
-        try:
-            response = await self._http.get(url)
-            response.raise_for_status()
-            document: dict[str, Any] = response.json()
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
-            raise UpstreamError(f"The sign-on issuer did not answer at {url} ({type(exc).__name__}).") from None
+        document = await self._http.document(url)
         self._cache[url] = (time.monotonic(), document)
         return document
 
@@ -119,14 +144,13 @@ class IssuerMetadata:
 class OidcSignOn:
     def __init__(
         self, store: Store, box: SecretBox, sessions: SessionCodec, audit: AuditLog, flow_secret: str,
-        http: httpx.AsyncClient,
+        http: IssuerClient,
     ) -> None:  # fmt: skip
         self._store = store
         self._box = box
         self._sessions = sessions
         self._audit = audit
         self._flows = URLSafeTimedSerializer(flow_secret, salt="tenantgate-sso-flow")
-        self._http = http
         self.metadata = IssuerMetadata(http)
 
     async def configure(

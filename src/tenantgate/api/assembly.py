@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.types import Message, Scope
 
 from tenantgate import __version__
 from tenantgate.access.audit import AuditLog
 from tenantgate.access.login import LoginService, Passwords, SessionCodec
-from tenantgate.access.sso import OidcSignOn
+from tenantgate.access.sso import IssuerClient, OidcSignOn
 from tenantgate.access.tokens import AccessService
 from tenantgate.api import API, public, session
 from tenantgate.api.deps import ERRORS
@@ -60,11 +60,28 @@ def assembled() -> FastAPI:
 
 
 async def _visit_every_router(api: FastAPI) -> None:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://start-up") as client:
-        await client.get("/.start-up")
+    """One request for a path no route serves, straight to the app: it reaches every router."""
+    path = "/.start-up"
+    scope: Scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": [],
+        "server": ("start-up", 80), "client": None,
+    }  # fmt: skip
+    statuses: list[int] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await api(scope, receive, send)
+    if statuses != [404]:
+        raise RuntimeError(f"the management API answered its start-up visit with {statuses}, not [404]")
 
 
-def furnish(api: FastAPI, parts: ManagementParts, idp_http: httpx.AsyncClient) -> None:
+def furnish(api: FastAPI, parts: ManagementParts, idp_http: IssuerClient) -> None:
     """Give the handlers the services they call (api/deps.py reads them from `api.state`);
     `idp_http` carries single sign-on's calls to identity providers."""
     gw = parts.gw

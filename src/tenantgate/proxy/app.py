@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tenantgate import __version__
-from tenantgate.access.sso import IssuerMetadata
+from tenantgate.access.sso import IssuerClient, IssuerMetadata
 from tenantgate.error_responses import error_response, internal_error_response
 from tenantgate.errors import GatewayError, UpstreamError
 from tenantgate.proxy.identity import Asserter, UserTokens, load_signing_key
@@ -46,7 +46,7 @@ class TenantProxy:
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
         async with httpx.AsyncClient(timeout=self._timeouts) as http:
             self._http = http
-            self._users = UserTokens(IssuerMetadata(http), self._issuer, self._audience)
+            self._users = UserTokens(IssuerMetadata(IssuerClient(http)), self._issuer, self._audience)
             yield
 
     async def version(self, _: Request) -> Response:

@@ -15,7 +15,7 @@ from tenantgate.admission.periods import day_start
 from tenantgate.api.csv_render import csv_response
 from tenantgate.api.deps import UsageReader, billing, gateway
 from tenantgate.api.queries import Format, aware, refresh, window
-from tenantgate.billing.export import ndjson
+from tenantgate.billing.cloud_events import ndjson
 from tenantgate.billing.reports import grouped, parse_group_by, report_row
 from tenantgate.billing.rollups import HOUR, hour_start
 from tenantgate.clock import utcnow
