@@ -13,9 +13,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from tenantgate.access.audit import AuditLog
 from tenantgate.access.callers import Caller
@@ -30,6 +27,8 @@ from tenantgate.storage.base import AccessStore, TenancyStore
 if TYPE_CHECKING:
     import httpx
     from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
 
 FLOW_TTL_S = 600
 IDP_TIMEOUT_S = 10.0  # an identity provider's answer, at most
@@ -120,6 +119,8 @@ class IssuerMetadata:
         return document
 
     async def keys(self, jwks_uri: str, fresh: bool = False) -> KeySet:
+        from joserfc.jwk import KeySet  # joserfc (with `cryptography`) loads at the first sign-on
+
         return KeySet.import_key_set(await self._get(jwks_uri, fresh))  # type: ignore[arg-type]
 
     async def verified(
@@ -128,6 +129,9 @@ class IssuerMetadata:
         """The token's claims, signed with a key the issuer publishes and valid by `registry`. The keys
         are fetched again once when the token names one not seen yet (the issuer rotated); other
         failures raise JoseError or ValueError at once."""
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+
         for fresh in (False, True):
             keys = await self.keys(jwks_uri, fresh)
             try:
@@ -224,6 +228,9 @@ class OidcSignOn:
 
     async def _verified(self, config: SsoConfig, discovery: dict[str, Any], id_token: str, nonce: str
                         ) -> dict[str, Any]:  # fmt: skip
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+
         registry = jwt.JWTClaimsRegistry(
             iss={"essential": True, "value": config.issuer}, aud={"essential": True, "value": config.client_id},
             nonce={"essential": True, "value": nonce}, sub={"essential": True}, exp={"essential": True},

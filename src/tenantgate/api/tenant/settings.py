@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from joserfc.errors import JoseError
-from joserfc.jwk import JWKRegistry
 from pydantic import BaseModel, Field, StringConstraints
 
 from tenantgate.api.deps import Audit, SettingsReader, SettingsWriter, SignOn, Tenancy, billing, gateway, public_url
@@ -106,6 +104,9 @@ def public_jwk(jwk: dict[str, object]) -> dict[str, object]:
     """The key as registered: a public asymmetric key joserfc can read; 400 otherwise."""
     if jwk.get("kty") not in ("OKP", "EC", "RSA") or "d" in jwk:
         raise InvalidRequest("public_jwk must be a public OKP, EC or RSA key (no private part).", param="public_jwk")
+    from joserfc.errors import JoseError  # here: joserfc, with `cryptography`, is 11 MiB few instances need
+    from joserfc.jwk import JWKRegistry
+
     try:
         key = JWKRegistry.import_key(jwk)  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError, KeyError) as exc:
