@@ -15,7 +15,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from tenantgate.domain import Price, Usage
+from tenantgate.domain import Price, RequestContent, Usage
 from tenantgate.errors import Conflict, StoreUnavailable
 from tenantgate.metering.codec import decode
 from tenantgate.metering.journal import UsageJournal
@@ -238,6 +238,50 @@ async def test_a_busy_database_keeps_the_batch_whole_and_dead_letters_nothing(st
     await writer.flush()
     assert writer.pending == 0 and writer.written == 4 and writer.dead_lettered == 0
     assert await store.period_usage("tenant", "t-a", T0) == (8, 0)
+
+
+async def test_events_the_database_never_took_stay_journaled_through_a_crash(sqlite_url: str, tmp_path: Path) -> None:
+    """The database is unreachable for two flushes and the buffer overflows (the oldest events leave
+    memory); then the process dies. Every event is still in the journal for the next start."""
+    store = SqlStore.from_url(sqlite_url)
+    live = tmp_path / "journal"
+    writer = UsageRecorder(store, flush_s=60, batch_size=50, buffer_limit=10, journal=UsageJournal(live, strict=True))
+    writer.start()
+    broken = SqlStore.from_url(sqlite_url.replace("tenantgate.db", "missing/dir/x.db"))  # cannot even connect
+    writer._store = broken
+    for first, count in ((0, 5), (5, 10)):  # two segments: the second flush drops the first one's events
+        for i in range(first, first + count):
+            writer.record(event(f"r{i}", "t-a", "m", 1, 1))
+        await writer.durable()
+        await writer.flush()
+    assert writer.pending == 10 and writer.dropped == 5 and writer.written == 0
+    left = tmp_path / "left-behind"  # no close(): what the dead process left on disk
+    left.mkdir()
+    for path in live.glob("usage-*"):
+        (left / path.name).write_bytes(path.read_bytes())
+    again = recorder(store, UsageJournal(left, strict=True))
+    again.start()
+    assert sorted(e.request_id for _, e in again._events) == sorted(f"r{i}" for i in range(15))
+    await again.flush()
+    assert await store.period_usage("tenant", "t-a", T0) == (30, 0)
+    await broken.close()
+    await store.close()
+
+
+async def test_prompts_and_answers_wait_for_a_database_that_is_down(sqlite_url: str) -> None:
+    store = SqlStore.from_url(sqlite_url)
+    writer = recorder(store)
+    broken = SqlStore.from_url(sqlite_url.replace("tenantgate.db", "missing/dir/x.db"))
+    writer._store = broken
+    writer.record_content(RequestContent("r1", "t-a", T0, '{"messages": []}', "kept"))
+    await writer.flush()
+    assert writer.contents_dropped == 0
+    writer._store = store
+    await writer.flush()
+    kept = await store.request_content("t-a", "r1")
+    assert kept is not None and kept.answer == "kept"
+    await broken.close()
+    await store.close()
 
 
 async def test_a_replayed_journal_counts_each_event_once(store: Store, tmp_path: Path) -> None:
