@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -98,6 +100,36 @@ def test_400_for_malformed_bodies(gw: Gateway, acme_key: str, raw: bytes, param:
 def test_413_above_the_body_limit(gw: Gateway, acme_key: str) -> None:
     big = {**CHAT, "messages": [{"role": "user", "content": "x" * (MAX_BODY + 1)}]}
     assert_error(post(gw, acme_key, big), 413, "request_too_large")
+
+
+def test_413_for_a_chunked_body_that_grows_past_the_limit(gw: Gateway, acme_key: str) -> None:
+    # no Content-Length: the body is counted as it comes, and refused once it passes the limit
+    def chunks() -> Iterator[bytes]:
+        yield b'{"model": "sim-small", "messages": [{"role": "user", "content": "'
+        for _ in range(MAX_BODY // 4096 + 1):
+            yield b"x" * 4096
+        yield b'"}]}'
+
+    headers = {"Authorization": f"Bearer {acme_key}", "Content-Type": "application/json"}
+    response = httpx.post(gw.url + "/v1/chat/completions", content=chunks(), headers=headers, timeout=30)
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "request_too_large")
+
+
+def test_413_at_once_for_a_declared_length_past_the_limit(gw: Gateway, acme_key: str) -> None:
+    # refused from its headers: the gateway neither reads nor waits for a body it would refuse
+    host, port = gw.url.removeprefix("http://").split(":")
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {acme_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {MAX_BODY * 1000}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode())
+        reply = b""
+        while b"}}" not in reply and (chunk := sock.recv(65536)):  # the head, then the error's JSON
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413 "), reply
+    assert b'"code":"request_too_large"' in reply.replace(b" ", b""), reply
 
 
 def test_502_when_every_deployment_fails(gw: Gateway, acme_key: str) -> None:
