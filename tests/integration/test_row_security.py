@@ -56,6 +56,25 @@ async def test_a_query_that_names_no_tenant_sees_nothing(postgres_url: str) -> N
         await engine.dispose()
 
 
+async def test_the_store_names_the_tenant_so_a_query_that_forgets_to_filter_sees_only_its_rows(
+    postgres_url: str,
+) -> None:
+    store = SqlStore.from_url(postgres_url, row_security=True)
+    try:
+        for slug in ("acme", "solo"):
+            await store.create_tenant(tenant(slug))
+            await store.create_user(User(f"u-{slug}", f"t-{slug}", f"a@{slug}.example", "A", Role.OWNER, T0))
+        unfiltered = sa.text("SELECT tenant_id FROM users ORDER BY tenant_id")
+        async with store._connect("t-acme") as conn:
+            assert [r[0] for r in await conn.execute(unfiltered)] == ["t-acme"]
+        async with store._begin("t-solo") as conn:
+            assert [r[0] for r in await conn.execute(unfiltered)] == ["t-solo"]
+        async with store._connect(None) as conn:  # a platform report: every tenant's
+            assert [r[0] for r in await conn.execute(unfiltered)] == ["t-acme", "t-solo"]
+    finally:
+        await store.close()
+
+
 async def test_a_database_user_that_may_not_act_as_the_role_is_one_clear_line(postgres_url: str) -> None:
     from tenantgate.startup import row_security_problem
     from tests.conftest import _admin_async
