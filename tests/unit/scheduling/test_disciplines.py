@@ -104,3 +104,26 @@ def test_starting_past_an_empty_queue_is_the_same_as_push_then_pop() -> None:
         queued.push(ticket("d"))
         # a: 300; b lifted to 300, + 25 + 35; c lifted to 360, + 10; a lifted to 370, + 5
         assert direct.counters.get("d") == queued.counters.get("d") == (375.0 if lift else 0.0)
+
+
+def test_a_request_that_never_ran_gives_its_charge_back() -> None:
+    # dispatched, then the engine refused it before it ran: its tenant is not behind for it
+    queue = VtcQueue()
+    refused, served = ticket("a", prompt=300, weight=2), ticket("b")
+    queue.push(refused)
+    queue.push(served)
+    assert queue.pop() is refused and queue.counters.get("a") == 150
+    queue.refund(refused)
+    assert queue.counters.get("a") == 0
+
+
+def test_predicted_output_that_was_never_generated_is_taken_back_at_the_end() -> None:
+    queue = VtcQueue(predict=True)
+    predicted = ticket("a", prompt=100, weight=2)
+    predicted.predicted_output = 50
+    queue.push(predicted)
+    queue.pop()
+    assert queue.counters.get("a") == (100 + 2 * 50) / 2  # the prediction, charged at dispatch
+    queue.charge_output(predicted, 20)  # within the prediction: nothing more
+    queue.finish(predicted, 20)
+    assert queue.counters.get("a") == (100 + 2 * 20) / 2  # what it generated, no more

@@ -14,7 +14,7 @@ from tenantgate.dataplane.deps import Placement
 from tenantgate.dataplane.placement import Dispatch
 from tenantgate.dataplane.request import Endpoint, parse_request
 from tenantgate.domain import Principal, QueueTerms
-from tenantgate.errors import UpstreamError
+from tenantgate.errors import InvalidRequest, UpstreamError, UpstreamRefused
 from tenantgate.routing.catalog import Deployment
 from tenantgate.routing.engine_load import EngineLoad
 from tenantgate.routing.health import Health, TenantCircuits
@@ -111,3 +111,70 @@ async def test_when_a_circuit_opens_the_requests_waiting_for_it_go_on_at_once() 
     assert (await asyncio.wait_for(pending.pop(), 5)).status == 200
     assert upstreams.sent == ["left", "right", "right"]  # the waiting one was never sent to the failed deployment
     assert left.health.failures == 1
+
+
+class Saturated(Upstreams):
+    """Holds the first request until `fail` is set; refuses the connection of the next one once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusals = 1
+
+    async def send(self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str],
+                   api_key: str | None = None) -> Answer:  # fmt: skip
+        self.sent.append(deployment.name)
+        if len(self.sent) == 1:
+            await self.fail.wait()
+        elif self.refusals:
+            self.refusals -= 1
+            raise UpstreamRefused("connection refused")
+        return Answer()
+
+
+async def test_a_request_a_full_engine_refused_is_charged_once_when_it_runs() -> None:
+    engine = Deployment("engine", "pool", "", "openai", "http://engine", frozenset({"m"}), 2)
+    scheduler = Scheduler([engine])
+    upstreams = Saturated()
+    placement = Placement(scheduler, upstreams, 0.05, lambda tenant, name: None, TenantCircuits())
+    route = Route("m", "m", (engine,))
+    request = parse_request(Endpoint.CHAT, orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}))
+    first, second = (Dispatch(placement, route, request, PRINCIPAL, f"r{n}", 10, 10) for n in (1, 2))
+    running = asyncio.ensure_future(first.send())
+    while upstreams.sent != ["engine"]:
+        await asyncio.sleep(0)
+    # refused while the first runs: its place is given back (and its charge), and it goes again
+    queued = asyncio.ensure_future(second.send())
+    await asyncio.wait_for(queued, 5)
+    assert upstreams.refusals == 0
+    lane = scheduler.lanes["engine"]
+    upstreams.fail.set()
+    await asyncio.wait_for(running, 5)
+    first.release(0)
+    second.release(0)
+    assert upstreams.sent == ["engine"] * 3
+    assert lane.dispatcher.queue.counters.get("t1") == 10 + 10  # each prompt once
+
+
+class Untranslatable(Upstreams):
+    """`left` speaks a dialect this request cannot be put in; `right` answers."""
+
+    async def send(self, deployment: Deployment, path: str, body: bytes, headers: dict[str, str],
+                   api_key: str | None = None) -> Answer:  # fmt: skip
+        self.sent.append(deployment.name)
+        if deployment.name == "left":
+            raise InvalidRequest("left cannot carry this request")
+        return Answer()
+
+
+async def test_a_request_a_deployment_cannot_carry_costs_nothing_there() -> None:
+    left, right = deployment("left", 0.1), deployment("right", 1.0)  # left is cheaper: tried first
+    scheduler = Scheduler([left, right])
+    upstreams = Untranslatable()
+    placement = Placement(scheduler, upstreams, 0.05, lambda tenant, name: None, TenantCircuits())
+    request = parse_request(Endpoint.CHAT, orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}))
+    dispatch = Dispatch(placement, Route("m", "m", (left, right)), request, PRINCIPAL, "r1", 10, 10)
+    assert (await asyncio.wait_for(dispatch.send(), 5)).status == 200
+    dispatch.release(0)
+    assert upstreams.sent == ["left", "right"]
+    assert scheduler.lanes["left"].dispatcher.queue.counters.get("t1") == 0  # given back where it never ran
+    assert scheduler.lanes["right"].dispatcher.queue.counters.get("t1") == 10

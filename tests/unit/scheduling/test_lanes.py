@@ -162,3 +162,17 @@ async def test_a_request_that_joins_between_forecast_passes_still_has_its_place_
     forecast = s.forecast(second)
     assert forecast is not None and forecast.position == 1  # lifted to a's counter; the tie goes to a's older head
     assert forecast.predicted_start_s is not None  # never null once the deployment has served anything
+
+
+async def test_a_request_that_never_ran_leaves_its_tenants_counter_as_it_was() -> None:
+    # the engine refused it before it ran (or its dialect could not carry it): no service, no charge
+    s = scheduler("only")
+    lane = s.lanes["only"]
+    counters = lane.dispatcher.queue.counters
+    refused = run_now(s, lane, "a")
+    assert counters.get("a") == 10  # its prompt, charged at dispatch
+    s.release(lane, refused, refund=True)
+    assert counters.get("a") == 0
+    served = run_now(s, lane, "a")
+    s.release(lane, served, output_tokens=3)
+    assert counters.get("a") == 10 + 2 * 3  # one that ran keeps its prompt and pays its output
