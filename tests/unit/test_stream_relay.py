@@ -35,7 +35,18 @@ class EndingStream:
         pass
 
 
-async def relayed(events: list[str], *, strict: bool, failing_last_send: bool = False) -> None:
+class CutStream(EndingStream):
+    """Two events, then a third the engine stopped sending before its end."""
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for event in EVENTS:
+            yield event
+        yield b'data: {"choices":[{"delta":{"content":"c"}}]}'
+
+
+async def relayed(
+    events: list[str], *, strict: bool, failing_last_send: bool = False, stream: EndingStream | None = None
+) -> None:
     """Relay the stream, noting each send and each piece of bookkeeping in `events` as they happen."""
 
     def outcome(status: int, error: str | None, usage: Usage | None) -> None:
@@ -56,7 +67,7 @@ async def relayed(events: list[str], *, strict: bool, failing_last_send: bool = 
         return {"type": "http.request", "body": b"", "more_body": False}
 
     hooks = RelayHooks(lambda: None, outcome, durable=durable if strict else None)
-    relay = StreamRelay(EndingStream(), SseUsageSniffer(strip_usage_chunk=True), [], hooks, prompt_estimate=3)
+    relay = StreamRelay(stream or EndingStream(), SseUsageSniffer(strip_usage_chunk=True), [], hooks, prompt_estimate=3)
     await relay({"type": "http"}, receive, send)
 
 
@@ -76,3 +87,9 @@ async def test_a_last_send_that_fails_still_reports_the_stream_it_delivered() ->
     events: list[str] = []
     await relayed(events, strict=False, failing_last_send=True)  # the relay takes a failed send as a client gone
     assert events == ["event", "event", "reported 200 2"]  # not as a stream the client left
+
+
+async def test_an_event_the_engine_cut_short_still_reaches_the_client_and_is_charged() -> None:
+    events: list[str] = []
+    await relayed(events, strict=False, stream=CutStream())
+    assert events == ["event", "event", "last bytes", "reported 200 3"]
