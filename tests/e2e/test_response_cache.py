@@ -121,3 +121,11 @@ def test_a_tenant_chooses_its_own_cache_and_purges_it(cached_gw: Gateway) -> Non
     with cached_gw.admin() as admin:
         wrong = admin.patch("/api/v1/tenants/cache-declines", json={"response_cache_ttl_s": -1})
     assert wrong.status_code == 400 and "response_cache_ttl_s" in wrong.json()["error"]["message"]
+
+
+def test_an_engines_refusal_is_never_kept(cached_gw: Gateway) -> None:
+    key = cached_gw.tenant_with_key("cache-refused", "--plan", "cached")
+    refused = [post(cached_gw, key, {**PROMPT, "n": 2}) for _ in range(2)]  # the engine makes one choice only
+    assert [r.status_code for r in refused] == [400, 400]
+    assert [r.headers["x-tenantgate-cache"] for r in refused] == ["miss", "miss"]
+    assert refused[1].json()["error"]["param"] == "n"
