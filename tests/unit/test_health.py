@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tenantgate.routing.health import Health, TenantCircuits
 from tests.unit.manual_clock import ManualClock
 
@@ -114,3 +116,14 @@ def test_a_deployment_failing_for_every_tenant_is_the_deployments_not_theirs() -
     circuits.success("t2", "d")  # both served: then it fails for both
     verdicts = [circuits.failure(tenant, "d") for tenant in ("t1", "t2", "t1", "t2")]
     assert verdicts == [False, False, False, False]  # once both fail, neither is evidence that it works
+
+
+def test_what_the_tenant_circuits_hold_is_bounded_however_many_tenants_come(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(TenantCircuits, "MAX_TRACKED", 50)
+    circuits = TenantCircuits(failures_to_open=3, clock=ManualClock())
+    for n in range(1_000):  # a spray of tenants, each failing once and each served once
+        circuits.failure(f"t{n}", "d")
+        circuits.success(f"s{n}", "d")
+    assert len(circuits._failures) <= 50
+    assert len(circuits._served["d"]) == TenantCircuits.WITNESSES
+    assert list(circuits._served["d"]) == [f"s{n}" for n in range(1_000 - TenantCircuits.WITNESSES, 1_000)]
