@@ -14,9 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
+from tenantgate.domain import Usage
 from tenantgate.errors import InvalidRequest
 from tenantgate.providers.anthropic_events import MessageEvents
 from tenantgate.providers.anthropic_inbound import chat_request, message, native_only
+from tenantgate.providers.anthropic_native import messages_usage
 from tenantgate.providers.anthropic_wire import chat_completion, messages_request
 
 EVENTS: TypeAdapter[RawMessageStreamEvent] = TypeAdapter(RawMessageStreamEvent)
@@ -145,3 +147,9 @@ def test_what_only_the_messages_api_carries_is_named() -> None:
     assert chat_request({"model": "m", "max_tokens": 5, "messages": document})["messages"][0]["content"] == [
         {"type": "text", "text": "Q3"}
     ]
+
+
+def test_a_native_messages_answer_is_charged_for_its_cached_and_cache_written_prompt_too() -> None:
+    usage = {"input_tokens": 10, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 3, "output_tokens": 7}
+    assert messages_usage(usage) == Usage(prompt_tokens=18, completion_tokens=7, cached_tokens=5)
+    assert messages_usage({"input_tokens": "ten"}) is None  # not counts: charged as delivered
