@@ -113,6 +113,28 @@ def test_every_change_is_in_the_audit_log_with_who_and_no_secret(gw: Gateway) ->
     assert "key.rotate" in gw.cli("audit", "--tenant", "audited")
 
 
+def test_the_rest_of_a_tenants_own_changes_are_in_its_audit_log_too(gw: Gateway) -> None:
+    gw.cli("tenants", "create", "audited-more")
+    owner = member(gw, "audited-more", "owner@audited-more.example", "owner")
+    other = member(gw, "audited-more", "dev@audited-more.example", "developer")
+    key = owner.post("/tenants/audited-more/keys", json={"name": "k"}).json()
+    token = other.post(f"/tenants/audited-more/users/{other.user_id}/tokens", json={"name": "spare"}).json()
+    base = "/tenants/audited-more"
+    steps = {
+        "key.revoke": owner.post(f"/keys/{key['id']}/revoke"),
+        "token.revoke": owner.post(f"/tokens/{token['id']}/revoke"),
+        "user.update": owner.patch(f"{base}/users/{other.user_id}", json={"role": "analyst"}),
+        "user.password": owner.put(f"{base}/users/{other.user_id}/password", json={"password": "p" * 12}),
+        "webhook.delete": owner.delete(f"{base}/webhook"),
+        "retention.set": owner.put(f"{base}/retention", json={"days": 30}),
+        "user.delete": owner.delete(f"{base}/users/{other.user_id}"),
+    }
+    assert {a: r.status_code for a, r in steps.items() if r.status_code >= 300} == {}
+    actions = [e["action"] for e in reversed(owner.get(f"{base}/audit").json())]
+    assert [a for a in actions if a in steps] == list(steps)  # each once, in the order made
+    assert all(e["actor_role"] == "owner" for e in owner.get(f"{base}/audit").json() if e["action"] in steps)
+
+
 def test_tokens_from_the_cli_expire_and_revoke(gw: Gateway) -> None:
     viewer = gw.cli_json("tokens", "create", "--role", "platform-viewer", "--name", "grafana")
     assert isinstance(viewer, dict)
