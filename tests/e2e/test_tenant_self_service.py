@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from joserfc.jwk import OKPKey
 
 from tests.e2e.procs import Gateway
 from tests.e2e.test_errors import assert_error
@@ -133,6 +134,30 @@ def test_the_rest_of_a_tenants_own_changes_are_in_its_audit_log_too(gw: Gateway)
     actions = [e["action"] for e in reversed(owner.get(f"{base}/audit").json())]
     assert [a for a in actions if a in steps] == list(steps)  # each once, in the order made
     assert all(e["actor_role"] == "owner" for e in owner.get(f"{base}/audit").json() if e["action"] in steps)
+
+
+def test_the_operators_changes_are_in_the_audit_log(gw: Gateway) -> None:
+    gw.cli("tenants", "create", "audited-ops")
+    base = "/api/v1/tenants/audited-ops"
+    public_jwk = OKPKey.generate_key("Ed25519").as_dict(private=False)
+    with gw.admin() as admin:
+        incident = admin.post("/api/v1/incidents", json={"title": "Slow answers"})
+        steps = {
+            "incident.post": incident,
+            "credit.grant": admin.post(f"{base}/credits", json={"amount": 5}),
+            "operator.create": admin.post("/api/v1/operators", json={"email": "op@ops.example", "password": "p" * 12}),
+            "incident.update": admin.patch(f"/api/v1/incidents/{incident.json()['id']}", json={"state": "resolved"}),
+            "upstream_key.set": admin.put(f"{base}/upstream-keys/healthy", json={"api_key": "sk-own-" + "x" * 20}),
+            "upstream_key.remove": admin.delete(f"{base}/upstream-keys/healthy"),
+            "proxy_key.set": admin.put(f"{base}/proxy-key", json={"public_jwk": public_jwk}),
+            "proxy_key.delete": admin.delete(f"{base}/proxy-key"),
+            "response_cache.purged": admin.delete(f"{base}/response-cache"),
+        }
+        assert {a: r.status_code for a, r in steps.items() if r.status_code >= 300} == {}
+        events = admin.get("/api/v1/audit", params={"limit": 10_000}).json()
+    actions = [e["action"] for e in reversed(events) if e["action"] in steps]
+    assert actions[-len(steps) :] == list(steps)  # each, in the order made
+    assert "x" * 20 not in str(events)  # the tenant's own upstream key is not in the log
 
 
 def test_tokens_from_the_cli_expire_and_revoke(gw: Gateway) -> None:
