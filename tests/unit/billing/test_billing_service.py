@@ -46,3 +46,17 @@ async def test_finalising_burns_credit_alerts_once_and_is_immutable() -> None:
         await billing.credit_note(SYSTEM, "acme", "2026-11", 1, "nothing is due on it")
     left = {c["note"]: c["remaining_micros"] for c in await billing.credits("acme")}
     assert left == {"welcome": 1_000_000, "top-up": 1_000_000}
+
+
+async def test_a_finalised_invoice_and_its_credit_note_are_in_the_audit_log() -> None:
+    store = MemoryStore()
+    await store.create_tenant(tenant("acme"))
+    plans = {"growth": PlanConfig(name="growth", display_name="Growth", monthly_fee_usd=9)}
+    audit = AuditLog(store)
+    rollups = RollupJob(store, lambda _: 0, {})
+    billing = Billing(store, plans.get, rollups, currency="USD", audit=audit, clock=lambda: DECEMBER)
+    final = await billing.finalize(SYSTEM, "acme", "2026-11")
+    assert final["total_micros"] == 9_000_000
+    await billing.credit_note(SYSTEM, "acme", "2026-11", 1_000_000, "goodwill")
+    events = await audit.events("t-acme", datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC), 10)
+    assert [e.action for e in reversed(events)] == ["invoice.finalize", "invoice.credit_note"]
