@@ -12,7 +12,9 @@ import orjson
 
 from tenantgate.domain import Usage
 from tenantgate.errors import UpstreamError
+from tenantgate.providers.anthropic_wire import openai_usage
 from tenantgate.providers.http import HttpUpstreamResponse, WrappedResponse
+from tenantgate.providers.openai_usage import usage_from
 from tenantgate.providers.sse import EventSplitter
 
 _STOP = b"message_stop"
@@ -21,18 +23,14 @@ _USAGE = b'"usage"'
 
 
 def messages_usage(usage: Any) -> Usage | None:
-    """A Messages API `usage`. Anthropic counts cached prompt tokens apart from `input_tokens`; the
-    gateway's usage, as OpenAI's, counts them within."""
+    """A Messages API `usage`, counted as OpenAI counts it (cached prompt tokens within the prompt;
+    anthropic_wire.openai_usage does the counting)."""
     if not isinstance(usage, dict):
         return None
     try:
-        cached = int(usage.get("cache_read_input_tokens") or 0)
-        written = int(usage.get("cache_creation_input_tokens") or 0)
-        prompt = int(usage.get("input_tokens") or 0) + cached + written
-        completion = int(usage.get("output_tokens") or 0)
+        return usage_from({"usage": openai_usage(usage)})
     except (TypeError, ValueError):
         return None  # not counts: charged as delivered
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
 
 
 def native_answer_usage(body: bytes) -> Usage | None:
